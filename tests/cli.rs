@@ -1,0 +1,289 @@
+//! The command line, end to end: the README's first command, round trips,
+//! and every user error giving a clear message and a non-zero exit.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use wcodec::dtype::DType;
+use wcodec::io::safetensors::{OutTensor, header_bytes};
+
+fn wcodec(args: &[&str], dir: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_wcodec"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("runs")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// A small safetensors file with int8, f32, bf16 and i64 tensors.
+fn write_model(path: &Path) -> Vec<u8> {
+    let mut rng = common::Rng(5);
+    let w = common::f32_weights(&mut rng, 96, 130);
+    let tensors = [
+        (
+            OutTensor {
+                name: "w.f32".into(),
+                dtype: DType::F32,
+                shape: vec![96, 130],
+            },
+            common::f32_bytes(&w),
+        ),
+        (
+            OutTensor {
+                name: "w.bf16".into(),
+                dtype: DType::BF16,
+                shape: vec![96, 130],
+            },
+            wcodec::codec::decoder::f32_to_bytes(&w, DType::BF16),
+        ),
+        (
+            OutTensor {
+                name: "q".into(),
+                dtype: DType::I8,
+                shape: vec![100, 70],
+            },
+            common::int8_weights(&mut rng, 7000, 9.0),
+        ),
+        (
+            OutTensor {
+                name: "ids".into(),
+                dtype: DType::I64,
+                shape: vec![4],
+            },
+            (0..32).collect(),
+        ),
+    ];
+    let outs: Vec<OutTensor> = tensors.iter().map(|t| t.0.clone()).collect();
+    let mut meta = serde_json::Map::new();
+    meta.insert("format".into(), "pt".into());
+    let mut bytes = header_bytes(Some(&meta), &outs);
+    for t in &tensors {
+        bytes.extend_from_slice(&t.1);
+    }
+    std::fs::write(path, &bytes).unwrap();
+    bytes
+}
+
+#[test]
+fn decode_without_input_decodes_and_verifies_the_embedded_sample() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = wcodec(&["decode"], dir.path());
+    assert!(o.status.success(), "{}", text(&o));
+    let t = text(&o);
+    assert!(
+        t.contains("embedded sample") && t.contains("verified"),
+        "{t}"
+    );
+    let out = std::fs::read(dir.path().join("wcodec-sample.safetensors")).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&out).unwrap();
+    assert_eq!(st.len(), 10);
+}
+
+#[test]
+fn encode_decode_is_byte_identical_and_info_verify_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = write_model(&dir.path().join("m.safetensors"));
+    let o = wcodec(&["encode", "m.safetensors", "-o", "m.wcodec"], dir.path());
+    assert!(o.status.success(), "{}", text(&o));
+    let o = wcodec(
+        &["decode", "m.wcodec", "-o", "back.safetensors", "--quiet"],
+        dir.path(),
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        std::fs::read(dir.path().join("back.safetensors")).unwrap() == src,
+        "decode is not byte-identical"
+    );
+    let o = wcodec(&["info", "m.wcodec"], dir.path());
+    assert!(
+        o.status.success() && text(&o).contains("float-split") && text(&o).contains("int8"),
+        "{}",
+        text(&o)
+    );
+    let o = wcodec(&["info", "m.wcodec", "--json"], dir.path());
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(j["tensors"].as_array().unwrap().len(), 4);
+    let o = wcodec(&["verify", "m.wcodec"], dir.path());
+    assert!(
+        o.status.success() && text(&o).contains("all checksums match"),
+        "{}",
+        text(&o)
+    );
+}
+
+#[test]
+fn quant_options_and_output_dtypes() {
+    let dir = tempfile::tempdir().unwrap();
+    write_model(&dir.path().join("m.safetensors"));
+    let o = wcodec(
+        &["encode", "m.safetensors", "-o", "q.wcodec", "--bits", "4"],
+        dir.path(),
+    );
+    assert!(
+        o.status.success() && text(&o).contains("SNR"),
+        "{}",
+        text(&o)
+    );
+    for (dtype, want) in [("f16", "F16"), ("bf16", "BF16"), ("f32", "F32")] {
+        let o = wcodec(
+            &[
+                "decode",
+                "q.wcodec",
+                "-o",
+                "o.safetensors",
+                "--dtype",
+                dtype,
+                "-q",
+            ],
+            dir.path(),
+        );
+        assert!(o.status.success(), "{}", text(&o));
+        let b = std::fs::read(dir.path().join("o.safetensors")).unwrap();
+        let st = safetensors::SafeTensors::deserialize(&b).unwrap();
+        assert_eq!(format!("{:?}", st.tensor("w.f32").unwrap().dtype()), want);
+    }
+    let o = wcodec(
+        &[
+            "decode",
+            "q.wcodec",
+            "-o",
+            "i.safetensors",
+            "--dtype",
+            "int8",
+            "-q",
+        ],
+        dir.path(),
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let b = std::fs::read(dir.path().join("i.safetensors")).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&b).unwrap();
+    assert_eq!(st.tensor("w.f32").unwrap().dtype(), safetensors::Dtype::I8);
+    assert_eq!(st.tensor("w.f32.scale").unwrap().shape(), &[96]);
+    let o = wcodec(
+        &["encode", "m.safetensors", "--quant", "int8", "--bits", "4"],
+        dir.path(),
+    );
+    assert!(
+        !o.status.success() && text(&o).contains("disagree"),
+        "{}",
+        text(&o)
+    );
+    let o = wcodec(&["encode", "m.safetensors", "--bits", "9"], dir.path());
+    assert!(!o.status.success(), "{}", text(&o));
+}
+
+#[test]
+fn user_errors_exit_nonzero_with_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    write_model(&dir.path().join("m.safetensors"));
+    // missing input
+    let o = wcodec(&["encode", "nope.safetensors"], dir.path());
+    assert!(
+        !o.status.success() && text(&o).contains("nope.safetensors"),
+        "{}",
+        text(&o)
+    );
+    let o = wcodec(&["decode", "nope.wcodec"], dir.path());
+    assert!(
+        !o.status.success() && text(&o).contains("nope.wcodec"),
+        "{}",
+        text(&o)
+    );
+    // output equal to input: refused, input untouched
+    let before = std::fs::read(dir.path().join("m.safetensors")).unwrap();
+    let o = wcodec(
+        &["encode", "m.safetensors", "-o", "m.safetensors"],
+        dir.path(),
+    );
+    assert!(
+        !o.status.success() && text(&o).contains("refusing to overwrite"),
+        "{}",
+        text(&o)
+    );
+    assert!(std::fs::read(dir.path().join("m.safetensors")).unwrap() == before);
+    let o = wcodec(
+        &["encode", "m.safetensors", "-o", "m.wcodec", "-q"],
+        dir.path(),
+    );
+    assert!(o.status.success());
+    let o = wcodec(&["decode", "m.wcodec", "-o", "./m.wcodec"], dir.path());
+    assert!(
+        !o.status.success() && text(&o).contains("refusing to overwrite"),
+        "{}",
+        text(&o)
+    );
+    // not a wcodec file / not a safetensors file
+    let o = wcodec(&["info", "m.safetensors"], dir.path());
+    assert!(
+        !o.status.success() && text(&o).contains("not a .wcodec file"),
+        "{}",
+        text(&o)
+    );
+    let o = wcodec(&["encode", "m.wcodec", "-o", "x.wcodec"], dir.path());
+    assert!(
+        !o.status.success() && text(&o).contains("safetensors"),
+        "{}",
+        text(&o)
+    );
+    // a corrupted stream: verify fails and names the tensor
+    let mut b = std::fs::read(dir.path().join("m.wcodec")).unwrap();
+    let f = wcodec::format::WcodecFile::from_bytes(b.clone()).unwrap();
+    let t = f.tensors.iter().position(|t| t.name == "q").unwrap();
+    if let wcodec::format::reader::PlaneInfo::Rans { stream, .. } = &f.tensors[t].planes[0] {
+        b[stream.start + stream.len() / 2] ^= 0x33;
+    }
+    std::fs::write(dir.path().join("bad.wcodec"), &b).unwrap();
+    let o = wcodec(&["verify", "bad.wcodec"], dir.path());
+    assert!(
+        !o.status.success() && text(&o).contains("tensor \"q\""),
+        "{}",
+        text(&o)
+    );
+    let o = wcodec(
+        &["decode", "bad.wcodec", "-o", "bad.safetensors"],
+        dir.path(),
+    );
+    assert!(
+        !o.status.success() && text(&o).contains("tensor \"q\""),
+        "{}",
+        text(&o)
+    );
+    assert!(
+        !dir.path().join("bad.safetensors").exists(),
+        "a failed decode left an output file"
+    );
+}
+
+/// A full disk, simulated with a file-size limit: the write fails cleanly,
+/// no output (and no temporary file) is left behind.
+#[test]
+fn a_full_disk_fails_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    write_model(&dir.path().join("m.safetensors"));
+    let bin = env!("CARGO_BIN_EXE_wcodec");
+    let o = Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "trap '' XFSZ; ulimit -f 8; exec {bin} encode m.safetensors -o out.wcodec"
+        ))
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(!o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("out.wcodec"), "{}", text(&o));
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(left.len(), 1, "left behind: {left:?}");
+}
