@@ -423,7 +423,13 @@ pub fn encode_plane(data: &[u8], grid: Grid, opts: &PlaneOptions) -> Result<Code
                 cands.push((Mode::None, 0, freq::histogram(tile)));
                 if opts.modes.len() > 1 && r.n() > 1 {
                     let allowed = |m: Mode| opts.modes.contains(&m);
-                    let mut best = (predict::l1(tile), Mode::None, 0u32);
+                    let st = predict::tile_stats(tile, r.h, r.w);
+                    let mut best = (st.l1_none, Mode::None, 0u32);
+                    for (m, c) in [(Mode::Left, st.l1_left), (Mode::Top, st.l1_top)] {
+                        if allowed(m) && c < best.0 {
+                            best = (c, m, 0);
+                        }
+                    }
                     let consider =
                         |m: Mode, p: u32, scratch: &mut [u8], best: &mut (u64, Mode, u32)| {
                             let c = predict::l1_cost(m, Planar::unpack(p), tile, r.h, r.w, scratch);
@@ -431,21 +437,15 @@ pub fn encode_plane(data: &[u8], grid: Grid, opts: &PlaneOptions) -> Result<Code
                                 *best = (c, m, p);
                             }
                         };
-                    for m in [Mode::Left, Mode::Top] {
-                        if allowed(m) {
-                            consider(m, 0, scratch, &mut best);
-                        }
-                    }
                     // AVG only helps where LEFT or TOP already does.
                     if best.1 != Mode::None && allowed(Mode::Avg) {
                         consider(Mode::Avg, 0, scratch, &mut best);
                     }
-                    // PLANAR: where the tile has an offset or a slope at all.
-                    if allowed(Mode::Planar) {
-                        let p = Planar::fit(tile, r.h, r.w);
-                        if p != Planar::default() {
-                            consider(Mode::Planar, p.pack(), scratch, &mut best);
-                        }
+                    // PLANAR: where the tile has a slope, or an offset of 2 or more
+                    // (an offset of ±1 is within the noise of a dense tile's mean).
+                    let p = st.planar;
+                    if allowed(Mode::Planar) && (p.a != 0 || p.b != 0 || p.c.unsigned_abs() >= 2) {
+                        consider(Mode::Planar, p.pack(), scratch, &mut best);
                     }
                     if best.1 != Mode::None {
                         predict::residuals(best.1, Planar::unpack(best.2), tile, r.h, r.w, scratch);

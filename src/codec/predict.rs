@@ -72,19 +72,11 @@ impl Planar {
 
     /// Least-squares plane through a tile, rounded to the parameter grid.
     pub fn fit(tile: &[u8], h: usize, w: usize) -> Planar {
-        // Integer moments: Σv, Σi·v, Σj·v (exact), then one division each.
-        let (mut sv, mut siv, mut sjv) = (0i64, 0i64, 0i64);
-        for i in 0..h {
-            let row = &tile[i * w..(i + 1) * w];
-            let mut rs = 0i64;
-            for (j, &b) in row.iter().enumerate() {
-                let v = b as i8 as i64;
-                rs += v;
-                sjv += j as i64 * v;
-            }
-            sv += rs;
-            siv += i as i64 * rs;
-        }
+        tile_stats(tile, h, w).planar
+    }
+
+    /// The rounded least-squares plane from the moments Σv, Σi·v, Σj·v.
+    fn from_moments(sv: i64, siv: i64, sjv: i64, h: usize, w: usize) -> Planar {
         let (n, hf, wf) = ((h * w) as f64, h as f64, w as f64);
         let (ci, cj) = ((hf - 1.0) / 2.0, (wf - 1.0) / 2.0);
         // Centred moments: Σ(i − ci)v = Σiv − ci·Σv; Σ(i − ci)² = w·h(h²−1)/12.
@@ -107,6 +99,56 @@ impl Planar {
             b: q(16.0 * beta),
             c: q(gamma),
         }
+    }
+}
+
+/// Cheap facts for choosing a tile's mode, in two passes over the tile:
+/// Σ|residual| under NONE, LEFT and TOP, and PLANAR's least-squares fit.
+#[derive(Debug, Clone, Copy)]
+pub struct TileStats {
+    pub l1_none: u64,
+    pub l1_left: u64,
+    pub l1_top: u64,
+    pub planar: Planar,
+}
+
+pub fn tile_stats(tile: &[u8], h: usize, w: usize) -> TileStats {
+    let (mut sv, mut siv, mut sjv) = (0i64, 0i64, 0i64);
+    let (mut l1_none, mut l1_left, mut l1_top) = (0u64, 0u64, 0u64);
+    for i in 0..h {
+        let row = &tile[i * w..(i + 1) * w];
+        let (mut rs, mut rj, mut rn, mut rl) = (0i32, 0i32, 0u32, 0u32);
+        for (j, &b) in row.iter().enumerate() {
+            let v = b as i8 as i32;
+            rs += v;
+            rj += j as i32 * v;
+            rn += v.unsigned_abs();
+        }
+        for j in 1..w {
+            rl += (row[j].wrapping_sub(row[j - 1]) as i8).unsigned_abs() as u32;
+        }
+        rl += (row[0] as i8).unsigned_abs() as u32;
+        let rt: u32 = if i == 0 {
+            rn
+        } else {
+            let prev = &tile[(i - 1) * w..i * w];
+            row.iter()
+                .zip(prev)
+                .map(|(&c, &t)| (c.wrapping_sub(t) as i8).unsigned_abs() as u32)
+                .sum()
+        };
+        sv += rs as i64;
+        sjv += rj as i64;
+        siv += i as i64 * rs as i64;
+        l1_none += rn as u64;
+        l1_left += rl as u64;
+        l1_top += rt as u64;
+    }
+    TileStats {
+        l1_none,
+        l1_left,
+        l1_top,
+        planar: Planar::from_moments(sv, siv, sjv, h, w),
     }
 }
 
