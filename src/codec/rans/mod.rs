@@ -25,6 +25,9 @@
 //!   string padded with zeros to whole words.
 
 use crate::codec::freq::{FreqTable, lut_entry};
+
+#[cfg(target_arch = "x86_64")]
+mod x86;
 use crate::codec::tile::{GROUP, LANES, RUN, active_lanes, lane_count, lane_symbol, steps};
 
 /// Lower bound of the normalised state.
@@ -318,6 +321,49 @@ pub fn read_states(words: &[u16], a: usize, x: &mut [u32; LANES]) -> Result<usiz
     Ok(bitpos.div_ceil(16))
 }
 
+/// Decode steps `steps` of the fast region (all 32 lanes active, no tails),
+/// reading words from `body` at `*q`. A read past the end yields 0 and
+/// advances `*q` anyway, so the caller sees `*q > body.len()`.
+#[inline]
+fn decode_steps_scalar(
+    x: &mut [u32; LANES],
+    body: &[u16],
+    q: &mut usize,
+    out: &mut [u8],
+    steps: std::ops::Range<usize>,
+    lut: &DecodeLut,
+    prob_bits: u32,
+) {
+    let mask = (1u32 << prob_bits) - 1;
+    for s in steps {
+        let base = GROUP * (s / RUN) + s % RUN;
+        let row = &mut out[base..base + GROUP - RUN + 1];
+        for l in 0..LANES {
+            let v = x[l];
+            let e = lut[(v & mask) as usize];
+            row[RUN * l] = e as u8;
+            let v2 = (((e >> 8) & 0xfff) + 1) * (v >> prob_bits) + (e >> 20);
+            let need = (v2 < STATE_LOW) as u32;
+            let w = body.get(*q).copied().unwrap_or(0) as u32;
+            x[l] = (v2 << (need << 4)) | (w & need.wrapping_neg());
+            *q += need as usize;
+        }
+    }
+}
+
+/// Whether the SIMD decode path is used (x86-64 with AVX2, unless the
+/// environment sets `WCODEC_NO_SIMD`).
+pub fn simd_enabled() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        x86::avx2_enabled()
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
 /// A decode lookup table: [`FreqTable::decode_lut`] padded to 4096 entries
 /// (entries past `M` are never indexed: the slot is `x & (M - 1)`).
 pub type DecodeLut = [u32; 4096];
@@ -351,20 +397,16 @@ pub fn decode_tile(
     // past the end yields 0 and is reported after the loop.
     let fast = full_steps(n, tail);
     let mut q = 0usize;
-    for s in 0..fast {
-        let base = GROUP * (s / RUN) + s % RUN;
-        let row = &mut out[base..base + GROUP - RUN + 1];
-        for l in 0..LANES {
-            let v = x[l];
-            let e = lut[(v & mask) as usize];
-            row[RUN * l] = e as u8;
-            let v2 = (((e >> 8) & 0xfff) + 1) * (v >> prob_bits) + (e >> 20);
-            let need = (v2 < STATE_LOW) as u32;
-            let w = body.get(q).copied().unwrap_or(0) as u32;
-            x[l] = (v2 << (need << 4)) | (w & need.wrapping_neg());
-            q += need as usize;
-        }
+    let mut s0 = 0;
+    #[cfg(target_arch = "x86_64")]
+    if x86::avx2_enabled() {
+        let groups = fast / RUN;
+        // SAFETY: AVX2 is present; `groups` whole groups lie inside `out`
+        // (fast ≤ n's full groups), and the kernel bounds its word reads.
+        unsafe { x86::decode_groups_avx2(&mut x, body, &mut q, out, groups, lut, prob_bits) };
+        s0 = groups * RUN;
     }
+    decode_steps_scalar(&mut x, body, &mut q, out, s0..fast, lut, prob_bits);
     if q > body.len() {
         return Err(TileError::Underflow { words: words.len() });
     }
