@@ -341,6 +341,14 @@ impl SyncPtr {
     }
 }
 
+/// Per-thread scratch for the encoder: a gathered tile and its residuals.
+fn tile_scratch() -> (Vec<u8>, Vec<u8>) {
+    (
+        Vec::with_capacity(MAX_TILE_SYMBOLS),
+        vec![0u8; MAX_TILE_SYMBOLS],
+    )
+}
+
 /// What the plane encoder may use.
 #[derive(Debug, Clone)]
 pub struct PlaneOptions {
@@ -395,70 +403,62 @@ pub fn encode_plane(data: &[u8], grid: Grid, opts: &PlaneOptions) -> Result<Code
     // 1. Per tile: candidate modes and their residual histograms.
     let mut choices: Vec<TileChoice> = (0..nt)
         .into_par_iter()
-        .map_init(
-            || {
-                (
-                    Vec::with_capacity(MAX_TILE_SYMBOLS),
-                    vec![0u8; MAX_TILE_SYMBOLS],
-                )
-            },
-            |(tile, scratch), t| {
-                grid.gather(data, t, tile);
-                let r = grid.tile(t);
-                let mut cands = Vec::with_capacity(2);
-                if let Some(m) = opts.force_mode {
-                    let p = if m == Mode::Planar {
-                        Planar::fit(tile, r.h, r.w).pack()
-                    } else {
-                        0
-                    };
-                    predict::residuals(m, Planar::unpack(p), tile, r.h, r.w, scratch);
-                    cands.push((m, p, freq::histogram(&scratch[..r.n()])));
-                    return TileChoice {
-                        cands,
-                        pick: 0,
-                        table: 0,
-                    };
-                }
-                cands.push((Mode::None, 0, freq::histogram(tile)));
-                if opts.modes.len() > 1 && r.n() > 1 {
-                    let allowed = |m: Mode| opts.modes.contains(&m);
-                    let st = predict::tile_stats(tile, r.h, r.w);
-                    let mut best = (st.l1_none, Mode::None, 0u32);
-                    for (m, c) in [(Mode::Left, st.l1_left), (Mode::Top, st.l1_top)] {
-                        if allowed(m) && c < best.0 {
-                            best = (c, m, 0);
-                        }
-                    }
-                    let consider =
-                        |m: Mode, p: u32, scratch: &mut [u8], best: &mut (u64, Mode, u32)| {
-                            let c = predict::l1_cost(m, Planar::unpack(p), tile, r.h, r.w, scratch);
-                            if c < best.0 {
-                                *best = (c, m, p);
-                            }
-                        };
-                    // AVG only helps where LEFT or TOP already does.
-                    if best.1 != Mode::None && allowed(Mode::Avg) {
-                        consider(Mode::Avg, 0, scratch, &mut best);
-                    }
-                    // PLANAR: where the tile has a slope, or an offset of 2 or more
-                    // (an offset of ±1 is within the noise of a dense tile's mean).
-                    let p = st.planar;
-                    if allowed(Mode::Planar) && (p.a != 0 || p.b != 0 || p.c.unsigned_abs() >= 2) {
-                        consider(Mode::Planar, p.pack(), scratch, &mut best);
-                    }
-                    if best.1 != Mode::None {
-                        predict::residuals(best.1, Planar::unpack(best.2), tile, r.h, r.w, scratch);
-                        cands.push((best.1, best.2, freq::histogram(&scratch[..r.n()])));
-                    }
-                }
-                TileChoice {
+        .map_init(tile_scratch, |(tile, scratch), t| {
+            grid.gather(data, t, tile);
+            let r = grid.tile(t);
+            let mut cands = Vec::with_capacity(2);
+            if let Some(m) = opts.force_mode {
+                let p = if m == Mode::Planar {
+                    Planar::fit(tile, r.h, r.w).pack()
+                } else {
+                    0
+                };
+                predict::residuals(m, Planar::unpack(p), tile, r.h, r.w, scratch);
+                cands.push((m, p, freq::histogram(&scratch[..r.n()])));
+                return TileChoice {
                     cands,
                     pick: 0,
                     table: 0,
+                };
+            }
+            cands.push((Mode::None, 0, freq::histogram(tile)));
+            if opts.modes.len() > 1 && r.n() > 1 {
+                let allowed = |m: Mode| opts.modes.contains(&m);
+                let st = predict::tile_stats(tile, r.h, r.w);
+                let mut best = (st.l1_none, Mode::None, 0u32);
+                for (m, c) in [(Mode::Left, st.l1_left), (Mode::Top, st.l1_top)] {
+                    if allowed(m) && c < best.0 {
+                        best = (c, m, 0);
+                    }
                 }
-            },
-        )
+                let consider =
+                    |m: Mode, p: u32, scratch: &mut [u8], best: &mut (u64, Mode, u32)| {
+                        let c = predict::l1_cost(m, Planar::unpack(p), tile, r.h, r.w, scratch);
+                        if c < best.0 {
+                            *best = (c, m, p);
+                        }
+                    };
+                // AVG only helps where LEFT or TOP already does.
+                if best.1 != Mode::None && allowed(Mode::Avg) {
+                    consider(Mode::Avg, 0, scratch, &mut best);
+                }
+                // PLANAR: where the tile has a slope, or an offset of 2 or more
+                // (an offset of ±1 is within the noise of a dense tile's mean).
+                let p = st.planar;
+                if allowed(Mode::Planar) && (p.a != 0 || p.b != 0 || p.c.unsigned_abs() >= 2) {
+                    consider(Mode::Planar, p.pack(), scratch, &mut best);
+                }
+                if best.1 != Mode::None {
+                    predict::residuals(best.1, Planar::unpack(best.2), tile, r.h, r.w, scratch);
+                    cands.push((best.1, best.2, freq::histogram(&scratch[..r.n()])));
+                }
+            }
+            TileChoice {
+                cands,
+                pick: 0,
+                table: 0,
+            }
+        })
         .collect();
     // Start from each tile's own entropy: a predicted mode must beat NONE on its own statistics.
     for c in choices.iter_mut().filter(|c| c.cands.len() > 1) {
@@ -497,21 +497,13 @@ pub fn encode_plane(data: &[u8], grid: Grid, opts: &PlaneOptions) -> Result<Code
     let enc: Vec<EncTable> = tables.iter().map(EncTable::new).collect();
     let tile_streams: Vec<Vec<u16>> = (0..nt)
         .into_par_iter()
-        .map_init(
-            || {
-                (
-                    Vec::with_capacity(MAX_TILE_SYMBOLS),
-                    vec![0u8; MAX_TILE_SYMBOLS],
-                )
-            },
-            |(tile, res), t| {
-                residual_tile(t, tile, res);
-                let n = grid.tile(t).n();
-                let mut out = Vec::with_capacity(n / 2 + 64);
-                rans::encode_reverse(&res[..n], &enc[picked[t].2], tail, &mut out);
-                out
-            },
-        )
+        .map_init(tile_scratch, |(tile, res), t| {
+            residual_tile(t, tile, res);
+            let n = grid.tile(t).n();
+            let mut out = Vec::with_capacity(n / 2 + 64);
+            rans::encode_reverse(&res[..n], &enc[picked[t].2], tail, &mut out);
+            out
+        })
         .collect();
     let mut stream = Vec::with_capacity(tile_streams.iter().map(|s| s.len()).sum());
     let mut index = Vec::with_capacity(nt);
@@ -717,26 +709,18 @@ fn choose_tail(
     let nt = grid.num_tiles();
     let seen: [[bool; 256]; 16] = (0..nt)
         .into_par_iter()
-        .map_init(
-            || {
-                (
-                    Vec::with_capacity(MAX_TILE_SYMBOLS),
-                    vec![0u8; MAX_TILE_SYMBOLS],
-                )
-            },
-            |(tile, res), t| {
-                residual_tile(t, tile, res);
-                let n = grid.tile(t).n();
-                let mut seen = [[false; 256]; 16];
-                for l in 0..active_lanes(n) {
-                    let nl = lane_count(n, l);
-                    for (j, row) in seen.iter_mut().enumerate().take(nl.min(16)) {
-                        row[res[lane_symbol(l, nl - 1 - j)] as usize] = true;
-                    }
+        .map_init(tile_scratch, |(tile, res), t| {
+            residual_tile(t, tile, res);
+            let n = grid.tile(t).n();
+            let mut seen = [[false; 256]; 16];
+            for l in 0..active_lanes(n) {
+                let nl = lane_count(n, l);
+                for (j, row) in seen.iter_mut().enumerate().take(nl.min(16)) {
+                    row[res[lane_symbol(l, nl - 1 - j)] as usize] = true;
                 }
-                seen
-            },
-        )
+            }
+            seen
+        })
         .reduce(
             || [[false; 256]; 16],
             |mut a, b| {
