@@ -499,9 +499,9 @@ pub fn run(a: &RdArgs, quiet: bool) -> anyhow::Result<()> {
         r.rel_step
     );
     println!(
-        "| tensor | tiles | transform tiles | predicted tiles | SNR gain (dB) | bits/weight saved |"
+        "| tensor | tiles | transform tiles | predicted tiles | SNR gain (dB) | bits/weight saved | DCT8 coding gain (dB) |"
     );
-    println!("|---|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|---:|");
     let (mut tiles, mut tr, mut pr, mut saved, mut n) = (0, 0, 0, 0f64, 0f64);
     for g in &r.gains {
         println!(
