@@ -26,6 +26,9 @@
 //! the matrices' rounding: a coefficient is in the same units (pixels) as the
 //! block it describes, and a DC coefficient `c` is a flat block of `c / N`.
 //!
+//! `shaders/lossy_tile.wgsl` is the WGSL port (tested bit-exact against this
+//! code in `tests/lossy_wgsl.rs`).
+//!
 //! **The forward transform** is the encoder's business and not normative; the
 //! encoder here computes `c = A·x·Aᵀ / (64²·N)` in f64 (exact sums of integer
 //! products, then one division), so that `inverse(forward(x))` is `x` up to
