@@ -362,3 +362,47 @@ fn params_layout() {
     };
     assert_eq!(p.pack(), 0x123 | 2 << 12);
 }
+
+/// Huge, tiny (subnormal) and mixed magnitudes still make valid files whose
+/// scales are finite, at any step.
+#[test]
+fn extreme_magnitudes_make_valid_files() {
+    let mut rng = common::Rng(8);
+    let n = 72 * 80;
+    let sets: Vec<Vec<f32>> = vec![
+        (0..n)
+            .map(|_| {
+                if rng.below(2) == 0 {
+                    f32::MAX
+                } else {
+                    -f32::MAX
+                }
+            })
+            .collect(),
+        (0..n)
+            .map(|_| (rng.below(2001) as f32 - 1000.0) * 1e-45)
+            .collect(),
+        (0..n)
+            .map(|k| {
+                if k % 97 == 0 {
+                    3e38
+                } else {
+                    1e-30 * (k % 7) as f32
+                }
+            })
+            .collect(),
+        (0..n).map(|k| f32::from_bits(1 + (k as u32 % 5))).collect(),
+    ];
+    for (i, w) in sets.iter().enumerate() {
+        for step in [1e-3, 0.5, 60.0] {
+            let o = opts(Target::RelStep(step), None);
+            check(DType::F32, &[72, 80], w, &o)
+                .unwrap_or_else(|e| panic!("set {i} step {step}: {e}"));
+        }
+        for t in [Target::Bpw(2.0), Target::SnrDb(20.0)] {
+            let data = common::f32_bytes(w);
+            let e = encode_tensor("t", DType::F32, &[72, 80], &data, &opts(t, None)).unwrap();
+            WcodecFile::from_bytes(to_bytes(None, &[e]).unwrap()).unwrap();
+        }
+    }
+}

@@ -37,6 +37,9 @@ use crate::codec::predict::Mode;
 use crate::codec::tile::{Grid, MAX_TILE_SYMBOLS};
 use crate::codec::transform::Transform;
 
+/// The largest tile scale: `127 · scale` stays finite in f32.
+pub const SCALE_MAX: f32 = f32::MAX / 128.0;
+
 /// A predictor is tried when its open-loop residual energy is below this
 /// fraction of the tile's energy.
 pub const PREDICT_GAIN: f64 = 0.8;
@@ -173,8 +176,9 @@ fn fit_scale(v: &[f32], px: &[u8], scale: f32) -> f32 {
         wx += w as f64 * x;
         xx += x * x;
     }
-    if xx > 0.0 && wx > 0.0 {
-        (wx / xx) as f32
+    let fit = (wx / xx) as f32;
+    if xx > 0.0 && wx > 0.0 && fit.is_finite() && fit > 0.0 {
+        fit.min(SCALE_MAX)
     } else {
         scale
     }
@@ -306,7 +310,7 @@ fn energies(v: &[f32], h: usize, w: usize) -> (f64, f64, f64) {
 fn code_tile(v: &[f32], h: usize, w: usize, ctx: &Ctx, s: &mut Scratch) -> (TileCode, ClassHists) {
     let n = h * w;
     let absmax = v.iter().fold(0f32, |a, &x| a.max(x.abs()));
-    let grid_scale = absmax / PIXEL_MAX as f32;
+    let grid_scale = (absmax / PIXEL_MAX as f32).min(SCALE_MAX);
     let mut best: Option<TileCode> = None;
     let mut hists = ClassHists {
         spatial: [0; 256],
@@ -384,7 +388,8 @@ fn code_tile(v: &[f32], h: usize, w: usize, ctx: &Ctx, s: &mut Scratch) -> (Tile
         }
     };
     // Spatial: one pixel is one step (or the grid, if the step is finer than it).
-    let sscale = (ctx.delta as f32).max(grid_scale);
+    // (f32 is saturated: a huge step on huge weights must not become infinite.)
+    let sscale = (ctx.delta.min(SCALE_MAX as f64) as f32).max(grid_scale);
     let lam_s = ctx.lambda * (sscale as f64) * (sscale as f64);
     if allowed_mode(Mode::Spatial) {
         for pred in Predictor::ALL {

@@ -186,9 +186,10 @@ pub fn search<T>(
                     // choices: tables, tail width): keep the best so far.
                     break;
                 }
-                if side == last_side && side == prev_side {
-                    // Three times on one side: the measure is not smooth
-                    // here (a jump); bisect.
+                let fp = xa + ga * (xb - xa) / (ga - gb);
+                if side == last_side && side == prev_side || !fp.is_finite() {
+                    // Three times on one side (the measure is not smooth
+                    // here: a jump), or an infinite measure: bisect.
                     0.5 * (xa + xb)
                 } else {
                     // False position, Illinois: halve the stale end's weight.
@@ -209,12 +210,20 @@ pub fn search<T>(
                 // Not bracketed yet: a secant (or the model slope) step, at
                 // least 0.05 and at most 2 toward the goal.
                 let s = match prev {
-                    Some((px, py)) if (x - px).abs() > 1e-9 && (y - py).abs() > 1e-9 => {
+                    Some((px, py))
+                        if (x - px).abs() > 1e-9
+                            && (y - py).abs() > 1e-9
+                            && (y - py).is_finite() =>
+                    {
                         ((y - py) / (x - px)).min(-1e-3)
                     }
                     _ => target.slope(),
                 };
-                let dx = (-g / s).clamp(-2.0, 2.0);
+                let dx = if g.is_finite() {
+                    (-g / s).clamp(-2.0, 2.0)
+                } else {
+                    2.0
+                };
                 let dx = if dx.abs() < 0.05 {
                     0.05 * dx.signum()
                 } else {
@@ -226,6 +235,9 @@ pub fn search<T>(
         prev_side = last_side;
         last_side = side;
         prev = Some((x, y));
+        if !next.is_finite() {
+            break;
+        }
         let nx = clampx(next);
         if (nx - x).abs() < 1e-9 {
             break; // at the end of the range

@@ -275,6 +275,24 @@ mod tests {
         }
     }
 
+    /// Exhaustive over single-coefficient blocks: every code at every
+    /// position, at the smallest, a middle and the largest step.
+    #[test]
+    fn every_single_coefficient_block_matches_i64() {
+        for t in Transform::ALL {
+            let n = t.size();
+            for step in [1, 16, 4095] {
+                for pos in 0..n * n {
+                    for c in -128..=127 {
+                        let mut codes = vec![0; n * n];
+                        codes[pos] = c;
+                        check_i32_matches(t, &codes, step);
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn analytic_bounds_hold() {
         // The bound argument in the module docs: column sums of |A| times the
