@@ -19,6 +19,9 @@
 //!   predictor) is transformed forward, each coefficient quantised, and the
 //!   block rebuilt with the normative inverse, so predictions and the
 //!   measured error are exactly the decoder's.
+//! * Then each candidate's scale becomes the least-squares gain of its
+//!   pixels (`Σ w·x / Σ x²`, capped at [`SCALE_MAX`]), which moves the levels
+//!   toward their cells' centroids for free.
 //!
 //! Each index is chosen between `floor` and `ceil` of `|value / step|` by
 //! `bits(q) + λ·err²` (rate–distortion optimised quantisation), with
