@@ -54,7 +54,7 @@ pub const SNR_TOL: f64 = 0.03;
 /// Most encodes one search may run.
 pub const MAX_EVALS: usize = 14;
 /// The search stops when its bracket is this narrow in `log2 f` (0.07 % of the step).
-const X_RESOLUTION: f64 = 1e-3;
+pub const X_RESOLUTION: f64 = 1e-3;
 /// Range of `log2 f`.
 const X_RANGE: (f64, f64) = (-14.0, 6.0);
 

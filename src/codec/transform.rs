@@ -20,7 +20,7 @@
 //!
 //! `>>` is an arithmetic shift (floor). With `D = code · step`, codes in
 //! `[−128, 127]` and `step` in `[1, 4095]` (so `|D| < 2^19`), no intermediate
-//! leaves `(−2^31, 2^31)`: `|E| < 2^28`, `|G| < 2^30` ([`tests`] check the
+//! leaves `(−2^31, 2^31)`: `|E| < 2^28`, `|G| < 2^30` (the tests check the
 //! bounds on the extreme blocks). `step` is in 1/16 of a pixel, so
 //! `2^(S1+S2) = 16 · 64² · N` and the pair is an orthonormal transform up to
 //! the matrices' rounding: a coefficient is in the same units (pixels) as the
