@@ -406,3 +406,20 @@ fn extreme_magnitudes_make_valid_files() {
         }
     }
 }
+
+/// A whole-model target on a model with nothing to code lossily encodes it
+/// losslessly, without a search.
+#[test]
+fn whole_model_target_without_lossy_tensors() {
+    let ids: Vec<u8> = (0..64u64).flat_map(|i| i.to_le_bytes()).collect();
+    let bias = common::f32_bytes(&[0.5; 300]);
+    let inputs: Vec<ratecontrol::Input> = vec![
+        ("bias", DType::F32, &[300], &bias),
+        ("ids", DType::I64, &[64], &ids),
+    ];
+    let mut o = opts(Target::Bpw(2.0), None);
+    o.lossy.as_mut().unwrap().per_tensor = false;
+    let (ts, rep) = ratecontrol::encode_model(&inputs, &o, None).unwrap();
+    assert!(rep.search.is_none() && rep.snr_db.is_none());
+    assert!(ts.iter().all(|t| t.encoding != Encoding::Lossy));
+}

@@ -323,7 +323,8 @@ pub fn encode_model(
     metadata: Option<&serde_json::Map<String, serde_json::Value>>,
 ) -> Result<(Vec<EncodedTensor>, ModelReport)> {
     let lo = opts.lossy.as_ref();
-    let whole = lo.is_some_and(|l| !l.per_tensor && !matches!(l.target, Target::RelStep(_)));
+    let whole = lo.is_some_and(|l| !l.per_tensor && !matches!(l.target, Target::RelStep(_)))
+        && inputs.iter().any(|t| is_lossy_candidate(t.1, t.2));
     let fixed: Vec<Option<EncodedTensor>> = inputs
         .par_iter()
         .map(|&(n, d, s, b)| {
