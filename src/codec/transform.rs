@@ -104,8 +104,19 @@ impl Transform {
 
     /// Inverse transform of one block (the normative arithmetic above).
     /// `d` holds `N×N` dequantised coefficients row-major (`d[u·N + v]`),
-    /// `out` receives the `N×N` residuals row-major.
+    /// `out` receives the `N×N` residuals row-major. The DCTs use even/odd
+    /// partial butterflies, whose integer sums are the matrix products'
+    /// ([`Transform::inverse_matrix`]; the tests hold the two equal).
     pub fn inverse(self, d: &[i32], out: &mut [i32]) {
+        match self {
+            Transform::Dct8 => inverse_bf::<8>(inv8_1d, 12, d, out),
+            Transform::Dct4 => inverse_bf::<4>(inv4_1d, 11, d, out),
+            Transform::Dst4 => inverse_n::<4>(&DST4, 11, d, out),
+        }
+    }
+
+    /// The inverse exactly as written in the module docs (matrix products).
+    pub fn inverse_matrix(self, d: &[i32], out: &mut [i32]) {
         match self {
             Transform::Dct8 => inverse_n::<8>(&DCT8, 12, d, out),
             Transform::Dct4 => inverse_n::<4>(&DCT4, 11, d, out),
@@ -153,6 +164,66 @@ fn inverse_n<const N: usize>(a: &[[i32; N]; N], s2: u32, d: &[i32], out: &mut [i
                 g[l] += fv * a[v][l];
             }
         }
+        for l in 0..N {
+            out[k * N + l] = (g[l] + r2) >> s2;
+        }
+    }
+}
+
+/// One 8-point inverse DCT: `dst[k] = Σ_u DCT8[u][k] · src[u]`, by HEVC's
+/// even/odd decomposition (the same integer sums).
+#[inline(always)]
+fn inv8_1d(s: [i32; 8]) -> [i32; 8] {
+    let mut o = [0i32; 4];
+    for (k, ok) in o.iter_mut().enumerate() {
+        *ok = DCT8[1][k] * s[1] + DCT8[3][k] * s[3] + DCT8[5][k] * s[5] + DCT8[7][k] * s[7];
+    }
+    let eo0 = 83 * s[2] + 36 * s[6];
+    let eo1 = 36 * s[2] - 83 * s[6];
+    let ee0 = 64 * s[0] + 64 * s[4];
+    let ee1 = 64 * s[0] - 64 * s[4];
+    let e = [ee0 + eo0, ee1 + eo1, ee1 - eo1, ee0 - eo0];
+    [
+        e[0] + o[0],
+        e[1] + o[1],
+        e[2] + o[2],
+        e[3] + o[3],
+        e[3] - o[3],
+        e[2] - o[2],
+        e[1] - o[1],
+        e[0] - o[0],
+    ]
+}
+
+/// One 4-point inverse DCT by even/odd decomposition.
+#[inline(always)]
+fn inv4_1d(s: [i32; 4]) -> [i32; 4] {
+    let o0 = 83 * s[1] + 36 * s[3];
+    let o1 = 36 * s[1] - 83 * s[3];
+    let e0 = 64 * s[0] + 64 * s[2];
+    let e1 = 64 * s[0] - 64 * s[2];
+    [e0 + o0, e1 + o1, e1 - o1, e0 - o0]
+}
+
+/// The two-stage inverse with a 1-D kernel `f` (`dst[k] = Σ_u A[u][k]·src[u]`).
+#[inline(always)]
+fn inverse_bf<const N: usize>(f: fn([i32; N]) -> [i32; N], s2: u32, d: &[i32], out: &mut [i32]) {
+    let d = &d[..N * N];
+    let out = &mut out[..N * N];
+    let r1 = 1i32 << (SHIFT1 - 1);
+    let r2 = 1i32 << (s2 - 1);
+    // Stage 1 on each column v: F[k][v] = (E[k][v] + r1) >> S1.
+    let mut fk = [[0i32; N]; N];
+    for v in 0..N {
+        let col: [i32; N] = std::array::from_fn(|u| d[u * N + v]);
+        let e = f(col);
+        for k in 0..N {
+            fk[k][v] = (e[k] + r1) >> SHIFT1;
+        }
+    }
+    // Stage 2 on each row k: r[k][l] = (G[k][l] + r2) >> S2.
+    for k in 0..N {
+        let g = f(fk[k]);
         for l in 0..N {
             out[k * N + l] = (g[l] + r2) >> s2;
         }
@@ -221,8 +292,11 @@ mod tests {
         assert!(me < 1 << 31 && mg < 1 << 31, "{t:?}: |E| {me}, |G| {mg}");
         let mut got = vec![0i32; n * n];
         t.inverse(&d, &mut got);
+        let mut mat = vec![0i32; n * n];
+        t.inverse_matrix(&d, &mut mat);
         for i in 0..n * n {
             assert_eq!(got[i] as i64, want[i], "{t:?} at {i}");
+            assert_eq!(mat[i] as i64, want[i], "{t:?} (matrix form) at {i}");
         }
         (me, mg)
     }
@@ -289,6 +363,23 @@ mod tests {
                         check_i32_matches(t, &codes, step);
                     }
                 }
+            }
+        }
+    }
+
+    /// Random blocks over the whole code and step range: the butterflies
+    /// and the matrix form agree (and agree with i64).
+    #[test]
+    fn random_blocks_match_the_matrix_form() {
+        let mut seed = 0xabcdef_u64;
+        for t in Transform::ALL {
+            let n = t.size();
+            for _ in 0..20000 {
+                let step = (rng(&mut seed) % 4095) as i32 + 1;
+                let codes: Vec<i32> = (0..n * n)
+                    .map(|_| (rng(&mut seed) % 256) as i32 - 128)
+                    .collect();
+                check_i32_matches(t, &codes, step);
             }
         }
     }
