@@ -1,7 +1,24 @@
 //! Write small valid `.wcodec` files as the fuzzers' seed corpus (fuzz/seeds/).
-use wcodec::codec::encoder::{EncodeOptions, encode_tensor};
+use wcodec::codec::encoder::{EncodeOptions, LossyOptions, encode_tensor};
+use wcodec::codec::lossy::Predictor;
+use wcodec::codec::lossy_enc::LossyConfig;
 use wcodec::codec::predict::Mode;
+use wcodec::codec::ratecontrol::Target;
 use wcodec::dtype::DType;
+
+fn lossy(force: Option<(Mode, Predictor)>) -> EncodeOptions {
+    EncodeOptions {
+        lossy: Some(LossyOptions {
+            target: Target::RelStep(0.4),
+            per_tensor: false,
+            config: LossyConfig {
+                force,
+                ..Default::default()
+            },
+        }),
+        ..Default::default()
+    }
+}
 
 fn main() -> anyhow::Result<()> {
     let dir = std::path::Path::new("fuzz/seeds");
@@ -87,6 +104,19 @@ fn main() -> anyhow::Result<()> {
                 &f32b,
                 &EncodeOptions::default(),
             )?],
+        ),
+        (
+            "lossy",
+            vec![
+                encode_tensor("l", DType::F32, &[20, 50], &f32b, &lossy(None))?,
+                encode_tensor(
+                    "t",
+                    DType::F32,
+                    &[16, 60],
+                    &f32b[..16 * 60 * 4],
+                    &lossy(Some((Mode::Dct4, Predictor::Left))),
+                )?,
+            ],
         ),
     ];
     for (name, t) in cases {

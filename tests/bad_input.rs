@@ -8,7 +8,11 @@ mod common;
 
 use serde_json::Value;
 use wcodec::codec::decoder::decode_tensor;
-use wcodec::codec::encoder::{EncodeOptions, encode_tensor};
+use wcodec::codec::encoder::{EncodeOptions, LossyOptions, encode_tensor};
+use wcodec::codec::lossy::Predictor;
+use wcodec::codec::lossy_enc::LossyConfig;
+use wcodec::codec::predict::Mode;
+use wcodec::codec::ratecontrol::Target;
 use wcodec::dtype::DType;
 use wcodec::error::Error;
 use wcodec::format::WcodecFile;
@@ -16,7 +20,8 @@ use wcodec::format::reader::PlaneInfo;
 use wcodec::format::writer::to_bytes;
 
 /// A small file with every encoding: int8 (2-D, predicted), float-split
-/// (BF16 and F32), quant, raw.
+/// (BF16 and F32), quant, raw, lossy (chosen tile types, and forced DCT8+TOP
+/// with edge tiles too short for 8×8 blocks).
 fn sample() -> (Vec<u8>, Vec<Vec<u8>>) {
     let mut rng = common::Rng(42);
     let int8 = common::int8_weights(&mut rng, 70 * 90, 12.0);
@@ -39,6 +44,15 @@ fn sample() -> (Vec<u8>, Vec<Vec<u8>>) {
         encode_tensor("bf16", DType::BF16, &[4000], &bf16, &d).unwrap(),
         encode_tensor("quant", DType::F32, &[40, 100], &f32b, &q).unwrap(),
         encode_tensor("ids", DType::I64, &[8], &raw, &d).unwrap(),
+        encode_tensor("lossy", DType::F32, &[40, 100], &f32b, &lossy(None)).unwrap(),
+        encode_tensor(
+            "lossy_dct",
+            DType::BF16,
+            &[70, 72],
+            &smooth_bf16(70, 72),
+            &lossy(Some((Mode::Dct8, Predictor::Top))),
+        )
+        .unwrap(),
     ];
     let canon = tensors
         .iter()
@@ -51,6 +65,27 @@ fn sample() -> (Vec<u8>, Vec<Vec<u8>>) {
     let mut meta = serde_json::Map::new();
     meta.insert("format".into(), Value::String("pt".into()));
     (to_bytes(Some(meta), &tensors).unwrap(), canon)
+}
+
+fn lossy(force: Option<(Mode, Predictor)>) -> EncodeOptions {
+    EncodeOptions {
+        lossy: Some(LossyOptions {
+            target: Target::RelStep(0.4),
+            per_tensor: false,
+            config: LossyConfig {
+                force,
+                ..Default::default()
+            },
+        }),
+        ..Default::default()
+    }
+}
+
+fn smooth_bf16(rows: usize, cols: usize) -> Vec<u8> {
+    let w: Vec<f32> = (0..rows * cols)
+        .map(|k| ((k / cols) as f32 / 9.0).sin() * 0.1 + ((k % cols) as f32 / 5.0).cos() * 0.05)
+        .collect();
+    wcodec::codec::decoder::f32_to_bytes(&w, DType::BF16)
 }
 
 /// Open and decode everything; every tensor must decode to the original or
@@ -381,4 +416,160 @@ fn errors_from_files_name_the_file() {
     std::fs::write(&p, b).unwrap();
     let e = WcodecFile::open(&p).unwrap_err().to_string();
     assert!(e.contains("bad.wcodec") && e.contains("version"), "{e}");
+}
+
+/// Rewrite the `meta` word of tile `tile` of `tensor`'s first plane.
+fn set_meta(bytes: &[u8], tensor: &str, tile: usize, edit: impl Fn(u32) -> u32) -> Vec<u8> {
+    let f = WcodecFile::from_bytes(bytes.to_vec()).unwrap();
+    let (_, r) = sections(&f)
+        .into_iter()
+        .find(|(n, _)| *n == format!("{tensor}/index"))
+        .unwrap();
+    let at = r.start + 8 * tile + 4;
+    let meta = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap());
+    let mut b = bytes.to_vec();
+    b[at..at + 4].copy_from_slice(&edit(meta).to_le_bytes());
+    b
+}
+
+#[test]
+fn lossy_fields_are_validated() {
+    let (bytes, _) = sample();
+    let f = WcodecFile::from_bytes(bytes.clone()).unwrap();
+    let li = f.tensors.iter().position(|t| t.name == "lossy").unwrap();
+    let di = f
+        .tensors
+        .iter()
+        .position(|t| t.name == "lossy_dct")
+        .unwrap();
+    // The forced tensor really has DCT8+TOP tiles and SPATIAL edge tiles.
+    if let PlaneInfo::Rans { index, .. } = &f.tensors[di].planes[0] {
+        assert_eq!(index[0].name(), "DCT8+TOP");
+        assert_eq!(index[2].mode, Mode::Spatial, "the 6-row edge tile");
+    }
+    // Header fields.
+    expect_format_error(
+        rewrite_header(&bytes, |h| {
+            h["tensors"][li].as_object_mut().unwrap().remove("lossy");
+        }),
+        &["lossy", "missing for a lossy tensor"],
+    );
+    expect_format_error(
+        rewrite_header(&bytes, |h| {
+            h["tensors"][0]["lossy"] = h["tensors"][li]["lossy"].clone()
+        }),
+        &["int8", "present on a tensor that is not lossy"],
+    );
+    expect_format_error(
+        rewrite_header(&bytes, |h| h["tensors"][li]["dtype"] = "I8".into()),
+        &["lossy encoding of I8"],
+    );
+    expect_format_error(
+        rewrite_header(&bytes, |h| {
+            h["tensors"][li]["shape"] = serde_json::json!([4000])
+        }),
+        &["lossy", "rank"],
+    );
+    expect_format_error(
+        rewrite_header(&bytes, |h| {
+            h["tensors"][li]["planes"][0]["role"] = "q".into()
+        }),
+        &["lossy", "role"],
+    );
+    expect_format_error(
+        rewrite_header(&bytes, |h| {
+            h["tensors"][li]["planes"][1]["data"]["len"] = 4.into()
+        }),
+        &["lossy", "planes[1].data.len"],
+    );
+    // Tile scales: finite, not negative.
+    let (_, raw) = sections(&f)
+        .into_iter()
+        .find(|(n, _)| n == "lossy_dct/raw")
+        .unwrap();
+    for bad in [f32::NAN, f32::INFINITY, -1.0] {
+        let mut b = bytes.clone();
+        b[raw.start + 4..raw.start + 8].copy_from_slice(&bad.to_le_bytes());
+        expect_format_error(b, &["lossy_dct", "planes[1].data[1]", "tile scale"]);
+    }
+    // Index entries: modes of the wrong kind, bad steps, predictors, reserved
+    // bits, unknown codes, transforms on tiles that are not whole blocks.
+    let cases: Vec<(&str, usize, Box<dyn Fn(u32) -> u32>, &str)> = vec![
+        (
+            "lossy",
+            0,
+            Box::new(|m| m & !15),
+            "mode NONE in a lossy plane",
+        ),
+        (
+            "lossy",
+            0,
+            Box::new(|m| (m & !15) | 4),
+            "mode PLANAR in a lossy plane",
+        ),
+        (
+            "int8",
+            0,
+            Box::new(|m| (m & !15 & 0xff) | 5 | 16 << 8),
+            "mode SPATIAL in a lossless plane",
+        ),
+        ("lossy", 0, Box::new(|m| m & !(0xfff << 8)), "lossy step 0"),
+        (
+            "lossy",
+            0,
+            Box::new(|m| m | 3 << 20),
+            "unknown lossy predictor 3",
+        ),
+        (
+            "lossy",
+            0,
+            Box::new(|m| m | 1 << 22),
+            "reserved lossy parameter bits",
+        ),
+        (
+            "lossy",
+            0,
+            Box::new(|m| m | 1 << 31),
+            "reserved lossy parameter bits",
+        ),
+        (
+            "lossy",
+            0,
+            Box::new(|m| (m & !15) | 9),
+            "unknown mode code 9",
+        ),
+        (
+            "lossy",
+            0,
+            Box::new(|m| (m & !15) | 15),
+            "unknown mode code 15",
+        ),
+        (
+            "lossy_dct",
+            2,
+            Box::new(|m| (m & !15) | 6),
+            "mode DCT8 on a 6×64 tile",
+        ),
+        (
+            "lossy_dct",
+            2,
+            Box::new(|m| (m & !15) | 8),
+            "mode DST4 on a 6×64 tile",
+        ),
+    ];
+    for (tensor, tile, edit, needle) in cases {
+        expect_format_error(
+            set_meta(&bytes, tensor, tile, edit),
+            &[
+                &format!("tensor \"{tensor}\""),
+                &format!("index[{tile}]"),
+                needle,
+            ],
+        );
+    }
+    // A valid entry with other parameters decodes to other pixels: the checksum catches it.
+    let b = set_meta(&bytes, "lossy_dct", 0, |m| m ^ 1 << 8);
+    let f2 = WcodecFile::from_bytes(b).unwrap();
+    let e = decode_tensor(&f2, di).unwrap_err().to_string();
+    assert!(e.contains("checksum") && e.contains("lossy_dct"), "{e}");
 }

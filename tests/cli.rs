@@ -183,6 +183,160 @@ fn quant_options_and_output_dtypes() {
 }
 
 #[test]
+fn lossy_options_info_decode_and_bench_rd() {
+    let dir = tempfile::tempdir().unwrap();
+    write_model(&dir.path().join("m.safetensors"));
+    let o = wcodec(
+        &["encode", "m.safetensors", "-o", "l.wcodec", "--bpw", "4"],
+        dir.path(),
+    );
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    assert!(
+        t.contains("bits/weight over the whole file") && t.contains("Bpw(4.0) met"),
+        "{t}"
+    );
+    let size = std::fs::metadata(dir.path().join("l.wcodec"))
+        .unwrap()
+        .len();
+    let numel = 2 * 96 * 130 + 7000 + 64;
+    assert!(8.0 * size as f64 / numel as f64 <= 4.0, "{size}");
+    let o = wcodec(&["info", "l.wcodec"], dir.path());
+    let t = text(&o);
+    assert!(
+        o.status.success()
+            && t.contains("lossy")
+            && t.contains("SPATIAL")
+            && t.contains("lossy tiles by type"),
+        "{t}"
+    );
+    let o = wcodec(&["info", "l.wcodec", "--json"], dir.path());
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(j["lossy_snr_db"].as_f64().unwrap() > 10.0, "{j}");
+    assert!(j["bits_per_weight"].as_f64().unwrap() <= 4.0);
+    let o = wcodec(&["verify", "l.wcodec"], dir.path());
+    assert!(o.status.success(), "{}", text(&o));
+    for (dtype, want) in [("f16", "F16"), ("bf16", "BF16"), ("f32", "F32")] {
+        let o = wcodec(
+            &[
+                "decode",
+                "l.wcodec",
+                "-o",
+                "o.safetensors",
+                "--dtype",
+                dtype,
+                "-q",
+            ],
+            dir.path(),
+        );
+        assert!(o.status.success(), "{}", text(&o));
+        let b = std::fs::read(dir.path().join("o.safetensors")).unwrap();
+        let st = safetensors::SafeTensors::deserialize(&b).unwrap();
+        assert_eq!(format!("{:?}", st.tensor("w.f32").unwrap().dtype()), want);
+    }
+    let o = wcodec(
+        &[
+            "decode",
+            "l.wcodec",
+            "-o",
+            "i.safetensors",
+            "--dtype",
+            "int8",
+            "-q",
+        ],
+        dir.path(),
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let b = std::fs::read(dir.path().join("i.safetensors")).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&b).unwrap();
+    assert_eq!(st.tensor("w.bf16").unwrap().dtype(), safetensors::Dtype::I8);
+    assert_eq!(st.tensor("w.bf16.tile_scale").unwrap().shape(), &[2, 3]);
+    // --snr per tensor, and a fixed step.
+    let o = wcodec(
+        &[
+            "encode",
+            "m.safetensors",
+            "-o",
+            "s.wcodec",
+            "--snr",
+            "20",
+            "--per-tensor",
+        ],
+        dir.path(),
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let o = wcodec(&["info", "s.wcodec", "--json"], dir.path());
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    for t in j["tensors"].as_array().unwrap() {
+        if t["encoding"] == "lossy" {
+            let s = t["snr_db"].as_f64().unwrap();
+            assert!((20.0..20.1).contains(&s), "{t}");
+        }
+    }
+    let o = wcodec(
+        &[
+            "encode",
+            "m.safetensors",
+            "-o",
+            "f.wcodec",
+            "--lossy-step",
+            "0.5",
+            "--lossy-modes",
+            "spatial,dct8",
+            "--predictors",
+            "none",
+        ],
+        dir.path(),
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    // Conflicts and bad values.
+    for args in [
+        &["encode", "m.safetensors", "--bpw", "3", "--bits", "4"][..],
+        &["encode", "m.safetensors", "--bpw", "3", "--snr", "10"],
+        &["encode", "m.safetensors", "--per-tensor"],
+        &["encode", "m.safetensors", "--bpw", "0"],
+        &["encode", "m.safetensors", "--snr", "nan"],
+        &["encode", "m.safetensors", "--lossy-step", "-1"],
+        &[
+            "encode",
+            "m.safetensors",
+            "--bpw",
+            "3",
+            "--lossy-modes",
+            "dct16",
+        ],
+    ] {
+        let o = wcodec(args, dir.path());
+        assert!(!o.status.success(), "{args:?}: {}", text(&o));
+        assert!(text(&o).contains("error"), "{args:?}: {}", text(&o));
+    }
+    // The RD table.
+    let o = wcodec(
+        &[
+            "bench",
+            "rd",
+            "m.safetensors",
+            "--bpw",
+            "3",
+            "--bits",
+            "4",
+            "-q",
+        ],
+        dir.path(),
+    );
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    assert!(
+        t.contains("absmax INT4, fixed rate")
+            && t.contains("absmax INT4 + wcodec entropy coding")
+            && t.contains("lossy, all tile types")
+            && t.contains("lossy, SPATIAL only")
+            && t.contains("At equal SNR"),
+        "{t}"
+    );
+}
+
+#[test]
 fn user_errors_exit_nonzero_with_a_clear_message() {
     let dir = tempfile::tempdir().unwrap();
     write_model(&dir.path().join("m.safetensors"));

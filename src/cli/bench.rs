@@ -15,7 +15,10 @@ use crate::format::WcodecFile;
 use crate::format::writer::to_bytes;
 
 #[derive(clap::Args, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct BenchArgs {
+    #[command(subcommand)]
+    pub what: Option<BenchWhat>,
     /// Benchmark the CPU encoder and decoder against zstd -3 and -19.
     #[arg(long)]
     pub cpu: bool,
@@ -33,6 +36,12 @@ pub struct BenchArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum BenchWhat {
+    /// Rate–distortion table of a model: lossy against absmax INTk, fixed and entropy-coded.
+    Rd(super::bench_rd::RdArgs),
 }
 
 /// One measured row.
@@ -57,7 +66,10 @@ pub struct CpuReport {
 }
 
 pub fn run(a: &BenchArgs, quiet: bool) -> anyhow::Result<()> {
-    anyhow::ensure!(a.cpu, "say what to benchmark: --cpu");
+    if let Some(BenchWhat::Rd(r)) = &a.what {
+        return super::bench_rd::run(r, quiet);
+    }
+    anyhow::ensure!(a.cpu, "say what to benchmark: --cpu, or rd FILE");
     let r = cpu_bench(a, quiet)?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&r)?);

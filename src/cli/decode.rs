@@ -18,7 +18,8 @@ pub struct DecodeArgs {
     #[arg(short, long)]
     pub output: Option<PathBuf>,
     /// Output dtype: f32, f16 or bf16 cast float tensors; int8 writes quantised
-    /// tensors as int8 plus `<name>.scale`. Default: each tensor's source dtype.
+    /// tensors as int8 plus `<name>.scale` (per row), lossy tensors as int8
+    /// plus `<name>.tile_scale` (per 64×64 tile). Default: each tensor's source dtype.
     #[arg(long, value_parser = ["f32", "f16", "bf16", "int8"])]
     pub dtype: Option<String>,
 }

@@ -32,6 +32,9 @@ pub struct TensorInfo {
     pub modes: std::collections::BTreeMap<String, usize>,
     pub tables: usize,
     pub snr_db: Option<f64>,
+    /// For lossy: the largest |w − w'| and the encoder's relative step.
+    pub max_abs_err: Option<f64>,
+    pub rel_step: Option<f64>,
     pub quant_bits: Option<u32>,
     /// For quant: bytes of the coded integer plane, and its ratio to k-bit packing.
     pub q_plane_bytes: Option<usize>,
@@ -50,12 +53,42 @@ pub struct FileInfo {
     pub by_encoding: std::collections::BTreeMap<String, (usize, usize, usize)>,
     pub quant_snr_db: Option<f64>,
     pub quant_ratio_vs_packed: Option<f64>,
+    /// All elements of all tensors, and 8 × file bytes over them.
+    pub numel: usize,
+    pub bits_per_weight: f64,
+    /// Pooled SNR over the lossy tensors.
+    pub lossy_snr_db: Option<f64>,
+    /// Tiles per mode over all lossy tensors (mode, with `+LEFT`/`+TOP` for a predictor).
+    pub lossy_modes: std::collections::BTreeMap<String, usize>,
+}
+
+/// Display order of mode names: by mode code, then predictor.
+pub fn mode_order(name: &str) -> (u8, String) {
+    let base = name.split('+').next().unwrap_or(name);
+    let code = Mode::ALL
+        .iter()
+        .chain(Mode::LOSSY.iter())
+        .find(|m| m.name() == base)
+        .map_or(255, |m| *m as u8);
+    (code, name.to_string())
+}
+
+/// `NAME:count` pairs in display order.
+pub fn modes_line(modes: &std::collections::BTreeMap<String, usize>) -> String {
+    let mut v: Vec<(&String, &usize)> = modes.iter().collect();
+    v.sort_by_key(|(k, _)| mode_order(k));
+    v.iter()
+        .map(|(k, c)| format!("{k}:{c}"))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 pub fn collect(file: &WcodecFile, name: &str) -> FileInfo {
     let mut tensors = Vec::new();
     let mut by_encoding = std::collections::BTreeMap::new();
     let (mut sig, mut noise, mut qbytes, mut packed) = (0f64, 0f64, 0usize, 0f64);
+    let (mut lsig, mut lnoise) = (0f64, 0f64);
+    let mut lossy_modes = std::collections::BTreeMap::new();
     for e in &file.tensors {
         let stored = e.stored_bytes();
         let mut modes = std::collections::BTreeMap::new();
@@ -68,7 +101,10 @@ pub fn collect(file: &WcodecFile, name: &str) -> FileInfo {
             {
                 tables += t.len();
                 for ent in index {
-                    *modes.entry(ent.mode.name().to_string()).or_insert(0) += 1;
+                    *modes.entry(ent.name()).or_insert(0) += 1;
+                    if ent.mode.is_lossy() {
+                        *lossy_modes.entry(ent.name()).or_insert(0) += 1;
+                    }
                 }
                 if e.encoding == Encoding::Quant {
                     q_plane_bytes = Some(p.stored_bytes());
@@ -90,6 +126,10 @@ pub fn collect(file: &WcodecFile, name: &str) -> FileInfo {
             qbytes += b;
             packed += e.numel as f64 * q.bits as f64 / 8.0;
         }
+        if let Some(l) = e.lossy {
+            lsig += l.signal;
+            lnoise += l.snr_db.map_or(0.0, |s| l.signal / 10f64.powf(s / 10.0));
+        }
         let ent = by_encoding
             .entry(e.encoding.name().to_string())
             .or_insert((0, 0, 0));
@@ -107,13 +147,16 @@ pub fn collect(file: &WcodecFile, name: &str) -> FileInfo {
             bits_per_weight: 8.0 * stored as f64 / e.numel.max(1) as f64,
             modes,
             tables,
-            snr_db: q.and_then(|q| q.snr_db),
+            snr_db: q.and_then(|q| q.snr_db).or(e.lossy.and_then(|l| l.snr_db)),
+            max_abs_err: e.lossy.map(|l| l.max_abs_err),
+            rel_step: e.lossy.map(|l| l.rel_step),
             quant_bits: q.map(|q| q.bits),
             q_plane_bytes,
             ratio_vs_packed,
         });
     }
     let source: usize = tensors.iter().map(|t| t.source_bytes).sum();
+    let numel: usize = file.tensors.iter().map(|e| e.numel).sum();
     FileInfo {
         file: name.to_string(),
         file_bytes: file.file_len(),
@@ -124,6 +167,10 @@ pub fn collect(file: &WcodecFile, name: &str) -> FileInfo {
         by_encoding,
         quant_snr_db: (sig > 0.0).then(|| crate::codec::quant::snr_db(sig, noise)),
         quant_ratio_vs_packed: (qbytes > 0).then(|| packed / qbytes as f64),
+        numel,
+        bits_per_weight: 8.0 * file.file_len() as f64 / numel.max(1) as f64,
+        lossy_snr_db: (lsig > 0.0).then(|| crate::codec::quant::snr_db(lsig, lnoise)),
+        lossy_modes,
     }
 }
 
@@ -148,16 +195,17 @@ pub fn run(a: &InfoArgs) -> anyhow::Result<()> {
         "SNR"
     );
     for t in &info.tensors {
-        let modes: Vec<String> = Mode::ALL
-            .iter()
-            .filter_map(|m| t.modes.get(m.name()).map(|c| format!("{}:{c}", m.name())))
-            .collect();
-        let snr = match (t.quant_bits, t.snr_db) {
-            (Some(b), Some(s)) => format!(
+        let modes = modes_line(&t.modes);
+        let snr = match (t.quant_bits, t.snr_db, t.max_abs_err) {
+            (Some(b), Some(s), _) => format!(
                 "{s:.2} dB ({b}-bit, {:.3}x vs packed)",
                 t.ratio_vs_packed.unwrap_or(0.0)
             ),
-            (Some(b), None) => format!("exact ({b}-bit)"),
+            (Some(b), None, _) => format!("exact ({b}-bit)"),
+            (None, s, Some(e)) => format!(
+                "{} (lossy, max |err| {e:.2e})",
+                s.map_or("exact".to_string(), |s| format!("{s:.2} dB"))
+            ),
             _ => String::new(),
         };
         println!(
@@ -170,7 +218,7 @@ pub fn run(a: &InfoArgs) -> anyhow::Result<()> {
             t.ratio,
             t.bits_per_weight,
             t.tables,
-            modes.join(" "),
+            modes,
             snr
         );
     }
@@ -182,9 +230,20 @@ pub fn run(a: &InfoArgs) -> anyhow::Result<()> {
         );
     }
     println!(
-        "file: {} bytes (header {}), source tensors {} bytes, ratio {:.4}x",
-        info.file_bytes, info.header_bytes, info.source_bytes, info.ratio
+        "file: {} bytes (header {}), source tensors {} bytes, ratio {:.4}x, {:.4} bits per weight ({} weights)",
+        info.file_bytes,
+        info.header_bytes,
+        info.source_bytes,
+        info.ratio,
+        info.bits_per_weight,
+        info.numel
     );
+    if let Some(s) = info.lossy_snr_db {
+        println!("lossy tensors: SNR {s:.3} dB (pooled)");
+    }
+    if !info.lossy_modes.is_empty() {
+        println!("lossy tiles by type: {}", modes_line(&info.lossy_modes));
+    }
     if let Some(s) = info.quant_snr_db {
         println!(
             "quantised tensors: overall SNR {s:.2} dB, coded integers {:.4}x smaller than k-bit packing",

@@ -1,6 +1,7 @@
 //! The `wcodec` command line.
 
 pub mod bench;
+pub mod bench_rd;
 pub mod decode;
 pub mod encode;
 pub mod info;

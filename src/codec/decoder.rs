@@ -9,7 +9,8 @@ use crate::format::reader::{PlaneRef, TensorEntry, WcodecFile};
 use crate::io::safetensors::OutTensor;
 
 /// Decode tensor `t` into its canonical bytes (`out.len() == decoded_bytes()`):
-/// the source bytes, or for `quant` the int8 codes followed by the f32 scales.
+/// the source bytes; for `quant` the int8 codes followed by the per-row f32
+/// scales; for `lossy` the int8 pixels followed by the per-tile f32 scales.
 /// Tiles decode in parallel. The checksum is verified.
 pub fn decode_tensor_into(file: &WcodecFile, t: usize, out: &mut [u8]) -> Result<()> {
     let e = &file.tensors[t];
@@ -29,7 +30,7 @@ pub fn decode_tensor_into(file: &WcodecFile, t: usize, out: &mut [u8]) -> Result
             p.decode_into(&mut coded, &loc(0))?;
             float_split::merge(e.dtype, &coded, raw, out);
         }
-        (Encoding::Quant, [PlaneRef::Coded(p), PlaneRef::Raw(scales)]) => {
+        (Encoding::Quant | Encoding::Lossy, [PlaneRef::Coded(p), PlaneRef::Raw(scales)]) => {
             p.decode_into(&mut out[..e.numel], &loc(0))?;
             out[e.numel..].copy_from_slice(scales);
         }
@@ -59,6 +60,9 @@ pub fn decode_tensor(file: &WcodecFile, t: usize) -> Result<Vec<u8>> {
 /// * float tensors (lossless or quant) are cast to a requested float dtype;
 /// * `quant` tensors are dequantised, or with `I8` written as the int8 codes
 ///   plus an F32 `<name>.scale` tensor of one scale per row;
+/// * `lossy` tensors are dequantised, or with `I8` written as the int8 pixels
+///   plus an F32 `<name>.tile_scale` tensor `[tiles_y, tiles_x]` of one scale
+///   per 64×64 tile;
 /// * every other tensor keeps its dtype.
 pub fn output_tensors(e: &TensorEntry, want: Option<DType>) -> Vec<OutTensor> {
     let float_target = match want {
@@ -78,6 +82,21 @@ pub fn output_tensors(e: &TensorEntry, want: Option<DType>) -> Vec<OutTensor> {
                 shape: vec![e.shape[0]],
             },
         ],
+        Encoding::Lossy if want == Some(DType::I8) => {
+            let g = crate::codec::grid_for_shape(&e.shape);
+            vec![
+                OutTensor {
+                    name: e.name.clone(),
+                    dtype: DType::I8,
+                    shape: e.shape.clone(),
+                },
+                OutTensor {
+                    name: format!("{}.tile_scale", e.name),
+                    dtype: DType::F32,
+                    shape: vec![g.tiles_y(), g.tiles_x()],
+                },
+            ]
+        }
         _ if e.dtype.is_split_float() => {
             vec![OutTensor {
                 name: e.name.clone(),
@@ -122,16 +141,40 @@ pub fn dequantize(e: &TensorEntry, canonical: &[u8]) -> Vec<f32> {
     out
 }
 
+/// Dequantise canonical lossy bytes (pixels then per-tile scales) to f32:
+/// `w' = pixel · scale` of the pixel's tile.
+pub fn dequantize_lossy(e: &TensorEntry, canonical: &[u8]) -> Vec<f32> {
+    let g = crate::codec::grid_for_shape(&e.shape);
+    let (px, s) = canonical.split_at(e.numel);
+    let scale = |t: usize| f32::from_le_bytes(s[4 * t..4 * t + 4].try_into().unwrap());
+    let mut out = vec![0f32; e.numel];
+    for t in 0..g.num_tiles() {
+        let r = g.tile(t);
+        let sc = scale(t);
+        for i in 0..r.h {
+            let o = (r.r0 + i) * g.cols + r.c0;
+            for (d, &p) in out[o..o + r.w].iter_mut().zip(&px[o..o + r.w]) {
+                *d = dequant(p, sc);
+            }
+        }
+    }
+    out
+}
+
 /// The bytes of each of [`output_tensors`], from the canonical decoded bytes.
 pub fn render(e: &TensorEntry, canonical: Vec<u8>, want: Option<DType>) -> Vec<Vec<u8>> {
     let outs = output_tensors(e, want);
     match e.encoding {
-        Encoding::Quant if outs[0].dtype == DType::I8 => {
+        Encoding::Quant | Encoding::Lossy if outs[0].dtype == DType::I8 => {
             let mut c = canonical;
             let scales = c.split_off(e.numel);
             vec![c, scales]
         }
         Encoding::Quant => vec![f32_to_bytes(&dequantize(e, &canonical), outs[0].dtype)],
+        Encoding::Lossy => vec![f32_to_bytes(
+            &dequantize_lossy(e, &canonical),
+            outs[0].dtype,
+        )],
         _ if outs[0].dtype != e.dtype => vec![f32_to_bytes(
             &floats_to_f32(e.dtype, &canonical),
             outs[0].dtype,

@@ -1,19 +1,34 @@
 //! Whole-tensor encoding: picks an encoding and builds its planes.
 
 use crate::codec::freq::{DEFAULT_PROB_BITS, MAX_TABLES};
-use crate::codec::plane::{CodedPlane, PlaneOptions, encode_plane};
+use crate::codec::lossy_enc::{self, LossyConfig};
+use crate::codec::plane::{CodedPlane, PlaneOptions, encode_plane, encode_plane_fixed};
 use crate::codec::predict::Mode;
 use crate::codec::quant;
+use crate::codec::ratecontrol::{self, Target};
 use crate::codec::{Encoding, checksum, float_split, grid_for_shape};
 use crate::dtype::DType;
 use crate::error::{Error, Location, Result};
-use crate::format::header::QuantHeader;
+use crate::format::header::{LossyHeader, QuantHeader};
+
+/// Lossy coding of float tensors of rank ≥ 2 (the `lossy` encoding).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LossyOptions {
+    /// What to reach: a step, or a bits-per-weight or SNR target.
+    pub target: Target,
+    /// Meet a bits-per-weight or SNR target in every tensor on its own,
+    /// rather than over the whole model.
+    pub per_tensor: bool,
+    pub config: LossyConfig,
+}
 
 /// Encoder settings.
 #[derive(Debug, Clone)]
 pub struct EncodeOptions {
     /// Quantise float tensors of rank ≥ 2 to this many bits (2..=8); `None` is lossless.
     pub quant_bits: Option<u32>,
+    /// Code float tensors of rank ≥ 2 lossily (exclusive with `quant_bits`).
+    pub lossy: Option<LossyOptions>,
     pub prob_bits: u32,
     pub max_tables: usize,
     /// Force one mode on every tile (tests and experiments).
@@ -24,6 +39,7 @@ impl Default for EncodeOptions {
     fn default() -> Self {
         EncodeOptions {
             quant_bits: None,
+            lossy: None,
             prob_bits: DEFAULT_PROB_BITS,
             max_tables: MAX_TABLES,
             force_mode: None,
@@ -63,7 +79,8 @@ pub struct EncodedTensor {
     pub checksum: u64,
     pub planes: Vec<EncodedPlane>,
     pub quant: Option<QuantHeader>,
-    /// Quantisation error sums (Σw², Σ(w−w')²) for the file-wide SNR.
+    pub lossy: Option<LossyHeader>,
+    /// Error sums (Σw², Σ(w−w')²) of a quant or lossy tensor, for the file-wide SNR.
     pub quant_sums: Option<(f64, f64)>,
 }
 
@@ -91,6 +108,7 @@ fn raw(name: &str, dtype: DType, shape: &[usize], data: &[u8]) -> EncodedTensor 
             bytes: data.to_vec(),
         }],
         quant: None,
+        lossy: None,
         quant_sums: None,
     }
 }
@@ -166,8 +184,21 @@ pub fn encode_tensor(
                     plane,
                 }],
                 quant: None,
+                lossy: None,
                 quant_sums: None,
             }
+        }
+        DType::F32 | DType::F16 | DType::BF16 if opts.lossy.is_some() && shape.len() >= 2 => {
+            let lo = opts.lossy.as_ref().unwrap();
+            if opts.quant_bits.is_some() {
+                return Err(Error::Param("lossy coding and --bits are exclusive".into()));
+            }
+            let w = floats_to_f32(dtype, data);
+            check_finite(&w, grid.cols, &loc)?;
+            return match lo.target {
+                Target::RelStep(f) => encode_lossy(name, dtype, shape, &w, f, opts),
+                _ => ratecontrol::encode_tensor_to_target(name, dtype, shape, &w, opts),
+            };
         }
         DType::F32 | DType::F16 | DType::BF16 if opts.quant_bits.is_some() && shape.len() >= 2 => {
             let bits = opts.quant_bits.unwrap();
@@ -205,6 +236,7 @@ pub fn encode_tensor(
                     max_abs_err: max_err,
                     signal: q.signal,
                 }),
+                lossy: None,
                 quant_sums: Some((q.signal, q.noise)),
             }
         }
@@ -234,17 +266,96 @@ pub fn encode_tensor(
                     },
                 ],
                 quant: None,
+                lossy: None,
                 quant_sums: None,
             }
         }
         _ => return Ok(raw(name, dtype, shape, data)),
     };
     // A coded plane costs about 200 more header bytes and some alignment than a raw one.
-    if t.encoding != Encoding::Quant
+    if !matches!(t.encoding, Encoding::Quant | Encoding::Lossy)
         && opts.force_mode.is_none()
         && t.coded_bytes() + 256 >= data.len()
     {
         return Ok(raw(name, dtype, shape, data));
     }
     Ok(t)
+}
+
+/// Reject non-finite weights, naming the first.
+pub fn check_finite(w: &[f32], cols: usize, loc: &Location) -> Result<()> {
+    if let Some(i) = w.iter().position(|v| !v.is_finite()) {
+        return Err(Error::Unsupported {
+            loc: loc.clone(),
+            msg: format!(
+                "element [{}, {}] is {}; lossy coding needs finite weights",
+                i / cols.max(1),
+                i % cols.max(1),
+                w[i]
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// RMS of a tensor's weights.
+pub fn rms(w: &[f32]) -> f64 {
+    (w.iter().map(|&x| x as f64 * x as f64).sum::<f64>() / w.len().max(1) as f64).sqrt()
+}
+
+/// Code a float tensor of rank ≥ 2 (finite weights `w`, as f32) lossily at a
+/// nominal step of `rel_step` times its RMS.
+pub fn encode_lossy(
+    name: &str,
+    dtype: DType,
+    shape: &[usize],
+    w: &[f32],
+    rel_step: f64,
+    opts: &EncodeOptions,
+) -> Result<EncodedTensor> {
+    if !(rel_step.is_finite() && rel_step > 0.0) {
+        return Err(Error::Param(format!(
+            "lossy step {rel_step} must be finite and > 0"
+        )));
+    }
+    let grid = grid_for_shape(shape);
+    let cfg = opts
+        .lossy
+        .as_ref()
+        .map(|l| l.config.clone())
+        .unwrap_or_default();
+    let r = rms(w);
+    // An all-zero tensor codes to zeros at any step.
+    let delta = if r > 0.0 { rel_step * r } else { 1.0 };
+    let lt = lossy_enc::encode(w, grid, delta, &cfg);
+    let plane = encode_plane_fixed(&lt.codes, grid, &lt.picked, &plane_opts(&grid, opts))?;
+    let scales: Vec<u8> = lt.scales.iter().flat_map(|s| s.to_le_bytes()).collect();
+    let mut canon = lt.pixels.clone();
+    canon.extend_from_slice(&scales);
+    let snr = quant::snr_db(lt.signal, lt.noise);
+    Ok(EncodedTensor {
+        name: name.to_string(),
+        dtype,
+        shape: shape.to_vec(),
+        encoding: Encoding::Lossy,
+        checksum: checksum(&canon),
+        planes: vec![
+            EncodedPlane::Coded {
+                role: "coef",
+                plane,
+            },
+            EncodedPlane::Raw {
+                role: "scales",
+                bytes: scales,
+            },
+        ],
+        quant: None,
+        lossy: Some(LossyHeader {
+            rel_step,
+            snr_db: snr.is_finite().then_some(snr),
+            max_abs_err: lt.max_err,
+            signal: lt.signal,
+        }),
+        quant_sums: Some((lt.signal, lt.noise)),
+    })
 }

@@ -7,17 +7,24 @@
 //! * [`rans`]: the interleaved rANS tile coder;
 //! * [`float_split`]: lossless floats as a coded byte plane plus raw bytes;
 //! * [`plane`]: one coded plane (mode and table choice, tile decode);
+//! * [`transform`], [`lossy`]: integer block transforms and the lossy tile
+//!   types (the decoder's side); [`lossy_enc`]: their rate–distortion encoder;
+//!   [`ratecontrol`]: the step search for a bits-per-weight or SNR target;
 //! * [`encoder`] / [`decoder`]: whole tensors.
 
 pub mod decoder;
 pub mod encoder;
 pub mod float_split;
 pub mod freq;
+pub mod lossy;
+pub mod lossy_enc;
 pub mod plane;
 pub mod predict;
 pub mod quant;
 pub mod rans;
+pub mod ratecontrol;
 pub mod tile;
+pub mod transform;
 
 use crate::codec::tile::Grid;
 
@@ -32,6 +39,8 @@ pub enum Encoding {
     FloatSplit,
     /// k-bit integers with per-row f32 scales (lossy).
     Quant,
+    /// Rate-controlled lossy tiles (spatial or transform) with per-tile f32 scales.
+    Lossy,
 }
 
 impl Encoding {
@@ -41,6 +50,7 @@ impl Encoding {
             Encoding::Int8 => "int8",
             Encoding::FloatSplit => "float-split",
             Encoding::Quant => "quant",
+            Encoding::Lossy => "lossy",
         }
     }
 
@@ -50,6 +60,7 @@ impl Encoding {
             "int8" => Encoding::Int8,
             "float-split" => Encoding::FloatSplit,
             "quant" => Encoding::Quant,
+            "lossy" => Encoding::Lossy,
             _ => return None,
         })
     }

@@ -7,6 +7,7 @@ use std::borrow::Cow;
 use rayon::prelude::*;
 
 use crate::codec::freq::{self, FreqTable, MAX_TABLES};
+use crate::codec::lossy::{self, LossyParams, Predictor};
 use crate::codec::predict::{self, Mode, Planar};
 use crate::codec::rans::{self, EncTable, Tail, TileError};
 use crate::codec::tile::{Grid, MAX_TILE_SYMBOLS, active_lanes, lane_count, lane_symbol};
@@ -36,10 +37,23 @@ impl TileEntry {
         ]
     }
 
-    /// Parse an entry; `tables` is the plane's table count.
-    pub fn unpack(offset: u32, meta: u32, tables: usize) -> std::result::Result<TileEntry, String> {
+    /// Parse an entry; `tables` is the plane's table count, `lossy` whether
+    /// the plane holds lossy tiles (modes 5..=8) or lossless ones (0..=4).
+    pub fn unpack(
+        offset: u32,
+        meta: u32,
+        tables: usize,
+        lossy: bool,
+    ) -> std::result::Result<TileEntry, String> {
         let code = (meta & 15) as u8;
         let mode = Mode::from_code(code).ok_or_else(|| format!("unknown mode code {code}"))?;
+        if mode.is_lossy() != lossy {
+            return Err(format!(
+                "mode {} in a {} plane",
+                mode.name(),
+                if lossy { "lossy" } else { "lossless" }
+            ));
+        }
         let table = ((meta >> 4) & 3) as u8;
         if table as usize >= tables {
             return Err(format!("table {table} but the plane has {tables}"));
@@ -48,7 +62,9 @@ impl TileEntry {
             return Err("reserved bits are set".into());
         }
         let params = meta >> 8;
-        if mode != Mode::Planar && params != 0 {
+        if mode.is_lossy() {
+            LossyParams::unpack(params)?;
+        } else if mode != Mode::Planar && params != 0 {
             return Err(format!("mode {} takes no parameters", mode.name()));
         }
         Ok(TileEntry {
@@ -57,6 +73,23 @@ impl TileEntry {
             table,
             params,
         })
+    }
+
+    /// The lossy parameters of a lossy tile (validated by [`TileEntry::unpack`]).
+    pub fn lossy_params(&self) -> LossyParams {
+        LossyParams::unpack(self.params).expect("validated lossy parameters")
+    }
+
+    /// A display name: the mode, and for lossy tiles with a predictor, `+LEFT` or `+TOP`.
+    pub fn name(&self) -> String {
+        if self.mode.is_lossy() {
+            match LossyParams::unpack(self.params).map(|p| p.pred) {
+                Ok(Predictor::None) | Err(_) => self.mode.name().to_string(),
+                Ok(p) => format!("{}+{}", self.mode.name(), p.name()),
+            }
+        } else {
+            self.mode.name().to_string()
+        }
     }
 }
 
@@ -150,9 +183,13 @@ fn words_of(stream: &[u8]) -> Cow<'_, [u16]> {
 
 impl<'a> PlaneView<'a> {
     /// Build from the sections of a file, checking everything that can be
-    /// checked without decoding: table sums, index entries, monotone offsets.
+    /// checked without decoding: table sums, index entries (lossy modes in a
+    /// `lossy` plane only, and transforms only on tiles of whole blocks),
+    /// monotone offsets.
+    #[allow(clippy::too_many_arguments)]
     pub fn parse(
         grid: Grid,
+        lossy: bool,
         prob_bits: u32,
         tail: Tail,
         table_count: usize,
@@ -221,8 +258,20 @@ impl<'a> PlaneView<'a> {
             let b = &index[t * 8..t * 8 + 8];
             let off = u32::from_le_bytes(b[0..4].try_into().unwrap());
             let meta = u32::from_le_bytes(b[4..8].try_into().unwrap());
-            let e = TileEntry::unpack(off, meta, table_count)
+            let e = TileEntry::unpack(off, meta, table_count, lossy)
                 .map_err(|m| Error::format(at(&format!("index[{t}]")), m))?;
+            let r = grid.tile(t);
+            if !lossy::fits(e.mode, r.h, r.w) {
+                return Err(Error::format(
+                    at(&format!("index[{t}]")),
+                    format!(
+                        "mode {} on a {}×{} tile (needs whole blocks)",
+                        e.mode.name(),
+                        r.h,
+                        r.w
+                    ),
+                ));
+            }
             if (t == 0 && off != 0) || off < prev || off as usize > nwords {
                 return Err(Error::format(
                     at(&format!("index[{t}].offset")),
@@ -293,7 +342,11 @@ impl<'a> PlaneView<'a> {
             self.tail,
             buf,
         )?;
-        predict::reconstruct(e.mode, Planar::unpack(e.params), buf, r.h, r.w);
+        if e.mode.is_lossy() {
+            lossy::reconstruct(e.mode, e.lossy_params(), buf, r.h, r.w);
+        } else {
+            predict::reconstruct(e.mode, Planar::unpack(e.params), buf, r.h, r.w);
+        }
         Ok(())
     }
 
@@ -399,7 +452,6 @@ pub fn encode_plane(data: &[u8], grid: Grid, opts: &PlaneOptions) -> Result<Code
     assert_eq!(data.len(), grid.symbols());
     assert!(grid.symbols() > 0);
     let nt = grid.num_tiles();
-    let prob_bits = opts.prob_bits;
     // 1. Per tile: candidate modes and their residual histograms.
     let mut choices: Vec<TileChoice> = (0..nt)
         .into_par_iter()
@@ -467,6 +519,47 @@ pub fn encode_plane(data: &[u8], grid: Grid, opts: &PlaneOptions) -> Result<Code
             .min_by(|&a, &b| cost(&c.cands[a].2).total_cmp(&cost(&c.cands[b].2)))
             .unwrap();
     }
+    finish_plane(data, grid, choices, opts)
+}
+
+/// Encode a plane whose tiles' modes and parameters are already chosen (the
+/// lossy encoder's codes: `data` holds them row-major, each tile's symbols
+/// at its pixels' positions). Only the tables, tails and streams are chosen here.
+pub fn encode_plane_fixed(
+    data: &[u8],
+    grid: Grid,
+    picked: &[(Mode, u32)],
+    opts: &PlaneOptions,
+) -> Result<CodedPlane> {
+    assert_eq!(data.len(), grid.symbols());
+    assert_eq!(picked.len(), grid.num_tiles());
+    assert!(grid.symbols() > 0);
+    let choices: Vec<TileChoice> = (0..grid.num_tiles())
+        .into_par_iter()
+        .map_init(
+            || Vec::with_capacity(MAX_TILE_SYMBOLS),
+            |tile, t| {
+                grid.gather(data, t, tile);
+                TileChoice {
+                    cands: vec![(picked[t].0, picked[t].1, freq::histogram(tile))],
+                    pick: 0,
+                    table: 0,
+                }
+            },
+        )
+        .collect();
+    finish_plane(data, grid, choices, opts)
+}
+
+/// Tables, tails and the rANS pass for chosen tile candidates.
+fn finish_plane(
+    data: &[u8],
+    grid: Grid,
+    mut choices: Vec<TileChoice>,
+    opts: &PlaneOptions,
+) -> Result<CodedPlane> {
+    let nt = grid.num_tiles();
+    let prob_bits = opts.prob_bits;
     // 2. Tables: cluster tiles by their residual statistics (one class per
     //    mode family to start), then let tiles move to the table that codes
     //    them cheapest, and keep the number of tables that costs least overall.
@@ -580,6 +673,15 @@ fn refine(
     Ok(result)
 }
 
+/// The starting table class of a mode: unpredicted tiles (lossless NONE,
+/// lossy SPATIAL) in one, predicted or transformed tiles in the other.
+fn family(m: Mode) -> usize {
+    match m {
+        Mode::None | Mode::Spatial => 0,
+        _ => 1,
+    }
+}
+
 /// Assign each tile a table (and settle its mode between the candidates);
 /// returns the tables. Starts from one table, then one per mode family, then
 /// splits the largest group by entropy while the total (tables included) falls.
@@ -589,11 +691,8 @@ fn choose_tables(
     max_tables: usize,
 ) -> Result<Vec<FreqTable>> {
     let (mut best_cost, mut best) = refine(choices, vec![0; choices.len()], 1, prob_bits)?;
-    if max_tables >= 2 && choices.iter().any(|c| c.cands[c.pick].0 != Mode::None) {
-        let group = choices
-            .iter()
-            .map(|c| (c.cands[c.pick].0 != Mode::None) as usize)
-            .collect();
+    if max_tables >= 2 && choices.iter().any(|c| family(c.cands[c.pick].0) != 0) {
+        let group = choices.iter().map(|c| family(c.cands[c.pick].0)).collect();
         let (cost, tables) = refine(choices, group, 2, prob_bits)?;
         if cost < best_cost {
             (best_cost, best) = (cost, tables);

@@ -14,6 +14,11 @@
 //! | PLANAR | clamp((a·i + b·j + 16·c + 8) >> 4, −128, 127) | none; a, b, c are signed bytes   |
 
 /// A tile's reconstruction mode. The numbers are the format's mode codes.
+///
+/// Codes 0..=4 are the lossless modes of this module; codes 5..=8 are the
+/// lossy tile types of `lossy` planes (spatial quantisation and the three
+/// transforms, see [`crate::codec::lossy`]). A plane holds modes of one kind
+/// only.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u8)]
 pub enum Mode {
@@ -22,13 +27,32 @@ pub enum Mode {
     Top = 2,
     Avg = 3,
     Planar = 4,
+    /// Lossy: codes are quantised pixels (or pixel residuals).
+    Spatial = 5,
+    /// Lossy: 8×8 DCT-II blocks.
+    Dct8 = 6,
+    /// Lossy: 4×4 DCT-II blocks.
+    Dct4 = 7,
+    /// Lossy: 4×4 DST-VII blocks.
+    Dst4 = 8,
 }
 
 impl Mode {
+    /// The lossless modes.
     pub const ALL: [Mode; 5] = [Mode::None, Mode::Left, Mode::Top, Mode::Avg, Mode::Planar];
+    /// The lossy tile types.
+    pub const LOSSY: [Mode; 4] = [Mode::Spatial, Mode::Dct8, Mode::Dct4, Mode::Dst4];
 
     pub fn from_code(c: u8) -> Option<Mode> {
-        Mode::ALL.get(c as usize).copied()
+        Mode::ALL
+            .iter()
+            .chain(Mode::LOSSY.iter())
+            .find(|m| **m as u8 == c)
+            .copied()
+    }
+
+    pub fn is_lossy(self) -> bool {
+        self as u8 >= Mode::Spatial as u8
     }
 
     pub fn name(self) -> &'static str {
@@ -38,6 +62,10 @@ impl Mode {
             Mode::Top => "TOP",
             Mode::Avg => "AVG",
             Mode::Planar => "PLANAR",
+            Mode::Spatial => "SPATIAL",
+            Mode::Dct8 => "DCT8",
+            Mode::Dct4 => "DCT4",
+            Mode::Dst4 => "DST4",
         }
     }
 }
@@ -163,12 +191,13 @@ fn avg(left: u8, top: u8) -> u8 {
     ((sx(left) + sx(top)) >> 1) as u8
 }
 
-/// Residuals of a tile (`h × w`, row-major) under `mode`.
+/// Residuals of a tile (`h × w`, row-major) under `mode`. A lossy mode's
+/// symbols are its codes, made by `lossy_enc`: here they pass unchanged.
 pub fn residuals(mode: Mode, p: Planar, tile: &[u8], h: usize, w: usize, out: &mut [u8]) {
     let n = h * w;
     let (x, r) = (&tile[..n], &mut out[..n]);
     match mode {
-        Mode::None => r.copy_from_slice(x),
+        Mode::None | Mode::Spatial | Mode::Dct8 | Mode::Dct4 | Mode::Dst4 => r.copy_from_slice(x),
         Mode::Left => {
             for (xr, rr) in x.chunks_exact(w).zip(r.chunks_exact_mut(w)) {
                 rr[0] = xr[0];
@@ -212,11 +241,15 @@ pub fn residuals(mode: Mode, p: Planar, tile: &[u8], h: usize, w: usize, out: &m
     }
 }
 
-/// Rebuild a tile from its residuals, in place: the reference decoder.
+/// Rebuild a tile from its residuals, in place: the reference decoder of the
+/// lossless modes (lossy modes are rebuilt by [`crate::codec::lossy::reconstruct`]).
 pub fn reconstruct(mode: Mode, p: Planar, x: &mut [u8], h: usize, w: usize) {
     let x = &mut x[..h * w];
     match mode {
         Mode::None => {}
+        Mode::Spatial | Mode::Dct8 | Mode::Dct4 | Mode::Dst4 => {
+            unreachable!("lossy tiles are rebuilt by codec::lossy")
+        }
         Mode::Left => {
             for row in x.chunks_exact_mut(w) {
                 for j in 1..w {

@@ -5,6 +5,7 @@ use std::path::Path;
 use rayon::prelude::*;
 
 use crate::codec::encoder::{EncodeOptions, EncodedTensor, encode_tensor};
+use crate::codec::ratecontrol::{self, ModelReport};
 use crate::error::Result;
 use crate::io::safetensors::SafeInput;
 
@@ -14,18 +15,35 @@ pub struct EncodeReport {
     pub source_bytes: u64,
     pub file_bytes: u64,
     pub tensors: usize,
-    /// File-wide SNR over the quantised tensors, if any.
+    /// All elements of all tensors.
+    pub numel: u64,
+    /// File-wide SNR over the quantised (or lossy) tensors, if any.
     pub quant_snr_db: Option<f64>,
+    /// With lossy options: how rate control went.
+    pub lossy: Option<ModelReport>,
 }
 
-/// Encode every tensor of `input` (in data order), `on_tensor` called after each.
+/// Encode every tensor of `input` (in data order), `on_tensor` called after
+/// each. With lossy options, rate control runs over the whole model (or per
+/// tensor) first; see [`ratecontrol::encode_model`].
 pub fn encode_model(
     input: &SafeInput,
     opts: &EncodeOptions,
     on_tensor: &(dyn Fn(&EncodedTensor) + Sync),
-) -> Result<Vec<EncodedTensor>> {
+) -> Result<(Vec<EncodedTensor>, Option<ModelReport>)> {
+    if opts.lossy.is_some() {
+        let inputs: Vec<ratecontrol::Input> = input
+            .tensors
+            .iter()
+            .map(|t| (t.name.as_str(), t.dtype, t.shape.as_slice(), input.data(t)))
+            .collect();
+        let (ts, rep) = ratecontrol::encode_model(&inputs, opts, input.metadata.as_ref())
+            .map_err(|e| e.in_file(&input.path))?;
+        ts.iter().for_each(on_tensor);
+        return Ok((ts, Some(rep)));
+    }
     // Large tensors parallelise over tiles inside encode_tensor; small ones over tensors.
-    input
+    let ts = input
         .tensors
         .par_iter()
         .map(|t| {
@@ -34,7 +52,8 @@ pub fn encode_model(
             on_tensor(&e);
             Ok(e)
         })
-        .collect()
+        .collect::<Result<_>>()?;
+    Ok((ts, None))
 }
 
 /// File-wide SNR of the quantised tensors.
@@ -59,7 +78,7 @@ pub fn encode_file(
 ) -> Result<(Vec<EncodedTensor>, EncodeReport)> {
     crate::io::atomic::refuse_overwrite(input, output)?;
     let src = SafeInput::open(input)?;
-    let tensors = encode_model(&src, opts, on_tensor)?;
+    let (tensors, lossy) = encode_model(&src, opts, on_tensor)?;
     let file_bytes = crate::format::write_file(output, src.metadata.clone(), &tensors)?;
     let source_bytes = std::fs::metadata(input)
         .map_err(|e| crate::Error::io(input, e))?
@@ -68,7 +87,13 @@ pub fn encode_file(
         source_bytes,
         file_bytes,
         tensors: tensors.len(),
+        numel: src
+            .tensors
+            .iter()
+            .map(|t| t.shape.iter().product::<usize>() as u64)
+            .sum(),
         quant_snr_db: quant_snr(&tensors),
+        lossy,
     };
     Ok((tensors, report))
 }

@@ -68,6 +68,20 @@ pub struct QuantHeader {
     pub signal: f64,
 }
 
+/// Facts of a `lossy` tensor (informative: the decoder does not need them).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LossyHeader {
+    /// The encoder's nominal step relative to the tensor's RMS (Δ / rms).
+    pub rel_step: f64,
+    /// SNR of the decoded weights against the source, in dB (null if exact).
+    pub snr_db: Option<f64>,
+    /// Largest |w − w'| over the tensor.
+    pub max_abs_err: f64,
+    /// Σ w² over the tensor, so that SNRs can be pooled across tensors.
+    pub signal: f64,
+}
+
 /// One tensor.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -81,6 +95,8 @@ pub struct TensorHeader {
     pub planes: Vec<PlaneHeader>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quant: Option<QuantHeader>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lossy: Option<LossyHeader>,
 }
 
 /// The whole header.

@@ -17,7 +17,7 @@ use crate::codec::tile::Grid;
 use crate::codec::{Encoding, checked_numel, grid_for_shape, parse_checksum};
 use crate::dtype::DType;
 use crate::error::{Error, Location, Result};
-use crate::format::header::{Header, PlaneHeader, QuantHeader, Section};
+use crate::format::header::{Header, LossyHeader, PlaneHeader, QuantHeader, Section};
 use crate::format::{MAGIC, MAX_HEADER_LEN, PREFIX_LEN, TENSOR_ALIGN, VERSION, align_up};
 
 enum Backing {
@@ -92,6 +92,7 @@ pub struct TensorEntry {
     pub checksum: u64,
     pub planes: Vec<PlaneInfo>,
     pub quant: Option<QuantHeader>,
+    pub lossy: Option<LossyHeader>,
 }
 
 impl TensorEntry {
@@ -99,10 +100,13 @@ impl TensorEntry {
     pub fn source_bytes(&self) -> usize {
         self.numel * self.dtype.size()
     }
-    /// Bytes of the canonical decoded form (source bytes; for `quant`, int8 codes then f32 scales).
+    /// Bytes of the canonical decoded form: the source bytes; for `quant`,
+    /// int8 codes then per-row f32 scales; for `lossy`, int8 pixels then
+    /// per-tile f32 scales.
     pub fn decoded_bytes(&self) -> usize {
         match self.encoding {
             Encoding::Quant => self.numel + 4 * self.shape[0],
+            Encoding::Lossy => self.numel + 4 * grid_for_shape(&self.shape).num_tiles(),
             _ => self.source_bytes(),
         }
     }
@@ -340,9 +344,10 @@ impl WcodecFile {
                     format!("{:?} is not xxh3-64:<16 hex digits>", th.checksum),
                 )
             })?;
-            // The planes each encoding must have: (role, Some(grid) for coded | None with raw length).
+            // The planes each encoding must have: (role, coded grid and whether
+            // its tiles are lossy | raw length).
             enum Want {
-                Coded(Grid),
+                Coded(Grid, bool),
                 Raw(u64),
             }
             let wants: Vec<(&[&str], Want)> = match encoding {
@@ -360,7 +365,7 @@ impl WcodecFile {
                             format!("int8 encoding of {dtype}"),
                         ));
                     }
-                    vec![(&["symbols"], Want::Coded(grid_for_shape(&shape)))]
+                    vec![(&["symbols"], Want::Coded(grid_for_shape(&shape), false))]
                 }
                 Encoding::FloatSplit => {
                     if !dtype.is_split_float() {
@@ -375,7 +380,7 @@ impl WcodecFile {
                         (&["exponent"], &["sign_mantissa"])
                     };
                     vec![
-                        (roles.0, Want::Coded(Grid::one_d(numel))),
+                        (roles.0, Want::Coded(Grid::one_d(numel), false)),
                         (
                             roles.1,
                             Want::Raw(numel as u64 * raw_bytes_per_element(dtype) as u64),
@@ -405,8 +410,27 @@ impl WcodecFile {
                         }
                     }
                     vec![
-                        (&["q"], Want::Coded(grid_for_shape(&shape))),
+                        (&["q"], Want::Coded(grid_for_shape(&shape), false)),
                         (&["scales"], Want::Raw(shape[0] as u64 * 4)),
+                    ]
+                }
+                Encoding::Lossy => {
+                    if !dtype.is_split_float() {
+                        return Err(Error::format(
+                            loc("dtype"),
+                            format!("lossy encoding of {dtype}"),
+                        ));
+                    }
+                    if shape.len() < 2 {
+                        return Err(Error::format(loc("shape"), "lossy needs rank ≥ 2"));
+                    }
+                    if th.lossy.is_none() {
+                        return Err(Error::format(loc("lossy"), "missing for a lossy tensor"));
+                    }
+                    let g = grid_for_shape(&shape);
+                    vec![
+                        (&["coef"], Want::Coded(g, true)),
+                        (&["scales"], Want::Raw(g.num_tiles() as u64 * 4)),
                     ]
                 }
             };
@@ -414,6 +438,12 @@ impl WcodecFile {
                 return Err(Error::format(
                     loc("quant"),
                     "present on a tensor that is not quant",
+                ));
+            }
+            if encoding != Encoding::Lossy && th.lossy.is_some() {
+                return Err(Error::format(
+                    loc("lossy"),
+                    "present on a tensor that is not lossy",
                 ));
             }
             if th.planes.len() != wants.len() {
@@ -462,6 +492,18 @@ impl WcodecFile {
                             ));
                         }
                         let r = section(*data, f("data"))?;
+                        if encoding == Encoding::Lossy {
+                            // Per-tile scales: finite and not negative.
+                            for (i, c) in bytes[r.clone()].chunks_exact(4).enumerate() {
+                                let v = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+                                if !(v.is_finite() && v >= 0.0) {
+                                    return Err(Error::format(
+                                        loc(&format!("planes[{pi}].data[{i}]")),
+                                        format!("tile scale {v} is not a finite value ≥ 0"),
+                                    ));
+                                }
+                            }
+                        }
                         planes.push(PlaneInfo::Raw {
                             role: role.clone(),
                             data: r,
@@ -479,7 +521,7 @@ impl WcodecFile {
                             index,
                             stream,
                         },
-                        Want::Coded(g),
+                        Want::Coded(g, lossy),
                     ) => {
                         let got = Grid {
                             rows: *rows as usize,
@@ -518,6 +560,7 @@ impl WcodecFile {
                         };
                         let view = PlaneView::parse(
                             got,
+                            lossy,
                             *prob_bits,
                             tail,
                             tables.count as usize,
@@ -559,6 +602,7 @@ impl WcodecFile {
                 checksum,
                 planes,
                 quant: th.quant,
+                lossy: th.lossy,
             });
         }
         sections.sort();

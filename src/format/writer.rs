@@ -81,6 +81,7 @@ fn layout(
             checksum: checksum_string(t.checksum),
             planes,
             quant: t.quant,
+            lossy: t.lossy,
         });
     }
     let header = Header {
@@ -126,6 +127,15 @@ pub fn to_bytes(
     let mut out = Vec::new();
     emit(&l, &mut out).expect("writing to a Vec cannot fail");
     Ok(out)
+}
+
+/// The size in bytes of the file [`to_bytes`] would make.
+pub fn file_size(
+    metadata: Option<serde_json::Map<String, serde_json::Value>>,
+    tensors: &[EncodedTensor],
+) -> Result<u64> {
+    let l = layout(metadata, tensors)?;
+    Ok(align_up(PREFIX_LEN as u64 + l.header.len() as u64, TENSOR_ALIGN) + l.data_len)
 }
 
 /// Write a `.wcodec` file atomically; returns its size in bytes.
