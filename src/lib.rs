@@ -12,5 +12,6 @@ pub mod error;
 pub mod format;
 pub mod io;
 pub mod sample;
+pub mod wgpu;
 
 pub use error::{Error, Result};

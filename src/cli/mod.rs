@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod decode;
+pub mod devices;
 pub mod encode;
 pub mod info;
 pub mod verify;
@@ -32,6 +33,8 @@ pub enum Command {
     Verify(verify::VerifyArgs),
     /// Benchmarks against zstd (CPU) and the GPU paths.
     Bench(bench::BenchArgs),
+    /// List GPU adapters with their backend, features and limits.
+    Devices(devices::DevicesArgs),
 }
 
 /// Run the CLI; returns the process exit code.
@@ -43,6 +46,7 @@ pub fn main() -> i32 {
         Command::Info(a) => info::run(a),
         Command::Verify(a) => verify::run(a, cli.quiet),
         Command::Bench(a) => bench::run(a, cli.quiet),
+        Command::Devices(a) => devices::run(a),
     };
     match r {
         Ok(()) => 0,
