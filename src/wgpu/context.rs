@@ -271,9 +271,7 @@ impl std::ops::Deref for PooledBuffer {
 
 impl Drop for PooledBuffer {
     fn drop(&mut self) {
-        if let Some(b) = self.buffer.take()
-            && let Ok(mut p) = self.pool.lock()
-        {
+        if let (Some(b), Ok(mut p)) = (self.buffer.take(), self.pool.lock()) {
             p.free_bytes += self.key.0;
             p.free.entry(self.key).or_default().push(b);
         }
@@ -427,12 +425,12 @@ impl GpuContext {
         if let Some(why) = self.lost.lock().ok().and_then(|l| l.clone()) {
             return Err(Error::Gpu(format!("the device was lost ({why})")));
         }
-        if let Ok(mut u) = self.uncaptured.lock()
-            && !u.is_empty()
-        {
-            let msg = u.join("; ");
-            u.clear();
-            return Err(Error::Gpu(msg));
+        if let Ok(mut u) = self.uncaptured.lock() {
+            if !u.is_empty() {
+                let msg = u.join("; ");
+                u.clear();
+                return Err(Error::Gpu(msg));
+            }
         }
         Ok(())
     }

@@ -5,6 +5,11 @@
 //! * [`decode`]: `.wcodec` → GPU buffers or safetensors (mirrors [`crate::cpu::decode`]).
 
 pub mod context;
+pub mod decode;
+pub mod plan;
 pub mod shaders;
 
 pub use context::{AdapterChoice, ContextOptions, GpuContext, GpuTimer, Kernel, KernelSource};
+pub use decode::{
+    CanonStream, DecodeReport, GpuDecodeOptions, GpuDecoder, GpuTensor, decode_file, decode_to_safetensors, read_tensor,
+};
