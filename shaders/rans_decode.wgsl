@@ -604,6 +604,101 @@ fn recon_phase(ti: Tile, j: u32, li: u32, ph: u32) {
     }
 }
 
+// ---- the fast region (every lane of every tile of a unit decodes a
+// table-coded symbol): helpers kept small so the loop stays tight
+
+// One table-coded step: (symbol, state before renormalisation).
+fn lut_step(x: u32, lbase: u32, fbase: u32, mask: u32, pb: u32) -> vec2<u32> {
+    let slot = x & mask;
+    if (LUT_KIND == 0u) {
+        let e = lut[lbase + slot];
+        return vec2<u32>(e & 0xffu, (((e >> 8u) & 0xfffu) + 1u) * (x >> pb) + (e >> 20u));
+    }
+    let sw = lut[lbase + (slot >> 2u)];
+    let sym = (sw >> (8u * (slot & 3u))) & 0xffu;
+    let fc = lut[fbase + sym];
+    return vec2<u32>(sym, (fc & 0xffffu) * (x >> pb) + slot - (fc >> 16u));
+}
+
+// Word i of a staged tile whose first word sits at u16 index `sb` of the stage.
+fn stage_word(sb: u32, i: u32) -> u32 {
+    let k = sb + i;
+    return (stage[min(k >> 1u, STAGE_U32 - 1u)] >> ((k & 1u) << 4u)) & 0xffffu;
+}
+
+// Steps in which every lane of tile `ti` decodes a table-coded symbol:
+// lane 31 owns the fewest symbols; its tail comes last.
+fn full_steps(n: u32, ntail_max: u32) -> u32 {
+    if (n < 128u) {
+        return 0u;
+    }
+    let nl31 = 4u * (n / 128u) + u32(clamp(i32(n % 128u) - 124, 0, 4));
+    return nl31 - min(ntail_max, nl31);
+}
+
+// The raw bits (float-split) or the row's scale (dequantisation) of the
+// group of four elements starting at tile symbol k0 in row `row`.
+fn aux_of(ti: Tile, k0: u32, row: u32) -> vec3<u32> {
+    let kind = g[S_KIND];
+    let k = kind & 15u;
+    if (k == K_SPLIT) {
+        let re = ti.c0 + k0 - g[S_COL_ORG];
+        if (((kind >> 4u) & 15u) == DT_F32) {
+            let b = g[S_RAW_BASE] + (re >> 2u) * 3u;
+            return vec3<u32>(inp_at(b), inp_at(b + 1u), inp_at(b + 2u));
+        }
+        return vec3<u32>(inp_at(g[S_RAW_BASE] + (re >> 2u)), 0u, 0u);
+    }
+    if (k == K_DEQ) {
+        return vec3<u32>(inp_at(g[S_SCALE_BASE] + row - g[S_ROW_ORG]), 0u, 0u);
+    }
+    return vec3<u32>(0u);
+}
+
+// Write four symbols `sym4` of one row, the first being element `e` of the
+// window, with their raw bits or scale `aux` (aligned, full groups).
+fn emit4(e: u32, sym4: u32, aux: vec3<u32>) {
+    let kind = g[S_KIND];
+    let k = kind & 15u;
+    let src = (kind >> 4u) & 15u;
+    let dst = (kind >> 8u) & 15u;
+    if (k == K_BYTES) {
+        var v = sym4;
+        if ((kind & F_XOR80) != 0u) {
+            v ^= 0x80808080u;
+        }
+        out_store(e >> 2u, v);
+        return;
+    }
+    var o = vec4<u32>(0u);
+    for (var i = 0u; i < 4u; i++) {
+        let b = (sym4 >> (8u * i)) & 0xffu;
+        var v: u32;
+        if (k == K_SPLIT) {
+            var r = (aux.x >> (8u * i)) & 0xffu;
+            if (src == DT_F32) {
+                r = raw24(aux, i);
+            }
+            v = merge_split(src, b, r);
+            if (dst != src) {
+                v = from_f32_bits(to_f32_bits(v, src), dst);
+            }
+        } else {
+            v = from_f32_bits(mul_i8_f32(b, aux.x), dst);
+        }
+        o[i] = v;
+    }
+    if (dst == DT_F32) {
+        out_store(e, o.x);
+        out_store(e + 1u, o.y);
+        out_store(e + 2u, o.z);
+        out_store(e + 3u, o.w);
+    } else {
+        out_store(e >> 1u, (o.x & 0xffffu) | (o.y << 16u));
+        out_store((e >> 1u) + 1u, (o.z & 0xffffu) | (o.w << 16u));
+    }
+}
+
 // ---- the driver
 
 // Decode this invocation's units. `vl` is the virtual lane (tile slot
@@ -716,10 +811,63 @@ fn decode_main(li: u32, vl: u32, wg: u32, nwg: u32) {
             let tj = tile_info(rel0 + jj);
             smax = max(smax, 4u * ((tj.n + 127u) / 128u));
         }
-        // ---- the decode steps (FORMAT.md §4)
+        // ---- the fast region: the steps in which every lane of every tile
+        // of the unit decodes a table-coded symbol, four at a time (uniform)
+        var fast4 = smax;
+        for (var jj = 0u; jj < TILES; jj++) {
+            let tj = tile_info(rel0 + jj);
+            fast4 = min(fast4, full_steps(tj.n, 16u / tbits) & ~3u);
+        }
         var q = 0u;
+        let lbase = select(tab * 1024u, tab * 4096u, LUT_KIND == 0u);
+        let fbase = LUT_TABLES * 1024u + tab * 256u;
+        let sb = j * STAGE_WORDS + stage_odd(ti);
+        let scratch_out = (g[S_KIND] & F_SCRATCH) != 0u;
+        // full-width tiles step through the output by a fixed stride per group
+        let fullw = direct && !scratch_out && (ti.h <= 1u || ti.w == g[S_TILE_W]);
+        let e0 = elem_of(ti, 4u * lane);
+        let r0 = row_of(ti, 4u * lane);
+        let estride = select(2u * g[S_COLS], 128u, ti.h <= 1u);
+        let rstride = select(2u, 0u, ti.h <= 1u);
+        var aux = vec3<u32>(0u);
+        if (fullw && fast4 > 0u) {
+            aux = aux_of(ti, 4u * lane, r0);
+        }
+        for (var g4 = 0u; g4 < fast4 / 4u; g4++) {
+            // the next group's raw bits or scale, loaded a group ahead
+            var auxn = vec3<u32>(0u);
+            if (fullw && g4 + 1u < fast4 / 4u) {
+                auxn = aux_of(ti, 128u * (g4 + 1u) + 4u * lane, r0 + (g4 + 1u) * rstride);
+            }
+            var acc4 = 0u;
+            for (var i = 0u; i < 4u; i++) {
+                let r = lut_step(x, lbase, fbase, mask, pb);
+                let need = r.y < 0x10000u;
+                let pc = tile_prefix(need, 4u * g4 + i, j, lane);
+                var w = 0u;
+                if (need) {
+                    if (staged) {
+                        w = stage_word(sb, p0 + q + pc.x);
+                    } else {
+                        w = tile_word(ti, j, false, p0 + q + pc.x);
+                    }
+                }
+                x = select(r.y, (r.y << 16u) | w, need);
+                q += pc.y;
+                acc4 |= r.x << (8u * i);
+            }
+            if (fullw) {
+                emit4(e0 + g4 * estride, acc4, aux);
+            } else if (direct) {
+                emit(ti, rel0 + j, 128u * g4 + 4u * lane, 4u, acc4);
+            } else {
+                atomicStore(&tb[j * 1024u + 32u * g4 + lane], acc4);
+            }
+            aux = auxn;
+        }
+        // ---- the other steps (FORMAT.md §4): lanes that end early, tails
         var acc = 0u;
-        for (var s = 0u; s < smax; s++) {
+        for (var s = fast4; s < smax; s++) {
             var need = false;
             var sym = 0u;
             var x2 = x;

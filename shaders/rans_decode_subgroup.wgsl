@@ -10,6 +10,8 @@
 // tile instead of decoding wrongly; the host then falls back.
 
 override SG_WIDE: bool = true;
+// The subgroup size is exactly 32 (NVIDIA): the ballot's first word is the tile's.
+override SG32: bool = false;
 override PCNT: u32 = select(24u * TILES, 1u, SG_WIDE);
 
 var<private> p_sg_inv: u32;
@@ -27,6 +29,9 @@ fn prefix_reset(li: u32) {}
 // (offset among the tile's lanes that need a word, lanes that need one)
 fn tile_prefix(need: bool, s: u32, j: u32, lane: u32) -> vec2<u32> {
     let b = subgroupBallot(need);
+    if (SG_WIDE && SG32) {
+        return vec2<u32>(countOneBits(b.x & ((1u << lane) - 1u)), countOneBits(b.x));
+    }
     if (SG_WIDE) {
         let c = p_sg_inv / 32u;
         var bits = b.x;
@@ -73,6 +78,9 @@ fn main(
     p_sg_size = ssz;
     let vl = sid * ssz + sii;
     var bad = vl >= NT;
+    if (SG32) {
+        bad = bad || ssz != 32u;
+    }
     if (SG_WIDE) {
         bad = bad || ssz < 32u || (ssz % 32u) != 0u;
     } else {

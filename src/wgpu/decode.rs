@@ -358,8 +358,10 @@ impl<'c> GpuDecoder<'c> {
                 modes |= pl.index[tiles.clone()].iter().any(|e| e.mode != Mode::None);
             }
         }
+        let sg32 = self.path == DecodePath::SubgroupWide && ctx.info.subgroup_min_size == 32 && ctx.info.subgroup_max_size == 32;
         let variant = pick_variant(
             self.path,
+            sg32,
             max_tables,
             modes,
             &self.opts.tuning,
@@ -947,7 +949,7 @@ impl<'d, 'c, 'f> CanonStream<'d, 'c, 'f> {
 /// 65535 loop iterations in all (gallivm's loop limiter), silently; a unit
 /// costs a few hundred to about 1200 iterations (AVG tiles more), so
 /// workgroups there take at most this many units.
-const CPU_UNITS_PER_WORKGROUP: u32 = 16;
+const CPU_UNITS_PER_WORKGROUP: u32 = 8;
 
 /// Persistent workgroups for `units` units: `want` if set, else 8192 on
 /// GPUs; never more than the units or the dispatch limit, and on CPU

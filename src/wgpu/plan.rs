@@ -621,6 +621,7 @@ pub fn pick_path(want: Option<DecodePath>, has_subgroup: bool, sg_min: u32, sg_m
 /// and memory allows, the one-read table layout if the tables fit.
 pub fn pick_variant(
     path: DecodePath,
+    sg32: bool,
     tables: u32,
     modes: bool,
     tune: &Tuning,
@@ -637,7 +638,7 @@ pub fn pick_variant(
     for &stage_words in &stages {
         for &lut_kind in kinds {
             for tiles in (1..=tune.tiles.max(1)).rev() {
-                let v = DecodeVariant { path, tiles, lut_kind, lut_tables: tables, stage_words, modes };
+                let v = DecodeVariant { path, tiles, lut_kind, lut_tables: tables, stage_words, modes, sg32 };
                 if v.workgroup_bytes() <= wg_bytes && v.threads() <= wg_threads {
                     return Ok(v);
                 }
@@ -657,13 +658,13 @@ mod tests {
         for (mem, threads) in [(32 << 10, 1024), (48 << 10, 1024), (16 << 10, 256)] {
             for tables in 1..=4 {
                 for modes in [false, true] {
-                    let v = pick_variant(DecodePath::SubgroupWide, tables, modes, &t, mem, threads).unwrap();
+                    let v = pick_variant(DecodePath::SubgroupWide, false, tables, modes, &t, mem, threads).unwrap();
                     assert!(v.workgroup_bytes() <= mem, "{v:?}");
                 }
             }
         }
         // the common case on the H100: one table, no modes, 4 tiles, staged, one-read tables
-        let v = pick_variant(DecodePath::SubgroupWide, 1, false, &t, 48 << 10, 1024).unwrap();
+        let v = pick_variant(DecodePath::SubgroupWide, true, 1, false, &t, 48 << 10, 1024).unwrap();
         assert_eq!((v.tiles, v.lut_kind, v.stage_words), (4, LutKind::Slot32, 2048));
     }
 

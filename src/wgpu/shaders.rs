@@ -83,6 +83,8 @@ pub struct DecodeVariant {
     pub stage_words: u32,
     /// Reconstruction buffers for tiles with a predictor mode.
     pub modes: bool,
+    /// The subgroup path on subgroups of exactly 32 (NVIDIA): no ballot word select.
+    pub sg32: bool,
 }
 
 impl DecodeVariant {
@@ -116,6 +118,7 @@ impl DecodeVariant {
         ];
         if self.path != DecodePath::Workgroup {
             c.push(("SG_WIDE", if self.path == DecodePath::SubgroupWide { 1.0 } else { 0.0 }));
+            c.push(("SG32", if self.sg32 && self.path == DecodePath::SubgroupWide { 1.0 } else { 0.0 }));
         }
         c
     }
@@ -138,8 +141,9 @@ impl DecodeVariant {
 
     pub fn describe(&self) -> String {
         format!(
-            "{} tiles={} lut={}x{} stage={} modes={}",
+            "{}{} tiles={} lut={}x{} stage={} modes={}",
             self.path.name(),
+            if self.sg32 { "32" } else { "" },
             self.tiles,
             match self.lut_kind {
                 LutKind::Slot32 => "slot32",
@@ -161,7 +165,12 @@ pub fn all_decode_variants() -> Vec<DecodeVariant> {
                 for lut_tables in 1..=4 {
                     for stage_words in [0, 2048, 4096] {
                         for modes in [false, true] {
-                            v.push(DecodeVariant { path, tiles, lut_kind, lut_tables, stage_words, modes });
+                            for sg32 in [false, true] {
+                                if sg32 && path != DecodePath::SubgroupWide {
+                                    continue;
+                                }
+                                v.push(DecodeVariant { path, tiles, lut_kind, lut_tables, stage_words, modes, sg32 });
+                            }
                         }
                     }
                 }
