@@ -420,6 +420,22 @@ fn emit(ti: Tile, slot: u32, k0: u32, cnt: u32, sym4: u32) {
     }
 }
 
+// PLANAR needs no neighbours: add its prediction to the four symbols of a
+// group (tile symbols k0 .. k0+3) as they are written.
+fn planar4(ti: Tile, k0: u32, sym4: u32) -> u32 {
+    let pa = sx8(ti.params);
+    let pb = sx8(ti.params >> 8u);
+    let pc = sx8(ti.params >> 16u);
+    let w = max(ti.w, 1u);
+    var o = 0u;
+    for (var b = 0u; b < 4u; b++) {
+        let k = k0 + b;
+        let p = clamp((pa * i32(k / w) + pb * i32(k % w) + 16 * pc + 8) >> 4u, -128, 127);
+        o |= ((((sym4 >> (8u * b)) & 0xffu) + u32(p)) & 0xffu) << (8u * b);
+    }
+    return o;
+}
+
 // ---- reconstruction in workgroup memory (all invocations; uniform per tile)
 
 fn tb_byte(base: u32, k: u32) -> u32 {
@@ -444,12 +460,12 @@ fn add4(a: u32, b: u32) -> u32 {
 }
 
 // Reconstruction runs in phases with one workgroup barrier after each
-// (a single barrier site, in the caller): PLANAR, TOP and LEFT on tiles of
-// several rows take one phase; LEFT (and AVG) on one row, a parallel scan,
+// (a single barrier site, in the caller): TOP and LEFT on tiles of several
+// rows take one phase; LEFT (and AVG) on one row, a parallel scan,
 // takes two; AVG takes one per anti-diagonal of its wavefront.
 fn recon_phases(ti: Tile) -> u32 {
     let mode = ti.mode;
-    if (mode == M_NONE) {
+    if (mode == M_NONE || mode == M_PLANAR) {
         return 0u;
     }
     if ((mode == M_LEFT || mode == M_AVG) && ti.h <= 1u) {
@@ -474,27 +490,7 @@ fn recon_phase(ti: Tile, j: u32, li: u32, ph: u32) {
     let w = max(ti.w, 1u);
     let h = ti.h;
     let mode = ti.mode;
-    if (mode == M_PLANAR) {
-        let pa = sx8(ti.params);
-        let pb = sx8(ti.params >> 8u);
-        let pc = sx8(ti.params >> 16u);
-        for (var wi = li; wi < (n + 3u) / 4u; wi += NT) {
-            let v = atomicLoad(&tb[base + wi]);
-            var o = 0u;
-            for (var b = 0u; b < 4u; b++) {
-                let k = wi * 4u + b;
-                var x = (v >> (8u * b)) & 0xffu;
-                if (k < n) {
-                    let i = i32(k / w);
-                    let jj = i32(k % w);
-                    let p = clamp((pa * i + pb * jj + 16 * pc + 8) >> 4u, -128, 127);
-                    x = (x + u32(p)) & 0xffu;
-                }
-                o |= x << (8u * b);
-            }
-            atomicStore(&tb[base + wi], o);
-        }
-    } else if ((mode == M_LEFT || mode == M_AVG) && h <= 1u) {
+    if ((mode == M_LEFT || mode == M_AVG) && h <= 1u) {
         // a chunked parallel scan of the row: totals, then prefixes
         let nwords = (n + 3u) / 4u;
         let per = (nwords + NT - 1u) / NT;
@@ -804,7 +800,10 @@ fn decode_main(li: u32, vl: u32, wg: u32, nwg: u32) {
         let mask = (1u << pb) - 1u;
         let tab = ti.table;
         let body = select(0u, nw - p0, nw >= p0);
-        let direct = !MODES || ti.mode == M_NONE;
+        // NONE and PLANAR tiles are written as they decode; LEFT, TOP and
+        // AVG are rebuilt in workgroup memory first
+        let direct = !MODES || ti.mode == M_NONE || ti.mode == M_PLANAR;
+        let planar = ti.mode == M_PLANAR;
         // the unit's step count: the largest over its tiles (uniform)
         var smax = 0u;
         for (var jj = 0u; jj < TILES; jj++) {
@@ -856,6 +855,9 @@ fn decode_main(li: u32, vl: u32, wg: u32, nwg: u32) {
                 q += pc.y;
                 acc4 |= r.x << (8u * i);
             }
+            if (planar) {
+                acc4 = planar4(ti, 128u * g4 + 4u * lane, acc4);
+            }
             if (fullw) {
                 emit4(e0 + g4 * estride, acc4, aux);
             } else if (direct) {
@@ -902,6 +904,9 @@ fn decode_main(li: u32, vl: u32, wg: u32, nwg: u32) {
                 acc |= sym << (8u * (s & 3u));
                 if ((s & 3u) == 3u || s + 1u == nl) {
                     let k0 = 128u * (s >> 2u) + 4u * lane;
+                    if (planar) {
+                        acc = planar4(ti, k0, acc);
+                    }
                     if (direct) {
                         emit(ti, rel0 + j, k0, min(4u, n - k0), acc);
                     } else {
@@ -937,7 +942,7 @@ fn decode_main(li: u32, vl: u32, wg: u32, nwg: u32) {
             workgroupBarrier();
             for (var jj = 0u; jj < TILES; jj++) {
                 let tj = tile_info(rel0 + jj);
-                if (tj.valid && tj.mode != M_NONE) {
+                if (tj.valid && tj.mode != M_NONE && tj.mode != M_PLANAR) {
                     let phases = recon_phases(tj);
                     for (var ph = 0u; ph < phases; ph++) {
                         recon_phase(tj, jj, li, ph);

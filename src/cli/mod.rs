@@ -1,6 +1,7 @@
 //! The `wcodec` command line.
 
 pub mod bench;
+pub mod bench_gpu;
 pub mod decode;
 pub mod devices;
 pub mod encode;

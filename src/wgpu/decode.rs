@@ -355,7 +355,8 @@ impl<'c> GpuDecoder<'c> {
             if let Part::Seg { job, tiles, .. } = p {
                 let pl = plane_of(file, jobs[*job].tensor);
                 max_tables = max_tables.max(pl.tables.len() as u32);
-                modes |= pl.index[tiles.clone()].iter().any(|e| e.mode != Mode::None);
+                // PLANAR is applied as tiles are written; the others need the tile buffers
+                modes |= pl.index[tiles.clone()].iter().any(|e| !matches!(e.mode, Mode::None | Mode::Planar));
             }
         }
         let sg32 = self.path == DecodePath::SubgroupWide && ctx.info.subgroup_min_size == 32 && ctx.info.subgroup_max_size == 32;
@@ -773,6 +774,136 @@ impl<'c> GpuDecoder<'c> {
             wall_s: t0.elapsed().as_secs_f64(),
             gpu_s,
             peak_working_bytes: self.ctx.pool_bytes().1,
+        }
+    }
+}
+
+/// A file decoded on the device without uploads: its input already in device
+/// buffers, its dispatches prepared, `copies` sets of (input, output)
+/// buffers to rotate between, so that repeated decodes can be timed alone.
+/// Only for files whose chunks each hold one plane (files of large tensors).
+pub struct Resident {
+    sets: Vec<ResidentSet>,
+    pub input_bytes: u64,
+    pub output_bytes: u64,
+    pub chunks: usize,
+    pub variants: Vec<String>,
+}
+
+struct ResidentSet {
+    prepared: Vec<Prepared>,
+    _inputs: Vec<wgpu::Buffer>,
+    outputs: Vec<GpuTensor>,
+    errs: PooledBuffer,
+}
+
+impl Resident {
+    pub fn sets(&self) -> usize {
+        self.sets.len()
+    }
+    /// The output tensors of set `i`.
+    pub fn outputs(&self, i: usize) -> &[GpuTensor] {
+        &self.sets[i].outputs
+    }
+}
+
+impl GpuDecoder<'_> {
+    /// Upload `file` once per copy and prepare its dispatches (see [`Resident`]).
+    pub fn resident(&mut self, file: &WcodecFile, copies: usize) -> Result<Resident> {
+        let ctx = self.ctx;
+        let jobs = jobs(file, Render::As(self.opts.dtype))?;
+        let (chunks, slots) = chunks(file, &jobs, &self.limits)?;
+        if chunks.iter().any(|c| !matches!(c.parts.as_slice(), [Part::Seg { .. }])) {
+            return Err(Error::Gpu("resident decoding needs files whose chunks are single planes (large tensors)".into()));
+        }
+        self.ensure_ring(Self::ring_need(&chunks))?;
+        let mut sets = Vec::new();
+        let mut input_bytes = 0;
+        for copy in 0..copies.max(1) {
+            let errs = self.error_buffer(slots)?;
+            let mut outputs = Vec::new();
+            for j in &jobs {
+                let buffer = ctx.create_buffer(&j.name, round_up(j.bytes.max(4), 4), copy_usage())?;
+                outputs.push(GpuTensor { name: j.name.clone(), dtype: j.dtype, shape: j.shape.clone(), bytes: j.bytes, buffer });
+            }
+            let mut prepared = Vec::new();
+            let mut inputs = Vec::new();
+            for c in &chunks {
+                let Part::Seg { job, out, .. } = &c.parts[0] else { unreachable!("checked above") };
+                let slot = self.next;
+                self.next = (self.next + 1) % self.ring.len();
+                self.acquire(slot)?;
+                let staging = self.ring[slot].staging.clone();
+                let input = ctx.create_buffer("wcodec.resident.input", Self::ring_need(std::slice::from_ref(c)), copy_usage())?;
+                let dest = outputs[*job].buffer.clone();
+                let base = round_down(out.start, ALIGN);
+                let placed = vec![Placed { region: base, base, out: out.clone() }];
+                let ob = OutBinding { buffer: &dest, offset: base, size: round_up(out.end, 4).min(dest.size()) - base };
+                let mut p = self.prepare(file, &jobs, c, &staging, &input, &ob, &placed, &errs)?;
+                p.clears.clear();
+                let mut enc =
+                    ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("wcodec.resident") });
+                let slot_buf = &mut self.ring[slot];
+                slot_buf.staging.unmap();
+                slot_buf.mapped.store(false, Ordering::Release);
+                enc.copy_buffer_to_buffer(&slot_buf.staging, 0, &input, 0, p.input_bytes);
+                if copy == 0 {
+                    input_bytes += p.input_bytes;
+                }
+                let sub = ctx.queue.submit([enc.finish()]);
+                self.recycle(slot, sub);
+                prepared.push(p);
+                inputs.push(input);
+            }
+            sets.push(ResidentSet { prepared, _inputs: inputs, outputs, errs });
+        }
+        ctx.wait()?;
+        Ok(Resident {
+            sets,
+            input_bytes,
+            output_bytes: jobs.iter().map(|j| j.bytes).sum(),
+            chunks: chunks.len(),
+            variants: self.variants.iter().map(|v| v.describe()).collect(),
+        })
+    }
+
+    /// Decode set `set` of a resident file once; returns the GPU seconds of
+    /// its decode passes (timestamps) if `timer` is given, and checks the
+    /// tile errors when `check` (then the first call also has them).
+    pub fn run_resident(
+        &self,
+        file: &WcodecFile,
+        r: &Resident,
+        set: usize,
+        timer: Option<&mut GpuTimer>,
+        check: bool,
+    ) -> Result<Option<f64>> {
+        let ctx = self.ctx;
+        let rs = &r.sets[set];
+        let mut enc = ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("wcodec.resident.run") });
+        if check {
+            let n = rs.errs.size() / 4;
+            let init: Vec<u32> = (0..n).map(|i| if i as usize % ERR_WORDS == 1 { u32::MAX } else { 0 }).collect();
+            ctx.queue.write_buffer(&rs.errs, 0, bytemuck::cast_slice(&init));
+        }
+        let mut timer = timer;
+        for p in &rs.prepared {
+            p.encode(&mut enc, timer.as_deref_mut());
+        }
+        if let Some(t) = timer.as_deref() {
+            t.resolve(&mut enc);
+        }
+        ctx.queue.submit([enc.finish()]);
+        ctx.wait()?;
+        if check {
+            let jobs = jobs(file, Render::As(self.opts.dtype))?;
+            let (chunks, _) = chunks(file, &jobs, &self.limits)?;
+            let words = ctx.read_buffer(&rs.errs, 0, rs.errs.size())?;
+            self.check_errors(file, &jobs, &chunks, bytemuck::cast_slice(&words))?;
+        }
+        match timer {
+            Some(t) => Ok(Some(t.read(ctx)?.iter().sum())),
+            None => Ok(None),
         }
     }
 }

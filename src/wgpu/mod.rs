@@ -4,6 +4,8 @@
 //! * [`context`]: adapter, device, pipeline cache, buffer pool, timestamps;
 //! * [`decode`]: `.wcodec` → GPU buffers or safetensors (mirrors [`crate::cpu::decode`]).
 
+pub mod bench;
+pub mod benchdata;
 pub mod context;
 pub mod decode;
 pub mod plan;
