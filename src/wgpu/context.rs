@@ -279,7 +279,7 @@ impl Drop for PooledBuffer {
 }
 
 /// Pool sizes: exact below 64 KiB (rounded to 256 B), else rounded up to a
-/// multiple of 1/8 of the next power of two (at most 12.5 % waste), so that
+/// multiple of 1/16 of the next power of two (at most 12.5 % waste), so that
 /// chunk-sized buffers are reused across tensors of slightly different sizes.
 pub fn pool_size_class(size: u64) -> u64 {
     let size = size.max(4);
@@ -287,7 +287,7 @@ pub fn pool_size_class(size: u64) -> u64 {
         return size.div_ceil(256) * 256;
     }
     let p = size.next_power_of_two();
-    let step = p / 8;
+    let step = p / 16;
     size.div_ceil(step) * step
 }
 
