@@ -84,7 +84,7 @@ override MODES: bool = true;       // reconstruction buffers (false: every tile 
 // derived sizes
 override NT: u32 = 32u * TILES;
 override LUT_SIZE: u32 = select(LUT_TABLES * 1280u, LUT_TABLES * 4096u, LUT_KIND == 0u);
-override STAGE_U32: u32 = select(1u, TILES * (STAGE_WORDS / 2u), STAGE);
+override STAGE_U32: u32 = select(1u, TILES * (STAGE_WORDS / 2u), STAGE);  // one contiguous stage per unit
 override TB_SIZE: u32 = select(1u, TILES * 1024u, MODES);
 
 @group(0) @binding(0) var<storage, read> inp: array<u32>;
@@ -124,7 +124,7 @@ fn inp_at(i: u32) -> u32 {
     return 0u;
 }
 
-fn meta_at(i: u32) -> u32 {
+fn plan_at(i: u32) -> u32 {
     if (i < arrayLength(&plan)) {
         return plan[i];
     }
@@ -133,12 +133,12 @@ fn meta_at(i: u32) -> u32 {
 
 fn find_segment(u: u32) -> u32 {
     // the last segment whose first unit is <= u
-    let nseg = meta_at(0u);
+    let nseg = plan_at(0u);
     var lo = 0u;
     var hi = max(nseg, 1u) - 1u;
     for (var it = 0u; it < 32u && lo < hi; it++) {
         let mid = (lo + hi + 1u) / 2u;
-        if (meta_at(HDR_WORDS + mid * SEG_WORDS + S_UNIT_START) <= u) {
+        if (plan_at(HDR_WORDS + mid * SEG_WORDS + S_UNIT_START) <= u) {
             lo = mid;
         } else {
             hi = mid - 1u;
@@ -148,14 +148,47 @@ fn find_segment(u: u32) -> u32 {
 }
 
 fn load_segment(s: u32) {
-    for (var i = 0u; i < SEG_WORDS; i++) {
-        g[i] = meta_at(HDR_WORDS + s * SEG_WORDS + i);
-    }
+    // constant indices, so that the fields can live in registers
+    let b = HDR_WORDS + s * SEG_WORDS;
+    g = array<u32, 32>(
+        plan_at(b + 0u),
+        plan_at(b + 1u),
+        plan_at(b + 2u),
+        plan_at(b + 3u),
+        plan_at(b + 4u),
+        plan_at(b + 5u),
+        plan_at(b + 6u),
+        plan_at(b + 7u),
+        plan_at(b + 8u),
+        plan_at(b + 9u),
+        plan_at(b + 10u),
+        plan_at(b + 11u),
+        plan_at(b + 12u),
+        plan_at(b + 13u),
+        plan_at(b + 14u),
+        plan_at(b + 15u),
+        plan_at(b + 16u),
+        plan_at(b + 17u),
+        plan_at(b + 18u),
+        plan_at(b + 19u),
+        plan_at(b + 20u),
+        plan_at(b + 21u),
+        plan_at(b + 22u),
+        plan_at(b + 23u),
+        plan_at(b + 24u),
+        plan_at(b + 25u),
+        plan_at(b + 26u),
+        plan_at(b + 27u),
+        plan_at(b + 28u),
+        plan_at(b + 29u),
+        plan_at(b + 30u),
+        plan_at(b + 31u),
+    );
 }
 
 fn table_entry(t: u32, s: u32) -> u32 {
     // freq | cum << 16
-    return meta_at(g[S_TABLE_OFF] + t * 256u + s);
+    return plan_at(g[S_TABLE_OFF] + t * 256u + s);
 }
 
 // Build the segment's lookup tables (all invocations; caller barriers).
@@ -262,26 +295,20 @@ fn stage_u0(ti: Tile) -> u32 {
 fn stage_odd(ti: Tile) -> u32 {
     return (ti.start - g[S_WORD_ORIGIN]) & 1u;
 }
-fn stage_len(ti: Tile) -> u32 {
-    return (stage_odd(ti) + ti.nw + 1u) >> 1u;
-}
-fn is_staged(ti: Tile) -> bool {
-    return STAGE && stage_len(ti) <= STAGE_WORDS / 2u;
-}
+
 
 // Word `i` of tile `ti` (slot `j` of the unit); 0 past the tile's words.
-fn tile_word(ti: Tile, j: u32, staged: bool, i: u32) -> u32 {
+// Word `i` of tile `ti`, from the stage (its first word at u16 index `sb`)
+// or from global memory; 0 past the tile's words.
+fn tile_word(ti: Tile, sb: u32, staged: bool, i: u32) -> u32 {
     if (i >= ti.nw) {
         return 0u;
     }
-    let k = i + stage_odd(ti);
-    var v: u32;
     if (staged) {
-        v = stage[min(j * (STAGE_WORDS / 2u) + (k >> 1u), STAGE_U32 - 1u)];
-    } else {
-        v = inp_at(stage_u0(ti) + (k >> 1u));
+        return stage_word(sb, i);
     }
-    return (v >> ((k & 1u) * 16u)) & 0xffffu;
+    let k = i + stage_odd(ti);
+    return (inp_at(stage_u0(ti) + (k >> 1u)) >> ((k & 1u) * 16u)) & 0xffffu;
 }
 
 // ---- output
@@ -700,7 +727,7 @@ fn emit4(e: u32, sym4: u32, aux: vec3<u32>) {
 // Decode this invocation's units. `vl` is the virtual lane (tile slot
 // vl / 32, lane vl % 32); `li` the local invocation index.
 fn decode_main(li: u32, vl: u32, wg: u32, nwg: u32) {
-    let total_units = meta_at(1u);
+    let total_units = plan_at(1u);
     let j = vl / 32u;
     let lane = vl % 32u;
     var cur = 0xffffffffu;
@@ -713,16 +740,35 @@ fn decode_main(li: u32, vl: u32, wg: u32, nwg: u32) {
             cur = sgi;
         }
         let rel0 = (u - g[S_UNIT_START]) * TILES;
-        // stage every tile's words with coalesced copies
+        // stage the unit's words: its tiles are consecutive in the stream, so
+        // this is one contiguous range, copied four loads at a time; a tile
+        // past the stage's end reads global memory instead
+        let first = tile_info(rel0);
+        var uend = first.start;
+        for (var jj = 0u; jj < TILES; jj++) {
+            let tj = tile_info(rel0 + jj);
+            if (tj.valid) {
+                uend = max(uend, tj.start + tj.nw);
+            }
+        }
+        let odd0 = stage_odd(first);
         if (STAGE) {
-            for (var jj = 0u; jj < TILES; jj++) {
-                let tj = tile_info(rel0 + jj);
-                if (is_staged(tj)) {
-                    let b = stage_u0(tj);
-                    let len = stage_len(tj);
-                    for (var i = li; i < len; i += NT) {
-                        stage[jj * (STAGE_WORDS / 2u) + i] = inp_at(b + i);
-                    }
+            let b = stage_u0(first);
+            let len = min((odd0 + (uend - first.start) + 1u) >> 1u, STAGE_U32);
+            for (var i = li; i < len; i += 4u * NT) {
+                let v0 = inp_at(b + i);
+                let v1 = inp_at(b + i + NT);
+                let v2 = inp_at(b + i + 2u * NT);
+                let v3 = inp_at(b + i + 3u * NT);
+                stage[i] = v0;
+                if (i + NT < len) {
+                    stage[i + NT] = v1;
+                }
+                if (i + 2u * NT < len) {
+                    stage[i + 2u * NT] = v2;
+                }
+                if (i + 3u * NT < len) {
+                    stage[i + 3u * NT] = v3;
                 }
             }
         }
@@ -730,7 +776,9 @@ fn decode_main(li: u32, vl: u32, wg: u32, nwg: u32) {
         workgroupBarrier();
 
         let ti = tile_info(rel0 + j);
-        let staged = is_staged(ti);
+        // the tile's first word in the stage, in u16 words
+        let sb = odd0 + (ti.start - first.start);
+        let staged = STAGE && ((sb + ti.nw + 1u) >> 1u) <= STAGE_U32;
         let n = ti.n;
         var err = path_err();
         if (ti.bad_index) {
@@ -747,7 +795,7 @@ fn decode_main(li: u32, vl: u32, wg: u32, nwg: u32) {
         var csum = 0u;
         var myc = 0u;
         for (var cw = 0u; cw < nc; cw++) {
-            let wv = tile_word(ti, j, staged, cw);
+            let wv = tile_word(ti, sb, staged, cw);
             for (var nib = 0u; nib < 4u; nib++) {
                 let idx = cw * 4u + nib;
                 let c = (wv >> (4u * nib)) & 15u;
@@ -767,7 +815,7 @@ fn decode_main(li: u32, vl: u32, wg: u32, nwg: u32) {
         let total_bits = nc * 16u + 16u * a + csum;
         let p0 = (total_bits + 15u) / 16u;
         if (n > 0u && (total_bits & 15u) != 0u) {
-            if ((tile_word(ti, j, staged, total_bits / 16u) >> (total_bits & 15u)) != 0u) {
+            if ((tile_word(ti, sb, staged, total_bits / 16u) >> (total_bits & 15u)) != 0u) {
                 err |= E_STATES;
             }
         }
@@ -782,8 +830,8 @@ fn decode_main(li: u32, vl: u32, wg: u32, nwg: u32) {
             }
             let w0 = bitpos / 16u;
             let sh = bitpos & 15u;
-            let lo = tile_word(ti, j, staged, w0) | (tile_word(ti, j, staged, w0 + 1u) << 16u);
-            let hi = tile_word(ti, j, staged, w0 + 2u);
+            let lo = tile_word(ti, sb, staged, w0) | (tile_word(ti, sb, staged, w0 + 1u) << 16u);
+            let hi = tile_word(ti, sb, staged, w0 + 2u);
             var v = lo >> sh;
             if (sh > 0u) {
                 v |= hi << (32u - sh);
@@ -820,7 +868,6 @@ fn decode_main(li: u32, vl: u32, wg: u32, nwg: u32) {
         var q = 0u;
         let lbase = select(tab * 1024u, tab * 4096u, LUT_KIND == 0u);
         let fbase = LUT_TABLES * 1024u + tab * 256u;
-        let sb = j * STAGE_WORDS + stage_odd(ti);
         let scratch_out = (g[S_KIND] & F_SCRATCH) != 0u;
         // full-width tiles step through the output by a fixed stride per group
         let fullw = direct && !scratch_out && (ti.h <= 1u || ti.w == g[S_TILE_W]);
@@ -848,7 +895,7 @@ fn decode_main(li: u32, vl: u32, wg: u32, nwg: u32) {
                     if (staged) {
                         w = stage_word(sb, p0 + q + pc.x);
                     } else {
-                        w = tile_word(ti, j, false, p0 + q + pc.x);
+                        w = tile_word(ti, sb, false, p0 + q + pc.x);
                     }
                 }
                 x = select(r.y, (r.y << 16u) | w, need);
@@ -896,7 +943,7 @@ fn decode_main(li: u32, vl: u32, wg: u32, nwg: u32) {
             let pc = tile_prefix(need, s, j, lane);
             if (need) {
                 let wi = p0 + q + pc.x;
-                x2 = (x2 << 16u) | tile_word(ti, j, staged, wi);
+                x2 = (x2 << 16u) | tile_word(ti, sb, staged, wi);
             }
             q += pc.y;
             x = x2;

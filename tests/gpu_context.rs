@@ -90,6 +90,7 @@ fn errors_are_errors_not_panics() {
         entry: "main",
         bindings: &[],
         features: wgpu::Features::empty(),
+        trusted: false,
     };
     let e = ctx.kernel(&bad, &[]).unwrap_err().to_string();
     assert!(e.contains("broken"), "{e}");

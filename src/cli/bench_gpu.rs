@@ -73,9 +73,11 @@ pub struct DecodeBenchArgs {
 
 #[derive(clap::Args, Debug)]
 pub struct LoadBenchArgs {
-    /// The model, as safetensors.
+    /// The model: a safetensors file, or a lossless .wcodec (its safetensors
+    /// is then decoded on the CPU to a temporary file, untimed).
     pub model: PathBuf,
-    /// Its .wcodec (default: encode the model losslessly to a temporary file first, untimed).
+    /// The model's .wcodec, when `model` is safetensors (default: encode it
+    /// losslessly to a temporary file first, untimed).
     #[arg(long)]
     pub wcodec: Option<PathBuf>,
     /// Timed loads of each kind (the first, with pipeline compilation, is reported apart).
@@ -269,27 +271,26 @@ fn time_wall(ctx: &GpuContext, inp: &Input, tune: &Tuning, reps: usize) -> anyho
     Ok((median(&mut full), median(&mut noread)))
 }
 
-fn sweep_tunings(ctx: &GpuContext, base: &Tuning) -> Vec<(String, Tuning, bool)> {
-    let mut v: Vec<(String, Tuning, bool)> = Vec::new();
+fn sweep_tunings(ctx: &GpuContext, base: &Tuning) -> Vec<(String, Tuning, Option<bool>)> {
+    let mut v: Vec<(String, Tuning, Option<bool>)> = Vec::new();
     let t = |f: &dyn Fn(&mut Tuning)| {
         let mut x = base.clone();
         f(&mut x);
         x
     };
+    let c = ctx.checks;
     for tiles in [1, 2, 3, 4, 6, 8] {
-        v.push((format!("tiles={tiles}"), t(&|x| x.tiles = tiles), true));
+        v.push((format!("tiles={tiles}"), t(&|x| x.tiles = tiles), c));
     }
     for stage in [0, 1024, 4096] {
-        v.push((format!("stage={stage}"), t(&|x| x.stage_words = stage), true));
+        v.push((format!("stage={stage}"), t(&|x| x.stage_words = stage), c));
     }
-    v.push(("lut=split".into(), t(&|x| x.lut = Some(LutKind::Split)), true));
+    v.push(("lut=split".into(), t(&|x| x.lut = Some(LutKind::Split)), c));
     for wgs in [132, 264, 528, 1056, 2112, 4224, 16384, 65535] {
-        v.push((format!("workgroups={wgs}"), t(&|x| x.workgroups = wgs), true));
+        v.push((format!("workgroups={wgs}"), t(&|x| x.workgroups = wgs), c));
     }
-    v.push(("path=workgroup".into(), t(&|x| x.path = Some(crate::wgpu::shaders::DecodePath::Workgroup)), true));
-    if ctx.checked {
-        v.push(("bounds-checks=off".into(), base.clone(), false));
-    }
+    v.push(("path=workgroup".into(), t(&|x| x.path = Some(crate::wgpu::shaders::DecodePath::Workgroup)), c));
+    v.push(("wgpu-checks=on".into(), base.clone(), Some(true)));
     v
 }
 
@@ -371,11 +372,11 @@ fn decode(a: &DecodeBenchArgs, quiet: bool) -> anyhow::Result<()> {
             ));
             results.push(r);
             if a.sweep && si + 1 == sizes.len() {
-                for (name, t, checked) in sweep_tunings(&ctx, &tune) {
-                    let was = ctx.checked;
-                    ctx.checked = checked;
+                for (name, t, checks) in sweep_tunings(&ctx, &tune) {
+                    let was = ctx.checks;
+                    ctx.checks = checks;
                     let res = time_resident(&ctx, &inp, &t, a.reps.min(15));
-                    ctx.checked = was;
+                    ctx.checks = was;
                     ctx.trim_pool();
                     let s = match res {
                         Ok((ms, _, _, _, variants)) => {
@@ -475,24 +476,34 @@ struct LoadBench {
 
 fn load(a: &LoadBenchArgs, quiet: bool) -> anyhow::Result<()> {
     let ctx = context(a.adapter)?;
-    let tmp;
-    let wpath = match &a.wcodec {
-        Some(p) => p.clone(),
-        None => {
-            tmp = tempfile::Builder::new().suffix(".wcodec").tempfile()?;
-            let p = tmp.path().to_path_buf();
-            std::fs::remove_file(&p).ok();
-            crate::cpu::encode::encode_file(&a.model, &p, &EncodeOptions::default(), &|_| {})?;
-            p
+    let dir = tempfile::tempdir()?;
+    let is_wcodec = a.model.extension().is_some_and(|e| e == "wcodec");
+    let (st_path, wpath) = if is_wcodec {
+        let st = dir.path().join("model.safetensors");
+        let f = WcodecFile::open(&a.model)?;
+        if f.tensors.iter().any(|t| t.encoding == crate::codec::Encoding::Quant) {
+            bail!("{} is quantised: give the source safetensors and --wcodec", a.model.display());
         }
+        crate::cpu::decode::decode_to_safetensors(&f, &st, &Default::default(), &|_| {})?;
+        (st, a.model.clone())
+    } else {
+        let w = match &a.wcodec {
+            Some(p) => p.clone(),
+            None => {
+                let p = dir.path().join("model.wcodec");
+                crate::cpu::encode::encode_file(&a.model, &p, &EncodeOptions::default(), &|_| {})?;
+                p
+            }
+        };
+        (a.model.clone(), w)
     };
     // warm the page cache for both files: the loads compare decoders, not disks
-    let st_bytes = std::fs::read(&a.model)?.len() as u64;
+    let st_bytes = std::fs::read(&st_path)?.len() as u64;
     let wc_bytes = std::fs::read(&wpath)?.len() as u64;
     let mut st_times = Vec::new();
     for _ in 0..a.reps.max(2) {
         let t0 = Instant::now();
-        let input = SafeInput::open(&a.model)?;
+        let input = SafeInput::open(&st_path)?;
         let mut bufs = Vec::with_capacity(input.tensors.len());
         for t in &input.tensors {
             let data = input.data(t);

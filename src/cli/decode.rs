@@ -21,6 +21,39 @@ pub struct DecodeArgs {
     /// tensors as int8 plus `<name>.scale`. Default: each tensor's source dtype.
     #[arg(long, value_parser = ["f32", "f16", "bf16", "int8"])]
     pub dtype: Option<String>,
+    /// Where to decode: auto (the best GPU, else the CPU, saying why), gpu, or cpu.
+    #[arg(long, default_value = "auto", value_parser = ["auto", "gpu", "cpu"])]
+    pub device: String,
+    /// GPU adapter number (see `wcodec devices`); implies a GPU decode.
+    #[arg(long)]
+    pub adapter: Option<usize>,
+}
+
+/// The GPU context `--device` asks for: `None` for the CPU. Under `auto` a
+/// missing GPU, or only a software one, means the CPU, with one line saying why.
+fn gpu_for(a: &DecodeArgs, quiet: bool) -> anyhow::Result<Option<crate::wgpu::GpuContext>> {
+    use crate::wgpu::context::{AdapterChoice, ContextOptions, GpuContext};
+    let device = if a.adapter.is_some() && a.device == "auto" { "gpu" } else { a.device.as_str() };
+    let opts = ContextOptions { adapter: a.adapter.map_or(AdapterChoice::Best, AdapterChoice::Index), ..Default::default() };
+    match device {
+        "cpu" => Ok(None),
+        "gpu" => Ok(Some(GpuContext::new(&opts)?)),
+        _ => match GpuContext::new(&opts) {
+            Ok(c) if c.info.device_type == wgpu::DeviceType::Cpu => {
+                if !quiet {
+                    eprintln!("wcodec: decoding on the CPU: the only GPU adapter is a software one ({}); --device gpu uses it", c.info.name);
+                }
+                Ok(None)
+            }
+            Ok(c) => Ok(Some(c)),
+            Err(e) => {
+                if !quiet {
+                    eprintln!("wcodec: decoding on the CPU: {e}");
+                }
+                Ok(None)
+            }
+        },
+    }
 }
 
 pub fn run(a: &DecodeArgs, quiet: bool) -> anyhow::Result<()> {
@@ -37,10 +70,21 @@ pub fn run(a: &DecodeArgs, quiet: bool) -> anyhow::Result<()> {
         }
     };
     let total: u64 = file.tensors.iter().map(|t| t.source_bytes() as u64).sum();
+    let gpu = gpu_for(a, quiet)?;
     let pb = super::progress(total, quiet, "decode");
     let t0 = std::time::Instant::now();
-    decode_to_safetensors(&file, &out, &opts, &|b| pb.inc(b as u64))
-        .with_context(|| format!("decoding {}", a.input.as_ref().map_or("the embedded sample".into(), |p| p.display().to_string())))?;
+    let what = || format!("decoding {}", a.input.as_ref().map_or("the embedded sample".into(), |p| p.display().to_string()));
+    let on = match &gpu {
+        Some(ctx) => {
+            let mut dec = crate::wgpu::GpuDecoder::new(ctx, crate::wgpu::GpuDecodeOptions::from_env()?)?;
+            crate::wgpu::decode_to_safetensors(&mut dec, &file, &out, dtype, &|b| pb.inc(b as u64)).with_context(what)?;
+            format!("{} ({} path)", ctx.info.name, dec.path().name())
+        }
+        None => {
+            decode_to_safetensors(&file, &out, &opts, &|b| pb.inc(b as u64)).with_context(what)?;
+            "the cpu".to_string()
+        }
+    };
     pb.finish_and_clear();
     let dt = t0.elapsed().as_secs_f64();
     if sample {
@@ -52,7 +96,7 @@ pub fn run(a: &DecodeArgs, quiet: bool) -> anyhow::Result<()> {
             None => format!("the embedded sample ({}, {} bytes)", crate::sample::SAMPLE_PATH, crate::sample::SAMPLE.len()),
         };
         println!(
-            "decoded {} tensors from {what} on the cpu: {} in {:.3} s ({:.0} MB/s) to {}",
+            "decoded {} tensors from {what} on {on}: {} in {:.3} s ({:.0} MB/s) to {}",
             file.tensors.len(),
             super::human(total),
             dt,

@@ -43,6 +43,9 @@ pub struct KernelSource {
     pub bindings: &'static [Binding],
     /// Device features the module needs to compile (e.g. `SUBGROUP`).
     pub features: wgpu::Features,
+    /// The kernel bounds every loop and clamps every access itself, so it
+    /// may run without wgpu's runtime checks (see [`GpuContext::checks`]).
+    pub trusted: bool,
 }
 
 /// A compiled kernel: the pipeline and the bind-group layout it was built with.
@@ -307,8 +310,10 @@ pub struct GpuContext {
     lost: Arc<Mutex<Option<String>>>,
     /// Errors no error scope caught (validation errors in other threads, etc.).
     uncaptured: Arc<Mutex<Vec<String>>>,
-    /// Shader runtime bounds checks (wgpu's); on unless `WCODEC_GPU_CHECKS=0`.
-    pub checked: bool,
+    /// wgpu's shader runtime checks (bounds, loop bounding): `None` (the
+    /// default) keeps them for untrusted kernels only; `Some(b)` forces them
+    /// on or off for every kernel (`WCODEC_GPU_CHECKS=1` or `0`).
+    pub checks: Option<bool>,
 }
 
 impl std::fmt::Debug for GpuContext {
@@ -369,7 +374,7 @@ impl GpuContext {
         let info = device.adapter_info();
         let features = device.features();
         let limits = device.limits();
-        let checked = std::env::var("WCODEC_GPU_CHECKS").map(|v| v != "0").unwrap_or(true);
+        let checks = std::env::var("WCODEC_GPU_CHECKS").ok().map(|v| v != "0");
         GpuContext {
             instance: None,
             device,
@@ -382,7 +387,7 @@ impl GpuContext {
             stats: Arc::new(PoolStats::default()),
             lost: Arc::new(Mutex::new(None)),
             uncaptured: Arc::new(Mutex::new(Vec::new())),
-            checked,
+            checks,
         }
     }
 
@@ -462,11 +467,12 @@ impl GpuContext {
                 src.features.difference(self.features)
             )));
         }
+        let checked = self.checks.unwrap_or(!src.trusted);
         let key = PipelineKey {
             name: src.name,
             entry: src.entry,
             constants: constants.iter().map(|(k, v)| (k.to_string(), v.to_bits())).collect(),
-            checked: self.checked,
+            checked,
         };
         if let Some(k) = self.pipelines.lock().map_err(|_| poisoned())?.get(&key) {
             return Ok(k.clone());
@@ -475,7 +481,7 @@ impl GpuContext {
         let kernel = self.scoped(&format!("building kernel {label}"), || {
             let desc =
                 wgpu::ShaderModuleDescriptor { label: Some(src.name), source: wgpu::ShaderSource::Wgsl(src.source.clone()) };
-            let module = if self.checked {
+            let module = if checked {
                 self.device.create_shader_module(desc)
             } else {
                 // SAFETY: every kernel of this crate clamps its own reads and

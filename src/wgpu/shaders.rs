@@ -26,6 +26,7 @@ pub fn copy_u32() -> KernelSource {
         entry: "main",
         bindings: &[Binding::ReadOnly, Binding::ReadWrite, Binding::ReadOnly],
         features: wgpu::Features::empty(),
+        trusted: true,
     }
 }
 
@@ -37,6 +38,7 @@ pub fn render_unaligned() -> KernelSource {
         entry: "main",
         bindings: &[Binding::ReadOnly, Binding::ReadOnly, Binding::ReadOnly, Binding::ReadWrite],
         features: wgpu::Features::empty(),
+        trusted: true,
     }
 }
 
@@ -103,6 +105,7 @@ impl DecodeVariant {
             entry: "main",
             bindings: &[Binding::ReadOnly, Binding::ReadOnly, Binding::ReadWrite, Binding::ReadWrite, Binding::ReadWrite],
             features,
+            trusted: true,
         }
     }
 
