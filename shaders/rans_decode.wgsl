@@ -191,60 +191,81 @@ fn table_entry(t: u32, s: u32) -> u32 {
     return plan_at(g[S_TABLE_OFF] + t * 256u + s);
 }
 
-// Build the segment's lookup tables (all invocations; caller barriers).
+// The segment's tables, staged in the stage area while the lookup tables are
+// built (it is free then), or read from the plan when it is too small.
+fn tab_at(t: u32, sym: u32) -> u32 {
+    if (STAGE_U32 >= LUT_TABLES * 256u) {
+        return stage[min(t * 256u + sym, STAGE_U32 - 1u)];
+    }
+    return table_entry(t, sym);
+}
+
+// The symbol whose range holds `slot` in table t: the last with cum <= slot.
+fn find_sym(t: u32, slot: u32) -> u32 {
+    var lo = 0u;
+    var hi = 255u;
+    for (var it = 0u; it < 8u; it++) {
+        let mid = (lo + hi + 1u) / 2u;
+        if ((tab_at(t, mid) >> 16u) <= slot) {
+            lo = mid;
+        } else {
+            hi = mid - 1u;
+        }
+    }
+    return lo;
+}
+
+// Build the segment's lookup tables (all invocations; uniform). Each
+// invocation fills a run of slots: one search, then a walk.
 fn build_lut(li: u32) {
     let nt = min(g[S_NTABLES], LUT_TABLES);
     let pb = min(g[S_PROB_BITS], 12u);
     let m = 1u << pb;
-    if (LUT_KIND == 0u) {
-        for (var i = li; i < nt * m; i += NT) {
-            let t = i >> pb;
-            let slot = i & (m - 1u);
-            var lo = 0u;
-            var hi = 255u;
-            for (var it = 0u; it < 8u; it++) {
-                let mid = (lo + hi + 1u) / 2u;
-                if ((table_entry(t, mid) >> 16u) <= slot) {
-                    lo = mid;
-                } else {
-                    hi = mid - 1u;
-                }
-            }
-            let e = table_entry(t, lo);
-            let f = max(e & 0xffffu, 1u);
-            let cum = e >> 16u;
-            lut[t * 4096u + slot] = lo | ((f - 1u) << 8u) | (((slot - cum) & 0xfffu) << 20u);
+    if (STAGE_U32 >= LUT_TABLES * 256u) {
+        for (var i = li; i < nt * 256u; i += NT) {
+            stage[i] = table_entry(i / 256u, i % 256u);
         }
-    } else {
-        // u8 slot -> symbol, four to a word, then (freq | cum << 16) per symbol
-        for (var i = li; i < nt * (m / 4u); i += NT) {
-            let t = i / (m / 4u);
-            let s0 = (i % (m / 4u)) * 4u;
-            var lo = 0u;
-            var hi = 255u;
-            for (var it = 0u; it < 8u; it++) {
-                let mid = (lo + hi + 1u) / 2u;
-                if ((table_entry(t, mid) >> 16u) <= s0) {
-                    lo = mid;
-                } else {
-                    hi = mid - 1u;
+        workgroupBarrier();
+    }
+    // kind 0 fills slots; kind 1 fills words of four slots
+    let per_word = select(4u, 1u, LUT_KIND == 0u);
+    let units = nt * (m / per_word);
+    let run = (units + NT - 1u) / NT;
+    let u0 = min(li * run, units);
+    let u1 = min(u0 + run, units);
+    var t = 0xffffffffu;
+    var sym = 0u;
+    for (var u = u0; u < u1; u++) {
+        let ut = u / (m / per_word);
+        let s0 = (u % (m / per_word)) * per_word;
+        if (ut != t) {
+            t = ut;
+            sym = find_sym(t, s0);
+        }
+        var word = 0u;
+        for (var b = 0u; b < per_word; b++) {
+            let slot = s0 + b;
+            // walk to the symbol whose range holds the slot (at most 256 steps in all)
+            for (var it = 0u; it < 256u && sym < 255u; it++) {
+                let e = tab_at(t, sym);
+                if (slot < (e >> 16u) + (e & 0xffffu)) {
+                    break;
                 }
+                sym += 1u;
             }
-            var word = 0u;
-            var sym = lo;
-            for (var b = 0u; b < 4u; b++) {
-                // advance while the slot is past this symbol's range (bounded by 256)
-                for (var it = 0u; it < 256u && sym < 255u; it++) {
-                    let e = table_entry(t, sym);
-                    if (s0 + b < (e >> 16u) + (e & 0xffffu)) {
-                        break;
-                    }
-                    sym += 1u;
-                }
+            if (LUT_KIND == 0u) {
+                let e = tab_at(t, sym);
+                let f = max(e & 0xffffu, 1u);
+                lut[min(t * 4096u + slot, LUT_SIZE - 1u)] = sym | ((f - 1u) << 8u) | (((slot - (e >> 16u)) & 0xfffu) << 20u);
+            } else {
                 word |= sym << (8u * b);
             }
-            lut[t * 1024u + i % (m / 4u)] = word;
         }
+        if (LUT_KIND != 0u) {
+            lut[min(t * 1024u + s0 / 4u, LUT_SIZE - 1u)] = word;
+        }
+    }
+    if (LUT_KIND != 0u) {
         for (var i = li; i < nt * 256u; i += NT) {
             lut[LUT_TABLES * 1024u + i] = table_entry(i / 256u, i % 256u);
         }
@@ -726,10 +747,14 @@ fn emit4(e: u32, sym4: u32, aux: vec3<u32>) {
 
 // Decode this invocation's units. `vl` is the virtual lane (tile slot
 // vl / 32, lane vl % 32); `li` the local invocation index.
+// Lanes below this one in the tile, as a bit mask (for the prefix counts).
+var<private> p_ltmask: u32;
+
 fn decode_main(li: u32, vl: u32, wg: u32, nwg: u32) {
     let total_units = plan_at(1u);
     let j = vl / 32u;
     let lane = vl % 32u;
+    p_ltmask = (1u << lane) - 1u;
     var cur = 0xffffffffu;
     for (var u = wg; u < total_units; u += nwg) {
         let sgi = find_segment(u);
@@ -738,6 +763,8 @@ fn decode_main(li: u32, vl: u32, wg: u32, nwg: u32) {
             load_segment(sgi);
             build_lut(li);
             cur = sgi;
+            // the build read the tables from the stage area
+            workgroupBarrier();
         }
         let rel0 = (u - g[S_UNIT_START]) * TILES;
         // stage the unit's words: its tiles are consecutive in the stream, so
@@ -890,13 +917,12 @@ fn decode_main(li: u32, vl: u32, wg: u32, nwg: u32) {
                 let r = lut_step(x, lbase, fbase, mask, pb);
                 let need = r.y < 0x10000u;
                 let pc = tile_prefix(need, 4u * g4 + i, j, lane);
-                var w = 0u;
-                if (need) {
-                    if (staged) {
-                        w = stage_word(sb, p0 + q + pc.x);
-                    } else {
-                        w = tile_word(ti, sb, false, p0 + q + pc.x);
-                    }
+                var w: u32;
+                if (staged) {
+                    // branch-free: every lane reads (inside the stage), the state selects
+                    w = stage_word(sb, p0 + q + pc.x);
+                } else if (need) {
+                    w = tile_word(ti, sb, false, p0 + q + pc.x);
                 }
                 x = select(r.y, (r.y << 16u) | w, need);
                 q += pc.y;

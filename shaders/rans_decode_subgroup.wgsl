@@ -30,7 +30,7 @@ fn prefix_reset(li: u32) {}
 fn tile_prefix(need: bool, s: u32, j: u32, lane: u32) -> vec2<u32> {
     let b = subgroupBallot(need);
     if (SG_WIDE && SG32) {
-        return vec2<u32>(countOneBits(b.x & ((1u << lane) - 1u)), countOneBits(b.x));
+        return vec2<u32>(countOneBits(b.x & p_ltmask), countOneBits(b.x));
     }
     if (SG_WIDE) {
         let c = p_sg_inv / 32u;
@@ -42,7 +42,7 @@ fn tile_prefix(need: bool, s: u32, j: u32, lane: u32) -> vec2<u32> {
         } else if (c == 3u) {
             bits = b.w;
         }
-        return vec2<u32>(countOneBits(bits & ((1u << lane) - 1u)), countOneBits(bits));
+        return vec2<u32>(countOneBits(bits & p_ltmask), countOneBits(bits));
     }
     let sg = clamp(p_sg_size, 4u, 32u);
     let mine = countOneBits(b.x & ((1u << (p_sg_inv & 31u)) - 1u));

@@ -31,7 +31,7 @@ fn tile_prefix(need: bool, s: u32, j: u32, lane: u32) -> vec2<u32> {
     }
     workgroupBarrier();
     let b = atomicLoad(&ballots[cur]);
-    return vec2<u32>(countOneBits(b & ((1u << lane) - 1u)), countOneBits(b));
+    return vec2<u32>(countOneBits(b & p_ltmask), countOneBits(b));
 }
 
 @compute @workgroup_size(NT)
