@@ -77,8 +77,15 @@ pub fn run(a: &DecodeArgs, quiet: bool) -> anyhow::Result<()> {
     let on = match &gpu {
         Some(ctx) => {
             let mut dec = crate::wgpu::GpuDecoder::new(ctx, crate::wgpu::GpuDecodeOptions::from_env()?)?;
-            crate::wgpu::decode_to_safetensors(&mut dec, &file, &out, dtype, &|b| pb.inc(b as u64)).with_context(what)?;
-            format!("{} ({} path)", ctx.info.name, dec.path().name())
+            let r = crate::wgpu::decode_to_safetensors(&mut dec, &file, &out, dtype, &|b| pb.inc(b as u64)).with_context(what)?;
+            format!(
+                "{} ({} path, {} chunks, working memory {} on the device + {} staging)",
+                ctx.info.name,
+                dec.path().name(),
+                r.chunks,
+                super::human(r.peak_working_bytes),
+                super::human(r.staging_bytes)
+            )
         }
         None => {
             decode_to_safetensors(&file, &out, &opts, &|b| pb.inc(b as u64)).with_context(what)?;

@@ -105,8 +105,11 @@ pub struct DecodeReport {
     pub wall_s: f64,
     /// Sum of the decode passes' GPU time, when timed.
     pub gpu_s: Option<f64>,
-    /// The decoder's device memory beside the outputs: its pool's high-water mark.
+    /// The decoder's device memory beside the outputs: its pool's high-water
+    /// mark (the input ring, staged outputs, scratch, error words).
     pub peak_working_bytes: u64,
+    /// Host-visible staging memory (the two upload buffers).
+    pub staging_bytes: u64,
 }
 
 /// A part's place in the buffer the kernel writes.
@@ -774,6 +777,7 @@ impl<'c> GpuDecoder<'c> {
             wall_s: t0.elapsed().as_secs_f64(),
             gpu_s,
             peak_working_bytes: self.ctx.pool_bytes().1,
+            staging_bytes: self.ring.iter().map(|r| r.staging.size()).sum(),
         }
     }
 }
