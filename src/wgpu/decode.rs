@@ -235,6 +235,7 @@ impl<'c> GpuDecoder<'c> {
             input: staging - (1 << 20),
             binding,
             batch_out: opts.batch_bytes.min(binding / 4),
+            batch_staged: (4 * opts.batch_bytes).clamp(1 << 20, binding),
             scratch: binding.min(256 << 20),
             segments: 2048,
         };
@@ -656,6 +657,8 @@ impl<'c> GpuDecoder<'c> {
             }
         }
         let mut cleared = vec![false; jobs.len()];
+        // one size for every staged buffer, so that the pool reuses them
+        let staged_size = chunks.iter().map(|c| place_staged(c, &jobs).1).max().unwrap_or(ALIGN);
         for c in &chunks {
             let direct = match c.parts.as_slice() {
                 [Part::Seg { job, .. }] => spans[*job] > 1 || jobs[*job].bytes > self.limits.batch_out,
@@ -669,8 +672,7 @@ impl<'c> GpuDecoder<'c> {
                 let out = ChunkOut::Direct { dest: &outs[*job].buffer, clear_first };
                 self.submit_chunk(file, &jobs, c, out, &errs, timer.as_mut(), &mut |_, _, _, _| {})?;
             } else {
-                let (_, size) = place_staged(c, &jobs);
-                let sb = ctx.buffer("wcodec.staged", size, copy_usage())?;
+                let sb = ctx.buffer("wcodec.staged", staged_size, copy_usage())?;
                 if self.opts.poison {
                     ctx.queue.write_buffer(&sb, 0, &vec![0xA5u8; sb.size() as usize]);
                 }
@@ -936,6 +938,8 @@ pub struct CanonStream<'d, 'c, 'f> {
     err_bytes: u64,
     last_chunk: Vec<usize>,
     next_chunk: usize,
+    /// One size for every staged and readback buffer (the largest chunk's).
+    staged_size: u64,
     flight: VecDeque<InFlight>,
     ready: VecDeque<(usize, Vec<u8>, bool)>,
     t_start: Instant,
@@ -956,6 +960,7 @@ impl<'d, 'c, 'f> CanonStream<'d, 'c, 'f> {
         let (chunks, slots) = chunks(file, &jobs, &dec.limits)?;
         dec.ensure_ring(GpuDecoder::ring_need(&chunks))?;
         let errs = dec.error_buffer(slots)?;
+        let staged_size = chunks.iter().map(|c| place_staged(c, &jobs).1).max().unwrap_or(ALIGN);
         let mut last_chunk = vec![0usize; jobs.len()];
         for (ci, c) in chunks.iter().enumerate() {
             for p in &c.parts {
@@ -971,6 +976,7 @@ impl<'d, 'c, 'f> CanonStream<'d, 'c, 'f> {
             chunks,
             errs,
             err_bytes: 4 * (ERR_WORDS * slots.max(1)) as u64,
+            staged_size,
             last_chunk,
             next_chunk: 0,
             flight: VecDeque::new(),
@@ -988,7 +994,7 @@ impl<'d, 'c, 'f> CanonStream<'d, 'c, 'f> {
         self.next_chunk += 1;
         let ctx = self.dec.ctx;
         let c = &self.chunks[ci];
-        let (_, size) = place_staged(c, &self.jobs);
+        let size = self.staged_size;
         let sb = ctx.buffer("wcodec.staged", size, copy_usage())?;
         if self.dec.opts.poison {
             ctx.queue.write_buffer(&sb, 0, &vec![0xA5u8; sb.size() as usize]);

@@ -365,6 +365,8 @@ pub struct Limits {
     pub binding: u64,
     /// Jobs with at most this many output bytes are batched.
     pub batch_out: u64,
+    /// Output bytes of one batch (its staged buffer).
+    pub batch_staged: u64,
     /// Bytes of tile-major scratch per chunk (unaligned grids).
     pub scratch: u64,
     /// Segments per chunk.
@@ -407,7 +409,7 @@ pub fn chunks(file: &WcodecFile, jobs: &[OutJob], lim: &Limits) -> Result<(Vec<C
                         j.name, j.bytes, lim.input
                     )));
                 }
-                if cur.input_bytes + need > lim.input || cur.staged_bytes + round_up(j.bytes, ALIGN) > lim.binding {
+                if cur.input_bytes + need > lim.input || cur.staged_bytes + round_up(j.bytes, ALIGN) > lim.batch_staged {
                     flush(&mut cur, &mut out);
                 }
                 cur.parts.push(Part::Copy { job: ji });
