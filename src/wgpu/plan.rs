@@ -419,6 +419,13 @@ pub fn chunks(file: &WcodecFile, jobs: &[OutJob], lim: &Limits) -> Result<(Vec<C
             }
             Producer::Kernel { kind, .. } => {
                 let p = plane_of(file, j.tensor);
+                if p.grid.symbols() as u64 >= 1 << 32 || p.stream.len() as u64 >= 1 << 33 {
+                    return Err(Error::Gpu(format!(
+                        "tensor {}: {} elements; the GPU kernels index elements and stream words in 32 bits, so planes stop below 2^32 elements; decode it on the CPU",
+                        e.name,
+                        p.grid.symbols()
+                    )));
+                }
                 let nt = p.grid.num_tiles();
                 let elem = kind.elem_size();
                 let gran = p.granule();
