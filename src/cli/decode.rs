@@ -74,19 +74,37 @@ pub fn run(a: &DecodeArgs, quiet: bool) -> anyhow::Result<()> {
     let pb = super::progress(total, quiet, "decode");
     let t0 = std::time::Instant::now();
     let what = || format!("decoding {}", a.input.as_ref().map_or("the embedded sample".into(), |p| p.display().to_string()));
-    let on = match &gpu {
+    let gpu_result = match &gpu {
         Some(ctx) => {
-            let mut dec = crate::wgpu::GpuDecoder::new(ctx, crate::wgpu::GpuDecodeOptions::from_env()?)?;
-            let r = crate::wgpu::decode_to_safetensors(&mut dec, &file, &out, dtype, &|b| pb.inc(b as u64)).with_context(what)?;
-            format!(
-                "{} ({} path, {} chunks, working memory {} on the device + {} staging)",
-                ctx.info.name,
-                dec.path().name(),
-                r.chunks,
-                super::human(r.peak_working_bytes),
-                super::human(r.staging_bytes)
-            )
+            let run = || -> crate::Result<String> {
+                let mut dec = crate::wgpu::GpuDecoder::new(ctx, crate::wgpu::GpuDecodeOptions::from_env()?)?;
+                let r = crate::wgpu::decode_to_safetensors(&mut dec, &file, &out, dtype, &|b| pb.inc(b as u64))?;
+                Ok(format!(
+                    "{} ({} path, {} chunks, working memory {} on the device + {} staging)",
+                    ctx.info.name,
+                    dec.path().name(),
+                    r.chunks,
+                    super::human(r.peak_working_bytes),
+                    super::human(r.staging_bytes)
+                ))
+            };
+            match run() {
+                Ok(s) => Some(s),
+                // under auto, a limit of the GPU path (not a bad file) falls back to the CPU
+                Err(crate::Error::Gpu(m)) if a.device == "auto" && a.adapter.is_none() => {
+                    if !quiet {
+                        eprintln!("wcodec: decoding on the CPU: the GPU decode failed: {m}");
+                    }
+                    pb.set_position(0);
+                    None
+                }
+                Err(e) => return Err(anyhow::Error::new(e).context(what())),
+            }
         }
+        None => None,
+    };
+    let on = match gpu_result {
+        Some(s) => s,
         None => {
             decode_to_safetensors(&file, &out, &opts, &|b| pb.inc(b as u64)).with_context(what)?;
             "the cpu".to_string()
