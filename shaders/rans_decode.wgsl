@@ -770,14 +770,22 @@ fn decode_main(li: u32, vl: u32, wg: u32, nwg: u32) {
         // stage the unit's words: its tiles are consecutive in the stream, so
         // this is one contiguous range, copied four loads at a time; a tile
         // past the stage's end reads global memory instead
+        // one pass over the unit's tiles (uniform): the words' end, the step
+        // count (the largest), the fast region (the smallest, in fours)
         let first = tile_info(rel0);
+        let tb0 = max(g[S_TAIL] & 0xffu, 1u);
         var uend = first.start;
+        var smax = 0u;
+        var fast4 = 0xffffffffu;
         for (var jj = 0u; jj < TILES; jj++) {
             let tj = tile_info(rel0 + jj);
             if (tj.valid) {
                 uend = max(uend, tj.start + tj.nw);
             }
+            smax = max(smax, 4u * ((tj.n + 127u) / 128u));
+            fast4 = min(fast4, full_steps(tj.n, 16u / tb0) & ~3u);
         }
+        fast4 = min(fast4, smax);
         let odd0 = stage_odd(first);
         if (STAGE) {
             let b = stage_u0(first);
@@ -879,19 +887,8 @@ fn decode_main(li: u32, vl: u32, wg: u32, nwg: u32) {
         // AVG are rebuilt in workgroup memory first
         let direct = !MODES || ti.mode == M_NONE || ti.mode == M_PLANAR;
         let planar = ti.mode == M_PLANAR;
-        // the unit's step count: the largest over its tiles (uniform)
-        var smax = 0u;
-        for (var jj = 0u; jj < TILES; jj++) {
-            let tj = tile_info(rel0 + jj);
-            smax = max(smax, 4u * ((tj.n + 127u) / 128u));
-        }
         // ---- the fast region: the steps in which every lane of every tile
         // of the unit decodes a table-coded symbol, four at a time (uniform)
-        var fast4 = smax;
-        for (var jj = 0u; jj < TILES; jj++) {
-            let tj = tile_info(rel0 + jj);
-            fast4 = min(fast4, full_steps(tj.n, 16u / tbits) & ~3u);
-        }
         var q = 0u;
         let lbase = select(tab * 1024u, tab * 4096u, LUT_KIND == 0u);
         let fbase = LUT_TABLES * 1024u + tab * 256u;
