@@ -13,5 +13,6 @@ pub mod format;
 pub mod io;
 pub mod sample;
 pub mod synth;
+pub mod wgpu;
 
 pub use error::{Error, Result};

@@ -42,6 +42,9 @@ pub struct BenchArgs {
 pub enum BenchWhat {
     /// Rate–distortion table of a model: lossy against absmax INTk, fixed and entropy-coded.
     Rd(super::bench_rd::RdArgs),
+    /// GPU benchmarks.
+    #[command(flatten)]
+    Gpu(super::bench_gpu::GpuBench),
 }
 
 /// One measured row.
@@ -66,10 +69,12 @@ pub struct CpuReport {
 }
 
 pub fn run(a: &BenchArgs, quiet: bool) -> anyhow::Result<()> {
-    if let Some(BenchWhat::Rd(r)) = &a.what {
-        return super::bench_rd::run(r, quiet);
+    match &a.what {
+        Some(BenchWhat::Rd(r)) => return super::bench_rd::run(r, quiet),
+        Some(BenchWhat::Gpu(g)) => return super::bench_gpu::run(g, quiet),
+        None => {}
     }
-    anyhow::ensure!(a.cpu, "say what to benchmark: --cpu, or rd FILE");
+    anyhow::ensure!(a.cpu, "say what to benchmark: --cpu, decode, load or rd FILE");
     let r = cpu_bench(a, quiet)?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&r)?);

@@ -22,6 +22,39 @@ pub struct DecodeArgs {
     /// plus `<name>.tile_scale` (per 64×64 tile). Default: each tensor's source dtype.
     #[arg(long, value_parser = ["f32", "f16", "bf16", "int8"])]
     pub dtype: Option<String>,
+    /// Where to decode: auto (the best GPU, else the CPU, saying why), gpu, or cpu.
+    #[arg(long, default_value = "auto", value_parser = ["auto", "gpu", "cpu"])]
+    pub device: String,
+    /// GPU adapter number (see `wcodec devices`); implies a GPU decode.
+    #[arg(long)]
+    pub adapter: Option<usize>,
+}
+
+/// The GPU context `--device` asks for: `None` for the CPU. Under `auto` a
+/// missing GPU, or only a software one, means the CPU, with one line saying why.
+fn gpu_for(a: &DecodeArgs, quiet: bool) -> anyhow::Result<Option<crate::wgpu::GpuContext>> {
+    use crate::wgpu::context::{AdapterChoice, ContextOptions, GpuContext};
+    let device = if a.adapter.is_some() && a.device == "auto" { "gpu" } else { a.device.as_str() };
+    let opts = ContextOptions { adapter: a.adapter.map_or(AdapterChoice::Best, AdapterChoice::Index), ..Default::default() };
+    match device {
+        "cpu" => Ok(None),
+        "gpu" => Ok(Some(GpuContext::new(&opts)?)),
+        _ => match GpuContext::new(&opts) {
+            Ok(c) if c.info.device_type == wgpu::DeviceType::Cpu => {
+                if !quiet {
+                    eprintln!("wcodec: decoding on the CPU: the only GPU adapter is a software one ({}); --device gpu uses it", c.info.name);
+                }
+                Ok(None)
+            }
+            Ok(c) => Ok(Some(c)),
+            Err(e) => {
+                if !quiet {
+                    eprintln!("wcodec: decoding on the CPU: {e}");
+                }
+                Ok(None)
+            }
+        },
+    }
 }
 
 pub fn run(a: &DecodeArgs, quiet: bool) -> anyhow::Result<()> {
@@ -57,16 +90,46 @@ pub fn run(a: &DecodeArgs, quiet: bool) -> anyhow::Result<()> {
         }
     };
     let total: u64 = file.tensors.iter().map(|t| t.source_bytes() as u64).sum();
+    let gpu = gpu_for(a, quiet)?;
     let pb = super::progress(total, quiet, "decode");
     let t0 = std::time::Instant::now();
-    decode_to_safetensors(&file, &out, &opts, &|b| pb.inc(b as u64)).with_context(|| {
-        format!(
-            "decoding {}",
-            a.input
-                .as_ref()
-                .map_or("the embedded sample".into(), |p| p.display().to_string())
-        )
-    })?;
+    let what = || format!("decoding {}", a.input.as_ref().map_or("the embedded sample".into(), |p| p.display().to_string()));
+    let gpu_result = match &gpu {
+        Some(ctx) => {
+            let run = || -> crate::Result<String> {
+                let mut dec = crate::wgpu::GpuDecoder::new(ctx, crate::wgpu::GpuDecodeOptions::from_env()?)?;
+                let r = crate::wgpu::decode_to_safetensors(&mut dec, &file, &out, dtype, &|b| pb.inc(b as u64))?;
+                Ok(format!(
+                    "{} ({} path, {} chunks, working memory {} on the device + {} staging)",
+                    ctx.info.name,
+                    dec.path().name(),
+                    r.chunks,
+                    super::human(r.peak_working_bytes),
+                    super::human(r.staging_bytes)
+                ))
+            };
+            match run() {
+                Ok(s) => Some(s),
+                // under auto, a limit of the GPU path (not a bad file) falls back to the CPU
+                Err(crate::Error::Gpu(m)) if a.device == "auto" && a.adapter.is_none() => {
+                    if !quiet {
+                        eprintln!("wcodec: decoding on the CPU: the GPU decode failed: {m}");
+                    }
+                    pb.set_position(0);
+                    None
+                }
+                Err(e) => return Err(anyhow::Error::new(e).context(what())),
+            }
+        }
+        None => None,
+    };
+    let on = match gpu_result {
+        Some(s) => s,
+        None => {
+            decode_to_safetensors(&file, &out, &opts, &|b| pb.inc(b as u64)).with_context(what)?;
+            "the cpu".to_string()
+        }
+    };
     pb.finish_and_clear();
     let dt = t0.elapsed().as_secs_f64();
     if sample {
@@ -82,7 +145,7 @@ pub fn run(a: &DecodeArgs, quiet: bool) -> anyhow::Result<()> {
             ),
         };
         println!(
-            "decoded {} tensors from {what} on the cpu: {} in {:.3} s ({:.0} MB/s) to {}",
+            "decoded {} tensors from {what} on {on}: {} in {:.3} s ({:.0} MB/s) to {}",
             file.tensors.len(),
             super::human(total),
             dt,

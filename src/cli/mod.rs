@@ -2,7 +2,9 @@
 
 pub mod bench;
 pub mod bench_rd;
+pub mod bench_gpu;
 pub mod decode;
+pub mod devices;
 pub mod encode;
 pub mod info;
 pub mod verify;
@@ -37,6 +39,8 @@ pub enum Command {
     Verify(verify::VerifyArgs),
     /// Benchmarks against zstd (CPU) and the GPU paths.
     Bench(bench::BenchArgs),
+    /// List GPU adapters with their backend, features and limits.
+    Devices(devices::DevicesArgs),
 }
 
 /// Run the CLI; returns the process exit code.
@@ -48,6 +52,7 @@ pub fn main() -> i32 {
         Command::Info(a) => info::run(a),
         Command::Verify(a) => verify::run(a, cli.quiet),
         Command::Bench(a) => bench::run(a, cli.quiet),
+        Command::Devices(a) => devices::run(a),
     };
     match r {
         Ok(()) => 0,

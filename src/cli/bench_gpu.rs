@@ -1,0 +1,598 @@
+//! `wcodec bench decode` and `wcodec bench load`: the GPU decoder's speed.
+//!
+//! * `decode`: INT8 weights drawn from MiniLM's INT8 histogram and BF16
+//!   weights drawn from its exponent histogram (never zeros), 16 MiB, 256 MiB
+//!   and 1 GiB of output each: GPU time of the decode alone (timestamp
+//!   queries, input resident, buffers rotated past the L2), wall time with
+//!   upload and readback, output GB/s, the device copy bandwidth measured in
+//!   the same run and decode traffic as a fraction of it, the compression
+//!   ratio, and nvCOMP's figures beside them. `--sweep` also times kernel
+//!   variants. Every decode is checked byte for byte against its source.
+//! * `load`: a model into GPU buffers from its `.wcodec`, against plain wgpu
+//!   uploads of its safetensors.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use serde::Serialize;
+
+use crate::codec::decoder::{decode_tensor, render};
+use crate::codec::encoder::{EncodeOptions, encode_tensor};
+use crate::dtype::DType;
+use crate::format::WcodecFile;
+use crate::io::safetensors::SafeInput;
+use crate::wgpu::bench::{copy_bandwidth, median};
+use crate::wgpu::benchdata::{bf16_weights, int8_weights};
+use crate::wgpu::context::{AdapterChoice, ContextOptions, GpuContext, GpuTimer};
+use crate::wgpu::plan::{Tuning, parse_path};
+use crate::wgpu::shaders::LutKind;
+use crate::wgpu::{GpuDecodeOptions, GpuDecoder, read_tensor};
+
+#[derive(clap::Subcommand, Debug)]
+pub enum GpuBench {
+    /// GPU decode speed on INT8 and BF16 weights (16 MiB, 256 MiB, 1 GiB).
+    Decode(DecodeBenchArgs),
+    /// Load a model into GPU buffers: from its .wcodec vs plain uploads of its safetensors.
+    Load(LoadBenchArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct DecodeBenchArgs {
+    /// Output sizes (K, M, G suffixes: powers of 1024).
+    #[arg(long, value_delimiter = ',', default_values = ["16M", "256M", "1G"])]
+    pub sizes: Vec<String>,
+    /// Weight kinds: int8 (lossless INT8) and bf16 (lossless BF16).
+    #[arg(long, value_delimiter = ',', default_values = ["int8", "bf16"])]
+    pub kinds: Vec<String>,
+    /// Timed decodes per input (GPU time; the median is reported).
+    #[arg(long, default_value_t = 30)]
+    pub reps: usize,
+    /// Wall-clock decodes per input (upload + decode + readback).
+    #[arg(long, default_value_t = 3)]
+    pub wall_reps: usize,
+    /// GPU adapter number (see `wcodec devices`).
+    #[arg(long)]
+    pub adapter: Option<usize>,
+    /// Force a decode path.
+    #[arg(long, value_parser = ["subgroup", "workgroup"])]
+    pub path: Option<String>,
+    /// Layout of the weights: 2d (rows of 4096, 64x64 tiles) or 1d (4096-symbol tiles).
+    #[arg(long, default_value = "2d", value_parser = ["2d", "1d"])]
+    pub layout: String,
+    /// Also time kernel variants on the largest input of each kind.
+    #[arg(long)]
+    pub sweep: bool,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Also write the JSON to this file.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct LoadBenchArgs {
+    /// The model: a safetensors file, or a lossless .wcodec (its safetensors
+    /// is then decoded on the CPU to a temporary file, untimed).
+    pub model: PathBuf,
+    /// The model's .wcodec, when `model` is safetensors (default: encode it
+    /// losslessly to a temporary file first, untimed).
+    #[arg(long)]
+    pub wcodec: Option<PathBuf>,
+    /// Timed loads of each kind (the first, with pipeline compilation, is reported apart).
+    #[arg(long, default_value_t = 5)]
+    pub reps: usize,
+    /// GPU adapter number (see `wcodec devices`).
+    #[arg(long)]
+    pub adapter: Option<usize>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Also write the JSON to this file.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+pub fn run(b: &GpuBench, quiet: bool) -> anyhow::Result<()> {
+    match b {
+        GpuBench::Decode(a) => decode(a, quiet),
+        GpuBench::Load(a) => load(a, quiet),
+    }
+}
+
+fn parse_size(s: &str) -> anyhow::Result<u64> {
+    let s = s.trim();
+    let (num, mul) = match s.chars().last() {
+        Some('K' | 'k') => (&s[..s.len() - 1], 1u64 << 10),
+        Some('M' | 'm') => (&s[..s.len() - 1], 1u64 << 20),
+        Some('G' | 'g') => (&s[..s.len() - 1], 1u64 << 30),
+        _ => (s, 1),
+    };
+    let n: u64 = num.parse().with_context(|| format!("size {s:?}"))?;
+    Ok(n * mul)
+}
+
+fn context(adapter: Option<usize>) -> anyhow::Result<GpuContext> {
+    let opts = ContextOptions { adapter: adapter.map_or(AdapterChoice::Best, AdapterChoice::Index), ..Default::default() };
+    Ok(GpuContext::new(&opts)?)
+}
+
+/// nvCOMP's figures on the H100 (CODEC.md §10) and the targets.
+fn peer(kind: &str, bytes: u64) -> (Option<f64>, Option<f64>, Option<f64>) {
+    // (nvCOMP GB/s, nvCOMP ratio, target GB/s)
+    match (kind, bytes) {
+        ("int8", b) if b == 1 << 30 => (Some(505.0), Some(1.058), Some(550.0)),
+        ("int8", b) if b == 256 << 20 => (Some(417.0), Some(1.058), None),
+        ("int8", b) if b == 16 << 20 => (Some(151.0), Some(1.058), Some(160.0)),
+        ("bf16", b) if b == 1 << 30 => (Some(528.0), Some(1.235), Some(550.0)),
+        _ => (None, None, None),
+    }
+}
+
+#[derive(Serialize, Clone)]
+struct DecodeResult {
+    kind: String,
+    layout: String,
+    output_bytes: u64,
+    shape: Vec<usize>,
+    file_bytes: u64,
+    ratio: f64,
+    encode_s: f64,
+    /// Bytes the decode reads (compressed data, descriptors).
+    input_bytes: u64,
+    chunks: usize,
+    gpu_ms: f64,
+    gpu_min_ms: f64,
+    gpu_gbs: f64,
+    /// (input + output bytes) / GPU time.
+    traffic_gbs: f64,
+    /// traffic_gbs / device copy bandwidth.
+    fraction_of_copy: f64,
+    /// Upload + decode + readback.
+    wall_ms: f64,
+    wall_gbs: f64,
+    /// Upload + decode (outputs stay on the device).
+    wall_no_readback_ms: f64,
+    nvcomp_gbs: Option<f64>,
+    nvcomp_ratio: Option<f64>,
+    target_gbs: Option<f64>,
+    meets_target: Option<bool>,
+    variants: Vec<String>,
+    path: String,
+    verified: bool,
+}
+
+#[derive(Serialize, Clone)]
+struct SweepResult {
+    kind: String,
+    output_bytes: u64,
+    tuning: String,
+    variants: Vec<String>,
+    gpu_ms: f64,
+    gpu_gbs: f64,
+    error: Option<String>,
+}
+
+#[derive(Serialize)]
+struct DecodeBench {
+    device: String,
+    copy_shader_gbs: f64,
+    copy_command_gbs: f64,
+    copy_gbs: f64,
+    timestamps: bool,
+    results: Vec<DecodeResult>,
+    sweep: Vec<SweepResult>,
+}
+
+/// A generated input: its bytes, shape, dtype, and its encoded file.
+struct Input {
+    data: Vec<u8>,
+    shape: Vec<usize>,
+    file: WcodecFile,
+    encode_s: f64,
+}
+
+fn make_input(kind: &str, bytes: u64, layout: &str, seed: u64) -> anyhow::Result<Input> {
+    let (dtype, data) = match kind {
+        "int8" => (DType::I8, int8_weights(bytes as usize, seed)),
+        "bf16" => (DType::BF16, bf16_weights(bytes as usize / 2, seed)),
+        _ => bail!("unknown kind {kind:?}: expected int8 or bf16"),
+    };
+    let n = data.len() / dtype.size();
+    let shape = if layout == "1d" || n % 4096 != 0 { vec![n] } else { vec![n / 4096, 4096] };
+    let t0 = Instant::now();
+    let t = encode_tensor("weights", dtype, &shape, &data, &EncodeOptions::default())?;
+    let bytes = crate::format::writer::to_bytes(None, &[t])?;
+    let encode_s = t0.elapsed().as_secs_f64();
+    Ok(Input { data, shape, file: WcodecFile::from_bytes(bytes)?, encode_s })
+}
+
+/// GPU-timed resident decodes: (median ms, min ms, input bytes, chunks, variants).
+fn time_resident(
+    ctx: &GpuContext,
+    inp: &Input,
+    tune: &Tuning,
+    reps: usize,
+) -> anyhow::Result<(f64, f64, u64, usize, Vec<String>)> {
+    let out_bytes = inp.data.len() as u64;
+    let binding = ctx.limits.max_storage_buffer_binding_size.min(ctx.limits.max_buffer_size);
+    let opts = GpuDecodeOptions {
+        tuning: tune.clone(),
+        staging_bytes: (out_bytes + (64 << 20)).min(binding),
+        batch_bytes: 0,
+        ..Default::default()
+    };
+    let mut dec = GpuDecoder::new(ctx, opts)?;
+    // rotate between copies that together pass the 50 MB L2
+    let per = out_bytes + inp.file.file_len() as u64;
+    let copies = (256u64 << 20).div_ceil(per).clamp(1, 8) as usize;
+    let r = dec.resident(&inp.file, copies)?;
+    for set in 0..copies {
+        dec.run_resident(&inp.file, &r, set, None, true)?;
+        let got = read_tensor(ctx, &r.outputs(set)[0])?;
+        if got != inp.data {
+            bail!("the GPU decode differs from the source ({})", r.variants.join("; "));
+        }
+    }
+    let mut timer = GpuTimer::new(ctx, r.chunks as u32);
+    let mut times = Vec::with_capacity(reps);
+    for i in 0..reps.max(1) {
+        let t0 = Instant::now();
+        let gpu = dec.run_resident(&inp.file, &r, i % copies, timer.as_mut(), false)?;
+        times.push(gpu.unwrap_or_else(|| t0.elapsed().as_secs_f64()));
+    }
+    let min = times.iter().cloned().fold(f64::INFINITY, f64::min);
+    Ok((median(&mut times) * 1e3, min * 1e3, r.input_bytes, r.chunks, r.variants.clone()))
+}
+
+/// Wall-clock decodes with the streaming decoder: (upload + decode + readback, upload + decode) in ms.
+fn time_wall(ctx: &GpuContext, inp: &Input, tune: &Tuning, reps: usize) -> anyhow::Result<(f64, f64)> {
+    let opts = GpuDecodeOptions { tuning: tune.clone(), ..Default::default() };
+    let mut dec = GpuDecoder::new(ctx, opts)?;
+    // warm: pipelines, ring, pool
+    let (t, _) = dec.decode_to_buffers(&inp.file)?;
+    if read_tensor(ctx, &t[0])? != inp.data {
+        bail!("the streamed GPU decode differs from the source");
+    }
+    drop(t);
+    let (mut full, mut noread) = (Vec::new(), Vec::new());
+    for _ in 0..reps.max(1) {
+        let t0 = Instant::now();
+        let (t, _) = dec.decode_to_buffers(&inp.file)?;
+        ctx.wait()?;
+        let t1 = t0.elapsed().as_secs_f64();
+        let bytes = read_tensor(ctx, &t[0])?;
+        let t2 = t0.elapsed().as_secs_f64();
+        std::hint::black_box(&bytes);
+        noread.push(t1 * 1e3);
+        full.push(t2 * 1e3);
+    }
+    Ok((median(&mut full), median(&mut noread)))
+}
+
+fn sweep_tunings(ctx: &GpuContext, base: &Tuning) -> Vec<(String, Tuning, Option<bool>)> {
+    let mut v: Vec<(String, Tuning, Option<bool>)> = Vec::new();
+    let t = |f: &dyn Fn(&mut Tuning)| {
+        let mut x = base.clone();
+        f(&mut x);
+        x
+    };
+    let c = ctx.checks;
+    for tiles in [1, 2, 3, 4, 6, 8] {
+        v.push((format!("tiles={tiles}"), t(&|x| x.tiles = tiles), c));
+    }
+    for stage in [0, 1024, 4096] {
+        v.push((format!("stage={stage}"), t(&|x| x.stage_words = stage), c));
+    }
+    v.push(("lut=split".into(), t(&|x| x.lut = Some(LutKind::Split)), c));
+    for wgs in [132, 264, 528, 1056, 2112, 4224, 16384, 65535] {
+        v.push((format!("workgroups={wgs}"), t(&|x| x.workgroups = wgs), c));
+    }
+    v.push(("path=workgroup".into(), t(&|x| x.path = Some(crate::wgpu::shaders::DecodePath::Workgroup)), c));
+    v.push(("wgpu-checks=on".into(), base.clone(), Some(true)));
+    v
+}
+
+fn decode(a: &DecodeBenchArgs, quiet: bool) -> anyhow::Result<()> {
+    let mut ctx = context(a.adapter)?;
+    let mut tune = Tuning::from_env()?;
+    if let Some(p) = &a.path {
+        tune.path = Some(parse_path(p)?);
+    }
+    let say = |s: String| {
+        if !quiet && !a.json {
+            println!("{s}");
+        }
+    };
+    say(format!("device: {}", ctx.describe()));
+    let (copy_shader, copy_cmd) = copy_bandwidth(&ctx, 1 << 30, 10)?;
+    let copy = copy_shader.max(copy_cmd);
+    say(format!("device copy: {copy_shader:.0} GB/s (copy shader), {copy_cmd:.0} GB/s (copy command), read + write"));
+    let mut results = Vec::new();
+    let mut sweep = Vec::new();
+    let mut sizes: Vec<u64> = a.sizes.iter().map(|s| parse_size(s)).collect::<anyhow::Result<_>>()?;
+    sizes.sort();
+    for kind in &a.kinds {
+        for (si, &bytes) in sizes.iter().enumerate() {
+            let inp = make_input(kind, bytes, &a.layout, 0x5eed + bytes + si as u64)?;
+            let file_bytes = inp.file.file_len() as u64;
+            let ratio = bytes as f64 / file_bytes as f64;
+            say(format!(
+                "{kind} {} {:?}: ratio {ratio:.4} ({file_bytes} bytes), encoded in {:.2} s",
+                crate::cli::human(bytes),
+                inp.shape,
+                inp.encode_s
+            ));
+            let (gpu_ms, gpu_min_ms, input_bytes, chunks, variants) = time_resident(&ctx, &inp, &tune, a.reps)?;
+            let (wall_ms, wall_no_readback_ms) = time_wall(&ctx, &inp, &tune, a.wall_reps)?;
+            let gpu_gbs = bytes as f64 / gpu_ms / 1e6;
+            let traffic_gbs = (bytes + input_bytes) as f64 / gpu_ms / 1e6;
+            let (nvcomp_gbs, nvcomp_ratio, target_gbs) = peer(kind, bytes);
+            let r = DecodeResult {
+                kind: kind.clone(),
+                layout: a.layout.clone(),
+                output_bytes: bytes,
+                shape: inp.shape.clone(),
+                file_bytes,
+                ratio,
+                encode_s: inp.encode_s,
+                input_bytes,
+                chunks,
+                gpu_ms,
+                gpu_min_ms,
+                gpu_gbs,
+                traffic_gbs,
+                fraction_of_copy: traffic_gbs / copy,
+                wall_ms,
+                wall_gbs: bytes as f64 / wall_ms / 1e6,
+                wall_no_readback_ms,
+                nvcomp_gbs,
+                nvcomp_ratio,
+                target_gbs,
+                meets_target: target_gbs.map(|t| gpu_gbs >= t),
+                variants,
+                path: GpuDecoder::new(&ctx, GpuDecodeOptions { tuning: tune.clone(), ..Default::default() })?
+                    .path()
+                    .name()
+                    .into(),
+                verified: true,
+            };
+            say(format!(
+                "  GPU {gpu_ms:.3} ms = {gpu_gbs:.1} GB/s output, {traffic_gbs:.0} GB/s traffic = {:.0} % of copy{}; wall {wall_ms:.1} ms = {:.2} GB/s with upload and readback ({wall_no_readback_ms:.1} ms without readback); {}",
+                100.0 * r.fraction_of_copy,
+                match (nvcomp_gbs, target_gbs) {
+                    (Some(n), Some(t)) =>
+                        format!("; nvCOMP {n:.0} GB/s, target {t:.0} GB/s: {}", if gpu_gbs >= t { "met" } else { "NOT met" }),
+                    (Some(n), None) => format!("; nvCOMP {n:.0} GB/s"),
+                    _ => String::new(),
+                },
+                r.wall_gbs,
+                r.variants.join("; ")
+            ));
+            results.push(r);
+            if a.sweep && si + 1 == sizes.len() {
+                for (name, t, checks) in sweep_tunings(&ctx, &tune) {
+                    let was = ctx.checks;
+                    ctx.checks = checks;
+                    let res = time_resident(&ctx, &inp, &t, a.reps.min(15));
+                    ctx.checks = was;
+                    ctx.trim_pool();
+                    let s = match res {
+                        Ok((ms, _, _, _, variants)) => {
+                            say(format!(
+                                "  sweep {name:<20} {ms:8.3} ms {:7.1} GB/s  {}",
+                                bytes as f64 / ms / 1e6,
+                                variants.join("; ")
+                            ));
+                            SweepResult {
+                                kind: kind.clone(),
+                                output_bytes: bytes,
+                                tuning: name,
+                                variants,
+                                gpu_ms: ms,
+                                gpu_gbs: bytes as f64 / ms / 1e6,
+                                error: None,
+                            }
+                        }
+                        Err(e) => {
+                            say(format!("  sweep {name:<20} failed: {e:#}"));
+                            SweepResult {
+                                kind: kind.clone(),
+                                output_bytes: bytes,
+                                tuning: name,
+                                variants: vec![],
+                                gpu_ms: f64::NAN,
+                                gpu_gbs: f64::NAN,
+                                error: Some(format!("{e:#}")),
+                            }
+                        }
+                    };
+                    sweep.push(s);
+                }
+            }
+            drop(inp);
+            ctx.trim_pool();
+        }
+    }
+    let report = DecodeBench {
+        device: ctx.describe(),
+        copy_shader_gbs: copy_shader,
+        copy_command_gbs: copy_cmd,
+        copy_gbs: copy,
+        timestamps: ctx.has(wgpu::Features::TIMESTAMP_QUERY),
+        results,
+        sweep,
+    };
+    let json = serde_json::to_string_pretty(&report)?;
+    if a.json {
+        println!("{json}");
+    }
+    if let Some(p) = &a.out {
+        std::fs::write(p, &json).with_context(|| format!("writing {}", p.display()))?;
+    }
+    if !quiet && !a.json {
+        println!();
+        println!(
+            "{:<5} {:>9} {:>7} {:>10} {:>9} {:>9} {:>7} {:>9} {:>8}",
+            "kind", "size", "ratio", "GPU ms", "GB/s", "target", "% copy", "wall ms", "nvCOMP"
+        );
+        for r in &report.results {
+            println!(
+                "{:<5} {:>9} {:>7.4} {:>10.3} {:>9.1} {:>9} {:>6.0}% {:>9.1} {:>8}",
+                r.kind,
+                crate::cli::human(r.output_bytes),
+                r.ratio,
+                r.gpu_ms,
+                r.gpu_gbs,
+                r.target_gbs.map_or("-".into(), |t| format!("{t:.0}{}", if r.gpu_gbs >= t { " ok" } else { " NO" })),
+                100.0 * r.fraction_of_copy,
+                r.wall_ms,
+                r.nvcomp_gbs.map_or("-".into(), |n| format!("{n:.0}"))
+            );
+        }
+    }
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct LoadBench {
+    device: String,
+    model: String,
+    tensors: usize,
+    safetensors_bytes: u64,
+    wcodec_bytes: u64,
+    ratio: f64,
+    /// Plain uploads of the safetensors: first load, then the median of the rest.
+    safetensors_first_ms: f64,
+    safetensors_ms: f64,
+    wcodec_first_ms: f64,
+    wcodec_ms: f64,
+    /// wcodec GPU decode time alone (timestamps), median.
+    wcodec_gpu_ms: Option<f64>,
+    speedup: f64,
+    verified: bool,
+}
+
+fn load(a: &LoadBenchArgs, quiet: bool) -> anyhow::Result<()> {
+    let ctx = context(a.adapter)?;
+    let dir = tempfile::tempdir()?;
+    let is_wcodec = a.model.extension().is_some_and(|e| e == "wcodec");
+    let (st_path, wpath) = if is_wcodec {
+        let st = dir.path().join("model.safetensors");
+        let f = WcodecFile::open(&a.model)?;
+        if f.tensors.iter().any(|t| t.encoding == crate::codec::Encoding::Quant) {
+            bail!("{} is quantised: give the source safetensors and --wcodec", a.model.display());
+        }
+        crate::cpu::decode::decode_to_safetensors(&f, &st, &Default::default(), &|_| {})?;
+        (st, a.model.clone())
+    } else {
+        let w = match &a.wcodec {
+            Some(p) => p.clone(),
+            None => {
+                let p = dir.path().join("model.wcodec");
+                crate::cpu::encode::encode_file(&a.model, &p, &EncodeOptions::default(), &|_| {})?;
+                p
+            }
+        };
+        (a.model.clone(), w)
+    };
+    // warm the page cache for both files: the loads compare decoders, not disks
+    let st_bytes = std::fs::read(&st_path)?.len() as u64;
+    let wc_bytes = std::fs::read(&wpath)?.len() as u64;
+    let mut st_times = Vec::new();
+    for _ in 0..a.reps.max(2) {
+        let t0 = Instant::now();
+        let input = SafeInput::open(&st_path)?;
+        let mut bufs = Vec::with_capacity(input.tensors.len());
+        for t in &input.tensors {
+            let data = input.data(t);
+            let size = (data.len() as u64).div_ceil(4).max(1) * 4;
+            let b = ctx.create_buffer(&t.name, size, wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST)?;
+            if data.len() % 4 == 0 {
+                ctx.queue.write_buffer(&b, 0, data);
+            } else {
+                let mut v = data.to_vec();
+                v.resize(size as usize, 0);
+                ctx.queue.write_buffer(&b, 0, &v);
+            }
+            bufs.push(b);
+        }
+        ctx.queue.submit([]);
+        ctx.wait()?;
+        st_times.push(t0.elapsed().as_secs_f64() * 1e3);
+    }
+    let st_first = st_times.remove(0);
+    let mut dec = GpuDecoder::new(&ctx, GpuDecodeOptions { timestamps: true, ..Default::default() })?;
+    let mut wc_times = Vec::new();
+    let mut gpu_times = Vec::new();
+    let mut verified = false;
+    let mut tensors = 0;
+    for rep in 0..a.reps.max(2) {
+        let t0 = Instant::now();
+        let file = WcodecFile::open(&wpath)?;
+        let (ts, rep_report) = dec.decode_to_buffers(&file)?;
+        ctx.wait()?;
+        wc_times.push(t0.elapsed().as_secs_f64() * 1e3);
+        if let Some(g) = rep_report.gpu_s {
+            gpu_times.push(g * 1e3);
+        }
+        if rep == 0 {
+            // every output against the CPU reference
+            let mut k = 0;
+            for (t, e) in file.tensors.iter().enumerate() {
+                for want in render(e, decode_tensor(&file, t)?, None) {
+                    if read_tensor(&ctx, &ts[k])? != want {
+                        bail!("tensor {}: the GPU load differs from the CPU decode", ts[k].name);
+                    }
+                    k += 1;
+                }
+            }
+            verified = true;
+            tensors = ts.len();
+        }
+    }
+    let wc_first = wc_times.remove(0);
+    if !gpu_times.is_empty() {
+        gpu_times.remove(0);
+    }
+    let r = LoadBench {
+        device: ctx.describe(),
+        model: a.model.display().to_string(),
+        tensors,
+        safetensors_bytes: st_bytes,
+        wcodec_bytes: wc_bytes,
+        ratio: st_bytes as f64 / wc_bytes as f64,
+        safetensors_first_ms: st_first,
+        safetensors_ms: median(&mut st_times),
+        wcodec_first_ms: wc_first,
+        wcodec_ms: median(&mut wc_times),
+        wcodec_gpu_ms: (!gpu_times.is_empty()).then(|| median(&mut gpu_times)),
+        speedup: 0.0,
+        verified,
+    };
+    let r = LoadBench { speedup: r.safetensors_ms / r.wcodec_ms, ..r };
+    let json = serde_json::to_string_pretty(&r)?;
+    if a.json {
+        println!("{json}");
+    }
+    if let Some(p) = &a.out {
+        std::fs::write(p, &json)?;
+    }
+    if !quiet && !a.json {
+        println!("device: {}", r.device);
+        println!(
+            "{}: {} tensors, safetensors {} B, wcodec {} B (ratio {:.4})",
+            r.model, r.tensors, r.safetensors_bytes, r.wcodec_bytes, r.ratio
+        );
+        println!("  plain uploads of the safetensors: {:.2} ms (first {:.2} ms)", r.safetensors_ms, r.safetensors_first_ms);
+        println!(
+            "  .wcodec decoded on the GPU:       {:.2} ms (first, with pipeline builds, {:.2} ms){}",
+            r.wcodec_ms,
+            r.wcodec_first_ms,
+            r.wcodec_gpu_ms.map_or(String::new(), |g| format!("; GPU decode time {g:.3} ms"))
+        );
+        println!("  speedup {:.2}x; every tensor checked against the CPU reference", r.speedup);
+    }
+    Ok(())
+}
