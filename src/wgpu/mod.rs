@@ -2,9 +2,14 @@
 //! bit-exact with the CPU reference in [`crate::codec`].
 //!
 //! * [`context`]: adapter, device, pipeline cache, buffer pool, timestamps;
-//! * [`decode`]: `.wcodec` → GPU buffers or safetensors (mirrors [`crate::cpu::decode`]).
+//! * [`decode`]: `.wcodec` → GPU buffers or safetensors (mirrors [`crate::cpu::decode`]);
+//! * inference: [`gemv`], [`softmax`], [`sample`], [`head`] (mirror
+//!   [`crate::cpu::gemv`], [`crate::cpu::softmax`], [`crate::cpu::sample`]),
+//!   their WGSL assembled in [`kernels`].
 
 pub mod context;
+pub mod gemv;
+pub mod kernels;
 pub mod shaders;
 
 pub use context::{AdapterChoice, ContextOptions, GpuContext, GpuTimer, Kernel, KernelSource};
