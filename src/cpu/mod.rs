@@ -9,3 +9,4 @@
 pub mod decode;
 pub mod encode;
 pub mod gemv;
+pub mod softmax;

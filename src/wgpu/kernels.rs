@@ -145,5 +145,12 @@ pub fn all_variants() -> Vec<(KernelSource, Vec<Vec<(&'static str, f64)>>)> {
             out.push((gemv(dtype, path), combos));
         }
     }
+    for entry in ["stats", "normalize"] {
+        let combos = super::softmax::SoftmaxTuning::candidates()
+            .iter()
+            .flat_map(|t| [t.constants(false), t.constants(true)])
+            .collect();
+        out.push((super::softmax::source(entry), combos));
+    }
     out
 }

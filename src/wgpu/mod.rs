@@ -11,5 +11,6 @@ pub mod context;
 pub mod gemv;
 pub mod kernels;
 pub mod shaders;
+pub mod softmax;
 
 pub use context::{AdapterChoice, ContextOptions, GpuContext, GpuTimer, Kernel, KernelSource};
