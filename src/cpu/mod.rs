@@ -9,4 +9,5 @@
 pub mod decode;
 pub mod encode;
 pub mod gemv;
+pub mod sample;
 pub mod softmax;

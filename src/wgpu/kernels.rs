@@ -152,5 +152,12 @@ pub fn all_variants() -> Vec<(KernelSource, Vec<Vec<(&'static str, f64)>>)> {
             .collect();
         out.push((super::softmax::source(entry), combos));
     }
+    for entry in ["prepare", "select_token"] {
+        let combos = super::sample::SamplerTuning::candidates()
+            .iter()
+            .flat_map(|t| [t.constants(false), t.constants(true)])
+            .collect();
+        out.push((super::sample::source(entry), combos));
+    }
     out
 }

@@ -10,6 +10,7 @@
 pub mod context;
 pub mod gemv;
 pub mod kernels;
+pub mod sample;
 pub mod shaders;
 pub mod softmax;
 
