@@ -9,6 +9,7 @@
 
 pub mod context;
 pub mod gemv;
+pub mod head;
 pub mod kernels;
 pub mod sample;
 pub mod shaders;
