@@ -171,9 +171,14 @@ fn head_loop_without_readbacks_of_logits_keeps_every_counter() {
     assert_eq!(before, after, "the token loop allocated");
     assert_eq!(head.steps_done, 44);
     // The counters do see an allocation (so the equality above means something).
-    let extra = ctx.create_buffer("extra", 4096, wgpu::BufferUsages::STORAGE).unwrap();
+    let extra = ctx
+        .create_buffer("extra", 4096, wgpu::BufferUsages::STORAGE)
+        .unwrap();
     let c = AllocCounters::read(&ctx);
-    assert!(c.buffers > after.buffers && c.buffer_memory > after.buffer_memory, "{c:?}");
+    assert!(
+        c.buffers > after.buffers && c.buffer_memory > after.buffer_memory,
+        "{c:?}"
+    );
     drop(extra);
 }
 

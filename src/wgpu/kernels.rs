@@ -152,6 +152,19 @@ pub fn all_variants() -> Vec<(KernelSource, Vec<Vec<(&'static str, f64)>>)> {
             .collect();
         out.push((super::softmax::source(entry), combos));
     }
+    for path in [ReducePath::Subgroup, ReducePath::Workgroup] {
+        let mut combos = Vec::new();
+        for t in super::gemv_rans::RansGemvTuning::candidates(48 << 10) {
+            for (xh, sc, bias) in [
+                (false, true, false),
+                (true, false, true),
+                (false, true, true),
+            ] {
+                combos.push(t.constants(xh, sc, bias));
+            }
+        }
+        out.push((super::gemv_rans::source(path), combos));
+    }
     for entry in ["prepare", "select_token"] {
         let combos = super::sample::SamplerTuning::candidates()
             .iter()

@@ -9,6 +9,7 @@
 
 pub mod context;
 pub mod gemv;
+pub mod gemv_rans;
 pub mod head;
 pub mod kernels;
 pub mod sample;
