@@ -1,6 +1,9 @@
 //! The `wcodec` command line.
 
 pub mod bench;
+pub mod bench_gpu;
+pub mod bench_head;
+pub mod bench_kernels;
 pub mod decode;
 pub mod devices;
 pub mod encode;

@@ -206,7 +206,10 @@ impl CompressedWeights {
         ctx.queue
             .write_buffer(&index, 0, bytemuck::cast_slice(&idx));
         if plane.tables.is_empty() || plane.tables.len() > 4 {
-            return Err(Error::Param(format!("a plane with {} tables", plane.tables.len())));
+            return Err(Error::Param(format!(
+                "a plane with {} tables",
+                plane.tables.len()
+            )));
         }
         // Four tables' room, so that the kernel needs no bounds check on a lookup.
         let mut lut = vec![0u32; 4 * 4096];
