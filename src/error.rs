@@ -47,11 +47,7 @@ pub enum Error {
     Corrupt { loc: Location, msg: String },
     /// A decoded tensor does not match its stored checksum.
     #[error("{loc}: checksum mismatch (stored {stored:016x}, decoded {actual:016x})")]
-    Checksum {
-        loc: Location,
-        stored: u64,
-        actual: u64,
-    },
+    Checksum { loc: Location, stored: u64, actual: u64 },
     /// The input is valid but cannot be handled as asked (e.g. a dtype conversion).
     #[error("{loc}: {msg}")]
     Unsupported { loc: Location, msg: String },
@@ -74,22 +70,13 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     pub fn format(loc: Location, msg: impl Into<String>) -> Self {
-        Error::Format {
-            loc,
-            msg: msg.into(),
-        }
+        Error::Format { loc, msg: msg.into() }
     }
     pub fn corrupt(loc: Location, msg: impl Into<String>) -> Self {
-        Error::Corrupt {
-            loc,
-            msg: msg.into(),
-        }
+        Error::Corrupt { loc, msg: msg.into() }
     }
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io {
-            path: path.into(),
-            source,
-        }
+        Error::Io { path: path.into(), source }
     }
     /// Attach a file path to an error's location if it has none yet.
     pub fn in_file(mut self, path: &std::path::Path) -> Self {
@@ -125,16 +112,9 @@ impl Error {
 
 impl Location {
     pub fn field(field: impl Into<String>) -> Self {
-        Location {
-            field: Some(field.into()),
-            ..Default::default()
-        }
+        Location { field: Some(field.into()), ..Default::default() }
     }
     pub fn tensor(name: &str, field: impl Into<String>) -> Self {
-        Location {
-            tensor: Some(name.to_string()),
-            field: Some(field.into()),
-            file: None,
-        }
+        Location { tensor: Some(name.to_string()), field: Some(field.into()), file: None }
     }
 }

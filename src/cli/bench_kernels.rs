@@ -664,9 +664,7 @@ pub fn run(a: &KernelsArgs, quiet: bool) -> anyhow::Result<()> {
     }
     // Batch 8 against 1.2 × batch 1.
     let b1 = b.best_us(&cases[0].name);
-    if let Some(s) = b.summary.iter_mut().find(|s| s.kernel == cases[5].name)
-        && let Some(b1) = b1
-    {
+    if let (Some(s), Some(b1)) = (b.summary.iter_mut().find(|s| s.kernel == cases[5].name), b1) {
         s.target_us = Some(1.2 * b1);
         s.met = Some(s.best_us <= 1.2 * b1);
         s.note = format!("{:.2}× batch 1", s.best_us / b1);

@@ -26,23 +26,14 @@ pub struct EncodeArgs {
 }
 
 pub fn run(a: &EncodeArgs, quiet: bool) -> anyhow::Result<()> {
-    let out = a
-        .output
-        .clone()
-        .unwrap_or_else(|| super::default_output(&a.input, "wcodec"));
+    let out = a.output.clone().unwrap_or_else(|| super::default_output(&a.input, "wcodec"));
     let quant_bits = match (&a.quant, a.bits) {
         (Some(_), Some(b)) if b != 8 => bail!("--quant int8 and --bits {b} disagree"),
         (Some(_), _) => Some(8),
         (None, b) => b,
     };
-    let opts = EncodeOptions {
-        quant_bits,
-        prob_bits: a.prob_bits,
-        ..Default::default()
-    };
-    let total = std::fs::metadata(&a.input)
-        .map_err(|e| crate::Error::io(&a.input, e))?
-        .len();
+    let opts = EncodeOptions { quant_bits, prob_bits: a.prob_bits, ..Default::default() };
+    let total = std::fs::metadata(&a.input).map_err(|e| crate::Error::io(&a.input, e))?.len();
     let pb = super::progress(total, quiet, "encode");
     let t0 = std::time::Instant::now();
     let (tensors, rep) = encode_file(&a.input, &out, &opts, &|t| pb.inc(t.source_bytes() as u64))
@@ -61,10 +52,7 @@ pub fn run(a: &EncodeArgs, quiet: bool) -> anyhow::Result<()> {
             out.display()
         );
         if let Some(snr) = rep.quant_snr_db {
-            println!(
-                "quantised to {} bits: overall SNR {snr:.2} dB",
-                quant_bits.unwrap()
-            );
+            println!("quantised to {} bits: overall SNR {snr:.2} dB", quant_bits.unwrap());
             for t in tensors.iter().filter(|t| t.quant.is_some()) {
                 let q = t.quant.unwrap();
                 println!(

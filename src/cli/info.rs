@@ -62,10 +62,7 @@ pub fn collect(file: &WcodecFile, name: &str) -> FileInfo {
         let mut tables = 0;
         let mut q_plane_bytes = None;
         for p in &e.planes {
-            if let PlaneInfo::Rans {
-                index, tables: t, ..
-            } = p
-            {
+            if let PlaneInfo::Rans { index, tables: t, .. } = p {
                 tables += t.len();
                 for ent in index {
                     *modes.entry(ent.mode.name().to_string()).or_insert(0) += 1;
@@ -76,23 +73,15 @@ pub fn collect(file: &WcodecFile, name: &str) -> FileInfo {
             }
         }
         let q = e.quant;
-        let ratio_vs_packed = q
-            .zip(q_plane_bytes)
-            .map(|(q, b)| e.numel as f64 * q.bits as f64 / 8.0 / b as f64);
+        let ratio_vs_packed = q.zip(q_plane_bytes).map(|(q, b)| e.numel as f64 * q.bits as f64 / 8.0 / b as f64);
         if let (Some(q), Some(b)) = (q, q_plane_bytes) {
             let snr = q.snr_db.unwrap_or(f64::INFINITY);
             sig += q.signal;
-            noise += if snr.is_finite() {
-                q.signal / 10f64.powf(snr / 10.0)
-            } else {
-                0.0
-            };
+            noise += if snr.is_finite() { q.signal / 10f64.powf(snr / 10.0) } else { 0.0 };
             qbytes += b;
             packed += e.numel as f64 * q.bits as f64 / 8.0;
         }
-        let ent = by_encoding
-            .entry(e.encoding.name().to_string())
-            .or_insert((0, 0, 0));
+        let ent = by_encoding.entry(e.encoding.name().to_string()).or_insert((0, 0, 0));
         ent.0 += 1;
         ent.1 += e.source_bytes();
         ent.2 += stored;
@@ -136,16 +125,7 @@ pub fn run(a: &InfoArgs) -> anyhow::Result<()> {
     }
     println!(
         "{:<52} {:<5} {:<14} {:<11} {:>10} {:>7} {:>6} {:>3}  {:<28} {}",
-        "tensor",
-        "dtype",
-        "shape",
-        "encoding",
-        "stored",
-        "ratio",
-        "bits/w",
-        "tab",
-        "modes (tiles)",
-        "SNR"
+        "tensor", "dtype", "shape", "encoding", "stored", "ratio", "bits/w", "tab", "modes (tiles)", "SNR"
     );
     for t in &info.tensors {
         let modes: Vec<String> = Mode::ALL
@@ -153,10 +133,7 @@ pub fn run(a: &InfoArgs) -> anyhow::Result<()> {
             .filter_map(|m| t.modes.get(m.name()).map(|c| format!("{}:{c}", m.name())))
             .collect();
         let snr = match (t.quant_bits, t.snr_db) {
-            (Some(b), Some(s)) => format!(
-                "{s:.2} dB ({b}-bit, {:.3}x vs packed)",
-                t.ratio_vs_packed.unwrap_or(0.0)
-            ),
+            (Some(b), Some(s)) => format!("{s:.2} dB ({b}-bit, {:.3}x vs packed)", t.ratio_vs_packed.unwrap_or(0.0)),
             (Some(b), None) => format!("exact ({b}-bit)"),
             _ => String::new(),
         };
@@ -176,10 +153,7 @@ pub fn run(a: &InfoArgs) -> anyhow::Result<()> {
     }
     println!();
     for (enc, (n, src, st)) in &info.by_encoding {
-        println!(
-            "{enc:<12} {n:>4} tensors  {src:>12} -> {st:>12} bytes  {:.4}x",
-            *src as f64 / (*st).max(1) as f64
-        );
+        println!("{enc:<12} {n:>4} tensors  {src:>12} -> {st:>12} bytes  {:.4}x", *src as f64 / (*st).max(1) as f64);
     }
     println!(
         "file: {} bytes (header {}), source tensors {} bytes, ratio {:.4}x",

@@ -15,11 +15,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser, Debug)]
-#[command(
-    name = "wcodec",
-    version,
-    about = "A codec for neural-network weights with a bit-exact GPU decoder"
-)]
+#[command(name = "wcodec", version, about = "A codec for neural-network weights with a bit-exact GPU decoder")]
 pub struct Cli {
     /// Print nothing but errors.
     #[arg(long, short, global = true)]
@@ -71,11 +67,9 @@ pub fn progress(total: u64, quiet: bool, what: &str) -> indicatif::ProgressBar {
     }
     let pb = indicatif::ProgressBar::new(total);
     pb.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{msg:>8} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-        )
-        .unwrap()
-        .progress_chars("=> "),
+        indicatif::ProgressStyle::with_template("{msg:>8} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
+            .unwrap()
+            .progress_chars("=> "),
     );
     pb.set_message(what.to_string());
     pb

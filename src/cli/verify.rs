@@ -25,12 +25,7 @@ pub fn run(a: &VerifyArgs, quiet: bool) -> anyhow::Result<()> {
     for (t, r) in results.iter().enumerate() {
         let e = &file.tensors[t];
         match r {
-            Ok(()) if !quiet => println!(
-                "ok    {:<60} {:<11} {:016x}",
-                e.name,
-                e.encoding.name(),
-                e.checksum
-            ),
+            Ok(()) if !quiet => println!("ok    {:<60} {:<11} {:016x}", e.name, e.encoding.name(), e.checksum),
             Ok(()) => {}
             Err(err) => {
                 bad += 1;
@@ -39,18 +34,10 @@ pub fn run(a: &VerifyArgs, quiet: bool) -> anyhow::Result<()> {
         }
     }
     if bad > 0 {
-        bail!(
-            "{bad} of {} tensors failed verification in {}",
-            file.tensors.len(),
-            a.file.display()
-        );
+        bail!("{bad} of {} tensors failed verification in {}", file.tensors.len(), a.file.display());
     }
     if !quiet {
-        println!(
-            "verified {} tensors in {:.3} s: all checksums match",
-            file.tensors.len(),
-            t0.elapsed().as_secs_f64()
-        );
+        println!("verified {} tensors in {:.3} s: all checksums match", file.tensors.len(), t0.elapsed().as_secs_f64());
     }
     Ok(())
 }

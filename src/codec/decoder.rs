@@ -37,11 +37,7 @@ pub fn decode_tensor_into(file: &WcodecFile, t: usize, out: &mut [u8]) -> Result
     }
     let actual = checksum(out);
     if actual != e.checksum {
-        return Err(Error::Checksum {
-            loc: file.loc(&e.name, "checksum"),
-            stored: e.checksum,
-            actual,
-        });
+        return Err(Error::Checksum { loc: file.loc(&e.name, "checksum"), stored: e.checksum, actual });
     }
     Ok(())
 }
@@ -67,29 +63,13 @@ pub fn output_tensors(e: &TensorEntry, want: Option<DType>) -> Vec<OutTensor> {
     };
     match e.encoding {
         Encoding::Quant if want == Some(DType::I8) => vec![
-            OutTensor {
-                name: e.name.clone(),
-                dtype: DType::I8,
-                shape: e.shape.clone(),
-            },
-            OutTensor {
-                name: format!("{}.scale", e.name),
-                dtype: DType::F32,
-                shape: vec![e.shape[0]],
-            },
+            OutTensor { name: e.name.clone(), dtype: DType::I8, shape: e.shape.clone() },
+            OutTensor { name: format!("{}.scale", e.name), dtype: DType::F32, shape: vec![e.shape[0]] },
         ],
         _ if e.dtype.is_split_float() => {
-            vec![OutTensor {
-                name: e.name.clone(),
-                dtype: float_target.unwrap_or(e.dtype),
-                shape: e.shape.clone(),
-            }]
+            vec![OutTensor { name: e.name.clone(), dtype: float_target.unwrap_or(e.dtype), shape: e.shape.clone() }]
         }
-        _ => vec![OutTensor {
-            name: e.name.clone(),
-            dtype: e.dtype,
-            shape: e.shape.clone(),
-        }],
+        _ => vec![OutTensor { name: e.name.clone(), dtype: e.dtype, shape: e.shape.clone() }],
     }
 }
 
@@ -97,14 +77,8 @@ pub fn output_tensors(e: &TensorEntry, want: Option<DType>) -> Vec<OutTensor> {
 pub fn f32_to_bytes(v: &[f32], dtype: DType) -> Vec<u8> {
     match dtype {
         DType::F32 => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
-        DType::F16 => v
-            .iter()
-            .flat_map(|&x| f32_to_f16_bits(x).to_le_bytes())
-            .collect(),
-        DType::BF16 => v
-            .iter()
-            .flat_map(|&x| f32_to_bf16_bits(x).to_le_bytes())
-            .collect(),
+        DType::F16 => v.iter().flat_map(|&x| f32_to_f16_bits(x).to_le_bytes()).collect(),
+        DType::BF16 => v.iter().flat_map(|&x| f32_to_bf16_bits(x).to_le_bytes()).collect(),
         _ => panic!("{dtype} is not a float type"),
     }
 }
@@ -132,10 +106,7 @@ pub fn render(e: &TensorEntry, canonical: Vec<u8>, want: Option<DType>) -> Vec<V
             vec![c, scales]
         }
         Encoding::Quant => vec![f32_to_bytes(&dequantize(e, &canonical), outs[0].dtype)],
-        _ if outs[0].dtype != e.dtype => vec![f32_to_bytes(
-            &floats_to_f32(e.dtype, &canonical),
-            outs[0].dtype,
-        )],
+        _ if outs[0].dtype != e.dtype => vec![f32_to_bytes(&floats_to_f32(e.dtype, &canonical), outs[0].dtype)],
         _ => vec![canonical],
     }
 }

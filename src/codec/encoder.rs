@@ -22,26 +22,15 @@ pub struct EncodeOptions {
 
 impl Default for EncodeOptions {
     fn default() -> Self {
-        EncodeOptions {
-            quant_bits: None,
-            prob_bits: DEFAULT_PROB_BITS,
-            max_tables: MAX_TABLES,
-            force_mode: None,
-        }
+        EncodeOptions { quant_bits: None, prob_bits: DEFAULT_PROB_BITS, max_tables: MAX_TABLES, force_mode: None }
     }
 }
 
 /// One plane of an encoded tensor.
 #[derive(Debug, Clone)]
 pub enum EncodedPlane {
-    Coded {
-        role: &'static str,
-        plane: CodedPlane,
-    },
-    Raw {
-        role: &'static str,
-        bytes: Vec<u8>,
-    },
+    Coded { role: &'static str, plane: CodedPlane },
+    Raw { role: &'static str, bytes: Vec<u8> },
 }
 
 impl EncodedPlane {
@@ -86,10 +75,7 @@ fn raw(name: &str, dtype: DType, shape: &[usize], data: &[u8]) -> EncodedTensor 
         shape: shape.to_vec(),
         encoding: Encoding::Raw,
         checksum: checksum(data),
-        planes: vec![EncodedPlane::Raw {
-            role: "data",
-            bytes: data.to_vec(),
-        }],
+        planes: vec![EncodedPlane::Raw { role: "data", bytes: data.to_vec() }],
         quant: None,
         quant_sums: None,
     }
@@ -106,18 +92,9 @@ fn plane_opts(grid: &crate::codec::tile::Grid, o: &EncodeOptions) -> PlaneOption
 /// Decode little-endian float elements to f32 (exact for F16 and BF16).
 pub fn floats_to_f32(dtype: DType, data: &[u8]) -> Vec<f32> {
     match dtype {
-        DType::F32 => data
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect(),
-        DType::F16 => data
-            .chunks_exact(2)
-            .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
-            .collect(),
-        DType::BF16 => data
-            .chunks_exact(2)
-            .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32())
-            .collect(),
+        DType::F32 => data.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
+        DType::F16 => data.chunks_exact(2).map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
+        DType::BF16 => data.chunks_exact(2).map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
         _ => panic!("{dtype} is not a float type"),
     }
 }
@@ -125,23 +102,11 @@ pub fn floats_to_f32(dtype: DType, data: &[u8]) -> Vec<f32> {
 /// Encode one tensor. Lossless unless `opts.quant_bits` is set and the tensor
 /// is a float of rank ≥ 2. A coded encoding that would not be smaller than the
 /// raw bytes falls back to `raw`, except when a mode is forced.
-pub fn encode_tensor(
-    name: &str,
-    dtype: DType,
-    shape: &[usize],
-    data: &[u8],
-    opts: &EncodeOptions,
-) -> Result<EncodedTensor> {
+pub fn encode_tensor(name: &str, dtype: DType, shape: &[usize], data: &[u8], opts: &EncodeOptions) -> Result<EncodedTensor> {
     let loc = Location::tensor(name, "data");
-    let numel = shape
-        .iter()
-        .try_fold(1usize, |a, &d| a.checked_mul(d))
-        .ok_or_else(|| Error::format(loc.clone(), "shape overflows"))?;
+    let numel = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).ok_or_else(|| Error::format(loc.clone(), "shape overflows"))?;
     if numel.checked_mul(dtype.size()) != Some(data.len()) {
-        return Err(Error::format(
-            loc,
-            format!("{} bytes for shape {shape:?} of {dtype}", data.len()),
-        ));
+        return Err(Error::format(loc, format!("{} bytes for shape {shape:?} of {dtype}", data.len())));
     }
     if numel == 0 {
         return Ok(raw(name, dtype, shape, data));
@@ -149,11 +114,8 @@ pub fn encode_tensor(
     let grid = grid_for_shape(shape);
     let t = match dtype {
         DType::I8 | DType::U8 => {
-            let syms: std::borrow::Cow<[u8]> = if dtype == DType::U8 {
-                data.iter().map(|&b| b ^ 0x80).collect::<Vec<u8>>().into()
-            } else {
-                data.into()
-            };
+            let syms: std::borrow::Cow<[u8]> =
+                if dtype == DType::U8 { data.iter().map(|&b| b ^ 0x80).collect::<Vec<u8>>().into() } else { data.into() };
             let plane = encode_plane(&syms, grid, &plane_opts(&grid, opts))?;
             EncodedTensor {
                 name: name.to_string(),
@@ -161,10 +123,7 @@ pub fn encode_tensor(
                 shape: shape.to_vec(),
                 encoding: Encoding::Int8,
                 checksum: checksum(data),
-                planes: vec![EncodedPlane::Coded {
-                    role: "symbols",
-                    plane,
-                }],
+                planes: vec![EncodedPlane::Coded { role: "symbols", plane }],
                 quant: None,
                 quant_sums: None,
             }
@@ -177,8 +136,7 @@ pub fn encode_tensor(
             for r in 0..q.rows {
                 for c in 0..q.cols {
                     let i = r * q.cols + c;
-                    max_err = max_err
-                        .max((w[i] as f64 - quant::dequant(q.q[i], q.scales[r]) as f64).abs());
+                    max_err = max_err.max((w[i] as f64 - quant::dequant(q.q[i], q.scales[r]) as f64).abs());
                 }
             }
             let plane = encode_plane(&q.q, grid, &plane_opts(&grid, opts))?;
@@ -192,19 +150,8 @@ pub fn encode_tensor(
                 shape: shape.to_vec(),
                 encoding: Encoding::Quant,
                 checksum: checksum(&canon),
-                planes: vec![
-                    EncodedPlane::Coded { role: "q", plane },
-                    EncodedPlane::Raw {
-                        role: "scales",
-                        bytes: scales,
-                    },
-                ],
-                quant: Some(QuantHeader {
-                    bits,
-                    snr_db: snr.is_finite().then_some(snr),
-                    max_abs_err: max_err,
-                    signal: q.signal,
-                }),
+                planes: vec![EncodedPlane::Coded { role: "q", plane }, EncodedPlane::Raw { role: "scales", bytes: scales }],
+                quant: Some(QuantHeader { bits, snr_db: snr.is_finite().then_some(snr), max_abs_err: max_err, signal: q.signal }),
                 quant_sums: Some((q.signal, q.noise)),
             }
         }
@@ -212,27 +159,14 @@ pub fn encode_tensor(
             let (coded, rawp) = float_split::split(dtype, data);
             let g = crate::codec::tile::Grid::one_d(numel);
             let plane = encode_plane(&coded, g, &plane_opts(&g, opts))?;
-            let role = if dtype == DType::F16 {
-                ("high", "low")
-            } else {
-                ("exponent", "sign_mantissa")
-            };
+            let role = if dtype == DType::F16 { ("high", "low") } else { ("exponent", "sign_mantissa") };
             EncodedTensor {
                 name: name.to_string(),
                 dtype,
                 shape: shape.to_vec(),
                 encoding: Encoding::FloatSplit,
                 checksum: checksum(data),
-                planes: vec![
-                    EncodedPlane::Coded {
-                        role: role.0,
-                        plane,
-                    },
-                    EncodedPlane::Raw {
-                        role: role.1,
-                        bytes: rawp,
-                    },
-                ],
+                planes: vec![EncodedPlane::Coded { role: role.0, plane }, EncodedPlane::Raw { role: role.1, bytes: rawp }],
                 quant: None,
                 quant_sums: None,
             }
@@ -240,10 +174,7 @@ pub fn encode_tensor(
         _ => return Ok(raw(name, dtype, shape, data)),
     };
     // A coded plane costs about 200 more header bytes and some alignment than a raw one.
-    if t.encoding != Encoding::Quant
-        && opts.force_mode.is_none()
-        && t.coded_bytes() + 256 >= data.len()
-    {
+    if t.encoding != Encoding::Quant && opts.force_mode.is_none() && t.coded_bytes() + 256 >= data.len() {
         return Ok(raw(name, dtype, shape, data));
     }
     Ok(t)

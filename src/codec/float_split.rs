@@ -98,20 +98,7 @@ mod tests {
         let bytes: Vec<u8> = (0..100_000)
             .flat_map(|i| {
                 seed = seed.wrapping_mul(1664525).wrapping_add(1013904223);
-                let v = if i < 8 {
-                    [
-                        0,
-                        0x8000_0000,
-                        0x7f80_0000,
-                        0xff80_0000,
-                        0x7fc0_0001,
-                        1,
-                        0x807f_ffff,
-                        u32::MAX,
-                    ][i]
-                } else {
-                    seed
-                };
+                let v = if i < 8 { [0, 0x8000_0000, 0x7f80_0000, 0xff80_0000, 0x7fc0_0001, 1, 0x807f_ffff, u32::MAX][i] } else { seed };
                 v.to_le_bytes()
             })
             .collect();

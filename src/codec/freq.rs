@@ -32,11 +32,7 @@ pub struct FreqTable {
 impl std::fmt::Debug for FreqTable {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let nz = self.freq.iter().filter(|&&x| x > 0).count();
-        write!(
-            f,
-            "FreqTable {{ prob_bits: {}, symbols: {nz} }}",
-            self.prob_bits
-        )
+        write!(f, "FreqTable {{ prob_bits: {}, symbols: {nz} }}", self.prob_bits)
     }
 }
 
@@ -68,11 +64,7 @@ pub fn entropy(counts: &[u64; 256]) -> f64 {
         return 0.0;
     }
     let t = total as f64;
-    counts
-        .iter()
-        .filter(|&&c| c > 0)
-        .map(|&c| -(c as f64 / t) * (c as f64 / t).log2())
-        .sum()
+    counts.iter().filter(|&&c| c > 0).map(|&c| -(c as f64 / t) * (c as f64 / t).log2()).sum()
 }
 
 impl FreqTable {
@@ -88,9 +80,7 @@ impl FreqTable {
     /// integers), so the result is the same on every machine.
     pub fn from_counts(counts: &[u64; 256], prob_bits: u32) -> Result<FreqTable> {
         if !PROB_BITS_ALLOWED.contains(&prob_bits) {
-            return Err(Error::Param(format!(
-                "prob_bits {prob_bits} not in {PROB_BITS_ALLOWED:?}"
-            )));
+            return Err(Error::Param(format!("prob_bits {prob_bits} not in {PROB_BITS_ALLOWED:?}")));
         }
         let m = 1u64 << prob_bits;
         let total: u64 = counts.iter().sum();
@@ -99,15 +89,12 @@ impl FreqTable {
             return Err(Error::Param("frequency table of an empty histogram".into()));
         }
         if present > m {
-            return Err(Error::Param(format!(
-                "{present} symbols do not fit {m} slots"
-            )));
+            return Err(Error::Param(format!("{present} symbols do not fit {m} slots")));
         }
         let mut freq = [0u32; 256];
         for s in 0..256 {
             if counts[s] > 0 {
-                let f =
-                    ((counts[s] as u128 * m as u128 + total as u128 / 2) / total as u128) as u64;
+                let f = ((counts[s] as u128 * m as u128 + total as u128 / 2) / total as u128) as u64;
                 freq[s] = f.clamp(1, m) as u32;
             }
         }
@@ -155,11 +142,7 @@ impl FreqTable {
         for s in 0..256 {
             cum[s + 1] = cum[s] + freq[s];
         }
-        FreqTable {
-            prob_bits,
-            freq,
-            cum,
-        }
+        FreqTable { prob_bits, freq, cum }
     }
 
     /// Bits this table spends on a histogram; `None` if a counted symbol has no frequency.
@@ -211,15 +194,10 @@ impl FreqTable {
     pub fn read(buf: &[u8], prob_bits: u32, loc: &Location) -> Result<(FreqTable, usize)> {
         let err = |m: String| Error::format(loc.clone(), m);
         if !PROB_BITS_ALLOWED.contains(&prob_bits) {
-            return Err(err(format!(
-                "prob_bits {prob_bits} not in {PROB_BITS_ALLOWED:?}"
-            )));
+            return Err(err(format!("prob_bits {prob_bits} not in {PROB_BITS_ALLOWED:?}")));
         }
         if buf.len() < 33 {
-            return Err(err(format!(
-                "table truncated: {} bytes, need at least 33",
-                buf.len()
-            )));
+            return Err(err(format!("table truncated: {} bytes, need at least 33", buf.len())));
         }
         let width = buf[32] as u32;
         if !(1..=13).contains(&width) {
@@ -232,10 +210,7 @@ impl FreqTable {
         let body = (present * width as usize).div_ceil(8);
         let used = 33 + body;
         if buf.len() < used {
-            return Err(err(format!(
-                "table truncated: {} bytes, need {used}",
-                buf.len()
-            )));
+            return Err(err(format!("table truncated: {} bytes, need {used}", buf.len())));
         }
         let bits = &buf[33..used];
         let mut freq = [0u32; 256];
@@ -339,10 +314,7 @@ mod tests {
         let mut buf = Vec::new();
         t.write(&mut buf);
         assert_eq!(buf.len(), 32 + 1 + 2);
-        assert_eq!(
-            FreqTable::read(&buf, 12, &Location::default()).unwrap().0,
-            t
-        );
+        assert_eq!(FreqTable::read(&buf, 12, &Location::default()).unwrap().0, t);
     }
 
     #[test]

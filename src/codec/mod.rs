@@ -59,11 +59,7 @@ impl Encoding {
 /// 64×64 tiles; rank 0 and 1 are 1-D with 4096-symbol tiles.
 pub fn grid_for_shape(shape: &[usize]) -> Grid {
     let numel: usize = shape.iter().product();
-    if shape.len() >= 2 {
-        Grid::two_d(shape[0], numel / shape[0].max(1))
-    } else {
-        Grid::one_d(numel)
-    }
+    if shape.len() >= 2 { Grid::two_d(shape[0], numel / shape[0].max(1)) } else { Grid::one_d(numel) }
 }
 
 /// Number of elements, or `None` on overflow.

@@ -30,10 +30,7 @@ pub struct TileEntry {
 
 impl TileEntry {
     pub fn pack(&self) -> [u32; 2] {
-        [
-            self.offset,
-            self.mode as u32 | (self.table as u32) << 4 | self.params << 8,
-        ]
+        [self.offset, self.mode as u32 | (self.table as u32) << 4 | self.params << 8]
     }
 
     /// Parse an entry; `tables` is the plane's table count.
@@ -51,12 +48,7 @@ impl TileEntry {
         if mode != Mode::Planar && params != 0 {
             return Err(format!("mode {} takes no parameters", mode.name()));
         }
-        Ok(TileEntry {
-            offset,
-            mode,
-            table,
-            params,
-        })
+        Ok(TileEntry { offset, mode, table, params })
     }
 }
 
@@ -139,12 +131,7 @@ pub struct PlaneView<'a> {
 fn words_of(stream: &[u8]) -> Cow<'_, [u16]> {
     match bytemuck::try_cast_slice::<u8, u16>(stream) {
         Ok(w) if cfg!(target_endian = "little") => Cow::Borrowed(w),
-        _ => Cow::Owned(
-            stream
-                .chunks_exact(2)
-                .map(|c| u16::from_le_bytes([c[0], c[1]]))
-                .collect(),
-        ),
+        _ => Cow::Owned(stream.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect()),
     }
 }
 
@@ -173,16 +160,10 @@ impl<'a> PlaneView<'a> {
             return Err(Error::format(at("tile"), format!("invalid grid {grid:?}")));
         }
         if !tail.is_valid() {
-            return Err(Error::format(
-                at("tail.bits"),
-                format!("tail bits {} not in 1..=8", tail.bits),
-            ));
+            return Err(Error::format(at("tail.bits"), format!("tail bits {} not in 1..=8", tail.bits)));
         }
         if table_count == 0 || table_count > MAX_TABLES {
-            return Err(Error::format(
-                at("tables.count"),
-                format!("{table_count} tables, allowed 1..={MAX_TABLES}"),
-            ));
+            return Err(Error::format(at("tables.count"), format!("{table_count} tables, allowed 1..={MAX_TABLES}")));
         }
         let mut ts = Vec::with_capacity(table_count);
         let mut pos = 0;
@@ -192,27 +173,17 @@ impl<'a> PlaneView<'a> {
             pos += used;
         }
         if pos != tables.len() {
-            return Err(Error::format(
-                at("tables.len"),
-                format!("{} bytes, tables use {pos}", tables.len()),
-            ));
+            return Err(Error::format(at("tables.len"), format!("{} bytes, tables use {pos}", tables.len())));
         }
         let nt = grid.num_tiles();
         if index.len() != nt * INDEX_ENTRY_BYTES {
             return Err(Error::format(
                 at("index.len"),
-                format!(
-                    "{} bytes, expected {} for {nt} tiles",
-                    index.len(),
-                    nt * INDEX_ENTRY_BYTES
-                ),
+                format!("{} bytes, expected {} for {nt} tiles", index.len(), nt * INDEX_ENTRY_BYTES),
             ));
         }
         if stream.len() % 2 != 0 {
-            return Err(Error::format(
-                at("stream.len"),
-                format!("odd length {}", stream.len()),
-            ));
+            return Err(Error::format(at("stream.len"), format!("odd length {}", stream.len())));
         }
         let nwords = stream.len() / 2;
         let mut entries = Vec::with_capacity(nt);
@@ -232,14 +203,7 @@ impl<'a> PlaneView<'a> {
             prev = off;
             entries.push(e);
         }
-        Ok(PlaneView {
-            grid,
-            prob_bits,
-            tail,
-            tables: Cow::Owned(ts),
-            index: Cow::Owned(entries),
-            stream: words_of(stream),
-        })
+        Ok(PlaneView { grid, prob_bits, tail, tables: Cow::Owned(ts), index: Cow::Owned(entries), stream: words_of(stream) })
     }
 
     /// Wrap already validated parts (see [`PlaneView::parse`]).
@@ -251,23 +215,13 @@ impl<'a> PlaneView<'a> {
         index: &'a [TileEntry],
         stream: &'a [u8],
     ) -> PlaneView<'a> {
-        PlaneView {
-            grid,
-            prob_bits,
-            tail,
-            tables: Cow::Borrowed(tables),
-            index: Cow::Borrowed(index),
-            stream: words_of(stream),
-        }
+        PlaneView { grid, prob_bits, tail, tables: Cow::Borrowed(tables), index: Cow::Borrowed(index), stream: words_of(stream) }
     }
 
     /// The word range of tile `t`.
     pub fn tile_words(&self, t: usize) -> &[u16] {
         let start = self.index[t].offset as usize;
-        let end = self
-            .index
-            .get(t + 1)
-            .map_or(self.stream.len(), |e| e.offset as usize);
+        let end = self.index.get(t + 1).map_or(self.stream.len(), |e| e.offset as usize);
         &self.stream[start..end]
     }
 
@@ -277,22 +231,10 @@ impl<'a> PlaneView<'a> {
     }
 
     /// Decode tile `t` into `buf` (tile order) and rebuild its values in place.
-    pub fn decode_tile(
-        &self,
-        t: usize,
-        luts: &[Box<rans::DecodeLut>],
-        buf: &mut [u8],
-    ) -> std::result::Result<(), TileError> {
+    pub fn decode_tile(&self, t: usize, luts: &[Box<rans::DecodeLut>], buf: &mut [u8]) -> std::result::Result<(), TileError> {
         let r = self.grid.tile(t);
         let e = self.index[t];
-        rans::decode_tile(
-            self.tile_words(t),
-            r.n(),
-            &luts[e.table as usize],
-            self.prob_bits,
-            self.tail,
-            buf,
-        )?;
+        rans::decode_tile(self.tile_words(t), r.n(), &luts[e.table as usize], self.prob_bits, self.tail, buf)?;
         predict::reconstruct(e.mode, Planar::unpack(e.params), buf, r.h, r.w);
         Ok(())
     }
@@ -318,11 +260,7 @@ impl<'a> PlaneView<'a> {
                     // SAFETY: tiles cover disjoint rectangles of the plane, and
                     // every row slice lies inside `out` (r0 + i < rows, c0 + w <= cols).
                     unsafe {
-                        std::ptr::copy_nonoverlapping(
-                            buf.as_ptr().add(i * r.w),
-                            out_ptr.get().add(dst),
-                            r.w,
-                        );
+                        std::ptr::copy_nonoverlapping(buf.as_ptr().add(i * r.w), out_ptr.get().add(dst), r.w);
                     }
                 }
                 Ok(())
@@ -354,12 +292,7 @@ pub struct PlaneOptions {
 
 impl Default for PlaneOptions {
     fn default() -> Self {
-        PlaneOptions {
-            prob_bits: freq::DEFAULT_PROB_BITS,
-            modes: Mode::ALL.to_vec(),
-            max_tables: MAX_TABLES,
-            force_mode: None,
-        }
+        PlaneOptions { prob_bits: freq::DEFAULT_PROB_BITS, modes: Mode::ALL.to_vec(), max_tables: MAX_TABLES, force_mode: None }
     }
 }
 
@@ -396,41 +329,27 @@ pub fn encode_plane(data: &[u8], grid: Grid, opts: &PlaneOptions) -> Result<Code
     let mut choices: Vec<TileChoice> = (0..nt)
         .into_par_iter()
         .map_init(
-            || {
-                (
-                    Vec::with_capacity(MAX_TILE_SYMBOLS),
-                    vec![0u8; MAX_TILE_SYMBOLS],
-                )
-            },
+            || (Vec::with_capacity(MAX_TILE_SYMBOLS), vec![0u8; MAX_TILE_SYMBOLS]),
             |(tile, scratch), t| {
                 grid.gather(data, t, tile);
                 let r = grid.tile(t);
                 let mut cands = Vec::with_capacity(2);
                 if let Some(m) = opts.force_mode {
-                    let p = if m == Mode::Planar {
-                        Planar::fit(tile, r.h, r.w).pack()
-                    } else {
-                        0
-                    };
+                    let p = if m == Mode::Planar { Planar::fit(tile, r.h, r.w).pack() } else { 0 };
                     predict::residuals(m, Planar::unpack(p), tile, r.h, r.w, scratch);
                     cands.push((m, p, freq::histogram(&scratch[..r.n()])));
-                    return TileChoice {
-                        cands,
-                        pick: 0,
-                        table: 0,
-                    };
+                    return TileChoice { cands, pick: 0, table: 0 };
                 }
                 cands.push((Mode::None, 0, freq::histogram(tile)));
                 if opts.modes.len() > 1 && r.n() > 1 {
                     let allowed = |m: Mode| opts.modes.contains(&m);
                     let mut best = (predict::l1(tile), Mode::None, 0u32);
-                    let consider =
-                        |m: Mode, p: u32, scratch: &mut [u8], best: &mut (u64, Mode, u32)| {
-                            let c = predict::l1_cost(m, Planar::unpack(p), tile, r.h, r.w, scratch);
-                            if c < best.0 {
-                                *best = (c, m, p);
-                            }
-                        };
+                    let consider = |m: Mode, p: u32, scratch: &mut [u8], best: &mut (u64, Mode, u32)| {
+                        let c = predict::l1_cost(m, Planar::unpack(p), tile, r.h, r.w, scratch);
+                        if c < best.0 {
+                            *best = (c, m, p);
+                        }
+                    };
                     for m in [Mode::Left, Mode::Top] {
                         if allowed(m) {
                             consider(m, 0, scratch, &mut best);
@@ -452,11 +371,7 @@ pub fn encode_plane(data: &[u8], grid: Grid, opts: &PlaneOptions) -> Result<Code
                         cands.push((best.1, best.2, freq::histogram(&scratch[..r.n()])));
                     }
                 }
-                TileChoice {
-                    cands,
-                    pick: 0,
-                    table: 0,
-                }
+                TileChoice { cands, pick: 0, table: 0 }
             },
         )
         .collect();
@@ -482,10 +397,8 @@ pub fn encode_plane(data: &[u8], grid: Grid, opts: &PlaneOptions) -> Result<Code
         choose_tables(&mut choices, prob_bits, opts.max_tables)?
     };
     // 3. Lane tails and 4. the rANS pass, tile by tile.
-    let picked: Vec<(Mode, u32, usize)> = choices
-        .iter()
-        .map(|c| (c.cands[c.pick].0, c.cands[c.pick].1, c.table))
-        .collect();
+    let picked: Vec<(Mode, u32, usize)> =
+        choices.iter().map(|c| (c.cands[c.pick].0, c.cands[c.pick].1, c.table)).collect();
     drop(choices);
     let residual_tile = |t: usize, tile: &mut Vec<u8>, out: &mut [u8]| {
         grid.gather(data, t, tile);
@@ -498,12 +411,7 @@ pub fn encode_plane(data: &[u8], grid: Grid, opts: &PlaneOptions) -> Result<Code
     let tile_streams: Vec<Vec<u16>> = (0..nt)
         .into_par_iter()
         .map_init(
-            || {
-                (
-                    Vec::with_capacity(MAX_TILE_SYMBOLS),
-                    vec![0u8; MAX_TILE_SYMBOLS],
-                )
-            },
+            || (Vec::with_capacity(MAX_TILE_SYMBOLS), vec![0u8; MAX_TILE_SYMBOLS]),
             |(tile, res), t| {
                 residual_tile(t, tile, res);
                 let n = grid.tile(t).n();
@@ -516,25 +424,12 @@ pub fn encode_plane(data: &[u8], grid: Grid, opts: &PlaneOptions) -> Result<Code
     let mut stream = Vec::with_capacity(tile_streams.iter().map(|s| s.len()).sum());
     let mut index = Vec::with_capacity(nt);
     for (t, s) in tile_streams.iter().enumerate() {
-        let offset = u32::try_from(stream.len())
-            .map_err(|_| Error::Param("plane stream exceeds 2^32 words".into()))?;
+        let offset = u32::try_from(stream.len()).map_err(|_| Error::Param("plane stream exceeds 2^32 words".into()))?;
         let (mode, params, table) = picked[t];
-        index.push(TileEntry {
-            offset,
-            mode,
-            table: table as u8,
-            params,
-        });
+        index.push(TileEntry { offset, mode, table: table as u8, params });
         stream.extend_from_slice(s);
     }
-    Ok(CodedPlane {
-        grid,
-        prob_bits,
-        tail,
-        tables,
-        index,
-        stream,
-    })
+    Ok(CodedPlane { grid, prob_bits, tail, tables, index, stream })
 }
 
 fn table_of(hists: &[&[u64; 256]], prob_bits: u32) -> Result<FreqTable> {
@@ -556,22 +451,13 @@ fn table_bits(t: &FreqTable) -> f64 {
 /// Lloyd iterations from an initial grouping: build a table per group, move
 /// each tile to its cheapest (mode, table), repeat. Returns the cost and tables
 /// of the last round, with `choices` assigned to them.
-fn refine(
-    choices: &mut [TileChoice],
-    mut group: Vec<usize>,
-    k: usize,
-    prob_bits: u32,
-) -> Result<(f64, Vec<FreqTable>)> {
+fn refine(choices: &mut [TileChoice], mut group: Vec<usize>, k: usize, prob_bits: u32) -> Result<(f64, Vec<FreqTable>)> {
     let mut result = (f64::INFINITY, Vec::new());
     for _ in 0..3 {
         let mut tables = Vec::with_capacity(k);
         for g in 0..k {
-            let hs: Vec<&[u64; 256]> = choices
-                .iter()
-                .zip(&group)
-                .filter(|(_, x)| **x == g)
-                .map(|(c, _)| &c.cands[c.pick].2)
-                .collect();
+            let hs: Vec<&[u64; 256]> =
+                choices.iter().zip(&group).filter(|(_, x)| **x == g).map(|(c, _)| &c.cands[c.pick].2).collect();
             if !hs.is_empty() {
                 tables.push(table_of(&hs, prob_bits)?);
             }
@@ -591,17 +477,10 @@ fn refine(
 /// Assign each tile a table (and settle its mode between the candidates);
 /// returns the tables. Starts from one table, then one per mode family, then
 /// splits the largest group by entropy while the total (tables included) falls.
-fn choose_tables(
-    choices: &mut [TileChoice],
-    prob_bits: u32,
-    max_tables: usize,
-) -> Result<Vec<FreqTable>> {
+fn choose_tables(choices: &mut [TileChoice], prob_bits: u32, max_tables: usize) -> Result<Vec<FreqTable>> {
     let (mut best_cost, mut best) = refine(choices, vec![0; choices.len()], 1, prob_bits)?;
     if max_tables >= 2 && choices.iter().any(|c| c.cands[c.pick].0 != Mode::None) {
-        let group = choices
-            .iter()
-            .map(|c| (c.cands[c.pick].0 != Mode::None) as usize)
-            .collect();
+        let group = choices.iter().map(|c| (c.cands[c.pick].0 != Mode::None) as usize).collect();
         let (cost, tables) = refine(choices, group, 2, prob_bits)?;
         if cost < best_cost {
             (best_cost, best) = (cost, tables);
@@ -646,11 +525,7 @@ fn rebuild_tables(choices: &mut [TileChoice], k: usize, prob_bits: u32) -> Resul
     let mut out = Vec::with_capacity(k);
     let mut remap = vec![usize::MAX; k];
     for g in 0..k {
-        let hs: Vec<&[u64; 256]> = choices
-            .iter()
-            .filter(|c| c.table == g)
-            .map(|c| &c.cands[c.pick].2)
-            .collect();
+        let hs: Vec<&[u64; 256]> = choices.iter().filter(|c| c.table == g).map(|c| &c.cands[c.pick].2).collect();
         if !hs.is_empty() {
             remap[g] = out.len();
             out.push(table_of(&hs, prob_bits)?);
@@ -709,21 +584,13 @@ fn assign(choices: &mut [TileChoice], tables: &[FreqTable]) -> f64 {
 }
 
 /// Pick the narrowest tail width (and its base) that fits every lane's tail symbols.
-fn choose_tail(
-    grid: Grid,
-    residual_tile: &(dyn Fn(usize, &mut Vec<u8>, &mut [u8]) + Sync),
-) -> Tail {
+fn choose_tail(grid: Grid, residual_tile: &(dyn Fn(usize, &mut Vec<u8>, &mut [u8]) + Sync)) -> Tail {
     // Collect the symbols at each lane's last 16 positions, by distance from the end.
     let nt = grid.num_tiles();
     let seen: [[bool; 256]; 16] = (0..nt)
         .into_par_iter()
         .map_init(
-            || {
-                (
-                    Vec::with_capacity(MAX_TILE_SYMBOLS),
-                    vec![0u8; MAX_TILE_SYMBOLS],
-                )
-            },
+            || (Vec::with_capacity(MAX_TILE_SYMBOLS), vec![0u8; MAX_TILE_SYMBOLS]),
             |(tile, res), t| {
                 residual_tile(t, tile, res);
                 let n = grid.tile(t).n();

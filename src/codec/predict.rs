@@ -57,11 +57,7 @@ impl Planar {
     }
 
     pub fn unpack(p: u32) -> Planar {
-        Planar {
-            a: p as u8 as i8,
-            b: (p >> 8) as u8 as i8,
-            c: (p >> 16) as u8 as i8,
-        }
+        Planar { a: p as u8 as i8, b: (p >> 8) as u8 as i8, c: (p >> 16) as u8 as i8 }
     }
 
     #[inline(always)]
@@ -90,23 +86,11 @@ impl Planar {
         // Centred moments: Σ(i − ci)v = Σiv − ci·Σv; Σ(i − ci)² = w·h(h²−1)/12.
         let sii = wf * hf * (hf * hf - 1.0) / 12.0;
         let sjj = hf * wf * (wf * wf - 1.0) / 12.0;
-        let alpha = if sii > 0.0 {
-            (siv as f64 - ci * sv as f64) / sii
-        } else {
-            0.0
-        };
-        let beta = if sjj > 0.0 {
-            (sjv as f64 - cj * sv as f64) / sjj
-        } else {
-            0.0
-        };
+        let alpha = if sii > 0.0 { (siv as f64 - ci * sv as f64) / sii } else { 0.0 };
+        let beta = if sjj > 0.0 { (sjv as f64 - cj * sv as f64) / sjj } else { 0.0 };
         let gamma = sv as f64 / n - alpha * ci - beta * cj;
         let q = |v: f64| v.round().clamp(-128.0, 127.0) as i8;
-        Planar {
-            a: q(16.0 * alpha),
-            b: q(16.0 * beta),
-            c: q(gamma),
-        }
+        Planar { a: q(16.0 * alpha), b: q(16.0 * beta), c: q(gamma) }
     }
 }
 
@@ -282,39 +266,17 @@ mod tests {
         let t = [0u8, (-2i8) as u8, (-3i8) as u8, 0];
         residuals(Mode::Avg, Planar::default(), &t, 2, 2, &mut r);
         assert_eq!(r[3] as i8, 3);
-        let p = Planar {
-            a: 16,
-            b: -16,
-            c: 5,
-        };
+        let p = Planar { a: 16, b: -16, c: 5 };
         assert_eq!(p.predict(0, 0), 5);
         assert_eq!(p.predict(2, 1), 6);
-        assert_eq!(
-            Planar {
-                a: 127,
-                b: 127,
-                c: 127
-            }
-            .predict(63, 63),
-            127
-        );
-        assert_eq!(
-            Planar {
-                a: -128,
-                b: -128,
-                c: -128
-            }
-            .predict(63, 63),
-            -128
-        );
+        assert_eq!(Planar { a: 127, b: 127, c: 127 }.predict(63, 63), 127);
+        assert_eq!(Planar { a: -128, b: -128, c: -128 }.predict(63, 63), -128);
     }
 
     #[test]
     fn planar_fit_recovers_a_plane() {
         let (h, w) = (64, 64);
-        let tile: Vec<u8> = (0..h * w)
-            .map(|k| ((k / w) as i32 / 4 - (k % w) as i32 / 8 + 3) as i8 as u8)
-            .collect();
+        let tile: Vec<u8> = (0..h * w).map(|k| ((k / w) as i32 / 4 - (k % w) as i32 / 8 + 3) as i8 as u8).collect();
         let p = Planar::fit(&tile, h, w);
         let mut s = vec![0u8; h * w];
         let l1 = l1_cost(Mode::Planar, p, &tile, h, w, &mut s);

@@ -34,21 +34,11 @@ impl Quantized {
 }
 
 pub fn snr_db(signal: f64, noise: f64) -> f64 {
-    if noise == 0.0 {
-        f64::INFINITY
-    } else {
-        10.0 * (signal / noise).log10()
-    }
+    if noise == 0.0 { f64::INFINITY } else { 10.0 * (signal / noise).log10() }
 }
 
 /// Quantise `w` (`rows × cols`, row-major f32) to `bits`-bit codes.
-pub fn quantize(
-    w: &[f32],
-    rows: usize,
-    cols: usize,
-    bits: u32,
-    loc: &Location,
-) -> Result<Quantized> {
+pub fn quantize(w: &[f32], rows: usize, cols: usize, bits: u32, loc: &Location) -> Result<Quantized> {
     if !(2..=8).contains(&bits) {
         return Err(Error::Param(format!("--bits {bits} not in 2..=8")));
     }
@@ -72,26 +62,14 @@ pub fn quantize(
         let s = amax / l;
         scales[r] = s;
         for (c, &v) in row.iter().enumerate() {
-            let code = if s > 0.0 {
-                (v / s).round_ties_even().clamp(-l, l)
-            } else {
-                0.0
-            };
+            let code = if s > 0.0 { (v / s).round_ties_even().clamp(-l, l) } else { 0.0 };
             q[r * cols + c] = code as i8 as u8;
             let back = code * s;
             signal += v as f64 * v as f64;
             noise += (v as f64 - back as f64).powi(2);
         }
     }
-    Ok(Quantized {
-        rows,
-        cols,
-        bits,
-        q,
-        scales,
-        signal,
-        noise,
-    })
+    Ok(Quantized { rows, cols, bits, q, scales, signal, noise })
 }
 
 /// `q · s` in f32.
@@ -107,13 +85,7 @@ pub fn f32_to_f16_bits(x: f32) -> u16 {
     let exp = ((b >> 23) & 0xff) as i32;
     let man = b & 0x7f_ffff;
     if exp == 0xff {
-        return sign
-            | 0x7c00
-            | if man != 0 {
-                0x200 | (man >> 13) as u16
-            } else {
-                0
-            };
+        return sign | 0x7c00 | if man != 0 { 0x200 | (man >> 13) as u16 } else { 0 };
     }
     let e = exp - 127 + 15;
     if e >= 0x1f {
@@ -159,19 +131,7 @@ mod tests {
     #[test]
     fn integer_conversions_match_half() {
         let mut seed = 12345u32;
-        let specials = [
-            0.0f32,
-            -0.0,
-            1.0,
-            65504.0,
-            65520.0,
-            1e-8,
-            5.96e-8,
-            2.98e-8,
-            6.1e-5,
-            f32::INFINITY,
-            f32::MIN_POSITIVE,
-        ];
+        let specials = [0.0f32, -0.0, 1.0, 65504.0, 65520.0, 1e-8, 5.96e-8, 2.98e-8, 6.1e-5, f32::INFINITY, f32::MIN_POSITIVE];
         let mut xs: Vec<f32> = specials.to_vec();
         for _ in 0..200_000 {
             seed = seed.wrapping_mul(1664525).wrapping_add(1013904223);
@@ -183,16 +143,8 @@ mod tests {
                 assert!(half::bf16::from_bits(f32_to_bf16_bits(x)).is_nan());
                 continue;
             }
-            assert_eq!(
-                f32_to_f16_bits(x),
-                half::f16::from_f32(x).to_bits(),
-                "{x:e}"
-            );
-            assert_eq!(
-                f32_to_bf16_bits(x),
-                half::bf16::from_f32(x).to_bits(),
-                "{x:e}"
-            );
+            assert_eq!(f32_to_f16_bits(x), half::f16::from_f32(x).to_bits(), "{x:e}");
+            assert_eq!(f32_to_bf16_bits(x), half::bf16::from_f32(x).to_bits(), "{x:e}");
         }
     }
 
@@ -201,10 +153,7 @@ mod tests {
         let w = [3.0f32, -1.5, 0.75, 2.5, 0.0, 0.0, 0.0, 0.0];
         let q = quantize(&w, 2, 4, 3, &Location::default()).unwrap();
         // L = 3, s = 1: -1.5 -> -2 and 2.5 -> 2 (half to even), 0.75 -> 1
-        assert_eq!(
-            q.q[..4].iter().map(|&b| b as i8).collect::<Vec<_>>(),
-            vec![3, -2, 1, 2]
-        );
+        assert_eq!(q.q[..4].iter().map(|&b| b as i8).collect::<Vec<_>>(), vec![3, -2, 1, 2]);
         assert_eq!(q.scales[1], 0.0);
         assert!(q.q[4..].iter().all(|&b| b == 0));
         assert!(quantize(&[f32::NAN], 1, 1, 8, &Location::default()).is_err());

@@ -123,14 +123,7 @@ impl EncTable {
                 rcp_shift[s] = k;
             }
         }
-        EncTable {
-            prob_bits: t.prob_bits,
-            freq: t.freq,
-            cum,
-            rcp_lo,
-            rcp_hi,
-            rcp_shift,
-        }
+        EncTable { prob_bits: t.prob_bits, freq: t.freq, cum, rcp_lo, rcp_hi, rcp_shift }
     }
 
     pub fn can_code(&self, sym: u8) -> bool {
@@ -161,27 +154,12 @@ mod tests {
     fn reciprocal_division_is_exact() {
         // Only the divisor matters here: every frequency 1..=4096.
         for f in 1..=4096u32 {
-            let mut t = FreqTable {
-                prob_bits: 12,
-                freq: [0; 256],
-                cum: [0; 257],
-            };
+            let mut t = FreqTable { prob_bits: 12, freq: [0; 256], cum: [0; 257] };
             t.freq[0] = f;
             let e = EncTable::new(&t);
-            for v in [
-                0u32,
-                1,
-                f - 1,
-                f,
-                f + 1,
-                65535,
-                65536,
-                (1 << 20) * f - 1,
-                u32::MAX - 1,
-                u32::MAX,
-            ]
-            .into_iter()
-            .chain((0..64).map(|i| 0x9e37_79b9u32.wrapping_mul(i * 7 + f)))
+            for v in [0u32, 1, f - 1, f, f + 1, 65535, 65536, (1 << 20) * f - 1, u32::MAX - 1, u32::MAX]
+                .into_iter()
+                .chain((0..64).map(|i| 0x9e37_79b9u32.wrapping_mul(i * 7 + f)))
             {
                 let t = ((v as u64 * e.rcp_lo[0] as u64) >> 32) + v as u64 * e.rcp_hi[0] as u64;
                 assert_eq!((t >> e.rcp_shift[0]) as u32, v / f, "v={v} f={f}");
@@ -196,10 +174,7 @@ fn full_steps(n: usize, tail: Tail) -> usize {
     if active_lanes(n) < LANES {
         return 0;
     }
-    (0..LANES)
-        .map(|l| lane_count(n, l) - tail.lane_tail(lane_count(n, l)))
-        .min()
-        .unwrap_or(0)
+    (0..LANES).map(|l| lane_count(n, l) - tail.lane_tail(lane_count(n, l))).min().unwrap_or(0)
 }
 
 /// Encode one tile in reverse (last symbol first), appending its initial-state
@@ -285,10 +260,7 @@ pub fn write_states(states: &[u32], out: &mut Vec<u16>) {
 pub fn read_states(words: &[u16], a: usize, x: &mut [u32; LANES]) -> Result<usize, TileError> {
     let nc = a.div_ceil(4);
     if words.len() < nc {
-        return Err(TileError::States(format!(
-            "{} words, need {nc} for the codes",
-            words.len()
-        )));
+        return Err(TileError::States(format!("{} words, need {nc} for the codes", words.len())));
     }
     if a % 4 != 0 && words[nc - 1] >> (4 * (a % 4)) != 0 {
         return Err(TileError::States("unused state codes are not zero".into()));
@@ -403,18 +375,12 @@ pub fn decode_tile(
         }
     }
     if q != body.len() {
-        return Err(TileError::Trailing {
-            used: p0 + q,
-            words: words.len(),
-        });
+        return Err(TileError::Trailing { used: p0 + q, words: words.len() });
     }
     for l in 0..a {
         let r = ntail[l] as u32;
         if x[l] >> 16 != 1 || (x[l] & 0xffff) >> (tw * r).min(16) != 0 {
-            return Err(TileError::FinalState {
-                lane: l,
-                state: x[l],
-            });
+            return Err(TileError::FinalState { lane: l, state: x[l] });
         }
     }
     Ok(())

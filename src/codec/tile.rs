@@ -49,22 +49,12 @@ impl TileRect {
 impl Grid {
     /// A 2-D grid with 64×64 tiles.
     pub fn two_d(rows: usize, cols: usize) -> Grid {
-        Grid {
-            rows,
-            cols,
-            tile_h: TILE_2D,
-            tile_w: TILE_2D,
-        }
+        Grid { rows, cols, tile_h: TILE_2D, tile_w: TILE_2D }
     }
 
     /// A 1-D run of `n` symbols with 4096-symbol tiles.
     pub fn one_d(n: usize) -> Grid {
-        Grid {
-            rows: 1,
-            cols: n,
-            tile_h: 1,
-            tile_w: TILE_1D,
-        }
+        Grid { rows: 1, cols: n, tile_h: 1, tile_w: TILE_1D }
     }
 
     /// True if the tile size is one the format allows.
@@ -95,12 +85,7 @@ impl Grid {
         let (ty, txi) = (t / tx, t % tx);
         let r0 = ty * self.tile_h;
         let c0 = txi * self.tile_w;
-        TileRect {
-            r0,
-            c0,
-            h: self.tile_h.min(self.rows - r0),
-            w: self.tile_w.min(self.cols - c0),
-        }
+        TileRect { r0, c0, h: self.tile_h.min(self.rows - r0), w: self.tile_w.min(self.cols - c0) }
     }
 
     /// Copy tile `t` out of a row-major plane into `out` (row-major inside the tile).
@@ -156,10 +141,7 @@ mod tests {
                 assert!(lane_symbol(l, c) >= n || c == steps(n));
             }
             assert!(seen.iter().all(|&v| v == 1), "n={n}");
-            assert_eq!(
-                (0..LANES).filter(|&l| lane_count(n, l) > 0).count(),
-                active_lanes(n)
-            );
+            assert_eq!((0..LANES).filter(|&l| lane_count(n, l) > 0).count(), active_lanes(n));
         }
     }
 

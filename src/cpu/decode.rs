@@ -21,10 +21,7 @@ pub struct DecodeOptions {
 
 impl Default for DecodeOptions {
     fn default() -> Self {
-        DecodeOptions {
-            dtype: None,
-            window_bytes: 256 << 20,
-        }
+        DecodeOptions { dtype: None, window_bytes: 256 << 20 }
     }
 }
 
@@ -52,20 +49,11 @@ pub fn windows(file: &WcodecFile, window_bytes: usize) -> Vec<std::ops::Range<us
 /// Decode every tensor to a safetensors file, written atomically. Peak memory
 /// is about one window of decoded tensors plus their rendered output.
 /// `on_tensor(bytes)` is called as each tensor is written.
-pub fn decode_to_safetensors(
-    file: &WcodecFile,
-    out: &Path,
-    opts: &DecodeOptions,
-    on_tensor: &(dyn Fn(usize) + Sync),
-) -> Result<()> {
+pub fn decode_to_safetensors(file: &WcodecFile, out: &Path, opts: &DecodeOptions, on_tensor: &(dyn Fn(usize) + Sync)) -> Result<()> {
     if let Some(p) = file.path() {
         crate::io::atomic::refuse_overwrite(p, out)?;
     }
-    let outs: Vec<OutTensor> = file
-        .tensors
-        .iter()
-        .flat_map(|e| output_tensors(e, opts.dtype))
-        .collect();
+    let outs: Vec<OutTensor> = file.tensors.iter().flat_map(|e| output_tensors(e, opts.dtype)).collect();
     let meta = file.header.metadata.as_ref();
     let groups = windows(file, opts.window_bytes);
     let mut group_iter = groups.into_iter();
@@ -79,13 +67,7 @@ pub fn decode_to_safetensors(
             let decoded: Vec<Vec<Vec<u8>>> = g
                 .clone()
                 .into_par_iter()
-                .map(|t| {
-                    Ok(render(
-                        &file.tensors[t],
-                        decode_tensor(file, t)?,
-                        opts.dtype,
-                    ))
-                })
+                .map(|t| Ok(render(&file.tensors[t], decode_tensor(file, t)?, opts.dtype)))
                 .collect::<Result<_>>()?;
             ready.extend(decoded.into_iter().flatten());
         }

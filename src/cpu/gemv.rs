@@ -63,13 +63,13 @@ impl Weights<'_> {
                 self.len()
             )));
         }
-        if let Weights::I8 { scales, .. } = self
-            && scales.len() != rows
-        {
-            return Err(Error::Param(format!(
-                "int8 weights have {} scales for {rows} rows",
-                scales.len()
-            )));
+        if let Weights::I8 { scales, .. } = self {
+            if scales.len() != rows {
+                return Err(Error::Param(format!(
+                    "int8 weights have {} scales for {rows} rows",
+                    scales.len()
+                )));
+            }
         }
         Ok(())
     }
@@ -135,9 +135,7 @@ pub fn gemv_f64(
             x.len()
         )));
     }
-    if let Some(b) = bias
-        && b.len() != rows
-    {
+    if let Some(b) = bias.filter(|b| b.len() != rows) {
         return Err(Error::Param(format!(
             "bias has {} values for {rows} rows",
             b.len()

@@ -64,12 +64,9 @@ impl PlaneInfo {
     /// Bytes this plane occupies in the file.
     pub fn stored_bytes(&self) -> usize {
         match self {
-            PlaneInfo::Rans {
-                tables_range,
-                index_range,
-                stream,
-                ..
-            } => tables_range.len() + index_range.len() + stream.len(),
+            PlaneInfo::Rans { tables_range, index_range, stream, .. } => {
+                tables_range.len() + index_range.len() + stream.len()
+            }
             PlaneInfo::Raw { data, .. } => data.len(),
         }
     }
@@ -122,12 +119,7 @@ pub struct WcodecFile {
 
 impl std::fmt::Debug for WcodecFile {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "WcodecFile({:?}, {} tensors)",
-            self.path,
-            self.tensors.len()
-        )
+        write!(f, "WcodecFile({:?}, {} tensors)", self.path, self.tensors.len())
     }
 }
 
@@ -137,13 +129,7 @@ impl WcodecFile {
         let f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
         let meta = f.metadata().map_err(|e| Error::io(path, e))?;
         if !meta.is_file() {
-            return Err(Error::format(
-                Location {
-                    file: Some(path.into()),
-                    ..Default::default()
-                },
-                "not a regular file",
-            ));
+            return Err(Error::format(Location { file: Some(path.into()), ..Default::default() }, "not a regular file"));
         }
         // SAFETY: the map is read-only; a file changed underneath by another
         // process is outside what this reader can defend against.
@@ -174,11 +160,7 @@ impl WcodecFile {
 
     /// Location of a tensor's field, with this file's path.
     pub fn loc(&self, tensor: &str, field: impl Into<String>) -> Location {
-        Location {
-            file: self.path.clone(),
-            tensor: Some(tensor.to_string()),
-            field: Some(field.into()),
-        }
+        Location { file: self.path.clone(), tensor: Some(tensor.to_string()), field: Some(field.into()) }
     }
 
     /// The planes of tensor `t`, borrowing from the file.
@@ -189,22 +171,9 @@ impl WcodecFile {
             .iter()
             .map(|p| match p {
                 PlaneInfo::Raw { data, .. } => PlaneRef::Raw(&b[data.clone()]),
-                PlaneInfo::Rans {
-                    grid,
-                    prob_bits,
-                    tail,
-                    tables,
-                    index,
-                    stream,
-                    ..
-                } => PlaneRef::Coded(PlaneView::new(
-                    *grid,
-                    *prob_bits,
-                    *tail,
-                    tables,
-                    index,
-                    &b[stream.clone()],
-                )),
+                PlaneInfo::Rans { grid, prob_bits, tail, tables, index, stream, .. } => {
+                    PlaneRef::Coded(PlaneView::new(*grid, *prob_bits, *tail, tables, index, &b[stream.clone()]))
+                }
             })
             .collect()
     }
@@ -212,71 +181,42 @@ impl WcodecFile {
     fn parse(path: Option<PathBuf>, backing: Backing) -> Result<WcodecFile> {
         let bytes = backing.bytes();
         let len = bytes.len() as u64;
-        let top = |field: &str| Location {
-            file: path.clone(),
-            tensor: None,
-            field: Some(field.to_string()),
-        };
+        let top = |field: &str| Location { file: path.clone(), tensor: None, field: Some(field.to_string()) };
         if len < PREFIX_LEN as u64 {
-            return Err(Error::format(
-                top("prefix"),
-                format!("file is {len} bytes; the prefix alone needs {PREFIX_LEN}"),
-            ));
+            return Err(Error::format(top("prefix"), format!("file is {len} bytes; the prefix alone needs {PREFIX_LEN}")));
         }
         if bytes[..8] != MAGIC {
-            return Err(Error::format(
-                top("magic"),
-                format!("not a .wcodec file (magic {:02x?})", &bytes[..8]),
-            ));
+            return Err(Error::format(top("magic"), format!("not a .wcodec file (magic {:02x?})", &bytes[..8])));
         }
         let version = u32::from_le_bytes(bytes[8..12].try_into().unwrap());
         if version != VERSION {
-            return Err(Error::format(
-                top("version"),
-                format!("format version {version}; this build reads version {VERSION}"),
-            ));
+            return Err(Error::format(top("version"), format!("format version {version}; this build reads version {VERSION}")));
         }
         let flags = u32::from_le_bytes(bytes[12..16].try_into().unwrap());
         if flags != 0 {
-            return Err(Error::format(
-                top("flags"),
-                format!("unknown flags {flags:#x}"),
-            ));
+            return Err(Error::format(top("flags"), format!("unknown flags {flags:#x}")));
         }
         let header_len = u64::from_le_bytes(bytes[16..24].try_into().unwrap());
         if header_len > MAX_HEADER_LEN {
-            return Err(Error::format(
-                top("header_len"),
-                format!("header length {header_len} exceeds the limit {MAX_HEADER_LEN}"),
-            ));
+            return Err(Error::format(top("header_len"), format!("header length {header_len} exceeds the limit {MAX_HEADER_LEN}")));
         }
         if PREFIX_LEN as u64 + header_len > len {
             return Err(Error::format(
                 top("header_len"),
-                format!(
-                    "header of {header_len} bytes runs past the end of a {len}-byte file (truncated?)"
-                ),
+                format!("header of {header_len} bytes runs past the end of a {len}-byte file (truncated?)"),
             ));
         }
         let hbytes = &bytes[PREFIX_LEN..PREFIX_LEN + header_len as usize];
         let header: Header = serde_json::from_slice(hbytes)
             .map_err(|e| Error::format(top("header"), format!("invalid JSON header: {e}")))?;
         if header.format != "wcodec" {
-            return Err(Error::format(
-                top("header.format"),
-                format!("{:?}, expected \"wcodec\"", header.format),
-            ));
+            return Err(Error::format(top("header.format"), format!("{:?}, expected \"wcodec\"", header.format)));
         }
         if header.version != VERSION {
-            return Err(Error::format(
-                top("header.version"),
-                format!("{} disagrees with the prefix's {VERSION}", header.version),
-            ));
+            return Err(Error::format(top("header.version"), format!("{} disagrees with the prefix's {VERSION}", header.version)));
         }
         let data_start = align_up(PREFIX_LEN as u64 + header_len, TENSOR_ALIGN);
-        let expected = data_start
-            .checked_add(header.data_len)
-            .ok_or_else(|| Error::format(top("data_len"), "overflows"))?;
+        let expected = data_start.checked_add(header.data_len).ok_or_else(|| Error::format(top("data_len"), "overflows"))?;
         if expected != len {
             return Err(Error::format(
                 top("data_len"),
@@ -287,10 +227,7 @@ impl WcodecFile {
                 },
             ));
         }
-        if bytes[PREFIX_LEN + header_len as usize..data_start as usize]
-            .iter()
-            .any(|&b| b != 0)
-        {
+        if bytes[PREFIX_LEN + header_len as usize..data_start as usize].iter().any(|&b| b != 0) {
             return Err(Error::format(top("padding"), "header padding is not zero"));
         }
         let mut sections: Vec<(u64, u64, String, String)> = Vec::new();
@@ -298,48 +235,25 @@ impl WcodecFile {
         let mut names = std::collections::HashSet::new();
         for (ti, th) in header.tensors.iter().enumerate() {
             let name = th.name.clone();
-            let loc = |field: &str| Location {
-                file: path.clone(),
-                tensor: Some(name.clone()),
-                field: Some(field.to_string()),
-            };
+            let loc = |field: &str| Location { file: path.clone(), tensor: Some(name.clone()), field: Some(field.to_string()) };
             if name.is_empty() {
-                return Err(Error::format(
-                    top(&format!("tensors[{ti}].name")),
-                    "empty tensor name",
-                ));
+                return Err(Error::format(top(&format!("tensors[{ti}].name")), "empty tensor name"));
             }
             if !names.insert(name.clone()) {
                 return Err(Error::format(loc("name"), "duplicate tensor name"));
             }
             let dtype: DType = serde_json::from_value(serde_json::Value::String(th.dtype.clone()))
-                .map_err(|_| {
-                    Error::format(loc("dtype"), format!("unknown dtype {:?}", th.dtype))
-                })?;
-            let numel64 = checked_numel(&th.shape)
-                .ok_or_else(|| Error::format(loc("shape"), format!("{:?} overflows", th.shape)))?;
+                .map_err(|_| Error::format(loc("dtype"), format!("unknown dtype {:?}", th.dtype)))?;
+            let numel64 = checked_numel(&th.shape).ok_or_else(|| Error::format(loc("shape"), format!("{:?} overflows", th.shape)))?;
             let numel = usize::try_from(numel64)
                 .ok()
-                .filter(|n| {
-                    n.checked_mul(dtype.size())
-                        .is_some_and(|b| b as u64 <= u64::MAX / 2)
-                })
-                .ok_or_else(|| {
-                    Error::format(loc("shape"), format!("{:?} is too large", th.shape))
-                })?;
+                .filter(|n| n.checked_mul(dtype.size()).is_some_and(|b| b as u64 <= u64::MAX / 2))
+                .ok_or_else(|| Error::format(loc("shape"), format!("{:?} is too large", th.shape)))?;
             let shape: Vec<usize> = th.shape.iter().map(|&d| d as usize).collect();
-            let encoding = Encoding::parse(&th.encoding).ok_or_else(|| {
-                Error::format(
-                    loc("encoding"),
-                    format!("unknown encoding {:?}", th.encoding),
-                )
-            })?;
-            let checksum = parse_checksum(&th.checksum).ok_or_else(|| {
-                Error::format(
-                    loc("checksum"),
-                    format!("{:?} is not xxh3-64:<16 hex digits>", th.checksum),
-                )
-            })?;
+            let encoding = Encoding::parse(&th.encoding)
+                .ok_or_else(|| Error::format(loc("encoding"), format!("unknown encoding {:?}", th.encoding)))?;
+            let checksum = parse_checksum(&th.checksum)
+                .ok_or_else(|| Error::format(loc("checksum"), format!("{:?} is not xxh3-64:<16 hex digits>", th.checksum)))?;
             // The planes each encoding must have: (role, Some(grid) for coded | None with raw length).
             enum Want {
                 Coded(Grid),
@@ -347,154 +261,77 @@ impl WcodecFile {
             }
             let wants: Vec<(&[&str], Want)> = match encoding {
                 Encoding::Raw => vec![(&["data"], Want::Raw(numel as u64 * dtype.size() as u64))],
-                _ if numel == 0 => {
-                    return Err(Error::format(
-                        loc("encoding"),
-                        "an empty tensor must be raw",
-                    ));
-                }
+                _ if numel == 0 => return Err(Error::format(loc("encoding"), "an empty tensor must be raw")),
                 Encoding::Int8 => {
                     if !matches!(dtype, DType::I8 | DType::U8) {
-                        return Err(Error::format(
-                            loc("dtype"),
-                            format!("int8 encoding of {dtype}"),
-                        ));
+                        return Err(Error::format(loc("dtype"), format!("int8 encoding of {dtype}")));
                     }
                     vec![(&["symbols"], Want::Coded(grid_for_shape(&shape)))]
                 }
                 Encoding::FloatSplit => {
                     if !dtype.is_split_float() {
-                        return Err(Error::format(
-                            loc("dtype"),
-                            format!("float-split encoding of {dtype}"),
-                        ));
+                        return Err(Error::format(loc("dtype"), format!("float-split encoding of {dtype}")));
                     }
-                    let roles: (&[&str], &[&str]) = if dtype == DType::F16 {
-                        (&["high"], &["low"])
-                    } else {
-                        (&["exponent"], &["sign_mantissa"])
-                    };
+                    let roles: (&[&str], &[&str]) =
+                        if dtype == DType::F16 { (&["high"], &["low"]) } else { (&["exponent"], &["sign_mantissa"]) };
                     vec![
                         (roles.0, Want::Coded(Grid::one_d(numel))),
-                        (
-                            roles.1,
-                            Want::Raw(numel as u64 * raw_bytes_per_element(dtype) as u64),
-                        ),
+                        (roles.1, Want::Raw(numel as u64 * raw_bytes_per_element(dtype) as u64)),
                     ]
                 }
                 Encoding::Quant => {
                     if !dtype.is_split_float() {
-                        return Err(Error::format(
-                            loc("dtype"),
-                            format!("quant encoding of {dtype}"),
-                        ));
+                        return Err(Error::format(loc("dtype"), format!("quant encoding of {dtype}")));
                     }
                     if shape.len() < 2 {
                         return Err(Error::format(loc("shape"), "quant needs rank ≥ 2"));
                     }
                     match th.quant {
                         Some(q) if (2..=8).contains(&q.bits) => {}
-                        Some(q) => {
-                            return Err(Error::format(
-                                loc("quant.bits"),
-                                format!("{} not in 2..=8", q.bits),
-                            ));
-                        }
-                        None => {
-                            return Err(Error::format(loc("quant"), "missing for a quant tensor"));
-                        }
+                        Some(q) => return Err(Error::format(loc("quant.bits"), format!("{} not in 2..=8", q.bits))),
+                        None => return Err(Error::format(loc("quant"), "missing for a quant tensor")),
                     }
-                    vec![
-                        (&["q"], Want::Coded(grid_for_shape(&shape))),
-                        (&["scales"], Want::Raw(shape[0] as u64 * 4)),
-                    ]
+                    vec![(&["q"], Want::Coded(grid_for_shape(&shape))), (&["scales"], Want::Raw(shape[0] as u64 * 4))]
                 }
             };
             if encoding != Encoding::Quant && th.quant.is_some() {
-                return Err(Error::format(
-                    loc("quant"),
-                    "present on a tensor that is not quant",
-                ));
+                return Err(Error::format(loc("quant"), "present on a tensor that is not quant"));
             }
             if th.planes.len() != wants.len() {
-                return Err(Error::format(
-                    loc("planes"),
-                    format!(
-                        "{} planes, {} expects {}",
-                        th.planes.len(),
-                        encoding.name(),
-                        wants.len()
-                    ),
-                ));
+                return Err(Error::format(loc("planes"), format!("{} planes, {} expects {}", th.planes.len(), encoding.name(), wants.len())));
             }
             let mut planes = Vec::with_capacity(wants.len());
             for (pi, (ph, (roles, want))) in th.planes.iter().zip(wants).enumerate() {
                 let f = |x: &str| format!("planes[{pi}].{x}");
                 if !roles.contains(&ph.role()) {
-                    return Err(Error::format(
-                        loc(&f("role")),
-                        format!("{:?}, expected {:?}", ph.role(), roles[0]),
-                    ));
+                    return Err(Error::format(loc(&f("role")), format!("{:?}, expected {:?}", ph.role(), roles[0])));
                 }
                 let mut section = |s: Section, field: String| -> Result<Range<usize>> {
-                    let end = s
-                        .offset
-                        .checked_add(s.len)
-                        .filter(|&e| e <= header.data_len)
-                        .ok_or_else(|| {
-                            Error::format(
-                                loc(&field),
-                                format!(
-                                    "offset {} + length {} lies outside the {}-byte data section",
-                                    s.offset, s.len, header.data_len
-                                ),
-                            )
-                        })?;
+                    let end = s.offset.checked_add(s.len).filter(|&e| e <= header.data_len).ok_or_else(|| {
+                        Error::format(
+                            loc(&field),
+                            format!("offset {} + length {} lies outside the {}-byte data section", s.offset, s.len, header.data_len),
+                        )
+                    })?;
                     sections.push((s.offset, end, name.clone(), field));
                     Ok((data_start + s.offset) as usize..(data_start + end) as usize)
                 };
                 match (ph, want) {
                     (PlaneHeader::Raw { role, data }, Want::Raw(expect)) => {
                         if data.len != expect {
-                            return Err(Error::format(
-                                loc(&f("data.len")),
-                                format!("{} bytes, shape needs {expect}", data.len),
-                            ));
+                            return Err(Error::format(loc(&f("data.len")), format!("{} bytes, shape needs {expect}", data.len)));
                         }
                         let r = section(*data, f("data"))?;
-                        planes.push(PlaneInfo::Raw {
-                            role: role.clone(),
-                            data: r,
-                        });
+                        planes.push(PlaneInfo::Raw { role: role.clone(), data: r });
                     }
-                    (
-                        PlaneHeader::Rans {
-                            role,
-                            rows,
-                            cols,
-                            tile,
-                            prob_bits,
-                            tail,
-                            tables,
-                            index,
-                            stream,
-                        },
-                        Want::Coded(g),
-                    ) => {
+                    (PlaneHeader::Rans { role, rows, cols, tile, prob_bits, tail, tables, index, stream }, Want::Coded(g)) => {
                         let got = Grid {
                             rows: *rows as usize,
                             cols: *cols as usize,
                             tile_h: tile[0] as usize,
                             tile_w: tile[1] as usize,
                         };
-                        if (*rows, *cols, tile[0], tile[1])
-                            != (
-                                g.rows as u64,
-                                g.cols as u64,
-                                g.tile_h as u64,
-                                g.tile_w as u64,
-                            )
-                        {
+                        if (*rows, *cols, tile[0], tile[1]) != (g.rows as u64, g.cols as u64, g.tile_h as u64, g.tile_w as u64) {
                             return Err(Error::format(
                                 loc(&f("rows")),
                                 format!(
@@ -503,19 +340,10 @@ impl WcodecFile {
                                 ),
                             ));
                         }
-                        let tr = section(
-                            Section {
-                                offset: tables.offset,
-                                len: tables.len,
-                            },
-                            f("tables"),
-                        )?;
+                        let tr = section(Section { offset: tables.offset, len: tables.len }, f("tables"))?;
                         let ir = section(*index, f("index"))?;
                         let sr = section(*stream, f("stream"))?;
-                        let tail = Tail {
-                            bits: tail.bits,
-                            base: tail.base,
-                        };
+                        let tail = Tail { bits: tail.bits, base: tail.base };
                         let view = PlaneView::parse(
                             got,
                             *prob_bits,
@@ -541,48 +369,22 @@ impl WcodecFile {
                     (ph, _) => {
                         return Err(Error::format(
                             loc(&f("kind")),
-                            format!(
-                                "plane {:?} has the wrong kind for {}",
-                                ph.role(),
-                                encoding.name()
-                            ),
+                            format!("plane {:?} has the wrong kind for {}", ph.role(), encoding.name()),
                         ));
                     }
                 }
             }
-            tensors.push(TensorEntry {
-                name,
-                dtype,
-                shape,
-                numel,
-                encoding,
-                checksum,
-                planes,
-                quant: th.quant,
-            });
+            tensors.push(TensorEntry { name, dtype, shape, numel, encoding, checksum, planes, quant: th.quant });
         }
         sections.sort();
         for w in sections.windows(2) {
             if w[0].1 > w[1].0 {
                 return Err(Error::format(
-                    Location {
-                        file: path.clone(),
-                        tensor: Some(w[1].2.clone()),
-                        field: Some(w[1].3.clone()),
-                    },
-                    format!(
-                        "section [{}, {}) overlaps {} of tensor {:?} [{}, {})",
-                        w[1].0, w[1].1, w[0].3, w[0].2, w[0].0, w[0].1
-                    ),
+                    Location { file: path.clone(), tensor: Some(w[1].2.clone()), field: Some(w[1].3.clone()) },
+                    format!("section [{}, {}) overlaps {} of tensor {:?} [{}, {})", w[1].0, w[1].1, w[0].3, w[0].2, w[0].0, w[0].1),
                 ));
             }
         }
-        Ok(WcodecFile {
-            path,
-            backing,
-            header,
-            data_start: data_start as usize,
-            tensors,
-        })
+        Ok(WcodecFile { path, backing, header, data_start: data_start as usize, tensors })
     }
 }

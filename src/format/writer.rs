@@ -3,12 +3,10 @@
 use std::io::Write;
 use std::path::Path;
 
-use crate::codec::checksum_string;
 use crate::codec::encoder::{EncodedPlane, EncodedTensor};
+use crate::codec::checksum_string;
 use crate::error::{Error, Result};
-use crate::format::header::{
-    Header, PlaneHeader, Section, TablesSection, TailHeader, TensorHeader,
-};
+use crate::format::header::{Header, PlaneHeader, Section, TablesSection, TailHeader, TensorHeader};
 use crate::format::{MAGIC, PREFIX_LEN, SECTION_ALIGN, TENSOR_ALIGN, VERSION, align_up};
 use crate::io::atomic::write_atomic;
 
@@ -19,18 +17,12 @@ struct Layout {
     data_len: u64,
 }
 
-fn layout(
-    metadata: Option<serde_json::Map<String, serde_json::Value>>,
-    tensors: &[EncodedTensor],
-) -> Result<Layout> {
+fn layout(metadata: Option<serde_json::Map<String, serde_json::Value>>, tensors: &[EncodedTensor]) -> Result<Layout> {
     let mut cursor = 0u64;
     let mut pieces = Vec::new();
     let mut place = |bytes: Vec<u8>, align: u64, pieces: &mut Vec<(u64, Vec<u8>)>| -> Section {
         cursor = align_up(cursor, align);
-        let s = Section {
-            offset: cursor,
-            len: bytes.len() as u64,
-        };
+        let s = Section { offset: cursor, len: bytes.len() as u64 };
         cursor += bytes.len() as u64;
         pieces.push((s.offset, bytes));
         s
@@ -43,10 +35,9 @@ fn layout(
             let align = if first { TENSOR_ALIGN } else { SECTION_ALIGN };
             first = false;
             planes.push(match p {
-                EncodedPlane::Raw { role, bytes } => PlaneHeader::Raw {
-                    role: role.to_string(),
-                    data: place(bytes.clone(), align, &mut pieces),
-                },
+                EncodedPlane::Raw { role, bytes } => {
+                    PlaneHeader::Raw { role: role.to_string(), data: place(bytes.clone(), align, &mut pieces) }
+                }
                 EncodedPlane::Coded { role, plane } => {
                     let tb = plane.tables_bytes();
                     let tables = place(tb, align, &mut pieces);
@@ -58,15 +49,8 @@ fn layout(
                         cols: plane.grid.cols as u64,
                         tile: [plane.grid.tile_h as u64, plane.grid.tile_w as u64],
                         prob_bits: plane.prob_bits,
-                        tail: TailHeader {
-                            bits: plane.tail.bits,
-                            base: plane.tail.base,
-                        },
-                        tables: TablesSection {
-                            offset: tables.offset,
-                            len: tables.len,
-                            count: plane.tables.len() as u32,
-                        },
+                        tail: TailHeader { bits: plane.tail.bits, base: plane.tail.base },
+                        tables: TablesSection { offset: tables.offset, len: tables.len, count: plane.tables.len() as u32 },
                         index,
                         stream,
                     }
@@ -83,19 +67,9 @@ fn layout(
             quant: t.quant,
         });
     }
-    let header = Header {
-        format: "wcodec".into(),
-        version: VERSION,
-        data_len: cursor,
-        metadata,
-        tensors: th,
-    };
+    let header = Header { format: "wcodec".into(), version: VERSION, data_len: cursor, metadata, tensors: th };
     let header = serde_json::to_vec(&header).map_err(|e| Error::Param(format!("header: {e}")))?;
-    Ok(Layout {
-        header,
-        pieces,
-        data_len: cursor,
-    })
+    Ok(Layout { header, pieces, data_len: cursor })
 }
 
 fn emit(l: &Layout, w: &mut dyn Write) -> std::io::Result<()> {
@@ -118,10 +92,7 @@ fn emit(l: &Layout, w: &mut dyn Write) -> std::io::Result<()> {
 }
 
 /// Serialise to bytes in memory.
-pub fn to_bytes(
-    metadata: Option<serde_json::Map<String, serde_json::Value>>,
-    tensors: &[EncodedTensor],
-) -> Result<Vec<u8>> {
+pub fn to_bytes(metadata: Option<serde_json::Map<String, serde_json::Value>>, tensors: &[EncodedTensor]) -> Result<Vec<u8>> {
     let l = layout(metadata, tensors)?;
     let mut out = Vec::new();
     emit(&l, &mut out).expect("writing to a Vec cannot fail");

@@ -30,10 +30,7 @@ pub fn write_atomic(path: &Path, body: impl FnOnce(&mut dyn Write) -> Result<()>
         _ => Path::new("."),
     };
     let tmp = tempfile::Builder::new()
-        .prefix(&format!(
-            ".{}.",
-            path.file_name().and_then(|n| n.to_str()).unwrap_or("out")
-        ))
+        .prefix(&format!(".{}.", path.file_name().and_then(|n| n.to_str()).unwrap_or("out")))
         .suffix(".tmp")
         .tempfile_in(dir)
         .map_err(|e| Error::io(dir, e))?;

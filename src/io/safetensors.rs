@@ -39,22 +39,14 @@ impl SafeInput {
     pub fn open(path: &Path) -> Result<SafeInput> {
         let f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
         let len = f.metadata().map_err(|e| Error::io(path, e))?.len();
-        let loc = |field: &str| Location {
-            file: Some(path.into()),
-            tensor: None,
-            field: Some(field.into()),
-        };
+        let loc = |field: &str| Location { file: Some(path.into()), tensor: None, field: Some(field.into()) };
         if len < 8 {
-            return Err(Error::format(
-                loc("header"),
-                format!("{len} bytes is too short for a safetensors file"),
-            ));
+            return Err(Error::format(loc("header"), format!("{len} bytes is too short for a safetensors file")));
         }
         // SAFETY: read-only map; see WcodecFile::open.
         let map = unsafe { memmap2::Mmap::map(&f) }.map_err(|e| Error::io(path, e))?;
-        let st = safetensors::SafeTensors::deserialize(&map).map_err(|e| {
-            Error::format(loc("header"), format!("not a valid safetensors file: {e}"))
-        })?;
+        let st = safetensors::SafeTensors::deserialize(&map)
+            .map_err(|e| Error::format(loc("header"), format!("not a valid safetensors file: {e}")))?;
         let n = u64::from_le_bytes(map[..8].try_into().unwrap()) as usize;
         let header: Map<String, Value> = serde_json::from_slice(&map[8..8 + n])
             .map_err(|e| Error::format(loc("header"), format!("invalid JSON: {e}")))?;
@@ -65,33 +57,17 @@ impl SafeInput {
                 metadata = v.as_object().cloned();
                 continue;
             }
-            let view = st
-                .tensor(name)
-                .map_err(|e| Error::format(loc(name), e.to_string()))?;
-            let dtype =
-                DType::from_safetensors(view.dtype()).ok_or_else(|| Error::Unsupported {
-                    loc: Location::tensor(name, "dtype"),
-                    msg: format!("dtype {:?} is not supported", view.dtype()),
-                })?;
-            let off = v["data_offsets"]
-                .as_array()
-                .and_then(|a| Some((a.first()?.as_u64()?, a.get(1)?.as_u64()?)));
+            let view = st.tensor(name).map_err(|e| Error::format(loc(name), e.to_string()))?;
+            let dtype = DType::from_safetensors(view.dtype()).ok_or_else(|| {
+                Error::Unsupported { loc: Location::tensor(name, "dtype"), msg: format!("dtype {:?} is not supported", view.dtype()) }
+            })?;
+            let off = v["data_offsets"].as_array().and_then(|a| Some((a.first()?.as_u64()?, a.get(1)?.as_u64()?)));
             let (b, e) = off.ok_or_else(|| Error::format(loc(name), "bad data_offsets"))?;
             let start = 8 + n + b as usize;
-            tensors.push(InTensor {
-                name: name.clone(),
-                dtype,
-                shape: view.shape().to_vec(),
-                range: start..8 + n + e as usize,
-            });
+            tensors.push(InTensor { name: name.clone(), dtype, shape: view.shape().to_vec(), range: start..8 + n + e as usize });
         }
         tensors.sort_by_key(|t| (t.range.start, t.range.end));
-        Ok(SafeInput {
-            path: path.to_path_buf(),
-            map: Some(map),
-            metadata,
-            tensors,
-        })
+        Ok(SafeInput { path: path.to_path_buf(), map: Some(map), metadata, tensors })
     }
 
     pub fn data(&self, t: &InTensor) -> &[u8] {
@@ -123,17 +99,8 @@ pub fn header_bytes(metadata: Option<&Map<String, Value>>, tensors: &[OutTensor]
     for t in tensors {
         let mut e = Map::new();
         e.insert("dtype".into(), Value::String(t.dtype.name().into()));
-        e.insert(
-            "shape".into(),
-            Value::Array(t.shape.iter().map(|&d| Value::from(d as u64)).collect()),
-        );
-        e.insert(
-            "data_offsets".into(),
-            Value::Array(vec![
-                Value::from(off as u64),
-                Value::from((off + t.bytes()) as u64),
-            ]),
-        );
+        e.insert("shape".into(), Value::Array(t.shape.iter().map(|&d| Value::from(d as u64)).collect()));
+        e.insert("data_offsets".into(), Value::Array(vec![Value::from(off as u64), Value::from((off + t.bytes()) as u64)]));
         off += t.bytes();
         h.insert(t.name.clone(), Value::Object(e));
     }
@@ -161,12 +128,7 @@ pub fn write_streaming(
             let mut cw = CountingWriter { inner: w, n: 0 };
             fill(i, &mut cw)?;
             if cw.n != t.bytes() {
-                return Err(Error::Param(format!(
-                    "tensor {:?}: wrote {} bytes, expected {}",
-                    t.name,
-                    cw.n,
-                    t.bytes()
-                )));
+                return Err(Error::Param(format!("tensor {:?}: wrote {} bytes, expected {}", t.name, cw.n, t.bytes())));
             }
         }
         Ok(())

@@ -222,9 +222,7 @@ impl GemvWeights {
         max_part_bytes: Option<u64>,
     ) -> Result<GemvWeights> {
         w.check(rows, cols)?;
-        if let Some(b) = bias
-            && b.len() != rows
-        {
+        if let Some(b) = bias.filter(|b| b.len() != rows) {
             return Err(Error::Param(format!(
                 "bias has {} values for {rows} rows",
                 b.len()

@@ -164,9 +164,7 @@ impl CompressedWeights {
         }
         let (rows, cols) = (g.rows, g.cols);
         for (what, v) in [("scales", scales), ("bias", bias)] {
-            if let Some(v) = v
-                && v.len() != rows
-            {
+            if let Some(v) = v.filter(|v| v.len() != rows) {
                 return Err(Error::Param(format!("{} {what} for {rows} rows", v.len())));
             }
         }

@@ -204,7 +204,7 @@ impl Head {
             self.gemv.encode(&mut pass);
             self.sampler.encode(&mut pass);
         }
-        if timed && let Some(t) = &self.timer {
+        if let Some(t) = self.timer.as_ref().filter(|_| timed) {
             t.resolve(&mut enc);
         }
         enc.copy_buffer_to_buffer(
