@@ -29,7 +29,14 @@ fn every_inference_kernel_and_constant_combination_validates() {
     for (src, combos) in wcodec::wgpu::kernels::all_variants() {
         let module = naga::front::wgsl::parse_str(&src.source)
             .unwrap_or_else(|e| panic!("{}: {}", src.name, e.emit_to_string(&src.source)));
-        let info = Validator::new(ValidationFlags::all(), caps(src.features))
+        let c = caps(src.features);
+        let mut val = Validator::new(ValidationFlags::all(), c);
+        if c.contains(Capabilities::SUBGROUP) {
+            // What wgpu enables on a device with SUBGROUP.
+            val.subgroup_stages(naga::valid::ShaderStages::COMPUTE)
+                .subgroup_operations(naga::valid::SubgroupOperationSet::all());
+        }
+        let info = val
             .validate(&module)
             .unwrap_or_else(|e| panic!("{}: {}", src.name, e.emit_to_string(&src.source)));
         assert!(

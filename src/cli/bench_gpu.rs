@@ -1,267 +1,593 @@
-//! Shared pieces of the GPU benchmarks (`wcodec bench kernels`, `wcodec bench
-//! head`): timing with timestamp queries (median of many runs), copy
-//! bandwidth measured in the same run, random data drawn like real weights.
+//! `wcodec bench decode` and `wcodec bench load`: the GPU decoder's speed.
+//!
+//! * `decode`: INT8 weights drawn from MiniLM's INT8 histogram and BF16
+//!   weights drawn from its exponent histogram (never zeros), 16 MiB, 256 MiB
+//!   and 1 GiB of output each: GPU time of the decode alone (timestamp
+//!   queries, input resident, buffers rotated past the L2), wall time with
+//!   upload and readback, output GB/s, the device copy bandwidth measured in
+//!   the same run and decode traffic as a fraction of it, the compression
+//!   ratio, and nvCOMP's figures beside them. `--sweep` also times kernel
+//!   variants. Every decode is checked byte for byte against its source.
+//! * `load`: a model into GPU buffers from its `.wcodec`, against plain wgpu
+//!   uploads of its safetensors.
 
-use rayon::prelude::*;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
 use serde::Serialize;
 
-use crate::error::{Error, Result};
-use crate::wgpu::context::{GpuContext, GpuTimer};
+use crate::codec::decoder::{decode_tensor, render};
+use crate::codec::encoder::{EncodeOptions, encode_tensor};
+use crate::dtype::DType;
+use crate::format::WcodecFile;
+use crate::io::safetensors::SafeInput;
+use crate::wgpu::bench::{copy_bandwidth, median};
+use crate::wgpu::benchdata::{bf16_weights, int8_weights};
+use crate::wgpu::context::{AdapterChoice, ContextOptions, GpuContext, GpuTimer};
+use crate::wgpu::plan::{Tuning, parse_path};
+use crate::wgpu::shaders::LutKind;
+use crate::wgpu::{GpuDecodeOptions, GpuDecoder, read_tensor};
 
-/// Summary of repeated timings, in microseconds.
-#[derive(Debug, Clone, Copy, Serialize, Default)]
-pub struct Stats {
-    pub median_us: f64,
-    pub min_us: f64,
-    pub p90_us: f64,
-    pub runs: usize,
-    /// True if timed by GPU timestamps, false if by the wall clock.
-    pub timestamps: bool,
-}
-
-pub fn stats(secs: &[f64], timestamps: bool) -> Stats {
-    let mut v: Vec<f64> = secs.iter().map(|s| s * 1e6).collect();
-    v.sort_by(|a, b| a.total_cmp(b));
-    if v.is_empty() {
-        return Stats::default();
-    }
-    let at = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
-    Stats {
-        median_us: at(0.5),
-        min_us: v[0],
-        p90_us: at(0.9),
-        runs: v.len(),
-        timestamps,
-    }
-}
-
-/// Time `reps` compute passes, each recorded by `f(pass, rep)`, with GPU
-/// timestamps around each pass (all in one submission, after `warmup` untimed
-/// passes). Without TIMESTAMP_QUERY, each pass is its own submission timed by
-/// the wall clock.
-pub fn time_passes(
-    ctx: &GpuContext,
-    warmup: usize,
-    reps: usize,
-    mut f: impl FnMut(&mut wgpu::ComputePass<'_>, usize),
-) -> Result<Stats> {
-    let mut enc = ctx.device.create_command_encoder(&Default::default());
-    {
-        let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
-            label: Some("warmup"),
-            timestamp_writes: None,
-        });
-        for i in 0..warmup {
-            f(&mut pass, i);
-        }
-    }
-    ctx.queue.submit([enc.finish()]);
-    ctx.wait()?;
-    if let Some(mut timer) = GpuTimer::new(ctx, reps as u32) {
-        let mut enc = ctx.device.create_command_encoder(&Default::default());
-        for i in 0..reps {
-            let tw = timer.next_pass();
-            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: Some("timed"),
-                timestamp_writes: tw,
-            });
-            f(&mut pass, i);
-        }
-        timer.resolve(&mut enc);
-        ctx.queue.submit([enc.finish()]);
-        ctx.wait()?;
-        return Ok(stats(&timer.read(ctx)?, true));
-    }
-    let mut secs = Vec::with_capacity(reps);
-    for i in 0..reps {
-        let t0 = std::time::Instant::now();
-        let mut enc = ctx.device.create_command_encoder(&Default::default());
-        {
-            let mut pass = enc.begin_compute_pass(&Default::default());
-            f(&mut pass, i);
-        }
-        ctx.queue.submit([enc.finish()]);
-        ctx.wait()?;
-        secs.push(t0.elapsed().as_secs_f64());
-    }
-    Ok(stats(&secs, false))
-}
-
-/// Copy bandwidth (bytes read + bytes written per second), measured now.
-#[derive(Debug, Clone, Copy, Serialize, Default)]
-pub struct CopyBandwidth {
-    pub bytes: u64,
-    /// `copy_u32.wgsl`, a plain copy shader.
-    pub shader_gbps: f64,
-    pub shader: Stats,
-    /// `copy_buffer_to_buffer` (vkCmdCopyBuffer), if the device can time it.
-    pub device_gbps: Option<f64>,
-    pub device: Option<Stats>,
-}
-
-impl CopyBandwidth {
-    /// The best copy figure measured (the roofline results are quoted against).
-    pub fn best_gbps(&self) -> f64 {
-        self.device_gbps.unwrap_or(0.0).max(self.shader_gbps)
-    }
-}
-
-pub fn copy_bandwidth(ctx: &GpuContext, want_bytes: u64, reps: usize) -> Result<CopyBandwidth> {
-    use wgpu::BufferUsages as U;
-    let lim = ctx
-        .limits
-        .max_storage_buffer_binding_size
-        .min(ctx.limits.max_buffer_size);
-    let bytes = want_bytes.min(lim) / 16 * 16;
-    let src = ctx.create_buffer(
-        "bench.copy.src",
-        bytes,
-        U::STORAGE | U::COPY_SRC | U::COPY_DST,
-    )?;
-    let dst = ctx.create_buffer(
-        "bench.copy.dst",
-        bytes,
-        U::STORAGE | U::COPY_SRC | U::COPY_DST,
-    )?;
-    let params = ctx.create_buffer("bench.copy.params", 16, U::STORAGE | U::COPY_DST)?;
-    let n = (bytes / 16) as u32;
-    ctx.queue
-        .write_buffer(&params, 0, bytemuck::cast_slice(&[n, 0, 0, 0]));
-    let mut enc = ctx.device.create_command_encoder(&Default::default());
-    enc.clear_buffer(&src, 0, None);
-    ctx.queue.submit([enc.finish()]);
-    let wg = 256u32;
-    let k = ctx.kernel(&crate::wgpu::shaders::copy_u32(), &[("WG", wg as f64)])?;
-    let bg = k.bind_group(
-        &ctx.device,
-        "bench.copy",
-        &[
-            src.as_entire_buffer_binding(),
-            dst.as_entire_buffer_binding(),
-            params.as_entire_buffer_binding(),
-        ],
-    );
-    let groups = n
-        .div_ceil(wg * 8)
-        .clamp(1, ctx.limits.max_compute_workgroups_per_dimension);
-    let shader = time_passes(ctx, 3, reps, |pass, _| {
-        pass.set_pipeline(&k.pipeline);
-        pass.set_bind_group(0, &bg, &[]);
-        pass.dispatch_workgroups(groups, 1, 1);
-    })?;
-    let gb = |s: &Stats| 2.0 * bytes as f64 / (s.median_us * 1e-6) / 1e9;
-    let mut out = CopyBandwidth {
-        bytes,
-        shader_gbps: gb(&shader),
-        shader,
-        device_gbps: None,
-        device: None,
-    };
-    if ctx.has(wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS) {
-        let set = ctx.device.create_query_set(&wgpu::QuerySetDescriptor {
-            label: Some("bench.copy.ts"),
-            ty: wgpu::QueryType::Timestamp,
-            count: 2 * reps as u32,
-        });
-        let resolve = ctx.create_buffer(
-            "bench.copy.resolve",
-            16 * reps as u64,
-            U::QUERY_RESOLVE | U::COPY_SRC,
-        )?;
-        let mut enc = ctx.device.create_command_encoder(&Default::default());
-        enc.copy_buffer_to_buffer(&src, 0, &dst, 0, bytes);
-        for i in 0..reps as u32 {
-            enc.write_timestamp(&set, 2 * i);
-            enc.copy_buffer_to_buffer(&src, 0, &dst, 0, bytes);
-            enc.write_timestamp(&set, 2 * i + 1);
-        }
-        enc.resolve_query_set(&set, 0..2 * reps as u32, &resolve, 0);
-        ctx.queue.submit([enc.finish()]);
-        let raw = ctx.read_buffer(&resolve, 0, 16 * reps as u64)?;
-        let period = ctx.queue.get_timestamp_period() as f64;
-        let ts: Vec<u64> = raw
-            .chunks_exact(8)
-            .map(|c| u64::from_le_bytes(c.try_into().unwrap()))
-            .collect();
-        let secs: Vec<f64> = ts
-            .chunks_exact(2)
-            .map(|p| p[1].saturating_sub(p[0]) as f64 * period * 1e-9)
-            .collect();
-        let s = stats(&secs, true);
-        if s.median_us > 0.0 {
-            out.device_gbps = Some(gb(&s));
-            out.device = Some(s);
-        }
-    }
-    Ok(out)
-}
-
-/// `n` values ~ N(0, sigma²), none zero, from `seed` (parallel, deterministic).
-pub fn normals(n: usize, sigma: f64, seed: u64) -> Vec<f32> {
-    const CHUNK: usize = 1 << 16;
-    let mut out = vec![0f32; n];
-    out.par_chunks_mut(CHUNK)
-        .enumerate()
-        .for_each(|(ci, chunk)| {
-            let mut s = seed ^ (ci as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-            let mut next = || {
-                s = s.wrapping_add(0x9e37_79b9_7f4a_7c15);
-                let mut z = s;
-                z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-                z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-                ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
-            };
-            for v in chunk.iter_mut() {
-                let (u1, u2) = (next().max(1e-300), next());
-                let g = ((-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos() * sigma)
-                    as f32;
-                *v = if g == 0.0 { (sigma * 1e-3) as f32 } else { g };
-            }
-        });
-    out
-}
-
-/// f32 → f16 bits (integer round-to-nearest-even), in parallel.
-pub fn to_f16(v: &[f32]) -> Vec<u16> {
-    v.par_iter()
-        .map(|&x| crate::codec::quant::f32_to_f16_bits(x))
-        .collect()
-}
-
-/// Per-row absmax int8 quantisation (the codec's `quant`), rows in parallel.
-pub fn quantize_rows(w: &[f32], rows: usize, cols: usize) -> Result<(Vec<i8>, Vec<f32>)> {
-    if w.len() != rows * cols {
-        return Err(Error::Param("quantize_rows: shape".into()));
-    }
-    let parts: Vec<(Vec<i8>, f32)> = w
-        .par_chunks(cols)
-        .map(|row| {
-            let q = crate::codec::quant::quantize(row, 1, cols, 8, &Default::default())
-                .expect("finite weights");
-            (q.q.iter().map(|&b| b as i8).collect(), q.scales[0])
-        })
-        .collect();
-    let mut q = Vec::with_capacity(rows * cols);
-    let mut s = Vec::with_capacity(rows);
-    for (r, sc) in parts {
-        q.extend_from_slice(&r);
-        s.push(sc);
-    }
-    Ok((q, s))
-}
-
-/// The GPU benchmarks of `wcodec bench`.
-#[derive(clap::Subcommand, Debug, Clone)]
+#[derive(clap::Subcommand, Debug)]
 pub enum GpuBench {
-    /// GEMV (f32/f16/int8, batch 1 and 8), compressed GEMV, softmax and sampling kernels.
+    /// GPU decode speed on INT8 and BF16 weights (16 MiB, 256 MiB, 1 GiB).
+    Decode(DecodeBenchArgs),
+    /// Load a model into GPU buffers: from its .wcodec vs plain uploads of its safetensors.
+    Load(LoadBenchArgs),
+    /// Inference kernels: GEMV (f32/f16/int8, batch 1 and 8), compressed GEMV, softmax, sampling.
     Kernels(crate::cli::bench_kernels::KernelsArgs),
     /// The decoder head token by token: latency, tokens/s, allocations.
     Head(crate::cli::bench_head::HeadArgs),
 }
 
-pub fn run(g: &GpuBench, quiet: bool) -> anyhow::Result<()> {
-    match g {
+#[derive(clap::Args, Debug)]
+pub struct DecodeBenchArgs {
+    /// Output sizes (K, M, G suffixes: powers of 1024).
+    #[arg(long, value_delimiter = ',', default_values = ["16M", "256M", "1G"])]
+    pub sizes: Vec<String>,
+    /// Weight kinds: int8 (lossless INT8) and bf16 (lossless BF16).
+    #[arg(long, value_delimiter = ',', default_values = ["int8", "bf16"])]
+    pub kinds: Vec<String>,
+    /// Timed decodes per input (GPU time; the median is reported).
+    #[arg(long, default_value_t = 30)]
+    pub reps: usize,
+    /// Wall-clock decodes per input (upload + decode + readback).
+    #[arg(long, default_value_t = 3)]
+    pub wall_reps: usize,
+    /// GPU adapter number (see `wcodec devices`).
+    #[arg(long)]
+    pub adapter: Option<usize>,
+    /// Force a decode path.
+    #[arg(long, value_parser = ["subgroup", "workgroup"])]
+    pub path: Option<String>,
+    /// Layout of the weights: 2d (rows of 4096, 64x64 tiles) or 1d (4096-symbol tiles).
+    #[arg(long, default_value = "2d", value_parser = ["2d", "1d"])]
+    pub layout: String,
+    /// Also time kernel variants on the largest input of each kind.
+    #[arg(long)]
+    pub sweep: bool,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Also write the JSON to this file.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct LoadBenchArgs {
+    /// The model, as safetensors.
+    pub model: PathBuf,
+    /// Its .wcodec (default: encode the model losslessly to a temporary file first, untimed).
+    #[arg(long)]
+    pub wcodec: Option<PathBuf>,
+    /// Timed loads of each kind (the first, with pipeline compilation, is reported apart).
+    #[arg(long, default_value_t = 5)]
+    pub reps: usize,
+    /// GPU adapter number (see `wcodec devices`).
+    #[arg(long)]
+    pub adapter: Option<usize>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Also write the JSON to this file.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+pub fn run(b: &GpuBench, quiet: bool) -> anyhow::Result<()> {
+    match b {
+        GpuBench::Decode(a) => decode(a, quiet),
+        GpuBench::Load(a) => load(a, quiet),
         GpuBench::Kernels(a) => crate::cli::bench_kernels::run(a, quiet),
         GpuBench::Head(a) => crate::cli::bench_head::run(a, quiet),
     }
+}
+
+fn parse_size(s: &str) -> anyhow::Result<u64> {
+    let s = s.trim();
+    let (num, mul) = match s.chars().last() {
+        Some('K' | 'k') => (&s[..s.len() - 1], 1u64 << 10),
+        Some('M' | 'm') => (&s[..s.len() - 1], 1u64 << 20),
+        Some('G' | 'g') => (&s[..s.len() - 1], 1u64 << 30),
+        _ => (s, 1),
+    };
+    let n: u64 = num.parse().with_context(|| format!("size {s:?}"))?;
+    Ok(n * mul)
+}
+
+fn context(adapter: Option<usize>) -> anyhow::Result<GpuContext> {
+    let opts = ContextOptions { adapter: adapter.map_or(AdapterChoice::Best, AdapterChoice::Index), ..Default::default() };
+    Ok(GpuContext::new(&opts)?)
+}
+
+/// nvCOMP's figures on the H100 (CODEC.md §10) and the targets.
+fn peer(kind: &str, bytes: u64) -> (Option<f64>, Option<f64>, Option<f64>) {
+    // (nvCOMP GB/s, nvCOMP ratio, target GB/s)
+    match (kind, bytes) {
+        ("int8", b) if b == 1 << 30 => (Some(505.0), Some(1.058), Some(550.0)),
+        ("int8", b) if b == 256 << 20 => (Some(417.0), Some(1.058), None),
+        ("int8", b) if b == 16 << 20 => (Some(151.0), Some(1.058), Some(160.0)),
+        ("bf16", b) if b == 1 << 30 => (Some(528.0), Some(1.235), Some(550.0)),
+        _ => (None, None, None),
+    }
+}
+
+#[derive(Serialize, Clone)]
+struct DecodeResult {
+    kind: String,
+    layout: String,
+    output_bytes: u64,
+    shape: Vec<usize>,
+    file_bytes: u64,
+    ratio: f64,
+    encode_s: f64,
+    /// Bytes the decode reads (compressed data, descriptors).
+    input_bytes: u64,
+    chunks: usize,
+    gpu_ms: f64,
+    gpu_min_ms: f64,
+    gpu_gbs: f64,
+    /// (input + output bytes) / GPU time.
+    traffic_gbs: f64,
+    /// traffic_gbs / device copy bandwidth.
+    fraction_of_copy: f64,
+    /// Upload + decode + readback.
+    wall_ms: f64,
+    wall_gbs: f64,
+    /// Upload + decode (outputs stay on the device).
+    wall_no_readback_ms: f64,
+    nvcomp_gbs: Option<f64>,
+    nvcomp_ratio: Option<f64>,
+    target_gbs: Option<f64>,
+    meets_target: Option<bool>,
+    variants: Vec<String>,
+    path: String,
+    verified: bool,
+}
+
+#[derive(Serialize, Clone)]
+struct SweepResult {
+    kind: String,
+    output_bytes: u64,
+    tuning: String,
+    variants: Vec<String>,
+    gpu_ms: f64,
+    gpu_gbs: f64,
+    error: Option<String>,
+}
+
+#[derive(Serialize)]
+struct DecodeBench {
+    device: String,
+    copy_shader_gbs: f64,
+    copy_command_gbs: f64,
+    copy_gbs: f64,
+    timestamps: bool,
+    results: Vec<DecodeResult>,
+    sweep: Vec<SweepResult>,
+}
+
+/// A generated input: its bytes, shape, dtype, and its encoded file.
+struct Input {
+    data: Vec<u8>,
+    shape: Vec<usize>,
+    file: WcodecFile,
+    encode_s: f64,
+}
+
+fn make_input(kind: &str, bytes: u64, layout: &str, seed: u64) -> anyhow::Result<Input> {
+    let (dtype, data) = match kind {
+        "int8" => (DType::I8, int8_weights(bytes as usize, seed)),
+        "bf16" => (DType::BF16, bf16_weights(bytes as usize / 2, seed)),
+        _ => bail!("unknown kind {kind:?}: expected int8 or bf16"),
+    };
+    let n = data.len() / dtype.size();
+    let shape = if layout == "1d" || n % 4096 != 0 { vec![n] } else { vec![n / 4096, 4096] };
+    let t0 = Instant::now();
+    let t = encode_tensor("weights", dtype, &shape, &data, &EncodeOptions::default())?;
+    let bytes = crate::format::writer::to_bytes(None, &[t])?;
+    let encode_s = t0.elapsed().as_secs_f64();
+    Ok(Input { data, shape, file: WcodecFile::from_bytes(bytes)?, encode_s })
+}
+
+/// GPU-timed resident decodes: (median ms, min ms, input bytes, chunks, variants).
+fn time_resident(
+    ctx: &GpuContext,
+    inp: &Input,
+    tune: &Tuning,
+    reps: usize,
+) -> anyhow::Result<(f64, f64, u64, usize, Vec<String>)> {
+    let out_bytes = inp.data.len() as u64;
+    let binding = ctx.limits.max_storage_buffer_binding_size.min(ctx.limits.max_buffer_size);
+    let opts = GpuDecodeOptions {
+        tuning: tune.clone(),
+        staging_bytes: (out_bytes + (64 << 20)).min(binding),
+        batch_bytes: 0,
+        ..Default::default()
+    };
+    let mut dec = GpuDecoder::new(ctx, opts)?;
+    // rotate between copies that together pass the 50 MB L2
+    let per = out_bytes + inp.file.file_len() as u64;
+    let copies = (256u64 << 20).div_ceil(per).clamp(1, 8) as usize;
+    let r = dec.resident(&inp.file, copies)?;
+    for set in 0..copies {
+        dec.run_resident(&inp.file, &r, set, None, true)?;
+        let got = read_tensor(ctx, &r.outputs(set)[0])?;
+        if got != inp.data {
+            bail!("the GPU decode differs from the source ({})", r.variants.join("; "));
+        }
+    }
+    let mut timer = GpuTimer::new(ctx, r.chunks as u32);
+    let mut times = Vec::with_capacity(reps);
+    for i in 0..reps.max(1) {
+        let t0 = Instant::now();
+        let gpu = dec.run_resident(&inp.file, &r, i % copies, timer.as_mut(), false)?;
+        times.push(gpu.unwrap_or_else(|| t0.elapsed().as_secs_f64()));
+    }
+    let min = times.iter().cloned().fold(f64::INFINITY, f64::min);
+    Ok((median(&mut times) * 1e3, min * 1e3, r.input_bytes, r.chunks, r.variants.clone()))
+}
+
+/// Wall-clock decodes with the streaming decoder: (upload + decode + readback, upload + decode) in ms.
+fn time_wall(ctx: &GpuContext, inp: &Input, tune: &Tuning, reps: usize) -> anyhow::Result<(f64, f64)> {
+    let opts = GpuDecodeOptions { tuning: tune.clone(), ..Default::default() };
+    let mut dec = GpuDecoder::new(ctx, opts)?;
+    // warm: pipelines, ring, pool
+    let (t, _) = dec.decode_to_buffers(&inp.file)?;
+    if read_tensor(ctx, &t[0])? != inp.data {
+        bail!("the streamed GPU decode differs from the source");
+    }
+    drop(t);
+    let (mut full, mut noread) = (Vec::new(), Vec::new());
+    for _ in 0..reps.max(1) {
+        let t0 = Instant::now();
+        let (t, _) = dec.decode_to_buffers(&inp.file)?;
+        ctx.wait()?;
+        let t1 = t0.elapsed().as_secs_f64();
+        let bytes = read_tensor(ctx, &t[0])?;
+        let t2 = t0.elapsed().as_secs_f64();
+        std::hint::black_box(&bytes);
+        noread.push(t1 * 1e3);
+        full.push(t2 * 1e3);
+    }
+    Ok((median(&mut full), median(&mut noread)))
+}
+
+fn sweep_tunings(ctx: &GpuContext, base: &Tuning) -> Vec<(String, Tuning, bool)> {
+    let mut v: Vec<(String, Tuning, bool)> = Vec::new();
+    let t = |f: &dyn Fn(&mut Tuning)| {
+        let mut x = base.clone();
+        f(&mut x);
+        x
+    };
+    for tiles in [1, 2, 3, 4, 6, 8] {
+        v.push((format!("tiles={tiles}"), t(&|x| x.tiles = tiles), true));
+    }
+    for stage in [0, 1024, 4096] {
+        v.push((format!("stage={stage}"), t(&|x| x.stage_words = stage), true));
+    }
+    v.push(("lut=split".into(), t(&|x| x.lut = Some(LutKind::Split)), true));
+    for wgs in [132, 264, 528, 1056, 2112, 4224, 16384, 65535] {
+        v.push((format!("workgroups={wgs}"), t(&|x| x.workgroups = wgs), true));
+    }
+    v.push(("path=workgroup".into(), t(&|x| x.path = Some(crate::wgpu::shaders::DecodePath::Workgroup)), true));
+    if ctx.checked {
+        v.push(("bounds-checks=off".into(), base.clone(), false));
+    }
+    v
+}
+
+fn decode(a: &DecodeBenchArgs, quiet: bool) -> anyhow::Result<()> {
+    let mut ctx = context(a.adapter)?;
+    let mut tune = Tuning::from_env()?;
+    if let Some(p) = &a.path {
+        tune.path = Some(parse_path(p)?);
+    }
+    let say = |s: String| {
+        if !quiet && !a.json {
+            println!("{s}");
+        }
+    };
+    say(format!("device: {}", ctx.describe()));
+    let (copy_shader, copy_cmd) = copy_bandwidth(&ctx, 1 << 30, 10)?;
+    let copy = copy_shader.max(copy_cmd);
+    say(format!("device copy: {copy_shader:.0} GB/s (copy shader), {copy_cmd:.0} GB/s (copy command), read + write"));
+    let mut results = Vec::new();
+    let mut sweep = Vec::new();
+    let mut sizes: Vec<u64> = a.sizes.iter().map(|s| parse_size(s)).collect::<anyhow::Result<_>>()?;
+    sizes.sort();
+    for kind in &a.kinds {
+        for (si, &bytes) in sizes.iter().enumerate() {
+            let inp = make_input(kind, bytes, &a.layout, 0x5eed + bytes + si as u64)?;
+            let file_bytes = inp.file.file_len() as u64;
+            let ratio = bytes as f64 / file_bytes as f64;
+            say(format!(
+                "{kind} {} {:?}: ratio {ratio:.4} ({file_bytes} bytes), encoded in {:.2} s",
+                crate::cli::human(bytes),
+                inp.shape,
+                inp.encode_s
+            ));
+            let (gpu_ms, gpu_min_ms, input_bytes, chunks, variants) = time_resident(&ctx, &inp, &tune, a.reps)?;
+            let (wall_ms, wall_no_readback_ms) = time_wall(&ctx, &inp, &tune, a.wall_reps)?;
+            let gpu_gbs = bytes as f64 / gpu_ms / 1e6;
+            let traffic_gbs = (bytes + input_bytes) as f64 / gpu_ms / 1e6;
+            let (nvcomp_gbs, nvcomp_ratio, target_gbs) = peer(kind, bytes);
+            let r = DecodeResult {
+                kind: kind.clone(),
+                layout: a.layout.clone(),
+                output_bytes: bytes,
+                shape: inp.shape.clone(),
+                file_bytes,
+                ratio,
+                encode_s: inp.encode_s,
+                input_bytes,
+                chunks,
+                gpu_ms,
+                gpu_min_ms,
+                gpu_gbs,
+                traffic_gbs,
+                fraction_of_copy: traffic_gbs / copy,
+                wall_ms,
+                wall_gbs: bytes as f64 / wall_ms / 1e6,
+                wall_no_readback_ms,
+                nvcomp_gbs,
+                nvcomp_ratio,
+                target_gbs,
+                meets_target: target_gbs.map(|t| gpu_gbs >= t),
+                variants,
+                path: GpuDecoder::new(&ctx, GpuDecodeOptions { tuning: tune.clone(), ..Default::default() })?
+                    .path()
+                    .name()
+                    .into(),
+                verified: true,
+            };
+            say(format!(
+                "  GPU {gpu_ms:.3} ms = {gpu_gbs:.1} GB/s output, {traffic_gbs:.0} GB/s traffic = {:.0} % of copy{}; wall {wall_ms:.1} ms = {:.2} GB/s with upload and readback ({wall_no_readback_ms:.1} ms without readback); {}",
+                100.0 * r.fraction_of_copy,
+                match (nvcomp_gbs, target_gbs) {
+                    (Some(n), Some(t)) =>
+                        format!("; nvCOMP {n:.0} GB/s, target {t:.0} GB/s: {}", if gpu_gbs >= t { "met" } else { "NOT met" }),
+                    (Some(n), None) => format!("; nvCOMP {n:.0} GB/s"),
+                    _ => String::new(),
+                },
+                r.wall_gbs,
+                r.variants.join("; ")
+            ));
+            results.push(r);
+            if a.sweep && si + 1 == sizes.len() {
+                for (name, t, checked) in sweep_tunings(&ctx, &tune) {
+                    let was = ctx.checked;
+                    ctx.checked = checked;
+                    let res = time_resident(&ctx, &inp, &t, a.reps.min(15));
+                    ctx.checked = was;
+                    ctx.trim_pool();
+                    let s = match res {
+                        Ok((ms, _, _, _, variants)) => {
+                            say(format!(
+                                "  sweep {name:<20} {ms:8.3} ms {:7.1} GB/s  {}",
+                                bytes as f64 / ms / 1e6,
+                                variants.join("; ")
+                            ));
+                            SweepResult {
+                                kind: kind.clone(),
+                                output_bytes: bytes,
+                                tuning: name,
+                                variants,
+                                gpu_ms: ms,
+                                gpu_gbs: bytes as f64 / ms / 1e6,
+                                error: None,
+                            }
+                        }
+                        Err(e) => {
+                            say(format!("  sweep {name:<20} failed: {e:#}"));
+                            SweepResult {
+                                kind: kind.clone(),
+                                output_bytes: bytes,
+                                tuning: name,
+                                variants: vec![],
+                                gpu_ms: f64::NAN,
+                                gpu_gbs: f64::NAN,
+                                error: Some(format!("{e:#}")),
+                            }
+                        }
+                    };
+                    sweep.push(s);
+                }
+            }
+            drop(inp);
+            ctx.trim_pool();
+        }
+    }
+    let report = DecodeBench {
+        device: ctx.describe(),
+        copy_shader_gbs: copy_shader,
+        copy_command_gbs: copy_cmd,
+        copy_gbs: copy,
+        timestamps: ctx.has(wgpu::Features::TIMESTAMP_QUERY),
+        results,
+        sweep,
+    };
+    let json = serde_json::to_string_pretty(&report)?;
+    if a.json {
+        println!("{json}");
+    }
+    if let Some(p) = &a.out {
+        std::fs::write(p, &json).with_context(|| format!("writing {}", p.display()))?;
+    }
+    if !quiet && !a.json {
+        println!();
+        println!(
+            "{:<5} {:>9} {:>7} {:>10} {:>9} {:>9} {:>7} {:>9} {:>8}",
+            "kind", "size", "ratio", "GPU ms", "GB/s", "target", "% copy", "wall ms", "nvCOMP"
+        );
+        for r in &report.results {
+            println!(
+                "{:<5} {:>9} {:>7.4} {:>10.3} {:>9.1} {:>9} {:>6.0}% {:>9.1} {:>8}",
+                r.kind,
+                crate::cli::human(r.output_bytes),
+                r.ratio,
+                r.gpu_ms,
+                r.gpu_gbs,
+                r.target_gbs.map_or("-".into(), |t| format!("{t:.0}{}", if r.gpu_gbs >= t { " ok" } else { " NO" })),
+                100.0 * r.fraction_of_copy,
+                r.wall_ms,
+                r.nvcomp_gbs.map_or("-".into(), |n| format!("{n:.0}"))
+            );
+        }
+    }
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct LoadBench {
+    device: String,
+    model: String,
+    tensors: usize,
+    safetensors_bytes: u64,
+    wcodec_bytes: u64,
+    ratio: f64,
+    /// Plain uploads of the safetensors: first load, then the median of the rest.
+    safetensors_first_ms: f64,
+    safetensors_ms: f64,
+    wcodec_first_ms: f64,
+    wcodec_ms: f64,
+    /// wcodec GPU decode time alone (timestamps), median.
+    wcodec_gpu_ms: Option<f64>,
+    speedup: f64,
+    verified: bool,
+}
+
+fn load(a: &LoadBenchArgs, quiet: bool) -> anyhow::Result<()> {
+    let ctx = context(a.adapter)?;
+    let tmp;
+    let wpath = match &a.wcodec {
+        Some(p) => p.clone(),
+        None => {
+            tmp = tempfile::Builder::new().suffix(".wcodec").tempfile()?;
+            let p = tmp.path().to_path_buf();
+            std::fs::remove_file(&p).ok();
+            crate::cpu::encode::encode_file(&a.model, &p, &EncodeOptions::default(), &|_| {})?;
+            p
+        }
+    };
+    // warm the page cache for both files: the loads compare decoders, not disks
+    let st_bytes = std::fs::read(&a.model)?.len() as u64;
+    let wc_bytes = std::fs::read(&wpath)?.len() as u64;
+    let mut st_times = Vec::new();
+    for _ in 0..a.reps.max(2) {
+        let t0 = Instant::now();
+        let input = SafeInput::open(&a.model)?;
+        let mut bufs = Vec::with_capacity(input.tensors.len());
+        for t in &input.tensors {
+            let data = input.data(t);
+            let size = (data.len() as u64).div_ceil(4).max(1) * 4;
+            let b = ctx.create_buffer(&t.name, size, wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST)?;
+            if data.len() % 4 == 0 {
+                ctx.queue.write_buffer(&b, 0, data);
+            } else {
+                let mut v = data.to_vec();
+                v.resize(size as usize, 0);
+                ctx.queue.write_buffer(&b, 0, &v);
+            }
+            bufs.push(b);
+        }
+        ctx.queue.submit([]);
+        ctx.wait()?;
+        st_times.push(t0.elapsed().as_secs_f64() * 1e3);
+    }
+    let st_first = st_times.remove(0);
+    let mut dec = GpuDecoder::new(&ctx, GpuDecodeOptions { timestamps: true, ..Default::default() })?;
+    let mut wc_times = Vec::new();
+    let mut gpu_times = Vec::new();
+    let mut verified = false;
+    let mut tensors = 0;
+    for rep in 0..a.reps.max(2) {
+        let t0 = Instant::now();
+        let file = WcodecFile::open(&wpath)?;
+        let (ts, rep_report) = dec.decode_to_buffers(&file)?;
+        ctx.wait()?;
+        wc_times.push(t0.elapsed().as_secs_f64() * 1e3);
+        if let Some(g) = rep_report.gpu_s {
+            gpu_times.push(g * 1e3);
+        }
+        if rep == 0 {
+            // every output against the CPU reference
+            let mut k = 0;
+            for (t, e) in file.tensors.iter().enumerate() {
+                for want in render(e, decode_tensor(&file, t)?, None) {
+                    if read_tensor(&ctx, &ts[k])? != want {
+                        bail!("tensor {}: the GPU load differs from the CPU decode", ts[k].name);
+                    }
+                    k += 1;
+                }
+            }
+            verified = true;
+            tensors = ts.len();
+        }
+    }
+    let wc_first = wc_times.remove(0);
+    if !gpu_times.is_empty() {
+        gpu_times.remove(0);
+    }
+    let r = LoadBench {
+        device: ctx.describe(),
+        model: a.model.display().to_string(),
+        tensors,
+        safetensors_bytes: st_bytes,
+        wcodec_bytes: wc_bytes,
+        ratio: st_bytes as f64 / wc_bytes as f64,
+        safetensors_first_ms: st_first,
+        safetensors_ms: median(&mut st_times),
+        wcodec_first_ms: wc_first,
+        wcodec_ms: median(&mut wc_times),
+        wcodec_gpu_ms: (!gpu_times.is_empty()).then(|| median(&mut gpu_times)),
+        speedup: 0.0,
+        verified,
+    };
+    let r = LoadBench { speedup: r.safetensors_ms / r.wcodec_ms, ..r };
+    let json = serde_json::to_string_pretty(&r)?;
+    if a.json {
+        println!("{json}");
+    }
+    if let Some(p) = &a.out {
+        std::fs::write(p, &json)?;
+    }
+    if !quiet && !a.json {
+        println!("device: {}", r.device);
+        println!(
+            "{}: {} tensors, safetensors {} B, wcodec {} B (ratio {:.4})",
+            r.model, r.tensors, r.safetensors_bytes, r.wcodec_bytes, r.ratio
+        );
+        println!("  plain uploads of the safetensors: {:.2} ms (first {:.2} ms)", r.safetensors_ms, r.safetensors_first_ms);
+        println!(
+            "  .wcodec decoded on the GPU:       {:.2} ms (first, with pipeline builds, {:.2} ms){}",
+            r.wcodec_ms,
+            r.wcodec_first_ms,
+            r.wcodec_gpu_ms.map_or(String::new(), |g| format!("; GPU decode time {g:.3} ms"))
+        );
+        println!("  speedup {:.2}x; every tensor checked against the CPU reference", r.speedup);
+    }
+    Ok(())
 }

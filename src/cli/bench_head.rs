@@ -5,7 +5,7 @@
 
 use serde::Serialize;
 
-use crate::cli::bench_gpu::{Stats, normals, quantize_rows, stats, to_f16};
+use crate::cli::bench_infer::{Stats, normals, quantize_rows, stats, to_f16};
 use crate::cpu::gemv::Weights;
 use crate::cpu::sample::SampleParams;
 use crate::wgpu::context::{AdapterChoice, ContextOptions, GpuContext};

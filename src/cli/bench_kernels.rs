@@ -10,7 +10,7 @@
 
 use serde::Serialize;
 
-use crate::cli::bench_gpu::{
+use crate::cli::bench_infer::{
     CopyBandwidth, Stats, copy_bandwidth, normals, quantize_rows, time_passes, to_f16,
 };
 use crate::codec::plane::{PlaneOptions, encode_plane};

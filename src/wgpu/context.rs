@@ -271,9 +271,7 @@ impl std::ops::Deref for PooledBuffer {
 
 impl Drop for PooledBuffer {
     fn drop(&mut self) {
-        if let Some(b) = self.buffer.take()
-            && let Ok(mut p) = self.pool.lock()
-        {
+        if let (Some(b), Ok(mut p)) = (self.buffer.take(), self.pool.lock()) {
             p.free_bytes += self.key.0;
             p.free.entry(self.key).or_default().push(b);
         }
@@ -281,7 +279,7 @@ impl Drop for PooledBuffer {
 }
 
 /// Pool sizes: exact below 64 KiB (rounded to 256 B), else rounded up to a
-/// multiple of 1/8 of the next power of two (at most 12.5 % waste), so that
+/// multiple of 1/16 of the next power of two (at most 12.5 % waste), so that
 /// chunk-sized buffers are reused across tensors of slightly different sizes.
 pub fn pool_size_class(size: u64) -> u64 {
     let size = size.max(4);
@@ -289,7 +287,7 @@ pub fn pool_size_class(size: u64) -> u64 {
         return size.div_ceil(256) * 256;
     }
     let p = size.next_power_of_two();
-    let step = p / 8;
+    let step = p / 16;
     size.div_ceil(step) * step
 }
 
@@ -427,12 +425,12 @@ impl GpuContext {
         if let Some(why) = self.lost.lock().ok().and_then(|l| l.clone()) {
             return Err(Error::Gpu(format!("the device was lost ({why})")));
         }
-        if let Ok(mut u) = self.uncaptured.lock()
-            && !u.is_empty()
-        {
-            let msg = u.join("; ");
-            u.clear();
-            return Err(Error::Gpu(msg));
+        if let Ok(mut u) = self.uncaptured.lock() {
+            if !u.is_empty() {
+                let msg = u.join("; ");
+                u.clear();
+                return Err(Error::Gpu(msg));
+            }
         }
         Ok(())
     }

@@ -7,13 +7,20 @@
 //!   [`crate::cpu::gemv`], [`crate::cpu::softmax`], [`crate::cpu::sample`]),
 //!   their WGSL assembled in [`kernels`].
 
+pub mod bench;
+pub mod benchdata;
 pub mod context;
+pub mod decode;
 pub mod gemv;
 pub mod gemv_rans;
 pub mod head;
 pub mod kernels;
+pub mod plan;
 pub mod sample;
 pub mod shaders;
 pub mod softmax;
 
 pub use context::{AdapterChoice, ContextOptions, GpuContext, GpuTimer, Kernel, KernelSource};
+pub use decode::{
+    CanonStream, DecodeReport, GpuDecodeOptions, GpuDecoder, GpuTensor, decode_file, decode_to_safetensors, read_tensor,
+};

@@ -1,18 +1,208 @@
 //! The WGSL kernels (`shaders/`), their bindings, and every combination of
-//! override constants the crate uses (so that `tests/shaders.rs` can
-//! parse and validate each one with naga, without a GPU).
+//! override constants the crate uses, so that `tests/shaders.rs` can parse,
+//! validate and translate each one with naga, without a GPU.
 
 use std::borrow::Cow;
+use std::sync::LazyLock;
 
 use super::context::{Binding, KernelSource};
+
+const LIB_FLOAT: &str = include_str!("../../shaders/lib_float.wgsl");
+const RANS_DECODE: &str = include_str!("../../shaders/rans_decode.wgsl");
+const PATH_SUBGROUP: &str = include_str!("../../shaders/rans_decode_subgroup.wgsl");
+const PATH_WORKGROUP: &str = include_str!("../../shaders/rans_decode_workgroup.wgsl");
+const RENDER_UNALIGNED: &str = include_str!("../../shaders/render_unaligned.wgsl");
+const COPY_U32: &str = include_str!("../../shaders/copy_u32.wgsl");
+
+static DECODE_SUBGROUP_SRC: LazyLock<String> = LazyLock::new(|| [LIB_FLOAT, RANS_DECODE, PATH_SUBGROUP].join("\n"));
+static DECODE_WORKGROUP_SRC: LazyLock<String> = LazyLock::new(|| [LIB_FLOAT, RANS_DECODE, PATH_WORKGROUP].join("\n"));
+static RENDER_UNALIGNED_SRC: LazyLock<String> = LazyLock::new(|| [LIB_FLOAT, RENDER_UNALIGNED].join("\n"));
 
 /// `shaders/copy_u32.wgsl`: the device-copy bandwidth probe.
 pub fn copy_u32() -> KernelSource {
     KernelSource {
         name: "copy_u32",
-        source: Cow::Borrowed(include_str!("../../shaders/copy_u32.wgsl")),
+        source: Cow::Borrowed(COPY_U32),
         entry: "main",
         bindings: &[Binding::ReadOnly, Binding::ReadWrite, Binding::ReadOnly],
         features: wgpu::Features::empty(),
     }
+}
+
+/// `shaders/render_unaligned.wgsl`: output words of unaligned grids, from tile-major scratch.
+pub fn render_unaligned() -> KernelSource {
+    KernelSource {
+        name: "render_unaligned",
+        source: Cow::Borrowed(RENDER_UNALIGNED_SRC.as_str()),
+        entry: "main",
+        bindings: &[Binding::ReadOnly, Binding::ReadOnly, Binding::ReadOnly, Binding::ReadWrite],
+        features: wgpu::Features::empty(),
+    }
+}
+
+/// How the lanes of a tile share its word stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DecodePath {
+    /// Subgroup ballot; subgroups of 32 or more lanes (NVIDIA, AMD, Apple).
+    SubgroupWide,
+    /// Subgroup ballots summed across the tile's subgroups; subgroups of 4..32 (lavapipe, Intel).
+    SubgroupNarrow,
+    /// A prefix through workgroup memory; no SUBGROUP feature needed.
+    Workgroup,
+}
+
+impl DecodePath {
+    pub fn name(self) -> &'static str {
+        match self {
+            DecodePath::SubgroupWide => "subgroup",
+            DecodePath::SubgroupNarrow => "subgroup-narrow",
+            DecodePath::Workgroup => "workgroup",
+        }
+    }
+}
+
+/// How a plane's frequency tables sit in workgroup memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LutKind {
+    /// One u32 per slot (symbol, frequency, offset): 16 KiB a table, one read a step.
+    Slot32,
+    /// One byte per slot plus (frequency, start) per symbol: 5 KiB a table, two reads a step.
+    Split,
+}
+
+/// One compiled form of the decode kernel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct DecodeVariant {
+    pub path: DecodePath,
+    /// Tiles decoded together by one workgroup (32 invocations each).
+    pub tiles: u32,
+    pub lut_kind: LutKind,
+    /// Tables held (1..=4).
+    pub lut_tables: u32,
+    /// u16 words of each tile staged in workgroup memory; 0 reads them from global memory.
+    pub stage_words: u32,
+    /// Reconstruction buffers for tiles with a predictor mode.
+    pub modes: bool,
+    /// The subgroup path on subgroups of exactly 32 (NVIDIA): no ballot word select.
+    pub sg32: bool,
+}
+
+impl DecodeVariant {
+    pub fn threads(&self) -> u32 {
+        32 * self.tiles
+    }
+
+    pub fn source(&self) -> KernelSource {
+        let (name, src, features) = match self.path {
+            DecodePath::Workgroup => ("rans_decode_workgroup", DECODE_WORKGROUP_SRC.as_str(), wgpu::Features::empty()),
+            _ => ("rans_decode_subgroup", DECODE_SUBGROUP_SRC.as_str(), wgpu::Features::SUBGROUP),
+        };
+        KernelSource {
+            name,
+            source: Cow::Borrowed(src),
+            entry: "main",
+            bindings: &[Binding::ReadOnly, Binding::ReadOnly, Binding::ReadWrite, Binding::ReadWrite, Binding::ReadWrite],
+            features,
+        }
+    }
+
+    /// The override constants of this variant.
+    pub fn constants(&self) -> Vec<(&'static str, f64)> {
+        let mut c = vec![
+            ("TILES", self.tiles as f64),
+            ("LUT_KIND", if self.lut_kind == LutKind::Slot32 { 0.0 } else { 1.0 }),
+            ("LUT_TABLES", self.lut_tables as f64),
+            ("STAGE", if self.stage_words > 0 { 1.0 } else { 0.0 }),
+            ("STAGE_WORDS", self.stage_words.max(2) as f64),
+            ("MODES", if self.modes { 1.0 } else { 0.0 }),
+        ];
+        if self.path != DecodePath::Workgroup {
+            c.push(("SG_WIDE", if self.path == DecodePath::SubgroupWide { 1.0 } else { 0.0 }));
+            c.push(("SG32", if self.sg32 && self.path == DecodePath::SubgroupWide { 1.0 } else { 0.0 }));
+        }
+        c
+    }
+
+    /// Workgroup memory the variant declares, in bytes.
+    pub fn workgroup_bytes(&self) -> u32 {
+        let lut = match self.lut_kind {
+            LutKind::Slot32 => 4096,
+            LutKind::Split => 1280,
+        } * self.lut_tables;
+        let stage = if self.stage_words > 0 { self.tiles * (self.stage_words / 2) } else { 1 };
+        let tb = if self.modes { self.tiles * 1024 } else { 1 };
+        let path = match self.path {
+            DecodePath::SubgroupWide => 1,
+            DecodePath::SubgroupNarrow => 24 * self.tiles,
+            DecodePath::Workgroup => 3 * self.tiles,
+        };
+        4 * (lut + stage + tb + self.threads() + path)
+    }
+
+    pub fn describe(&self) -> String {
+        format!(
+            "{}{} tiles={} lut={}x{} stage={} modes={}",
+            self.path.name(),
+            if self.sg32 { "32" } else { "" },
+            self.tiles,
+            match self.lut_kind {
+                LutKind::Slot32 => "slot32",
+                LutKind::Split => "split",
+            },
+            self.lut_tables,
+            self.stage_words,
+            self.modes
+        )
+    }
+}
+
+/// Every decode variant the planner can choose, for validation.
+pub fn all_decode_variants() -> Vec<DecodeVariant> {
+    let mut v = Vec::new();
+    for path in [DecodePath::SubgroupWide, DecodePath::SubgroupNarrow, DecodePath::Workgroup] {
+        for tiles in [1, 2, 3, 4, 8] {
+            for lut_kind in [LutKind::Slot32, LutKind::Split] {
+                for lut_tables in 1..=4 {
+                    for stage_words in [0, 2048, 4096] {
+                        for modes in [false, true] {
+                            for sg32 in [false, true] {
+                                if sg32 && path != DecodePath::SubgroupWide {
+                                    continue;
+                                }
+                                v.push(DecodeVariant { path, tiles, lut_kind, lut_tables, stage_words, modes, sg32 });
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    v
+}
+
+/// Parse, validate, apply the constants, validate again and translate to
+/// SPIR-V with naga: what a driver would get, checked without a GPU.
+pub fn validate(src: &KernelSource, constants: &[(&str, f64)]) -> Result<(), String> {
+    use naga::valid::{Capabilities, ValidationFlags, Validator};
+    let module = naga::front::wgsl::parse_str(&src.source).map_err(|e| e.emit_to_string(&src.source))?;
+    let caps = if src.features.contains(wgpu::Features::SUBGROUP) {
+        Capabilities::SUBGROUP | Capabilities::SUBGROUP_BARRIER
+    } else {
+        Capabilities::empty()
+    };
+    let subgroup_stages = if caps.is_empty() { naga::valid::ShaderStages::empty() } else { naga::valid::ShaderStages::COMPUTE };
+    let subgroup_ops =
+        if caps.is_empty() { naga::valid::SubgroupOperationSet::empty() } else { naga::valid::SubgroupOperationSet::all() };
+    let mut val = Validator::new(ValidationFlags::all(), caps);
+    val.subgroup_stages(subgroup_stages).subgroup_operations(subgroup_ops);
+    let info = val.validate(&module).map_err(|e| e.emit_to_string(&src.source))?;
+    let pc: naga::back::PipelineConstants = constants.iter().map(|(k, v)| (k.to_string(), *v)).collect();
+    let (module, info) =
+        naga::back::pipeline_constants::process_overrides(&module, &info, Some((naga::ShaderStage::Compute, src.entry)), &pc)
+            .map_err(|e| format!("{} with {constants:?}: {e}", src.name))?;
+    let opts = naga::back::spv::Options::default();
+    let pipe = naga::back::spv::PipelineOptions { shader_stage: naga::ShaderStage::Compute, entry_point: src.entry.to_string() };
+    naga::back::spv::write_vec(&module, &info, &opts, Some(&pipe))
+        .map_err(|e| format!("{} with {constants:?}: SPIR-V: {e}", src.name))?;
+    Ok(())
 }

@@ -1,0 +1,958 @@
+// Fused tile decode (CODEC.md §3, §4, §6, §7; docs/FORMAT.md §4, §5): each
+// tile's compressed words are read once, rANS-decoded, rebuilt (predictor
+// modes) in workgroup memory, rendered (U8 flip, float-split merge,
+// dequantisation) and written once.
+//
+// This file is the body shared by both paths. The source handed to the
+// driver is  lib_float.wgsl + this file + one of
+//   rans_decode_subgroup.wgsl   (the shared word stream by subgroup ballot)
+//   rans_decode_workgroup.wgsl  (the same by a workgroup-memory prefix)
+// which define `tile_prefix` and the entry point `main`.
+//
+// Work: the host cuts the planes to decode into segments (a plane, or a
+// chunk of one) and each segment into units of TILES tiles. A workgroup has
+// TILES x 32 invocations; virtual lane v works on lane v % 32 of tile v / 32
+// of a unit. Workgroups are persistent: workgroup w takes units w, w + W, ...
+// and builds a segment's lookup tables in workgroup memory when its segment
+// changes.
+//
+// Safety on corrupt input: every loop is bounded by a tile's symbol count or
+// by sizes the host wrote; every word read is clamped to the tile's word
+// range, every table index to the table count, every write to the bound
+// buffer. A tile that fails a check of FORMAT.md §4 sets bits in its
+// segment's error word; the host reports the tensor and the first bad tile.
+// Every finished tile is counted, so that a decode the device cut short
+// (llvmpipe stops the loops of an invocation after 65535 iterations in all)
+// is an error too, never silently wrong bytes.
+
+// ---- constants shared with src/wgpu/plan.rs
+const SEG_WORDS: u32 = 32u;
+const HDR_WORDS: u32 = 4u;
+// segment fields
+const S_UNIT_START: u32 = 0u;
+const S_TILE_FIRST: u32 = 1u;
+const S_TILE_COUNT: u32 = 2u;
+const S_ROWS: u32 = 3u;
+const S_COLS: u32 = 4u;
+const S_TILE_H: u32 = 5u;
+const S_TILE_W: u32 = 6u;
+const S_TILES_X: u32 = 7u;
+const S_PROB_BITS: u32 = 8u;
+const S_TAIL: u32 = 9u;
+const S_NTABLES: u32 = 10u;
+const S_TABLE_OFF: u32 = 11u;
+const S_INDEX_BASE: u32 = 12u;
+const S_STREAM_BASE: u32 = 13u;
+const S_WORD_ORIGIN: u32 = 14u;
+const S_WORD_LO: u32 = 15u;
+const S_WORD_HI: u32 = 16u;
+const S_KIND: u32 = 17u;
+const S_OUT_ADJ: u32 = 18u;
+const S_ROW_ORG: u32 = 19u;
+const S_COL_ORG: u32 = 20u;
+const S_RAW_BASE: u32 = 21u;
+const S_SCALE_BASE: u32 = 22u;
+const S_SCRATCH_BASE: u32 = 23u;
+const S_ERR_SLOT: u32 = 24u;
+// output kinds (S_KIND bits 0..4), source dtype (bits 4..8), target dtype (8..12), flags
+const K_BYTES: u32 = 0u;
+const K_SPLIT: u32 = 1u;
+const K_DEQ: u32 = 2u;
+const F_XOR80: u32 = 0x1000u;
+const F_SCRATCH: u32 = 0x2000u;
+// error bits
+const E_STATES: u32 = 1u;
+const E_UNDERFLOW: u32 = 2u;
+const E_TRAILING: u32 = 4u;
+const E_FINAL: u32 = 8u;
+const E_INDEX: u32 = 16u;
+const E_SUBGROUP: u32 = 32u;
+// modes
+const M_NONE: u32 = 0u;
+const M_LEFT: u32 = 1u;
+const M_TOP: u32 = 2u;
+const M_AVG: u32 = 3u;
+const M_PLANAR: u32 = 4u;
+
+// ---- pipeline constants
+override TILES: u32 = 1u;          // tiles decoded together per workgroup
+override LUT_KIND: u32 = 0u;       // 0: u32 per slot (16 KiB a table); 1: u8 per slot + u32 per symbol (5 KiB)
+override LUT_TABLES: u32 = 1u;     // tables held in workgroup memory (1..4)
+override STAGE: bool = true;       // copy each tile's words to workgroup memory first
+override STAGE_WORDS: u32 = 4096u; // u16 words staged per tile (even); longer tiles read global memory
+override MODES: bool = true;       // reconstruction buffers (false: every tile of the dispatch is NONE)
+// derived sizes
+override NT: u32 = 32u * TILES;
+override LUT_SIZE: u32 = select(LUT_TABLES * 1280u, LUT_TABLES * 4096u, LUT_KIND == 0u);
+override STAGE_U32: u32 = select(1u, TILES * (STAGE_WORDS / 2u), STAGE);
+override TB_SIZE: u32 = select(1u, TILES * 1024u, MODES);
+
+@group(0) @binding(0) var<storage, read> inp: array<u32>;
+@group(0) @binding(1) var<storage, read> plan: array<u32>;
+@group(0) @binding(2) var<storage, read_write> outw: array<u32>;
+@group(0) @binding(3) var<storage, read_write> scratch: array<u32>;
+@group(0) @binding(4) var<storage, read_write> errs: array<atomic<u32>>;
+
+var<workgroup> lut: array<u32, LUT_SIZE>;
+var<workgroup> stage: array<u32, STAGE_U32>;
+var<workgroup> tb: array<atomic<u32>, TB_SIZE>;
+var<workgroup> wsum: array<u32, NT>;
+
+// The current segment (uniform across the workgroup).
+var<private> g: array<u32, 32>;
+
+struct Tile {
+    valid: bool,
+    t: u32,        // tile number in the plane
+    r0: u32,
+    c0: u32,
+    h: u32,
+    w: u32,
+    n: u32,
+    mode: u32,
+    table: u32,
+    params: u32,
+    start: u32,    // first word (plane word index)
+    nw: u32,       // words
+    bad_index: bool,
+}
+
+fn inp_at(i: u32) -> u32 {
+    if (i < arrayLength(&inp)) {
+        return inp[i];
+    }
+    return 0u;
+}
+
+fn meta_at(i: u32) -> u32 {
+    if (i < arrayLength(&plan)) {
+        return plan[i];
+    }
+    return 0u;
+}
+
+fn find_segment(u: u32) -> u32 {
+    // the last segment whose first unit is <= u
+    let nseg = meta_at(0u);
+    var lo = 0u;
+    var hi = max(nseg, 1u) - 1u;
+    for (var it = 0u; it < 32u && lo < hi; it++) {
+        let mid = (lo + hi + 1u) / 2u;
+        if (meta_at(HDR_WORDS + mid * SEG_WORDS + S_UNIT_START) <= u) {
+            lo = mid;
+        } else {
+            hi = mid - 1u;
+        }
+    }
+    return lo;
+}
+
+fn load_segment(s: u32) {
+    for (var i = 0u; i < SEG_WORDS; i++) {
+        g[i] = meta_at(HDR_WORDS + s * SEG_WORDS + i);
+    }
+}
+
+fn table_entry(t: u32, s: u32) -> u32 {
+    // freq | cum << 16
+    return meta_at(g[S_TABLE_OFF] + t * 256u + s);
+}
+
+// Build the segment's lookup tables (all invocations; caller barriers).
+fn build_lut(li: u32) {
+    let nt = min(g[S_NTABLES], LUT_TABLES);
+    let pb = min(g[S_PROB_BITS], 12u);
+    let m = 1u << pb;
+    if (LUT_KIND == 0u) {
+        for (var i = li; i < nt * m; i += NT) {
+            let t = i >> pb;
+            let slot = i & (m - 1u);
+            var lo = 0u;
+            var hi = 255u;
+            for (var it = 0u; it < 8u; it++) {
+                let mid = (lo + hi + 1u) / 2u;
+                if ((table_entry(t, mid) >> 16u) <= slot) {
+                    lo = mid;
+                } else {
+                    hi = mid - 1u;
+                }
+            }
+            let e = table_entry(t, lo);
+            let f = max(e & 0xffffu, 1u);
+            let cum = e >> 16u;
+            lut[t * 4096u + slot] = lo | ((f - 1u) << 8u) | (((slot - cum) & 0xfffu) << 20u);
+        }
+    } else {
+        // u8 slot -> symbol, four to a word, then (freq | cum << 16) per symbol
+        for (var i = li; i < nt * (m / 4u); i += NT) {
+            let t = i / (m / 4u);
+            let s0 = (i % (m / 4u)) * 4u;
+            var lo = 0u;
+            var hi = 255u;
+            for (var it = 0u; it < 8u; it++) {
+                let mid = (lo + hi + 1u) / 2u;
+                if ((table_entry(t, mid) >> 16u) <= s0) {
+                    lo = mid;
+                } else {
+                    hi = mid - 1u;
+                }
+            }
+            var word = 0u;
+            var sym = lo;
+            for (var b = 0u; b < 4u; b++) {
+                // advance while the slot is past this symbol's range (bounded by 256)
+                for (var it = 0u; it < 256u && sym < 255u; it++) {
+                    let e = table_entry(t, sym);
+                    if (s0 + b < (e >> 16u) + (e & 0xffffu)) {
+                        break;
+                    }
+                    sym += 1u;
+                }
+                word |= sym << (8u * b);
+            }
+            lut[t * 1024u + i % (m / 4u)] = word;
+        }
+        for (var i = li; i < nt * 256u; i += NT) {
+            lut[LUT_TABLES * 1024u + i] = table_entry(i / 256u, i % 256u);
+        }
+    }
+}
+
+// Tile `rel` of the current segment (uniform if `rel` is).
+fn tile_info(rel: u32) -> Tile {
+    var ti: Tile;
+    ti.valid = rel < g[S_TILE_COUNT];
+    let r = min(rel, max(g[S_TILE_COUNT], 1u) - 1u);
+    ti.t = g[S_TILE_FIRST] + r;
+    let tx = max(g[S_TILES_X], 1u);
+    ti.r0 = (ti.t / tx) * g[S_TILE_H];
+    ti.c0 = (ti.t % tx) * g[S_TILE_W];
+    ti.h = min(g[S_TILE_H], g[S_ROWS] - min(ti.r0, g[S_ROWS]));
+    ti.w = min(g[S_TILE_W], g[S_COLS] - min(ti.c0, g[S_COLS]));
+    ti.n = min(ti.h * ti.w, 4096u);
+    let off = inp_at(g[S_INDEX_BASE] + 2u * r);
+    let m = inp_at(g[S_INDEX_BASE] + 2u * r + 1u);
+    ti.mode = m & 15u;
+    ti.table = (m >> 4u) & 3u;
+    ti.params = m >> 8u;
+    ti.bad_index = ti.mode > M_PLANAR || ti.table >= g[S_NTABLES] || ti.table >= LUT_TABLES;
+    if (ti.bad_index) {
+        ti.mode = M_NONE;
+        ti.table = 0u;
+    }
+    var end = g[S_WORD_HI];
+    if (r + 1u < g[S_TILE_COUNT]) {
+        end = inp_at(g[S_INDEX_BASE] + 2u * r + 2u);
+    }
+    let lo = g[S_WORD_LO];
+    let hi = max(g[S_WORD_HI], lo);
+    ti.start = clamp(off, lo, hi);
+    ti.nw = clamp(end, ti.start, hi) - ti.start;
+    if (!ti.valid) {
+        ti.n = 0u;
+        ti.nw = 0u;
+    }
+    return ti;
+}
+
+// Staging geometry of a tile: the u32 range of `inp` holding its words.
+fn stage_u0(ti: Tile) -> u32 {
+    return g[S_STREAM_BASE] + ((ti.start - g[S_WORD_ORIGIN]) >> 1u);
+}
+fn stage_odd(ti: Tile) -> u32 {
+    return (ti.start - g[S_WORD_ORIGIN]) & 1u;
+}
+fn stage_len(ti: Tile) -> u32 {
+    return (stage_odd(ti) + ti.nw + 1u) >> 1u;
+}
+fn is_staged(ti: Tile) -> bool {
+    return STAGE && stage_len(ti) <= STAGE_WORDS / 2u;
+}
+
+// Word `i` of tile `ti` (slot `j` of the unit); 0 past the tile's words.
+fn tile_word(ti: Tile, j: u32, staged: bool, i: u32) -> u32 {
+    if (i >= ti.nw) {
+        return 0u;
+    }
+    let k = i + stage_odd(ti);
+    var v: u32;
+    if (staged) {
+        v = stage[min(j * (STAGE_WORDS / 2u) + (k >> 1u), STAGE_U32 - 1u)];
+    } else {
+        v = inp_at(stage_u0(ti) + (k >> 1u));
+    }
+    return (v >> ((k & 1u) * 16u)) & 0xffffu;
+}
+
+// ---- output
+
+fn out_store(i: u32, v: u32) {
+    if (i < arrayLength(&outw)) {
+        outw[i] = v;
+    }
+}
+
+// Element index of tile symbol k, relative to the bound output window.
+fn elem_of(ti: Tile, k: u32) -> u32 {
+    var row = ti.r0;
+    var col = ti.c0 + k;
+    if (ti.h > 1u) {
+        row = ti.r0 + k / ti.w;
+        col = ti.c0 + k % ti.w;
+    }
+    return (row - g[S_ROW_ORG]) * g[S_COLS] + (col - g[S_COL_ORG]) + g[S_OUT_ADJ];
+}
+
+fn row_of(ti: Tile, k: u32) -> u32 {
+    if (ti.h > 1u) {
+        return ti.r0 + k / ti.w;
+    }
+    return ti.r0;
+}
+
+// The 24 raw bits of element `i` of a group of four, from three raw words.
+fn raw24(r: vec3<u32>, i: u32) -> u32 {
+    switch i {
+        case 0u: { return r.x & 0xffffffu; }
+        case 1u: { return (r.x >> 24u) | ((r.y & 0xffffu) << 8u); }
+        case 2u: { return (r.y >> 16u) | ((r.z & 0xffu) << 16u); }
+        default: { return r.z >> 8u; }
+    }
+}
+
+// Merge float-split byte `e` with its raw bits into the source float's bits.
+fn merge_split(src: u32, e: u32, r: u32) -> u32 {
+    if (src == DT_BF16) {
+        return ((r & 0x80u) << 8u) | (e << 7u) | (r & 0x7fu);
+    }
+    if (src == DT_F16) {
+        return (e << 8u) | (r & 0xffu);
+    }
+    return ((r >> 23u) << 31u) | (e << 23u) | (r & 0x7fffffu);
+}
+
+fn dt_size(dt: u32) -> u32 {
+    return select(2u, 4u, dt == DT_F32);
+}
+
+// Write the output of tile symbols k0 .. k0+cnt-1 (k0 % 4 == 0), whose
+// decoded bytes are `sym4` (byte i = symbol k0+i). The layout is aligned
+// (plan.rs): a group's bytes never share an output word with another tile.
+fn emit(ti: Tile, slot: u32, k0: u32, cnt: u32, sym4: u32) {
+    let kind = g[S_KIND];
+    let keep = select(0xffffffffu, (1u << (8u * cnt)) - 1u, cnt < 4u);
+    if ((kind & F_SCRATCH) != 0u) {
+        let i = g[S_SCRATCH_BASE] + slot * 1024u + (k0 >> 2u);
+        if (i < arrayLength(&scratch)) {
+            scratch[i] = sym4 & keep;
+        }
+        return;
+    }
+    let k = kind & 15u;
+    let src = (kind >> 4u) & 15u;
+    let dst = (kind >> 8u) & 15u;
+    if (k == K_BYTES) {
+        var v = sym4 & keep;
+        if ((kind & F_XOR80) != 0u) {
+            v ^= 0x80808080u & keep;
+        }
+        out_store(elem_of(ti, k0) >> 2u, v);
+        return;
+    }
+    if (k == K_SPLIT) {
+        // 1-D: elements k0.. are consecutive; raw plane relative to the chunk
+        let re = ti.c0 + k0 - g[S_COL_ORG];
+        var raw = vec3<u32>(0u, 0u, 0u);
+        if (src == DT_F32) {
+            let b = g[S_RAW_BASE] + (re >> 2u) * 3u;
+            raw = vec3<u32>(inp_at(b), inp_at(b + 1u), inp_at(b + 2u));
+        } else {
+            raw.x = inp_at(g[S_RAW_BASE] + (re >> 2u));
+        }
+        let e0 = elem_of(ti, k0);
+        for (var i = 0u; i < cnt; i++) {
+            let e = (sym4 >> (8u * i)) & 0xffu;
+            var r = (raw.x >> (8u * i)) & 0xffu;
+            if (src == DT_F32) {
+                r = raw24(raw, i);
+            }
+            var v = merge_split(src, e, r);
+            if (dst != src) {
+                v = from_f32_bits(to_f32_bits(v, src), dst);
+            }
+            if (dst == DT_F32) {
+                out_store(e0 + i, v);
+            } else if ((i & 1u) == 0u) {
+                var hi = 0u;
+                if (i + 1u < cnt) {
+                    let e1 = (sym4 >> (8u * (i + 1u))) & 0xffu;
+                    var r1 = (raw.x >> (8u * (i + 1u))) & 0xffu;
+                    if (src == DT_F32) {
+                        r1 = raw24(raw, i + 1u);
+                    }
+                    hi = merge_split(src, e1, r1);
+                    if (dst != src) {
+                        hi = from_f32_bits(to_f32_bits(hi, src), dst);
+                    }
+                }
+                out_store((e0 + i) >> 1u, (v & 0xffffu) | (hi << 16u));
+            }
+        }
+        return;
+    }
+    // K_DEQ: code * scale[row] (rows may change inside a group)
+    for (var i = 0u; i < cnt; i++) {
+        let kk = k0 + i;
+        let sc = inp_at(g[S_SCALE_BASE] + row_of(ti, kk) - g[S_ROW_ORG]);
+        let v = from_f32_bits(mul_i8_f32((sym4 >> (8u * i)) & 0xffu, sc), dst);
+        let e = elem_of(ti, kk);
+        if (dst == DT_F32) {
+            out_store(e, v);
+        } else if ((e & 1u) == 0u) {
+            var hi = 0u;
+            if (i + 1u < cnt) {
+                let k1 = kk + 1u;
+                let sc1 = inp_at(g[S_SCALE_BASE] + row_of(ti, k1) - g[S_ROW_ORG]);
+                hi = from_f32_bits(mul_i8_f32((sym4 >> (8u * (i + 1u))) & 0xffu, sc1), dst);
+            }
+            out_store(e >> 1u, (v & 0xffffu) | (hi << 16u));
+        }
+    }
+}
+
+// PLANAR needs no neighbours: add its prediction to the four symbols of a
+// group (tile symbols k0 .. k0+3) as they are written.
+fn planar4(ti: Tile, k0: u32, sym4: u32) -> u32 {
+    let pa = sx8(ti.params);
+    let pb = sx8(ti.params >> 8u);
+    let pc = sx8(ti.params >> 16u);
+    let w = max(ti.w, 1u);
+    var o = 0u;
+    for (var b = 0u; b < 4u; b++) {
+        let k = k0 + b;
+        let p = clamp((pa * i32(k / w) + pb * i32(k % w) + 16 * pc + 8) >> 4u, -128, 127);
+        o |= ((((sym4 >> (8u * b)) & 0xffu) + u32(p)) & 0xffu) << (8u * b);
+    }
+    return o;
+}
+
+// ---- reconstruction in workgroup memory (all invocations; uniform per tile)
+
+fn tb_byte(base: u32, k: u32) -> u32 {
+    return (atomicLoad(&tb[base + (k >> 2u)]) >> (8u * (k & 3u))) & 0xffu;
+}
+
+// Replace byte k (currently `old`) by `new`: an xor touches no other byte.
+fn tb_set(base: u32, k: u32, old: u32, val: u32) {
+    let d = (old ^ val) & 0xffu;
+    if (d != 0u) {
+        atomicXor(&tb[base + (k >> 2u)], d << (8u * (k & 3u)));
+    }
+}
+
+fn sx8(v: u32) -> i32 {
+    return i32(v << 24u) >> 24u;
+}
+
+// Bytewise (a + b) mod 256 in each of four lanes.
+fn add4(a: u32, b: u32) -> u32 {
+    return ((a & 0x7f7f7f7fu) + (b & 0x7f7f7f7fu)) ^ ((a ^ b) & 0x80808080u);
+}
+
+// Reconstruction runs in phases with one workgroup barrier after each
+// (a single barrier site, in the caller): TOP and LEFT on tiles of several
+// rows take one phase; LEFT (and AVG) on one row, a parallel scan,
+// takes two; AVG takes one per anti-diagonal of its wavefront.
+fn recon_phases(ti: Tile) -> u32 {
+    let mode = ti.mode;
+    if (mode == M_NONE || mode == M_PLANAR) {
+        return 0u;
+    }
+    if ((mode == M_LEFT || mode == M_AVG) && ti.h <= 1u) {
+        return 2u;
+    }
+    if (mode == M_AVG) {
+        var total = 0u;
+        for (var p0 = 0u; p0 < ti.h; p0 += NT) {
+            total += min(NT, ti.h - p0) + max(ti.w, 1u) - 1u;
+        }
+        return total;
+    }
+    return 1u;
+}
+
+var<private> avg_left: u32;
+
+// One phase of the reconstruction of tile `ti` (slot j) by invocation li.
+fn recon_phase(ti: Tile, j: u32, li: u32, ph: u32) {
+    let base = j * 1024u;
+    let n = ti.n;
+    let w = max(ti.w, 1u);
+    let h = ti.h;
+    let mode = ti.mode;
+    if ((mode == M_LEFT || mode == M_AVG) && h <= 1u) {
+        // a chunked parallel scan of the row: totals, then prefixes
+        let nwords = (n + 3u) / 4u;
+        let per = (nwords + NT - 1u) / NT;
+        let w0 = min(li * per, nwords);
+        let w1 = min(w0 + per, nwords);
+        if (ph == 0u) {
+            var tot = 0u;
+            for (var wi = w0; wi < w1; wi++) {
+                let v = atomicLoad(&tb[base + wi]);
+                for (var b = 0u; b < 4u; b++) {
+                    if (wi * 4u + b < n) {
+                        tot += (v >> (8u * b)) & 0xffu;
+                    }
+                }
+            }
+            wsum[li] = tot & 0xffu;
+        } else {
+            var acc = 0u;
+            for (var i = 0u; i < li; i++) {
+                acc += wsum[i];
+            }
+            for (var wi = w0; wi < w1; wi++) {
+                let v = atomicLoad(&tb[base + wi]);
+                var o = 0u;
+                for (var b = 0u; b < 4u; b++) {
+                    var x = (v >> (8u * b)) & 0xffu;
+                    if (wi * 4u + b < n) {
+                        acc = (acc + x) & 0xffu;
+                        x = acc;
+                    }
+                    o |= x << (8u * b);
+                }
+                atomicStore(&tb[base + wi], o);
+            }
+        }
+    } else if (mode == M_LEFT) {
+        for (var i = li; i < h; i += NT) {
+            var acc = 0u;
+            for (var jj = 0u; jj < w; jj++) {
+                let k = i * w + jj;
+                let old = tb_byte(base, k);
+                acc = (acc + old) & 0xffu;
+                tb_set(base, k, old, acc);
+            }
+        }
+    } else if (mode == M_TOP) {
+        if ((w & 3u) == 0u) {
+            let wq = w / 4u;
+            for (var c = li; c < wq; c += NT) {
+                var prev = atomicLoad(&tb[base + c]);
+                for (var i = 1u; i < h; i++) {
+                    let idx = base + i * wq + c;
+                    prev = add4(atomicLoad(&tb[idx]), prev);
+                    atomicStore(&tb[idx], prev);
+                }
+            }
+        } else {
+            for (var c = li; c < w; c += NT) {
+                var prev = tb_byte(base, c);
+                for (var i = 1u; i < h; i++) {
+                    let k = i * w + c;
+                    let old = tb_byte(base, k);
+                    prev = (old + prev) & 0xffu;
+                    tb_set(base, k, old, prev);
+                }
+            }
+        }
+    } else if (mode == M_AVG) {
+        // anti-diagonal wavefront: in pass p, invocation li owns row p*NT + li;
+        // phase ph is diagonal d of its pass
+        var d = ph;
+        var p0 = 0u;
+        for (var it = 0u; it < 64u && p0 < h; it++) {
+            let span = min(NT, h - p0) + w - 1u;
+            if (d < span) {
+                break;
+            }
+            d -= span;
+            p0 += NT;
+        }
+        let rows = min(NT, h - min(p0, h));
+        let i = p0 + li;
+        if (d == 0u) {
+            avg_left = 0u;
+        }
+        if (li < rows && d >= li && d - li < w) {
+            let jj = d - li;
+            let k = i * w + jj;
+            let old = tb_byte(base, k);
+            var pred = 0;
+            if (i == 0u) {
+                if (jj > 0u) {
+                    pred = sx8(avg_left);
+                }
+            } else {
+                let top = tb_byte(base, k - w);
+                if (jj == 0u) {
+                    pred = sx8(top);
+                } else {
+                    pred = (sx8(avg_left) + sx8(top)) >> 1u;
+                }
+            }
+            let x = (old + u32(pred)) & 0xffu;
+            tb_set(base, k, old, x);
+            avg_left = x;
+        }
+    }
+}
+
+// ---- the fast region (every lane of every tile of a unit decodes a
+// table-coded symbol): helpers kept small so the loop stays tight
+
+// One table-coded step: (symbol, state before renormalisation).
+fn lut_step(x: u32, lbase: u32, fbase: u32, mask: u32, pb: u32) -> vec2<u32> {
+    let slot = x & mask;
+    if (LUT_KIND == 0u) {
+        let e = lut[lbase + slot];
+        return vec2<u32>(e & 0xffu, (((e >> 8u) & 0xfffu) + 1u) * (x >> pb) + (e >> 20u));
+    }
+    let sw = lut[lbase + (slot >> 2u)];
+    let sym = (sw >> (8u * (slot & 3u))) & 0xffu;
+    let fc = lut[fbase + sym];
+    return vec2<u32>(sym, (fc & 0xffffu) * (x >> pb) + slot - (fc >> 16u));
+}
+
+// Word i of a staged tile whose first word sits at u16 index `sb` of the stage.
+fn stage_word(sb: u32, i: u32) -> u32 {
+    let k = sb + i;
+    return (stage[min(k >> 1u, STAGE_U32 - 1u)] >> ((k & 1u) << 4u)) & 0xffffu;
+}
+
+// Steps in which every lane of tile `ti` decodes a table-coded symbol:
+// lane 31 owns the fewest symbols; its tail comes last.
+fn full_steps(n: u32, ntail_max: u32) -> u32 {
+    if (n < 128u) {
+        return 0u;
+    }
+    let nl31 = 4u * (n / 128u) + u32(clamp(i32(n % 128u) - 124, 0, 4));
+    return nl31 - min(ntail_max, nl31);
+}
+
+// The raw bits (float-split) or the row's scale (dequantisation) of the
+// group of four elements starting at tile symbol k0 in row `row`.
+fn aux_of(ti: Tile, k0: u32, row: u32) -> vec3<u32> {
+    let kind = g[S_KIND];
+    let k = kind & 15u;
+    if (k == K_SPLIT) {
+        let re = ti.c0 + k0 - g[S_COL_ORG];
+        if (((kind >> 4u) & 15u) == DT_F32) {
+            let b = g[S_RAW_BASE] + (re >> 2u) * 3u;
+            return vec3<u32>(inp_at(b), inp_at(b + 1u), inp_at(b + 2u));
+        }
+        return vec3<u32>(inp_at(g[S_RAW_BASE] + (re >> 2u)), 0u, 0u);
+    }
+    if (k == K_DEQ) {
+        return vec3<u32>(inp_at(g[S_SCALE_BASE] + row - g[S_ROW_ORG]), 0u, 0u);
+    }
+    return vec3<u32>(0u);
+}
+
+// Write four symbols `sym4` of one row, the first being element `e` of the
+// window, with their raw bits or scale `aux` (aligned, full groups).
+fn emit4(e: u32, sym4: u32, aux: vec3<u32>) {
+    let kind = g[S_KIND];
+    let k = kind & 15u;
+    let src = (kind >> 4u) & 15u;
+    let dst = (kind >> 8u) & 15u;
+    if (k == K_BYTES) {
+        var v = sym4;
+        if ((kind & F_XOR80) != 0u) {
+            v ^= 0x80808080u;
+        }
+        out_store(e >> 2u, v);
+        return;
+    }
+    var o = vec4<u32>(0u);
+    for (var i = 0u; i < 4u; i++) {
+        let b = (sym4 >> (8u * i)) & 0xffu;
+        var v: u32;
+        if (k == K_SPLIT) {
+            var r = (aux.x >> (8u * i)) & 0xffu;
+            if (src == DT_F32) {
+                r = raw24(aux, i);
+            }
+            v = merge_split(src, b, r);
+            if (dst != src) {
+                v = from_f32_bits(to_f32_bits(v, src), dst);
+            }
+        } else {
+            v = from_f32_bits(mul_i8_f32(b, aux.x), dst);
+        }
+        o[i] = v;
+    }
+    if (dst == DT_F32) {
+        out_store(e, o.x);
+        out_store(e + 1u, o.y);
+        out_store(e + 2u, o.z);
+        out_store(e + 3u, o.w);
+    } else {
+        out_store(e >> 1u, (o.x & 0xffffu) | (o.y << 16u));
+        out_store((e >> 1u) + 1u, (o.z & 0xffffu) | (o.w << 16u));
+    }
+}
+
+// ---- the driver
+
+// Decode this invocation's units. `vl` is the virtual lane (tile slot
+// vl / 32, lane vl % 32); `li` the local invocation index.
+fn decode_main(li: u32, vl: u32, wg: u32, nwg: u32) {
+    let total_units = meta_at(1u);
+    let j = vl / 32u;
+    let lane = vl % 32u;
+    var cur = 0xffffffffu;
+    for (var u = wg; u < total_units; u += nwg) {
+        let sgi = find_segment(u);
+        workgroupBarrier();
+        if (sgi != cur) {
+            load_segment(sgi);
+            build_lut(li);
+            cur = sgi;
+        }
+        let rel0 = (u - g[S_UNIT_START]) * TILES;
+        // stage every tile's words with coalesced copies
+        if (STAGE) {
+            for (var jj = 0u; jj < TILES; jj++) {
+                let tj = tile_info(rel0 + jj);
+                if (is_staged(tj)) {
+                    let b = stage_u0(tj);
+                    let len = stage_len(tj);
+                    for (var i = li; i < len; i += NT) {
+                        stage[jj * (STAGE_WORDS / 2u) + i] = inp_at(b + i);
+                    }
+                }
+            }
+        }
+        prefix_reset(li);
+        workgroupBarrier();
+
+        let ti = tile_info(rel0 + j);
+        let staged = is_staged(ti);
+        let n = ti.n;
+        var err = path_err();
+        if (ti.bad_index) {
+            err |= E_INDEX;
+        }
+        // ---- initial states (FORMAT.md §3.3)
+        let a = min(32u, (n + 3u) / 4u);
+        let nc = (a + 3u) / 4u;
+        let nw = ti.nw;
+        if (n > 0u && nw < nc) {
+            err |= E_STATES;
+        }
+        var csum_lt = 0u;
+        var csum = 0u;
+        var myc = 0u;
+        for (var cw = 0u; cw < nc; cw++) {
+            let wv = tile_word(ti, j, staged, cw);
+            for (var nib = 0u; nib < 4u; nib++) {
+                let idx = cw * 4u + nib;
+                let c = (wv >> (4u * nib)) & 15u;
+                if (idx < a) {
+                    csum += c;
+                    if (idx < lane) {
+                        csum_lt += c;
+                    }
+                    if (idx == lane) {
+                        myc = c;
+                    }
+                } else if (c != 0u) {
+                    err |= E_STATES;
+                }
+            }
+        }
+        let total_bits = nc * 16u + 16u * a + csum;
+        let p0 = (total_bits + 15u) / 16u;
+        if (n > 0u && (total_bits & 15u) != 0u) {
+            if ((tile_word(ti, j, staged, total_bits / 16u) >> (total_bits & 15u)) != 0u) {
+                err |= E_STATES;
+            }
+        }
+        let lane_on = lane < a;
+        var x = 0u;
+        var nl = 0u;
+        if (lane_on) {
+            let bitpos = nc * 16u + 16u * lane + csum_lt;
+            let nb = 16u + myc;
+            if ((bitpos + nb + 15u) / 16u > nw) {
+                err |= E_STATES;
+            }
+            let w0 = bitpos / 16u;
+            let sh = bitpos & 15u;
+            let lo = tile_word(ti, j, staged, w0) | (tile_word(ti, j, staged, w0 + 1u) << 16u);
+            let hi = tile_word(ti, j, staged, w0 + 2u);
+            var v = lo >> sh;
+            if (sh > 0u) {
+                v |= hi << (32u - sh);
+            }
+            v &= (1u << nb) - 1u;
+            x = (1u << nb) | v;
+            nl = 4u * (n / 128u) + u32(clamp(i32(n % 128u) - i32(4u * lane), 0, 4));
+        }
+        let tbits = max(g[S_TAIL] & 0xffu, 1u);
+        let tbase = (g[S_TAIL] >> 8u) & 0xffu;
+        let tmask = (1u << tbits) - 1u;
+        let ntail = min(16u / tbits, nl);
+        let pb = min(g[S_PROB_BITS], 12u);
+        let mask = (1u << pb) - 1u;
+        let tab = ti.table;
+        let body = select(0u, nw - p0, nw >= p0);
+        // NONE and PLANAR tiles are written as they decode; LEFT, TOP and
+        // AVG are rebuilt in workgroup memory first
+        let direct = !MODES || ti.mode == M_NONE || ti.mode == M_PLANAR;
+        let planar = ti.mode == M_PLANAR;
+        // the unit's step count: the largest over its tiles (uniform)
+        var smax = 0u;
+        for (var jj = 0u; jj < TILES; jj++) {
+            let tj = tile_info(rel0 + jj);
+            smax = max(smax, 4u * ((tj.n + 127u) / 128u));
+        }
+        // ---- the fast region: the steps in which every lane of every tile
+        // of the unit decodes a table-coded symbol, four at a time (uniform)
+        var fast4 = smax;
+        for (var jj = 0u; jj < TILES; jj++) {
+            let tj = tile_info(rel0 + jj);
+            fast4 = min(fast4, full_steps(tj.n, 16u / tbits) & ~3u);
+        }
+        var q = 0u;
+        let lbase = select(tab * 1024u, tab * 4096u, LUT_KIND == 0u);
+        let fbase = LUT_TABLES * 1024u + tab * 256u;
+        let sb = j * STAGE_WORDS + stage_odd(ti);
+        let scratch_out = (g[S_KIND] & F_SCRATCH) != 0u;
+        // full-width tiles step through the output by a fixed stride per group
+        let fullw = direct && !scratch_out && (ti.h <= 1u || ti.w == g[S_TILE_W]);
+        let e0 = elem_of(ti, 4u * lane);
+        let r0 = row_of(ti, 4u * lane);
+        let estride = select(2u * g[S_COLS], 128u, ti.h <= 1u);
+        let rstride = select(2u, 0u, ti.h <= 1u);
+        var aux = vec3<u32>(0u);
+        if (fullw && fast4 > 0u) {
+            aux = aux_of(ti, 4u * lane, r0);
+        }
+        for (var g4 = 0u; g4 < fast4 / 4u; g4++) {
+            // the next group's raw bits or scale, loaded a group ahead
+            var auxn = vec3<u32>(0u);
+            if (fullw && g4 + 1u < fast4 / 4u) {
+                auxn = aux_of(ti, 128u * (g4 + 1u) + 4u * lane, r0 + (g4 + 1u) * rstride);
+            }
+            var acc4 = 0u;
+            for (var i = 0u; i < 4u; i++) {
+                let r = lut_step(x, lbase, fbase, mask, pb);
+                let need = r.y < 0x10000u;
+                let pc = tile_prefix(need, 4u * g4 + i, j, lane);
+                var w = 0u;
+                if (need) {
+                    if (staged) {
+                        w = stage_word(sb, p0 + q + pc.x);
+                    } else {
+                        w = tile_word(ti, j, false, p0 + q + pc.x);
+                    }
+                }
+                x = select(r.y, (r.y << 16u) | w, need);
+                q += pc.y;
+                acc4 |= r.x << (8u * i);
+            }
+            if (planar) {
+                acc4 = planar4(ti, 128u * g4 + 4u * lane, acc4);
+            }
+            if (fullw) {
+                emit4(e0 + g4 * estride, acc4, aux);
+            } else if (direct) {
+                emit(ti, rel0 + j, 128u * g4 + 4u * lane, 4u, acc4);
+            } else {
+                atomicStore(&tb[j * 1024u + 32u * g4 + lane], acc4);
+            }
+            aux = auxn;
+        }
+        // ---- the other steps (FORMAT.md §4): lanes that end early, tails
+        var acc = 0u;
+        for (var s = fast4; s < smax; s++) {
+            var need = false;
+            var sym = 0u;
+            var x2 = x;
+            let live = s < nl;
+            if (live) {
+                if (s + ntail >= nl) {
+                    let jt = nl - 1u - s;
+                    sym = (((x >> (tbits * jt)) & tmask) + tbase) & 0xffu;
+                } else {
+                    let slot = x & mask;
+                    if (LUT_KIND == 0u) {
+                        let e = lut[tab * 4096u + slot];
+                        sym = e & 0xffu;
+                        x2 = (((e >> 8u) & 0xfffu) + 1u) * (x >> pb) + (e >> 20u);
+                    } else {
+                        let sw = lut[tab * 1024u + (slot >> 2u)];
+                        sym = (sw >> (8u * (slot & 3u))) & 0xffu;
+                        let fc = lut[LUT_TABLES * 1024u + tab * 256u + sym];
+                        x2 = (fc & 0xffffu) * (x >> pb) + slot - (fc >> 16u);
+                    }
+                    need = x2 < 0x10000u;
+                }
+            }
+            let pc = tile_prefix(need, s, j, lane);
+            if (need) {
+                let wi = p0 + q + pc.x;
+                x2 = (x2 << 16u) | tile_word(ti, j, staged, wi);
+            }
+            q += pc.y;
+            x = x2;
+            if (live) {
+                acc |= sym << (8u * (s & 3u));
+                if ((s & 3u) == 3u || s + 1u == nl) {
+                    let k0 = 128u * (s >> 2u) + 4u * lane;
+                    if (planar) {
+                        acc = planar4(ti, k0, acc);
+                    }
+                    if (direct) {
+                        emit(ti, rel0 + j, k0, min(4u, n - k0), acc);
+                    } else {
+                        atomicStore(&tb[j * 1024u + (k0 >> 2u)], acc);
+                    }
+                    acc = 0u;
+                }
+            }
+        }
+        // ---- end conditions
+        if (q > body) {
+            err |= E_UNDERFLOW;
+        } else if (q < body) {
+            err |= E_TRAILING;
+        }
+        if (lane_on) {
+            let r = min(tbits * ntail, 16u);
+            if ((x >> 16u) != 1u || ((x & 0xffffu) >> r) != 0u) {
+                err |= E_FINAL;
+            }
+        }
+        let eslot = g[S_ERR_SLOT];
+        if (ti.valid && err != 0u) {
+            atomicOr(&errs[3u * eslot], err);
+            atomicMin(&errs[3u * eslot + 1u], ti.t);
+        }
+        // count finished tiles: a device that stops a shader early is caught
+        if (ti.valid && lane == 0u) {
+            atomicAdd(&errs[3u * eslot + 2u], 1u);
+        }
+        // ---- rebuild and write the tiles that have a mode
+        if (MODES) {
+            workgroupBarrier();
+            for (var jj = 0u; jj < TILES; jj++) {
+                let tj = tile_info(rel0 + jj);
+                if (tj.valid && tj.mode != M_NONE && tj.mode != M_PLANAR) {
+                    let phases = recon_phases(tj);
+                    for (var ph = 0u; ph < phases; ph++) {
+                        recon_phase(tj, jj, li, ph);
+                        workgroupBarrier();
+                    }
+                    for (var wi = li; wi < (tj.n + 3u) / 4u; wi += NT) {
+                        emit(tj, rel0 + jj, wi * 4u, min(4u, tj.n - wi * 4u), atomicLoad(&tb[jj * 1024u + wi]));
+                    }
+                }
+            }
+        }
+    }
+}

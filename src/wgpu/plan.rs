@@ -1,0 +1,682 @@
+//! Planning a GPU decode without touching the GPU: what each output tensor
+//! is made of, how planes are cut into chunks that fit the device's binding
+//! and staging limits, how small tensors are batched, and the exact words the
+//! kernel reads (segment descriptors, tables, input layout).
+//!
+//! The layouts here are shared with `shaders/rans_decode.wgsl` (field
+//! numbers `S_*`, kinds `K_*`) and `shaders/render_unaligned.wgsl`.
+
+use std::ops::Range;
+use std::sync::Arc;
+
+use crate::codec::decoder::{output_tensors, render};
+use crate::codec::freq::FreqTable;
+use crate::codec::plane::TileEntry;
+use crate::codec::rans::Tail;
+use crate::codec::tile::Grid;
+use crate::codec::{Encoding, float_split};
+use crate::dtype::DType;
+use crate::error::{Error, Result};
+use crate::format::WcodecFile;
+use crate::format::reader::PlaneInfo;
+
+use super::shaders::{DecodePath, DecodeVariant, LutKind};
+
+// ---- layout shared with the shaders
+pub const SEG_WORDS: usize = 32;
+pub const HDR_WORDS: usize = 4;
+pub const S_UNIT_START: usize = 0;
+pub const S_TILE_FIRST: usize = 1;
+pub const S_TILE_COUNT: usize = 2;
+pub const S_ROWS: usize = 3;
+pub const S_COLS: usize = 4;
+pub const S_TILE_H: usize = 5;
+pub const S_TILE_W: usize = 6;
+pub const S_TILES_X: usize = 7;
+pub const S_PROB_BITS: usize = 8;
+pub const S_TAIL: usize = 9;
+pub const S_NTABLES: usize = 10;
+pub const S_TABLE_OFF: usize = 11;
+pub const S_INDEX_BASE: usize = 12;
+pub const S_STREAM_BASE: usize = 13;
+pub const S_WORD_ORIGIN: usize = 14;
+pub const S_WORD_LO: usize = 15;
+pub const S_WORD_HI: usize = 16;
+pub const S_KIND: usize = 17;
+pub const S_OUT_ADJ: usize = 18;
+pub const S_ROW_ORG: usize = 19;
+pub const S_COL_ORG: usize = 20;
+pub const S_RAW_BASE: usize = 21;
+pub const S_SCALE_BASE: usize = 22;
+pub const S_SCRATCH_BASE: usize = 23;
+pub const S_ERR_SLOT: usize = 24;
+pub const S_U_WORD_FIRST: usize = 25;
+pub const S_U_WORD_COUNT: usize = 26;
+pub const S_U_ELO: usize = 27;
+pub const S_U_EHI: usize = 28;
+
+pub const K_BYTES: u32 = 0;
+pub const K_SPLIT: u32 = 1;
+pub const K_DEQ: u32 = 2;
+pub const F_XOR80: u32 = 0x1000;
+pub const F_SCRATCH: u32 = 0x2000;
+
+pub const E_STATES: u32 = 1;
+pub const E_UNDERFLOW: u32 = 2;
+pub const E_TRAILING: u32 = 4;
+pub const E_FINAL: u32 = 8;
+pub const E_INDEX: u32 = 16;
+pub const E_SUBGROUP: u32 = 32;
+
+/// Alignment of every binding window and staged region (the largest
+/// `min_storage_buffer_offset_alignment` wgpu allows).
+pub const ALIGN: u64 = 256;
+
+/// Words of the error buffer per segment: (error bits, first bad tile, tiles finished).
+pub const ERR_WORDS: usize = 3;
+
+fn dt_code(d: DType) -> u32 {
+    match d {
+        DType::F16 => 1,
+        DType::BF16 => 2,
+        _ => 0,
+    }
+}
+
+/// What the error bits of a segment mean, in the words of `rans::TileError`.
+pub fn describe_errors(bits: u32) -> String {
+    let mut v = Vec::new();
+    if bits & E_STATES != 0 {
+        v.push("malformed initial states");
+    }
+    if bits & E_UNDERFLOW != 0 {
+        v.push("word stream ended early");
+    }
+    if bits & E_TRAILING != 0 {
+        v.push("words left unread");
+    }
+    if bits & E_FINAL != 0 {
+        v.push("a lane does not end in its tail state");
+    }
+    if bits & E_INDEX != 0 {
+        v.push("bad tile-index entry");
+    }
+    if bits & E_SUBGROUP != 0 {
+        v.push("the device's subgroup size does not suit this kernel variant");
+    }
+    v.join(", ")
+}
+
+pub fn round_up(x: u64, a: u64) -> u64 {
+    x.div_ceil(a) * a
+}
+
+pub fn round_down(x: u64, a: u64) -> u64 {
+    x / a * a
+}
+
+/// What the kernel writes for a coded plane.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutKind {
+    /// The plane's bytes (int8 values, quant codes); U8 flips the sign bit.
+    Bytes { xor80: bool },
+    /// Float-split planes merged into `src` floats, converted to `dst`.
+    Split { src: DType, dst: DType },
+    /// Quant codes times their row's scale, as `dst`.
+    Deq { dst: DType },
+}
+
+impl OutKind {
+    pub fn code(self) -> u32 {
+        match self {
+            OutKind::Bytes { xor80 } => K_BYTES | if xor80 { F_XOR80 } else { 0 },
+            OutKind::Split { src, dst } => K_SPLIT | dt_code(src) << 4 | dt_code(dst) << 8,
+            OutKind::Deq { dst } => K_DEQ | dt_code(dst) << 8,
+        }
+    }
+    /// Bytes per output element.
+    pub fn elem_size(self) -> u64 {
+        match self {
+            OutKind::Bytes { .. } => 1,
+            OutKind::Split { dst, .. } | OutKind::Deq { dst } => dst.size() as u64,
+        }
+    }
+}
+
+/// Where an output's bytes come from.
+#[derive(Debug, Clone)]
+pub enum Producer {
+    /// The decode kernel, from the tensor's coded plane (plane 0).
+    Kernel {
+        kind: OutKind,
+        /// The raw plane: float-split's raw bytes, quant's scales.
+        aux: Option<Range<usize>>,
+    },
+    /// Bytes of the file, as they are (raw tensors, quant scales for int8 output).
+    File(Range<usize>),
+    /// Bytes rendered on the host (raw tensors cast to another dtype).
+    Host(Arc<Vec<u8>>),
+}
+
+/// One output tensor of the decode.
+#[derive(Debug, Clone)]
+pub struct OutJob {
+    /// Index in `file.tensors`.
+    pub tensor: usize,
+    pub name: String,
+    pub dtype: DType,
+    pub shape: Vec<usize>,
+    pub bytes: u64,
+    pub producer: Producer,
+}
+
+/// Whether the GPU kinds produce the canonical bytes (so the checksum can
+/// be taken on them) or a rendering of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Render {
+    /// Canonical bytes only (quant → int8 codes + scales; floats in their own dtype).
+    Canonical,
+    /// The outputs of `output_tensors(entry, want)`, rendered on the GPU.
+    As(Option<DType>),
+}
+
+/// The outputs of every tensor, in file order (the order of
+/// `output_tensors`), and how each is produced.
+pub fn jobs(file: &WcodecFile, render_as: Render) -> Result<Vec<OutJob>> {
+    let mut out = Vec::new();
+    for (t, e) in file.tensors.iter().enumerate() {
+        let want = match render_as {
+            Render::Canonical => {
+                if e.encoding == Encoding::Quant {
+                    Some(DType::I8)
+                } else {
+                    None
+                }
+            }
+            Render::As(w) => w,
+        };
+        let outs = output_tensors(e, want);
+        let bytes_of = |o: &crate::io::safetensors::OutTensor| o.bytes() as u64;
+        match e.encoding {
+            Encoding::Raw => {
+                let PlaneInfo::Raw { data, .. } = &e.planes[0] else { unreachable!("the reader checked the planes") };
+                let o = &outs[0];
+                let producer = if o.dtype == e.dtype {
+                    Producer::File(data.clone())
+                } else {
+                    let r = render(e, file.bytes()[data.clone()].to_vec(), want);
+                    Producer::Host(Arc::new(r.into_iter().next().unwrap_or_default()))
+                };
+                out.push(OutJob {
+                    tensor: t,
+                    name: o.name.clone(),
+                    dtype: o.dtype,
+                    shape: o.shape.clone(),
+                    bytes: bytes_of(o),
+                    producer,
+                });
+            }
+            Encoding::Int8 => {
+                let o = &outs[0];
+                out.push(OutJob {
+                    tensor: t,
+                    name: o.name.clone(),
+                    dtype: o.dtype,
+                    shape: o.shape.clone(),
+                    bytes: bytes_of(o),
+                    producer: Producer::Kernel { kind: OutKind::Bytes { xor80: e.dtype == DType::U8 }, aux: None },
+                });
+            }
+            Encoding::FloatSplit => {
+                let PlaneInfo::Raw { data, .. } = &e.planes[1] else { unreachable!("the reader checked the planes") };
+                let o = &outs[0];
+                out.push(OutJob {
+                    tensor: t,
+                    name: o.name.clone(),
+                    dtype: o.dtype,
+                    shape: o.shape.clone(),
+                    bytes: bytes_of(o),
+                    producer: Producer::Kernel { kind: OutKind::Split { src: e.dtype, dst: o.dtype }, aux: Some(data.clone()) },
+                });
+            }
+            Encoding::Quant => {
+                let PlaneInfo::Raw { data, .. } = &e.planes[1] else { unreachable!("the reader checked the planes") };
+                if outs[0].dtype == DType::I8 {
+                    out.push(OutJob {
+                        tensor: t,
+                        name: outs[0].name.clone(),
+                        dtype: DType::I8,
+                        shape: outs[0].shape.clone(),
+                        bytes: bytes_of(&outs[0]),
+                        producer: Producer::Kernel { kind: OutKind::Bytes { xor80: false }, aux: None },
+                    });
+                    out.push(OutJob {
+                        tensor: t,
+                        name: outs[1].name.clone(),
+                        dtype: DType::F32,
+                        shape: outs[1].shape.clone(),
+                        bytes: bytes_of(&outs[1]),
+                        producer: Producer::File(data.clone()),
+                    });
+                } else {
+                    let o = &outs[0];
+                    out.push(OutJob {
+                        tensor: t,
+                        name: o.name.clone(),
+                        dtype: o.dtype,
+                        shape: o.shape.clone(),
+                        bytes: bytes_of(o),
+                        producer: Producer::Kernel { kind: OutKind::Deq { dst: o.dtype }, aux: Some(data.clone()) },
+                    });
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The coded plane of a kernel job.
+pub struct PlaneRefs<'a> {
+    pub grid: Grid,
+    pub prob_bits: u32,
+    pub tail: Tail,
+    pub tables: &'a [FreqTable],
+    pub index: &'a [TileEntry],
+    pub index_range: Range<usize>,
+    pub stream: Range<usize>,
+}
+
+pub fn plane_of(file: &WcodecFile, tensor: usize) -> PlaneRefs<'_> {
+    match &file.tensors[tensor].planes[0] {
+        PlaneInfo::Rans { grid, prob_bits, tail, tables, index, index_range, stream, .. } => PlaneRefs {
+            grid: *grid,
+            prob_bits: *prob_bits,
+            tail: *tail,
+            tables,
+            index,
+            index_range: index_range.clone(),
+            stream: stream.clone(),
+        },
+        PlaneInfo::Raw { .. } => unreachable!("a kernel job's plane 0 is coded"),
+    }
+}
+
+impl PlaneRefs<'_> {
+    pub fn stream_words(&self) -> u64 {
+        (self.stream.len() / 2) as u64
+    }
+    pub fn tile_end(&self, t: usize) -> u64 {
+        self.index.get(t + 1).map_or(self.stream_words(), |e| e.offset as u64)
+    }
+    /// Tiles one chunk boundary may fall between: 1 for single-row grids, a band otherwise.
+    pub fn granule(&self) -> usize {
+        if self.grid.rows == 1 { 1 } else { self.grid.tiles_x() }
+    }
+    /// The output elements of tiles `t0..t1` (whole granules).
+    pub fn elems(&self, t0: usize, t1: usize) -> Range<u64> {
+        let g = self.grid;
+        if g.rows == 1 {
+            let a = g.tile(t0);
+            let b = g.tile(t1 - 1);
+            a.c0 as u64..(b.c0 + b.w) as u64
+        } else {
+            let a = g.tile(t0);
+            let b = g.tile(t1 - 1);
+            (a.r0 * g.cols) as u64..((b.r0 + b.h) * g.cols) as u64
+        }
+    }
+    pub fn rows(&self, t0: usize, t1: usize) -> Range<usize> {
+        let a = self.grid.tile(t0);
+        let b = self.grid.tile(t1 - 1);
+        a.r0..b.r0 + b.h
+    }
+}
+
+/// True if every output word of this grid and element size belongs to one tile.
+pub fn aligned(grid: &Grid, elem: u64) -> bool {
+    grid.rows == 1 || (grid.cols as u64 * elem) % 4 == 0
+}
+
+/// A piece of a chunk: tiles of one kernel job, or a whole byte-copied job.
+#[derive(Debug, Clone)]
+pub enum Part {
+    Seg { job: usize, tiles: Range<usize>, out: Range<u64>, slot: usize },
+    Copy { job: usize },
+}
+
+/// One dispatch's worth of work.
+#[derive(Debug, Clone, Default)]
+pub struct Chunk {
+    pub parts: Vec<Part>,
+    /// Bytes of input the chunk uploads (an upper bound, with padding).
+    pub input_bytes: u64,
+    /// Bytes of a staged output layout holding every part.
+    pub staged_bytes: u64,
+    /// Jobs whose output this chunk completes.
+    pub completes: Vec<usize>,
+}
+
+/// Limits the planner respects.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Input bytes per chunk (the staging buffers' size, less the descriptors).
+    pub input: u64,
+    /// Bytes of one output binding window.
+    pub binding: u64,
+    /// Jobs with at most this many output bytes are batched.
+    pub batch_out: u64,
+    /// Bytes of tile-major scratch per chunk (unaligned grids).
+    pub scratch: u64,
+    /// Segments per chunk.
+    pub segments: usize,
+}
+
+/// Per-segment input estimate for tiles `t0..t1`.
+fn seg_input(p: &PlaneRefs, kind: OutKind, t0: usize, t1: usize) -> u64 {
+    let words = p.tile_end(t1 - 1) - p.index[t0].offset as u64;
+    let mut b = 8 * (t1 - t0) as u64 + 2 * words + 16 + 32;
+    let e = p.elems(t0, t1);
+    match kind {
+        OutKind::Split { src, .. } => b += (e.end - e.start) * float_split::raw_bytes_per_element(src) as u64 + 32,
+        OutKind::Deq { .. } => b += 4 * p.rows(t0, t1).len() as u64 + 32,
+        OutKind::Bytes { .. } => {}
+    }
+    b + 1024 * p.tables.len() as u64 + 4 * SEG_WORDS as u64
+}
+
+/// Cut every job into chunks. Jobs are taken in order; consecutive small
+/// jobs share a chunk; a large job gets chunks of its own, cut at tile (1-D)
+/// or band (2-D) boundaries.
+pub fn chunks(file: &WcodecFile, jobs: &[OutJob], lim: &Limits) -> Result<(Vec<Chunk>, usize)> {
+    let mut out: Vec<Chunk> = Vec::new();
+    let mut cur = Chunk::default();
+    let mut slots = 0usize;
+    let flush = |cur: &mut Chunk, out: &mut Vec<Chunk>| {
+        if !cur.parts.is_empty() {
+            out.push(std::mem::take(cur));
+        }
+    };
+    for (ji, j) in jobs.iter().enumerate() {
+        let e = &file.tensors[j.tensor];
+        match &j.producer {
+            Producer::File(_) | Producer::Host(_) => {
+                let need = round_up(j.bytes, 16) + 16;
+                if need > lim.input {
+                    return Err(Error::Gpu(format!(
+                        "tensor {}: {} raw bytes do not fit a {}-byte staging chunk",
+                        j.name, j.bytes, lim.input
+                    )));
+                }
+                if cur.input_bytes + need > lim.input || cur.staged_bytes + round_up(j.bytes, ALIGN) > lim.binding {
+                    flush(&mut cur, &mut out);
+                }
+                cur.parts.push(Part::Copy { job: ji });
+                cur.input_bytes += need;
+                cur.staged_bytes += round_up(j.bytes.max(4), ALIGN);
+                cur.completes.push(ji);
+            }
+            Producer::Kernel { kind, .. } => {
+                let p = plane_of(file, j.tensor);
+                let nt = p.grid.num_tiles();
+                let elem = kind.elem_size();
+                let gran = p.granule();
+                let whole_in = seg_input(&p, *kind, 0, nt);
+                let whole_out = round_up(j.bytes + ALIGN, ALIGN);
+                let unaligned = !aligned(&p.grid, elem);
+                let whole_scratch = if unaligned { 4096 * nt as u64 } else { 0 };
+                let small =
+                    j.bytes <= lim.batch_out && whole_in <= lim.input && whole_out <= lim.binding && whole_scratch <= lim.scratch;
+                if small {
+                    let scratch_now: u64 = 0; // per-chunk scratch is checked below
+                    let _ = scratch_now;
+                    if cur.input_bytes + whole_in > lim.input
+                        || cur.staged_bytes + whole_out > lim.binding
+                        || cur.parts.len() >= lim.segments
+                        || chunk_scratch(file, jobs, &cur) + whole_scratch > lim.scratch
+                    {
+                        flush(&mut cur, &mut out);
+                    }
+                    let el = p.elems(0, nt);
+                    cur.parts.push(Part::Seg { job: ji, tiles: 0..nt, out: el.start * elem..el.end * elem, slot: slots });
+                    slots += 1;
+                    cur.input_bytes += whole_in;
+                    cur.staged_bytes += whole_out;
+                    cur.completes.push(ji);
+                    continue;
+                }
+                // A large job: chunks of whole granules, on their own.
+                flush(&mut cur, &mut out);
+                let mut t0 = 0usize;
+                while t0 < nt {
+                    let mut t1 = (t0 + gran).min(nt);
+                    let fits = |t1: usize| {
+                        let el = p.elems(t0, t1);
+                        let lo = el.start * elem;
+                        let hi = el.end * elem;
+                        let window = round_up(hi, 4) - round_down(lo, ALIGN);
+                        seg_input(&p, *kind, t0, t1) <= lim.input
+                            && window <= lim.binding
+                            && (!unaligned || 4096 * (t1 - t0) as u64 <= lim.scratch)
+                    };
+                    if !fits(t1) {
+                        return Err(Error::Gpu(format!(
+                            "tensor {}: one {} of tiles {t0}..{t1} exceeds the device's limits (input {} B, binding {} B); decode it on the CPU",
+                            e.name,
+                            if gran == 1 { "tile" } else { "band" },
+                            lim.input,
+                            lim.binding
+                        )));
+                    }
+                    // grow by doubling, then bisect
+                    let mut step = gran;
+                    while t1 < nt && fits((t1 + step).min(nt)) {
+                        t1 = (t1 + step).min(nt);
+                        step *= 2;
+                    }
+                    while step > gran {
+                        step /= 2;
+                        let step_g = step / gran * gran;
+                        if step_g >= gran && t1 < nt && fits((t1 + step_g).min(nt)) {
+                            t1 = (t1 + step_g).min(nt);
+                        }
+                    }
+                    let el = p.elems(t0, t1);
+                    let input = seg_input(&p, *kind, t0, t1);
+                    let mut c = Chunk {
+                        parts: vec![Part::Seg { job: ji, tiles: t0..t1, out: el.start * elem..el.end * elem, slot: slots }],
+                        input_bytes: input,
+                        staged_bytes: round_up(round_up(el.end * elem, 4) - round_down(el.start * elem, ALIGN), ALIGN),
+                        completes: Vec::new(),
+                    };
+                    slots += 1;
+                    if t1 == nt {
+                        c.completes.push(ji);
+                    }
+                    out.push(c);
+                    t0 = t1;
+                }
+            }
+        }
+    }
+    flush(&mut cur, &mut out);
+    Ok((out, slots))
+}
+
+/// Scratch bytes the unaligned segments of a chunk need.
+pub fn chunk_scratch(file: &WcodecFile, jobs: &[OutJob], c: &Chunk) -> u64 {
+    c.parts
+        .iter()
+        .map(|p| match p {
+            Part::Seg { job, tiles, .. } => {
+                let j = &jobs[*job];
+                let Producer::Kernel { kind, .. } = j.producer else { return 0 };
+                if aligned(&plane_of(file, j.tensor).grid, kind.elem_size()) { 0 } else { 4096 * tiles.len() as u64 }
+            }
+            Part::Copy { .. } => 0,
+        })
+        .sum()
+}
+
+/// Tuning of the decode kernel (environment: `WCODEC_GPU_*`).
+#[derive(Debug, Clone)]
+pub struct Tuning {
+    /// Force a path; `None` picks the best the adapter has.
+    pub path: Option<DecodePath>,
+    /// Tiles per workgroup wanted (fewer if workgroup memory is short).
+    pub tiles: u32,
+    /// Words staged per tile (0: none).
+    pub stage_words: u32,
+    /// Force the lookup-table layout.
+    pub lut: Option<LutKind>,
+    /// Persistent workgroups per dispatch (0: automatic).
+    pub workgroups: u32,
+}
+
+impl Default for Tuning {
+    fn default() -> Self {
+        Tuning { path: None, tiles: 4, stage_words: 2048, lut: None, workgroups: 0 }
+    }
+}
+
+impl Tuning {
+    /// Defaults, overridden by `WCODEC_GPU_PATH` (subgroup|workgroup),
+    /// `WCODEC_GPU_TILES`, `WCODEC_GPU_STAGE`, `WCODEC_GPU_LUT` (slot32|split)
+    /// and `WCODEC_GPU_WGS`.
+    pub fn from_env() -> Result<Tuning> {
+        let mut t = Tuning::default();
+        let num = |k: &str| -> Result<Option<u32>> {
+            match std::env::var(k) {
+                Ok(v) => v.parse().map(Some).map_err(|_| Error::Param(format!("{k}={v:?} is not a number"))),
+                Err(_) => Ok(None),
+            }
+        };
+        if let Ok(p) = std::env::var("WCODEC_GPU_PATH") {
+            t.path = Some(parse_path(&p)?);
+        }
+        if let Some(v) = num("WCODEC_GPU_TILES")? {
+            if !(1..=8).contains(&v) {
+                return Err(Error::Param(format!("WCODEC_GPU_TILES={v} not in 1..=8")));
+            }
+            t.tiles = v;
+        }
+        if let Some(v) = num("WCODEC_GPU_STAGE")? {
+            t.stage_words = v / 2 * 2;
+        }
+        if let Ok(v) = std::env::var("WCODEC_GPU_LUT") {
+            t.lut = Some(match v.as_str() {
+                "slot32" => LutKind::Slot32,
+                "split" => LutKind::Split,
+                _ => return Err(Error::Param(format!("WCODEC_GPU_LUT={v:?}: expected slot32 or split"))),
+            });
+        }
+        if let Some(v) = num("WCODEC_GPU_WGS")? {
+            t.workgroups = v;
+        }
+        Ok(t)
+    }
+}
+
+/// `subgroup`, `subgroup-narrow` or `workgroup`.
+pub fn parse_path(s: &str) -> Result<DecodePath> {
+    Ok(match s {
+        "subgroup" => DecodePath::SubgroupWide,
+        "subgroup-narrow" => DecodePath::SubgroupNarrow,
+        "workgroup" => DecodePath::Workgroup,
+        _ => return Err(Error::Param(format!("GPU path {s:?}: expected subgroup or workgroup"))),
+    })
+}
+
+/// The path an adapter runs best: a subgroup path if it has SUBGROUP and
+/// its subgroup sizes suit one, else the workgroup path. `subgroup` asked
+/// of an adapter with narrow subgroups means the narrow subgroup path.
+pub fn pick_path(want: Option<DecodePath>, has_subgroup: bool, sg_min: u32, sg_max: u32) -> Result<DecodePath> {
+    let wide_ok = has_subgroup && sg_min >= 32 && sg_min.is_power_of_two() && sg_max <= 128;
+    let narrow_ok = has_subgroup && sg_min >= 4 && sg_max <= 32;
+    match want {
+        Some(DecodePath::Workgroup) => Ok(DecodePath::Workgroup),
+        Some(DecodePath::SubgroupWide | DecodePath::SubgroupNarrow) => {
+            if wide_ok {
+                Ok(DecodePath::SubgroupWide)
+            } else if narrow_ok {
+                Ok(DecodePath::SubgroupNarrow)
+            } else if !has_subgroup {
+                Err(Error::Gpu("the subgroup path was asked for, but the device has no SUBGROUP feature".into()))
+            } else {
+                Err(Error::Gpu(format!(
+                    "the subgroup path was asked for, but subgroup sizes {sg_min}..{sg_max} suit neither variant"
+                )))
+            }
+        }
+        None => Ok(if wide_ok {
+            DecodePath::SubgroupWide
+        } else if narrow_ok {
+            DecodePath::SubgroupNarrow
+        } else {
+            DecodePath::Workgroup
+        }),
+    }
+}
+
+/// The kernel variant for a chunk: as many tiles per workgroup as wanted
+/// and memory allows, the one-read table layout if the tables fit.
+pub fn pick_variant(
+    path: DecodePath,
+    sg32: bool,
+    tables: u32,
+    modes: bool,
+    tune: &Tuning,
+    wg_bytes: u32,
+    wg_threads: u32,
+) -> Result<DecodeVariant> {
+    let tables = tables.clamp(1, 4);
+    let kinds: &[LutKind] = match tune.lut {
+        Some(LutKind::Slot32) => &[LutKind::Slot32, LutKind::Split],
+        Some(LutKind::Split) => &[LutKind::Split],
+        None => &[LutKind::Slot32, LutKind::Split],
+    };
+    let stages = if tune.stage_words > 0 { vec![tune.stage_words, tune.stage_words / 2, 0] } else { vec![0] };
+    for &stage_words in &stages {
+        for &lut_kind in kinds {
+            for tiles in (1..=tune.tiles.max(1)).rev() {
+                let v = DecodeVariant { path, tiles, lut_kind, lut_tables: tables, stage_words, modes, sg32 };
+                if v.workgroup_bytes() <= wg_bytes && v.threads() <= wg_threads {
+                    return Ok(v);
+                }
+            }
+        }
+    }
+    Err(Error::Gpu(format!("no decode kernel variant fits {wg_bytes} bytes of workgroup memory")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn variants_fit_lavapipe_and_h100() {
+        let t = Tuning::default();
+        for (mem, threads, max_tables) in [(32 << 10, 1024, 4), (48 << 10, 1024, 4), (16 << 10, 256, 2)] {
+            for tables in 1..=max_tables {
+                for modes in [false, true] {
+                    let v = pick_variant(DecodePath::SubgroupWide, false, tables, modes, &t, mem, threads).unwrap();
+                    assert!(v.workgroup_bytes() <= mem, "{v:?}");
+                }
+            }
+        }
+        // the common case on the H100: one table, no modes, 4 tiles, staged, one-read tables
+        let v = pick_variant(DecodePath::SubgroupWide, true, 1, false, &t, 48 << 10, 1024).unwrap();
+        assert_eq!((v.tiles, v.lut_kind, v.stage_words), (4, LutKind::Slot32, 2048));
+    }
+
+    #[test]
+    fn paths_follow_subgroup_sizes() {
+        assert_eq!(pick_path(None, true, 32, 32).unwrap(), DecodePath::SubgroupWide);
+        assert_eq!(pick_path(None, true, 32, 64).unwrap(), DecodePath::SubgroupWide);
+        assert_eq!(pick_path(None, true, 8, 8).unwrap(), DecodePath::SubgroupNarrow);
+        assert_eq!(pick_path(None, true, 8, 32).unwrap(), DecodePath::SubgroupNarrow);
+        assert_eq!(pick_path(None, true, 4, 128).unwrap(), DecodePath::Workgroup);
+        assert_eq!(pick_path(None, false, 32, 32).unwrap(), DecodePath::Workgroup);
+        assert!(pick_path(Some(DecodePath::SubgroupWide), false, 32, 32).is_err());
+        assert_eq!(pick_path(Some(DecodePath::Workgroup), true, 32, 32).unwrap(), DecodePath::Workgroup);
+    }
+}
