@@ -58,8 +58,15 @@ impl RansGemvTuning {
         }
     }
 
-    pub fn constants(&self, x_half: bool, scale: bool, bias: bool) -> Vec<(&'static str, f64)> {
-        vec![
+    /// The override constants; `sg_wide` only for the subgroup path.
+    pub fn constants(
+        &self,
+        x_half: bool,
+        scale: bool,
+        bias: bool,
+        sg_wide: Option<bool>,
+    ) -> Vec<(&'static str, f64)> {
+        let mut c = vec![
             ("NW", self.nw as f64),
             ("CAPW", self.capw as f64),
             ("X_HALF", x_half as u32 as f64),
@@ -68,7 +75,11 @@ impl RansGemvTuning {
             ("STAGE_WORDS", (self.nw * self.capw / 2) as f64),
             ("TILE_WORDS", (self.nw * 1024) as f64),
             ("BAL_WORDS", (self.nw * 3) as f64),
-        ]
+        ];
+        if let Some(w) = sg_wide {
+            c.push(("SG_WIDE", w as u32 as f64));
+        }
+        c
     }
 }
 
@@ -83,8 +94,7 @@ const BINDINGS: &[Binding] = &[
     Binding::Uniform,
 ];
 
-/// The kernel: ballots by subgroup (`Subgroup`, subgroups of ≥ 32) or in
-/// workgroup memory (`Workgroup`).
+/// The kernel: ballots by subgroup (`Subgroup`) or in workgroup memory (`Workgroup`).
 pub fn source(path: ReducePath) -> KernelSource {
     let (name, ballot, entry, features) = match path {
         ReducePath::Workgroup => (
@@ -308,8 +318,9 @@ struct Params {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RansGemvOptions {
     pub x_dtype: VecDtype,
-    /// `Subgroup` needs SUBGROUP and subgroups of at least 32; `Auto` picks it
-    /// where it applies, else `Workgroup`.
+    /// `Subgroup` needs SUBGROUP (subgroups of ≥ 32 lanes decode without
+    /// barriers; narrower ones of up to 32 combine ballots through workgroup
+    /// memory); `Auto` picks it where subgroups are ≥ 32 lanes, else `Workgroup`.
     pub path: ReducePath,
     pub tuning: Option<RansGemvTuning>,
 }
@@ -352,14 +363,18 @@ impl RansGemv {
         w: &CompressedWeights,
         opts: &RansGemvOptions,
     ) -> Result<RansGemv> {
-        let sg_ok = ctx.has(wgpu::Features::SUBGROUP) && ctx.info.subgroup_min_size >= 32;
+        let has_sg = ctx.has(wgpu::Features::SUBGROUP);
+        let (smin, smax) = (ctx.info.subgroup_min_size, ctx.info.subgroup_max_size);
+        let wide = smin >= 32;
+        let narrow =
+            !wide && smax <= 32 && smin >= 1 && smax.is_power_of_two() && smin.is_power_of_two();
         let path = match opts.path {
-            ReducePath::Auto if sg_ok => ReducePath::Subgroup,
+            ReducePath::Auto if has_sg && wide => ReducePath::Subgroup,
             ReducePath::Auto => ReducePath::Workgroup,
-            ReducePath::Subgroup if !sg_ok => {
+            ReducePath::Subgroup if !(has_sg && (wide || narrow)) => {
                 return Err(Error::Gpu(format!(
-                    "the subgroup path of the compressed GEMV needs subgroups of ≥ 32 lanes (this device: {}..{})",
-                    ctx.info.subgroup_min_size, ctx.info.subgroup_max_size
+                    "the subgroup path of the compressed GEMV needs SUBGROUP and subgroups of one size class \
+                     (all ≥ 32, or powers of two ≤ 32; this device: {smin}..{smax})"
                 )));
             }
             p => resolve_path(ctx, p)?,
@@ -385,7 +400,13 @@ impl RansGemv {
                 tuning.nw
             )));
         }
-        let consts = tuning.constants(opts.x_dtype == VecDtype::F16, w.has_scale, w.has_bias);
+        let sg_wide = (path == ReducePath::Subgroup).then_some(wide);
+        let consts = tuning.constants(
+            opts.x_dtype == VecDtype::F16,
+            w.has_scale,
+            w.has_bias,
+            sg_wide,
+        );
         let kernel = ctx.kernel(&source(path), &consts)?;
         use wgpu::BufferUsages as U;
         let xlen = w.tiles_x as usize * 64;

@@ -160,7 +160,12 @@ pub fn all_variants() -> Vec<(KernelSource, Vec<Vec<(&'static str, f64)>>)> {
                 (true, false, true),
                 (false, true, true),
             ] {
-                combos.push(t.constants(xh, sc, bias));
+                if path == ReducePath::Subgroup {
+                    combos.push(t.constants(xh, sc, bias, Some(true)));
+                    combos.push(t.constants(xh, sc, bias, Some(false)));
+                } else {
+                    combos.push(t.constants(xh, sc, bias, None));
+                }
             }
         }
         out.push((super::gemv_rans::source(path), combos));
