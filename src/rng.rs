@@ -63,7 +63,8 @@ mod tests {
     /// counter (4 words), key (2 words), expected (4 words).
     #[test]
     fn random123_known_answers() {
-        let kat: [(u32, [u32; 4], [u32; 2], [u32; 4]); 6] = [
+        type Kat = (u32, [u32; 4], [u32; 2], [u32; 4]);
+        let kat: [Kat; 6] = [
             (
                 7,
                 [0; 4],

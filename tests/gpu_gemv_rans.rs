@@ -281,11 +281,8 @@ fn compressed_gemv_from_a_wcodec_file() {
     g.execute(&ctx.device, &ctx.queue);
     let y = g.read_y(&ctx).unwrap();
     g.check_stream(&ctx).unwrap();
-    for i in 0..rows {
-        assert!(
-            (y[i] as f64 - want.y[i]).abs() <= want.bound(i, 0.0),
-            "row {i}"
-        );
+    for (i, (&yi, &wi)) in y.iter().zip(&want.y).enumerate() {
+        assert!((yi as f64 - wi).abs() <= want.bound(i, 0.0), "row {i}");
     }
     assert!(CompressedWeights::from_file(&ctx, &file, "missing", None).is_err());
 }

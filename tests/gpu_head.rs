@@ -157,8 +157,8 @@ fn head_loop_without_readbacks_of_logits_keeps_every_counter() {
     };
     let mut head = Head::new(&ctx, &gw, &opts).unwrap();
     let xs: Vec<Vec<f32>> = (0..4).map(|_| rng.normals(hidden, 1.0)).collect();
-    for i in 0..4 {
-        head.step(&ctx, Some(&xs[i]), false).unwrap();
+    for x in &xs {
+        head.step(&ctx, Some(x), false).unwrap();
     }
     ctx.wait().unwrap();
     let before = AllocCounters::read(&ctx);

@@ -51,7 +51,7 @@ pub const FRAC_BITS: u32 = 11;
 /// Largest distance; weights of distances ≥ 31·2048 + 1 are 0.
 pub const D_MAX: u32 = 65535;
 /// `2^11 · log2(e)` as f32: [`scale`] divides it by the temperature.
-pub const SCALE_NUM: f32 = 2954.639_4;
+pub const SCALE_NUM: f32 = 2_954.639_4;
 /// `P` for top-p 1.
 pub const P_ONE: u32 = 1 << 24;
 

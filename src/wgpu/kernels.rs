@@ -121,7 +121,10 @@ pub fn gemv(dtype: WeightDtype, path: ReducePath) -> KernelSource {
 
 /// Every kernel source with every constant combination the crate builds, for
 /// validation without a GPU.
-pub fn all_variants() -> Vec<(KernelSource, Vec<Vec<(&'static str, f64)>>)> {
+/// Override constants, by name.
+pub type Constants = Vec<(&'static str, f64)>;
+
+pub fn all_variants() -> Vec<(KernelSource, Vec<Constants>)> {
     let mut out = Vec::new();
     for dtype in WeightDtype::ALL {
         for path in [ReducePath::Subgroup, ReducePath::Workgroup] {

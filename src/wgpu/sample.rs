@@ -60,12 +60,11 @@ impl SamplerTuning {
     fn check(&self, ctx: &GpuContext) -> Result<()> {
         let max = ctx.limits.max_compute_invocations_per_workgroup;
         let pow2 = |v: u32| v.is_power_of_two();
-        if !(pow2(self.prepare_wg)
+        let shapes_ok = pow2(self.prepare_wg)
             && pow2(self.select_wg)
             && self.prepare_wg >= 32
-            && self.select_wg >= 256)
-            || !(1..=16).contains(&self.prepare_words)
-        {
+            && self.select_wg >= 256;
+        if !shapes_ok || !(1..=16).contains(&self.prepare_words) {
             return Err(Error::Param(format!(
                 "sampler tuning {self:?} out of range"
             )));
