@@ -186,7 +186,6 @@ fn gemv_band(band: u32, lid: u32, dec: u32, lane: u32) {
         let st = rans_initial_state(dec, n, lane);
         var xs = st.x;
         var q = st.y;
-        var word = 0u;
         // The decode tables are padded to 4 (16384 entries), so any table id
         // and slot index in bounds.
         let tbase = (table & 3u) * 4096u;
@@ -195,50 +194,54 @@ fn gemv_band(band: u32, lid: u32, dec: u32, lane: u32) {
         let tcount = ti.y;
         let tsh = ti.x & 1u;
         let sbase = dec * (CAPW / 2u);
-        for (var s = 0u; s < steps; s++) {
-            var need = false;
-            var sym = 0u;
-            let act = live && s < nl;
-            if (act) {
-                if (s + rl >= nl) {
-                    sym = (((xs >> (p.tail_bits * (nl - 1u - s))) & tmask) + p.tail_base) & 0xffu;
-                } else {
-                    let e = lut[tbase + (xs & mask)];
-                    sym = e & 0xffu;
-                    xs = (((e >> 8u) & 0xfffu) + 1u) * (xs >> p.prob_bits) + (e >> 20u);
-                    need = xs < RANS_L;
-                }
-            }
-            let m = ballot32(dec, lane, need, s);
-            if (need) {
-                let k = q + countOneBits(m & lt);
-                var wd = 0u;
-                if (k < tcount) {
-                    let pos = tsh + k;
-                    if (pos < CAPW) {
-                        wd = (stage[(sbase + (pos >> 1u)) % STAGE_WORDS] >> ((pos & 1u) << 4u)) & 0xffffu;
+        // Four steps per group (a lane's 4 symbols are one word of the tile).
+        for (var g = 0u; g < steps / 4u; g++) {
+            var word = 0u;
+            for (var u = 0u; u < 4u; u++) {
+                let s = 4u * g + u;
+                var need = false;
+                var sym = 0u;
+                if (live && s < nl) {
+                    if (s + rl >= nl) {
+                        sym = (((xs >> (p.tail_bits * (nl - 1u - s))) & tmask) + p.tail_base) & 0xffu;
                     } else {
-                        wd = stream_word(tstart + k);
+                        let e = lut[tbase + (xs & mask)];
+                        sym = e & 0xffu;
+                        xs = (((e >> 8u) & 0xfffu) + 1u) * (xs >> p.prob_bits) + (e >> 20u);
+                        need = xs < RANS_L;
                     }
                 }
-                xs = (xs << 16u) | wd;
+                let m = ballot32(dec, lane, need, s);
+                if (need) {
+                    let k = q + countOneBits(m & lt);
+                    var wd = 0u;
+                    if (k < tcount) {
+                        let pos = tsh + k;
+                        if (pos < CAPW) {
+                            wd = (stage[(sbase + (pos >> 1u)) % STAGE_WORDS] >> ((pos & 1u) << 4u)) & 0xffffu;
+                        } else {
+                            wd = stream_word(tstart + k);
+                        }
+                    }
+                    xs = (xs << 16u) | wd;
+                }
+                q += countOneBits(m);
+                word |= sym << (8u * u);
             }
-            q += countOneBits(m);
-            word |= sym << ((s & 3u) * 8u);
-            if (act && ((s & 3u) == 3u || s + 1u == nl)) {
+            let cnt = min(nl - min(4u * g, nl), 4u);
+            if (live && cnt > 0u) {
                 if (w == 64u) {
-                    atomicStore(&tile[dec * 1024u + 32u * (s >> 2u) + lane], word);
+                    atomicStore(&tile[dec * 1024u + 32u * g + lane], word);
                 } else {
                     // An edge tile: place each byte at (k div w, k mod w).
-                    let kb = 128u * (s >> 2u) + 4u * lane;
-                    for (var b = 0u; b <= (s & 3u); b++) {
+                    let kb = 128u * g + 4u * lane;
+                    for (var b = 0u; b < cnt; b++) {
                         let k = kb + b;
                         let i = k / w;
                         let j = k % w;
                         atomicOr(&tile[dec * 1024u + min(i, 63u) * 16u + (j >> 2u)], ((word >> (8u * b)) & 0xffu) << ((j & 3u) * 8u));
                     }
                 }
-                word = 0u;
             }
         }
         // §4's end conditions: every word read, none past the end, final
