@@ -11,7 +11,7 @@
 #      kernel clamps its own indices) sweeping every tuning variant, then the
 #      default variants again with wgpu's runtime checks on, for comparison;
 #   3. `wcodec bench head` (batch 1 and 8, hidden state uploaded per token,
-#      then kept on the device);
+#      then kept on the device; spinning and blocking waits);
 #   4. scripts/peers_torch.py (cuBLAS/PyTorch on the same GPU);
 # then prints a short table: ours against targets and peers.
 set -uo pipefail
@@ -50,6 +50,8 @@ WCODEC_GPU_CHECKS=0 timeout 200 bash "$R" .gpu/bin/wcodec bench head --batch 1,8
 echo "   rc $?"
 WCODEC_GPU_CHECKS=0 timeout 200 bash "$R" .gpu/bin/wcodec bench head --batch 1,8 --tokens 500 --no-upload --json > "$OUT/head_noupload.json" 2> "$OUT/head_noupload.log"
 echo "   no upload: rc $?"
+WCODEC_GPU_CHECKS=0 timeout 200 bash "$R" .gpu/bin/wcodec bench head --batch 1 --tokens 500 --block --json > "$OUT/head_block.json" 2> "$OUT/head_block.log"
+echo "   blocking waits: rc $?"
 WCODEC_GPU_CHECKS=0 timeout 100 bash "$R" .gpu/bin/head 50257 2560 200 1 > "$OUT/example_head.txt" 2>&1
 echo "   example: rc $?"
 
@@ -67,7 +69,7 @@ def load(n):
     except Exception as e:
         print(f"({n}: {e})")
         return None
-k, h, hn, p = load("kernels.json"), load("head.json"), load("head_noupload.json"), load("peers.json")
+k, h, hn, hb, p = load("kernels.json"), load("head.json"), load("head_noupload.json"), load("head_block.json"), load("peers.json")
 peer = {r["kernel"]: r["median_us"] for r in (p or {}).get("rows", [])}
 if k:
     print(f"device: {k['device']}; copy: shader {k['copy']['shader_gbps']:.0f} GB/s, device {k['copy'].get('device_gbps') or 0:.0f} GB/s"
@@ -84,7 +86,7 @@ if k:
         print(f"{name:<38} {s['best_us']:>9.1f} {t if t is None else round(t,1)!s:>8} {met:>4}  {'-' if tp is None else f'{tp:.1f}':>9}  {s['best_variant']}")
     fails = [r for r in k["rows"] if r["check"].startswith("FAIL")]
     print(f"kernel checks: {len(k['rows']) - len(fails)} ok, {len(fails)} FAIL")
-for name, hr in [("head (upload per token)", h), ("head (hidden on device)", hn)]:
+for name, hr in [("head (upload per token)", h), ("head (hidden on device)", hn), ("head (blocking waits)", hb)]:
     if hr:
         for r in hr["runs"]:
             print(f"{name} batch {r['batch']}: wall {r['wall']['median_us']:.1f} µs/step (p90 {r['wall']['p90_us']:.1f}), GPU {r['gpu']['median_us']:.1f} µs, {r['tokens_per_s']:.0f} tokens/s, allocations in loop: {'YES' if r['allocated_during_loop'] else 'none'} (target ≤ 150 µs)")

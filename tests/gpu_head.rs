@@ -62,6 +62,8 @@ fn head_tokens_match_the_cpu_and_allocate_nothing_per_token() {
                 ..Default::default()
             },
             sample: sp,
+            // Both ways of waiting for a token: blocking in the driver, spinning on polls.
+            block: batch == 2,
             ..Default::default()
         };
         let mut head = Head::new(&ctx, &gw, &opts).unwrap();

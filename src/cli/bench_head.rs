@@ -43,6 +43,9 @@ pub struct HeadArgs {
     /// Also write the softmax probabilities every token.
     #[arg(long)]
     pub probs: bool,
+    /// Block in the driver while waiting for each token (default: spin on polls).
+    #[arg(long)]
+    pub block: bool,
     #[arg(long)]
     pub adapter: Option<usize>,
     #[arg(long)]
@@ -53,6 +56,8 @@ pub struct HeadArgs {
 pub struct HeadRun {
     pub batch: usize,
     pub upload: bool,
+    /// Blocking waits (else spinning polls).
+    pub block: bool,
     /// Wall time per token step, with the readback.
     pub wall: Stats,
     /// GPU time per token step (timestamps around the compute pass).
@@ -131,6 +136,7 @@ pub fn run(a: &HeadArgs, quiet: bool) -> anyhow::Result<()> {
             },
             sample: sp,
             probs: a.probs,
+            block: a.block,
             ..Default::default()
         };
         let mut head = Head::new(&ctx, &gw, &opts)?;
@@ -172,6 +178,7 @@ pub fn run(a: &HeadArgs, quiet: bool) -> anyhow::Result<()> {
         let r = HeadRun {
             batch,
             upload,
+            block: a.block,
             wall: stats(&wall, false),
             gpu: stats(&gpu, true),
             tokens_per_s: (batch * a.tokens) as f64 / total,

@@ -27,6 +27,9 @@ pub struct HeadOptions {
     pub sampler: SamplerTuning,
     /// Also write the probabilities (the softmax output) every token.
     pub probs: bool,
+    /// Wait for each token by blocking in the driver (`false`, the default:
+    /// spin on non-blocking polls, the lowest latency at the cost of a core).
+    pub block: bool,
 }
 
 /// Device-side resource counts (wgpu's internal counters, when the `counters`
@@ -91,6 +94,7 @@ pub struct Head {
     scratch: Vec<u8>,
     tokens: Vec<u32>,
     timer: Option<GpuTimer>,
+    block: bool,
     /// Tokens produced so far.
     pub steps_done: u64,
 }
@@ -145,6 +149,7 @@ impl Head {
             upload,
             upload_flag,
             timer,
+            block: opts.block,
             steps_done: 0,
         })
     }
@@ -225,7 +230,24 @@ impl Head {
                 &self.upload_flag,
             );
         }
-        ctx.wait()?;
+        if self.block {
+            ctx.wait()?;
+        } else {
+            // Spin until both mappings have completed (their callbacks run inside poll).
+            let up = hidden.is_some();
+            loop {
+                ctx.device
+                    .poll(wgpu::PollType::Poll)
+                    .map_err(|e| Error::Gpu(format!("polling the device: {e}")))?;
+                let done = self.read_flag.load(Ordering::Acquire) != PENDING
+                    && (!up || self.upload_flag.load(Ordering::Acquire) != PENDING);
+                if done {
+                    break;
+                }
+                std::hint::spin_loop();
+            }
+            ctx.check_health()?;
+        }
         if self.read_flag.load(Ordering::Acquire) != MAPPED {
             return Err(Error::Gpu("mapping the token readback failed".into()));
         }
