@@ -11,6 +11,7 @@ pub mod dtype;
 pub mod error;
 pub mod format;
 pub mod io;
+pub mod rng;
 pub mod sample;
 pub mod synth;
 pub mod wgpu;

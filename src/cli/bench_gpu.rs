@@ -35,6 +35,10 @@ pub enum GpuBench {
     Decode(DecodeBenchArgs),
     /// Load a model into GPU buffers: from its .wcodec vs plain uploads of its safetensors.
     Load(LoadBenchArgs),
+    /// Inference kernels: GEMV (f32/f16/int8, batch 1 and 8), compressed GEMV, softmax, sampling.
+    Kernels(crate::cli::bench_kernels::KernelsArgs),
+    /// The decoder head token by token: latency, tokens/s, allocations.
+    Head(crate::cli::bench_head::HeadArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -98,6 +102,8 @@ pub fn run(b: &GpuBench, quiet: bool) -> anyhow::Result<()> {
     match b {
         GpuBench::Decode(a) => decode(a, quiet),
         GpuBench::Load(a) => load(a, quiet),
+        GpuBench::Kernels(a) => crate::cli::bench_kernels::run(a, quiet),
+        GpuBench::Head(a) => crate::cli::bench_head::run(a, quiet),
     }
 }
 

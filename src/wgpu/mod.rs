@@ -2,14 +2,23 @@
 //! bit-exact with the CPU reference in [`crate::codec`].
 //!
 //! * [`context`]: adapter, device, pipeline cache, buffer pool, timestamps;
-//! * [`decode`]: `.wcodec` → GPU buffers or safetensors (mirrors [`crate::cpu::decode`]).
+//! * [`decode`]: `.wcodec` → GPU buffers or safetensors (mirrors [`crate::cpu::decode`]);
+//! * inference: [`gemv`], [`softmax`], [`sample`], [`head`] (mirror
+//!   [`crate::cpu::gemv`], [`crate::cpu::softmax`], [`crate::cpu::sample`]),
+//!   their WGSL assembled in [`kernels`].
 
 pub mod bench;
 pub mod benchdata;
 pub mod context;
 pub mod decode;
+pub mod gemv;
+pub mod gemv_rans;
+pub mod head;
+pub mod kernels;
 pub mod plan;
+pub mod sample;
 pub mod shaders;
+pub mod softmax;
 
 pub use context::{AdapterChoice, ContextOptions, GpuContext, GpuTimer, Kernel, KernelSource};
 pub use decode::{

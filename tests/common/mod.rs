@@ -1,12 +1,15 @@
-//! Shared test helpers: the real sample model, weight-like random data.
+//! Shared test helpers: the real sample model, weight-like random data, and
+//! for the GPU tests the context (or a skip line) and output poisoning.
 #![allow(dead_code)]
 
 use std::path::PathBuf;
+use std::sync::{Mutex, MutexGuard};
 
 use wcodec::codec::encoder::{EncodeOptions, EncodedTensor, encode_tensor};
 use wcodec::dtype::DType;
 use wcodec::format::WcodecFile;
 use wcodec::io::safetensors::SafeInput;
+use wcodec::wgpu::context::{ContextOptions, GpuContext};
 
 /// all-MiniLM-L6-v2, if fetched (`scripts/fetch_minilm.sh`); otherwise prints
 /// why the calling test is skipped and returns `None`.
@@ -75,6 +78,9 @@ pub struct Rng(pub u64);
 
 impl Rng {
     pub fn next(&mut self) -> u64 {
+        self.next_u64()
+    }
+    pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -99,6 +105,15 @@ impl Rng {
         let u2 = self.uniform();
         (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
     }
+    /// `n` values ~ N(0, sigma²), none exactly zero.
+    pub fn normals(&mut self, n: usize, sigma: f64) -> Vec<f32> {
+        (0..n)
+            .map(|_| {
+                let v = (self.normal() * sigma) as f32;
+                if v == 0.0 { sigma as f32 * 1e-3 } else { v }
+            })
+            .collect()
+    }
 }
 
 /// Int8 weights like per-row-absmax quantised layers: Laplacian, clamped to ±127.
@@ -122,4 +137,51 @@ pub fn f32_weights(rng: &mut Rng, rows: usize, cols: usize) -> Vec<f32> {
 
 pub fn f32_bytes(v: &[f32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+/// GPU tests of one binary run one at a time: on lavapipe (a CPU device) tests
+/// in parallel only compete for the same cores, and run many times slower.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// A context held by one test at a time.
+pub struct Gpu {
+    pub ctx: GpuContext,
+    _turn: MutexGuard<'static, ()>,
+}
+
+impl std::ops::Deref for Gpu {
+    type Target = GpuContext;
+    fn deref(&self) -> &GpuContext {
+        &self.ctx
+    }
+}
+
+/// The machine's best adapter, or `None` after printing a skip line.
+pub fn ctx() -> Option<Gpu> {
+    ctx_with(&ContextOptions::default())
+}
+
+/// A context with options (e.g. without subgroups), or `None` after a skip line.
+pub fn ctx_with(opts: &ContextOptions) -> Option<Gpu> {
+    let turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    match GpuContext::new(opts) {
+        Ok(c) => {
+            eprintln!("adapter: {}", c.describe());
+            Some(Gpu {
+                ctx: c,
+                _turn: turn,
+            })
+        }
+        Err(e) => {
+            eprintln!("SKIP: no GPU adapter ({e})");
+            None
+        }
+    }
+}
+
+/// Overwrite a buffer with NaN bytes (0xff) so that an output the kernel fails
+/// to write is caught.
+pub fn poison(ctx: &GpuContext, buf: &wgpu::Buffer) {
+    ctx.queue
+        .write_buffer(buf, 0, &vec![0xffu8; buf.size() as usize]);
 }

@@ -1,0 +1,255 @@
+//! `wcodec bench head`: the decoder head (hidden state → GEMV → softmax →
+//! sample) token by token: wall time per token including the submission and
+//! the 4-byte-per-sequence readback, tokens per second, GPU time per token
+//! (timestamps), and the device allocations during the timed loop (none).
+
+use serde::Serialize;
+
+use crate::cli::bench_infer::{Stats, normals, quantize_rows, stats, to_f16};
+use crate::cpu::gemv::Weights;
+use crate::cpu::sample::SampleParams;
+use crate::wgpu::context::{AdapterChoice, ContextOptions, GpuContext};
+use crate::wgpu::gemv::{GemvOptions, GemvWeights, ReducePath, VecDtype, WeightDtype};
+use crate::wgpu::head::{AllocCounters, Head, HeadOptions};
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct HeadArgs {
+    #[arg(long, default_value_t = 50257)]
+    pub vocab: usize,
+    #[arg(long, default_value_t = 2560)]
+    pub hidden: usize,
+    /// Weights: f16, f32 or i8 (int8 + per-row scales).
+    #[arg(long, default_value = "f16")]
+    pub dtype: String,
+    /// Sequences per token step (1..=8), comma-separated for several runs.
+    #[arg(long, default_value = "1,8")]
+    pub batch: String,
+    /// Timed tokens per run.
+    #[arg(long, default_value_t = 300)]
+    pub tokens: usize,
+    #[arg(long, default_value_t = 20)]
+    pub warmup: usize,
+    #[arg(long, default_value_t = 1.0)]
+    pub temperature: f32,
+    #[arg(long, default_value_t = 50)]
+    pub top_k: u32,
+    #[arg(long, default_value_t = 0.9)]
+    pub top_p: f32,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Keep the hidden state on the device (no upload per token).
+    #[arg(long)]
+    pub no_upload: bool,
+    /// Also write the softmax probabilities every token.
+    #[arg(long)]
+    pub probs: bool,
+    /// Block in the driver while waiting for each token (default: spin on polls).
+    #[arg(long)]
+    pub block: bool,
+    #[arg(long)]
+    pub adapter: Option<usize>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct HeadRun {
+    pub batch: usize,
+    pub upload: bool,
+    /// Blocking waits (else spinning polls).
+    pub block: bool,
+    /// Wall time per token step, with the readback.
+    pub wall: Stats,
+    /// GPU time per token step (timestamps around the compute pass).
+    pub gpu: Stats,
+    pub tokens_per_s: f64,
+    pub before: AllocCounters,
+    pub after: AllocCounters,
+    pub allocated_during_loop: bool,
+    pub last_tokens: Vec<u32>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct HeadReport {
+    pub device: String,
+    pub vocab: usize,
+    pub hidden: usize,
+    pub dtype: String,
+    pub params: String,
+    pub runs: Vec<HeadRun>,
+}
+
+pub fn run(a: &HeadArgs, quiet: bool) -> anyhow::Result<()> {
+    let dtype = WeightDtype::parse(&a.dtype)
+        .ok_or_else(|| anyhow::anyhow!("--dtype {} is not f16, f32 or i8", a.dtype))?;
+    let batches: Vec<usize> = a
+        .batch
+        .split(',')
+        .map(|s| s.trim().parse::<usize>())
+        .collect::<Result<_, _>>()?;
+    let sp = SampleParams {
+        temperature: a.temperature,
+        top_k: a.top_k,
+        top_p: a.top_p,
+        seed: a.seed,
+    };
+    sp.check()?;
+    anyhow::ensure!(a.tokens > 0, "--tokens must be > 0");
+    let ctx = GpuContext::new(&ContextOptions {
+        adapter: a.adapter.map_or(AdapterChoice::Best, AdapterChoice::Index),
+        no_subgroups: false,
+    })?;
+    if !quiet {
+        eprintln!("device: {}", ctx.describe());
+    }
+    let w = normals(a.vocab * a.hidden, 0.02, 3);
+    let gw = match dtype {
+        WeightDtype::F32 => GemvWeights::upload(&ctx, &Weights::F32(&w), a.vocab, a.hidden, None)?,
+        WeightDtype::F16 => {
+            GemvWeights::upload(&ctx, &Weights::F16(&to_f16(&w)), a.vocab, a.hidden, None)?
+        }
+        WeightDtype::I8 => {
+            let (q, s) = quantize_rows(&w, a.vocab, a.hidden)?;
+            GemvWeights::upload(
+                &ctx,
+                &Weights::I8 { q: &q, scales: &s },
+                a.vocab,
+                a.hidden,
+                None,
+            )?
+        }
+    };
+    drop(w);
+    let x_dtype = if dtype == WeightDtype::F32 {
+        VecDtype::F32
+    } else {
+        VecDtype::F16
+    };
+    let mut runs = Vec::new();
+    for &batch in &batches {
+        let opts = HeadOptions {
+            gemv: GemvOptions {
+                batch,
+                x_dtype,
+                path: ReducePath::Auto,
+                tuning: None,
+            },
+            sample: sp,
+            probs: a.probs,
+            block: a.block,
+            ..Default::default()
+        };
+        let mut head = Head::new(&ctx, &gw, &opts)?;
+        // A few distinct hidden states, rotated (uploaded per token unless --no-upload).
+        let xs: Vec<Vec<f32>> = (0..4)
+            .map(|i| normals(batch * a.hidden, 1.0, 100 + i))
+            .collect();
+        head.set_hidden(&ctx.queue, &xs[0])?;
+        let upload = !a.no_upload;
+        let hid = |i: usize| {
+            if upload {
+                Some(xs[i % xs.len()].as_slice())
+            } else {
+                None
+            }
+        };
+        for i in 0..a.warmup {
+            head.step(&ctx, hid(i), i % 2 == 0)?;
+        }
+        ctx.wait()?;
+        let before = AllocCounters::read(&ctx);
+        let mut wall = Vec::with_capacity(a.tokens);
+        let t_all = std::time::Instant::now();
+        for i in 0..a.tokens {
+            let t0 = std::time::Instant::now();
+            head.step(&ctx, hid(i), false)?;
+            wall.push(t0.elapsed().as_secs_f64());
+        }
+        let total = t_all.elapsed().as_secs_f64();
+        let mut gpu = Vec::with_capacity(a.tokens);
+        for i in 0..a.tokens {
+            if let (_, Some(s)) = head.step(&ctx, hid(i), true)? {
+                gpu.push(s);
+            }
+        }
+        ctx.wait()?;
+        let after = AllocCounters::read(&ctx);
+        let (last, _) = head.step(&ctx, hid(0), false)?;
+        let r = HeadRun {
+            batch,
+            upload,
+            block: a.block,
+            wall: stats(&wall, false),
+            gpu: stats(&gpu, true),
+            tokens_per_s: (batch * a.tokens) as f64 / total,
+            allocated_during_loop: before != after,
+            before,
+            after,
+            last_tokens: last.to_vec(),
+        };
+        if !quiet {
+            eprintln!(
+                "  batch {batch}: wall {:.1} µs/token step (p90 {:.1}), GPU {:.1} µs, {:.0} tokens/s, allocations during the loop: {}",
+                r.wall.median_us,
+                r.wall.p90_us,
+                r.gpu.median_us,
+                r.tokens_per_s,
+                if r.allocated_during_loop {
+                    "YES"
+                } else {
+                    "none"
+                }
+            );
+        }
+        runs.push(r);
+    }
+    let report = HeadReport {
+        device: ctx.describe(),
+        vocab: a.vocab,
+        hidden: a.hidden,
+        dtype: dtype.name().into(),
+        params: format!(
+            "T {} top-k {} top-p {} seed {}",
+            a.temperature, a.top_k, a.top_p, a.seed
+        ),
+        runs,
+    };
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!("device: {}", report.device);
+        println!(
+            "head {}×{} {} ({}), target ≤ 150 µs per token with the readback (torch 226 µs)",
+            a.vocab, a.hidden, report.dtype, report.params
+        );
+        println!(
+            "{:>5} {:>7} {:>12} {:>12} {:>12} {:>12}  allocations in loop",
+            "batch", "upload", "wall µs", "wall p90", "GPU µs", "tokens/s"
+        );
+        for r in &report.runs {
+            println!(
+                "{:>5} {:>7} {:>12.1} {:>12.1} {:>12.1} {:>12.0}  {}{}",
+                r.batch,
+                r.upload,
+                r.wall.median_us,
+                r.wall.p90_us,
+                r.gpu.median_us,
+                r.tokens_per_s,
+                if r.allocated_during_loop {
+                    "YES"
+                } else {
+                    "none"
+                },
+                if r.after.wgpu_counters {
+                    ""
+                } else {
+                    " (wgpu counters not compiled in: pool bytes only)"
+                }
+            );
+        }
+    }
+    if report.runs.iter().any(|r| r.allocated_during_loop) {
+        anyhow::bail!("the token loop allocated device resources");
+    }
+    Ok(())
+}

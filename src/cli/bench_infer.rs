@@ -1,0 +1,251 @@
+//! Shared pieces of the inference benchmarks (`wcodec bench kernels`,
+//! `wcodec bench head`): timing with timestamp queries (median of many runs),
+//! copy bandwidth measured in the same run, random data drawn like real weights.
+
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::wgpu::context::{GpuContext, GpuTimer};
+
+/// Summary of repeated timings, in microseconds.
+#[derive(Debug, Clone, Copy, Serialize, Default)]
+pub struct Stats {
+    pub median_us: f64,
+    pub min_us: f64,
+    pub p90_us: f64,
+    pub runs: usize,
+    /// True if timed by GPU timestamps, false if by the wall clock.
+    pub timestamps: bool,
+}
+
+pub fn stats(secs: &[f64], timestamps: bool) -> Stats {
+    let mut v: Vec<f64> = secs.iter().map(|s| s * 1e6).collect();
+    v.sort_by(|a, b| a.total_cmp(b));
+    if v.is_empty() {
+        return Stats::default();
+    }
+    let at = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
+    Stats {
+        median_us: at(0.5),
+        min_us: v[0],
+        p90_us: at(0.9),
+        runs: v.len(),
+        timestamps,
+    }
+}
+
+/// Time `reps` compute passes, each recorded by `f(pass, rep)`, with GPU
+/// timestamps around each pass (all in one submission, after `warmup` untimed
+/// passes). Without TIMESTAMP_QUERY, each pass is its own submission timed by
+/// the wall clock.
+pub fn time_passes(
+    ctx: &GpuContext,
+    warmup: usize,
+    reps: usize,
+    mut f: impl FnMut(&mut wgpu::ComputePass<'_>, usize),
+) -> Result<Stats> {
+    let mut enc = ctx.device.create_command_encoder(&Default::default());
+    {
+        let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: Some("warmup"),
+            timestamp_writes: None,
+        });
+        for i in 0..warmup {
+            f(&mut pass, i);
+        }
+    }
+    ctx.queue.submit([enc.finish()]);
+    ctx.wait()?;
+    if let Some(mut timer) = GpuTimer::new(ctx, reps as u32) {
+        let mut enc = ctx.device.create_command_encoder(&Default::default());
+        for i in 0..reps {
+            let tw = timer.next_pass();
+            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some("timed"),
+                timestamp_writes: tw,
+            });
+            f(&mut pass, i);
+        }
+        timer.resolve(&mut enc);
+        ctx.queue.submit([enc.finish()]);
+        ctx.wait()?;
+        return Ok(stats(&timer.read(ctx)?, true));
+    }
+    let mut secs = Vec::with_capacity(reps);
+    for i in 0..reps {
+        let t0 = std::time::Instant::now();
+        let mut enc = ctx.device.create_command_encoder(&Default::default());
+        {
+            let mut pass = enc.begin_compute_pass(&Default::default());
+            f(&mut pass, i);
+        }
+        ctx.queue.submit([enc.finish()]);
+        ctx.wait()?;
+        secs.push(t0.elapsed().as_secs_f64());
+    }
+    Ok(stats(&secs, false))
+}
+
+/// Copy bandwidth (bytes read + bytes written per second), measured now.
+#[derive(Debug, Clone, Copy, Serialize, Default)]
+pub struct CopyBandwidth {
+    pub bytes: u64,
+    /// `copy_u32.wgsl`, a plain copy shader.
+    pub shader_gbps: f64,
+    pub shader: Stats,
+    /// `copy_buffer_to_buffer` (vkCmdCopyBuffer), if the device can time it.
+    pub device_gbps: Option<f64>,
+    pub device: Option<Stats>,
+}
+
+impl CopyBandwidth {
+    /// The best copy figure measured (the roofline results are quoted against).
+    pub fn best_gbps(&self) -> f64 {
+        self.device_gbps.unwrap_or(0.0).max(self.shader_gbps)
+    }
+}
+
+pub fn copy_bandwidth(ctx: &GpuContext, want_bytes: u64, reps: usize) -> Result<CopyBandwidth> {
+    use wgpu::BufferUsages as U;
+    let lim = ctx
+        .limits
+        .max_storage_buffer_binding_size
+        .min(ctx.limits.max_buffer_size);
+    let bytes = want_bytes.min(lim) / 16 * 16;
+    let src = ctx.create_buffer(
+        "bench.copy.src",
+        bytes,
+        U::STORAGE | U::COPY_SRC | U::COPY_DST,
+    )?;
+    let dst = ctx.create_buffer(
+        "bench.copy.dst",
+        bytes,
+        U::STORAGE | U::COPY_SRC | U::COPY_DST,
+    )?;
+    let params = ctx.create_buffer("bench.copy.params", 16, U::STORAGE | U::COPY_DST)?;
+    let n = (bytes / 16) as u32;
+    ctx.queue
+        .write_buffer(&params, 0, bytemuck::cast_slice(&[n, 0, 0, 0]));
+    let mut enc = ctx.device.create_command_encoder(&Default::default());
+    enc.clear_buffer(&src, 0, None);
+    ctx.queue.submit([enc.finish()]);
+    let wg = 256u32;
+    let k = ctx.kernel(&crate::wgpu::shaders::copy_u32(), &[("WG", wg as f64)])?;
+    let bg = k.bind_group(
+        &ctx.device,
+        "bench.copy",
+        &[
+            src.as_entire_buffer_binding(),
+            dst.as_entire_buffer_binding(),
+            params.as_entire_buffer_binding(),
+        ],
+    );
+    let groups = n
+        .div_ceil(wg * 8)
+        .clamp(1, ctx.limits.max_compute_workgroups_per_dimension);
+    let shader = time_passes(ctx, 3, reps, |pass, _| {
+        pass.set_pipeline(&k.pipeline);
+        pass.set_bind_group(0, &bg, &[]);
+        pass.dispatch_workgroups(groups, 1, 1);
+    })?;
+    let gb = |s: &Stats| 2.0 * bytes as f64 / (s.median_us * 1e-6) / 1e9;
+    let mut out = CopyBandwidth {
+        bytes,
+        shader_gbps: gb(&shader),
+        shader,
+        device_gbps: None,
+        device: None,
+    };
+    if ctx.has(wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS) {
+        let set = ctx.device.create_query_set(&wgpu::QuerySetDescriptor {
+            label: Some("bench.copy.ts"),
+            ty: wgpu::QueryType::Timestamp,
+            count: 2 * reps as u32,
+        });
+        let resolve = ctx.create_buffer(
+            "bench.copy.resolve",
+            16 * reps as u64,
+            U::QUERY_RESOLVE | U::COPY_SRC,
+        )?;
+        let mut enc = ctx.device.create_command_encoder(&Default::default());
+        enc.copy_buffer_to_buffer(&src, 0, &dst, 0, bytes);
+        for i in 0..reps as u32 {
+            enc.write_timestamp(&set, 2 * i);
+            enc.copy_buffer_to_buffer(&src, 0, &dst, 0, bytes);
+            enc.write_timestamp(&set, 2 * i + 1);
+        }
+        enc.resolve_query_set(&set, 0..2 * reps as u32, &resolve, 0);
+        ctx.queue.submit([enc.finish()]);
+        let raw = ctx.read_buffer(&resolve, 0, 16 * reps as u64)?;
+        let period = ctx.queue.get_timestamp_period() as f64;
+        let ts: Vec<u64> = raw
+            .chunks_exact(8)
+            .map(|c| u64::from_le_bytes(c.try_into().unwrap()))
+            .collect();
+        let secs: Vec<f64> = ts
+            .chunks_exact(2)
+            .map(|p| p[1].saturating_sub(p[0]) as f64 * period * 1e-9)
+            .collect();
+        let s = stats(&secs, true);
+        if s.median_us > 0.0 {
+            out.device_gbps = Some(gb(&s));
+            out.device = Some(s);
+        }
+    }
+    Ok(out)
+}
+
+/// `n` values ~ N(0, sigma²), none zero, from `seed` (parallel, deterministic).
+pub fn normals(n: usize, sigma: f64, seed: u64) -> Vec<f32> {
+    const CHUNK: usize = 1 << 16;
+    let mut out = vec![0f32; n];
+    out.par_chunks_mut(CHUNK)
+        .enumerate()
+        .for_each(|(ci, chunk)| {
+            let mut s = seed ^ (ci as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+            let mut next = || {
+                s = s.wrapping_add(0x9e37_79b9_7f4a_7c15);
+                let mut z = s;
+                z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+                z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+                ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
+            };
+            for v in chunk.iter_mut() {
+                let (u1, u2) = (next().max(1e-300), next());
+                let g = ((-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos() * sigma)
+                    as f32;
+                *v = if g == 0.0 { (sigma * 1e-3) as f32 } else { g };
+            }
+        });
+    out
+}
+
+/// f32 → f16 bits (integer round-to-nearest-even), in parallel.
+pub fn to_f16(v: &[f32]) -> Vec<u16> {
+    v.par_iter()
+        .map(|&x| crate::codec::quant::f32_to_f16_bits(x))
+        .collect()
+}
+
+/// Per-row absmax int8 quantisation (the codec's `quant`), rows in parallel.
+pub fn quantize_rows(w: &[f32], rows: usize, cols: usize) -> Result<(Vec<i8>, Vec<f32>)> {
+    if w.len() != rows * cols {
+        return Err(Error::Param("quantize_rows: shape".into()));
+    }
+    let parts: Vec<(Vec<i8>, f32)> = w
+        .par_chunks(cols)
+        .map(|row| {
+            let q = crate::codec::quant::quantize(row, 1, cols, 8, &Default::default())
+                .expect("finite weights");
+            (q.q.iter().map(|&b| b as i8).collect(), q.scales[0])
+        })
+        .collect();
+    let mut q = Vec::with_capacity(rows * cols);
+    let mut s = Vec::with_capacity(rows);
+    for (r, sc) in parts {
+        q.extend_from_slice(&r);
+        s.push(sc);
+    }
+    Ok((q, s))
+}

@@ -1,0 +1,745 @@
+//! `wcodec bench kernels`: GPU time of the inference kernels on this machine's
+//! adapter (timestamps, median of many runs), each quoted against the copy
+//! bandwidth measured in the same run, with every tuning variant swept and
+//! every timed kernel checked against its CPU reference.
+//!
+//! Shapes are the issue's: GEMV 50257×2560 (f16, f32, int8 + scales, batch
+//! 8), 4096×4096 and 14336×4096 f16; the compressed GEMV on 50257×2560 int8;
+//! softmax and sampling over 50257 (and 152064) logits. Weight buffers rotate
+//! so that each timed run reads more than the 50 MB L2.
+
+use serde::Serialize;
+
+use crate::cli::bench_infer::{
+    CopyBandwidth, Stats, copy_bandwidth, normals, quantize_rows, time_passes, to_f16,
+};
+use crate::codec::plane::{PlaneOptions, encode_plane};
+use crate::codec::tile::Grid;
+use crate::cpu::gemv::{Weights, gemv_f64, rel_l2};
+use crate::cpu::sample::{SampleParams, sample_row};
+use crate::wgpu::context::{AdapterChoice, ContextOptions, GpuContext};
+use crate::wgpu::gemv::{
+    Gemv, GemvOptions, GemvTuning, GemvWeights, ReducePath, VecDtype, WeightDtype,
+};
+use crate::wgpu::gemv_rans::{CompressedWeights, RansGemv, RansGemvOptions, RansGemvTuning};
+use crate::wgpu::sample::{Sampler, SamplerOptions, SamplerTuning};
+use crate::wgpu::softmax::{Softmax, SoftmaxOptions, SoftmaxTuning};
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct KernelsArgs {
+    /// Timed runs per measurement (the median is reported).
+    #[arg(long, default_value_t = 50)]
+    pub reps: usize,
+    /// Small shapes: a quick smoke run (e.g. on a CPU adapter).
+    #[arg(long)]
+    pub quick: bool,
+    /// Time only each kernel's default variant.
+    #[arg(long)]
+    pub no_sweep: bool,
+    /// Only kernels whose name contains this text.
+    #[arg(long)]
+    pub only: Option<String>,
+    /// The adapter (`wcodec devices` numbering); default: the best.
+    #[arg(long)]
+    pub adapter: Option<usize>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// One measured variant.
+#[derive(Debug, Clone, Serialize)]
+pub struct Row {
+    pub kernel: String,
+    pub variant: String,
+    pub stats: Stats,
+    /// Bytes read and written by one run.
+    pub bytes: u64,
+    pub gbps: f64,
+    /// Of the best copy bandwidth measured in this run.
+    pub pct_of_copy: f64,
+    /// The variant the library picks by default.
+    pub default: bool,
+    /// The correctness check of this variant's output.
+    pub check: String,
+}
+
+/// The best variant of a kernel against its target.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    pub kernel: String,
+    pub best_us: f64,
+    pub best_variant: String,
+    pub default_us: f64,
+    pub target_us: Option<f64>,
+    pub peer: String,
+    pub met: Option<bool>,
+    pub note: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub device: String,
+    pub checked_shaders: bool,
+    pub copy: CopyBandwidth,
+    pub rows: Vec<Row>,
+    pub summary: Vec<Summary>,
+}
+
+struct Bench<'a> {
+    ctx: &'a GpuContext,
+    a: &'a KernelsArgs,
+    copy_gbps: f64,
+    rows: Vec<Row>,
+    summary: Vec<Summary>,
+    quiet: bool,
+}
+
+impl Bench<'_> {
+    fn wanted(&self, kernel: &str) -> bool {
+        self.a
+            .only
+            .as_ref()
+            .is_none_or(|o| kernel.contains(o.as_str()))
+    }
+
+    fn record(
+        &mut self,
+        kernel: &str,
+        variant: String,
+        stats: Stats,
+        bytes: u64,
+        default: bool,
+        check: String,
+    ) {
+        let gbps = bytes as f64 / (stats.median_us * 1e-6) / 1e9;
+        let row = Row {
+            kernel: kernel.to_string(),
+            variant,
+            stats,
+            bytes,
+            gbps,
+            pct_of_copy: 100.0 * gbps / self.copy_gbps.max(1e-9),
+            default,
+            check,
+        };
+        if !self.quiet {
+            eprintln!(
+                "  {:<40} {:<34} {:>9.1} µs {:>7.0} GB/s {:>5.1}% {}",
+                row.kernel, row.variant, row.stats.median_us, row.gbps, row.pct_of_copy, row.check
+            );
+        }
+        self.rows.push(row);
+    }
+
+    /// Close a kernel: its best and default variants against the target.
+    fn summarize(&mut self, kernel: &str, target_us: Option<f64>, peer: &str, note: String) {
+        let rows: Vec<&Row> = self
+            .rows
+            .iter()
+            .filter(|r| r.kernel == kernel && r.check.starts_with("ok"))
+            .collect();
+        let Some(best) = rows
+            .iter()
+            .min_by(|a, b| a.stats.median_us.total_cmp(&b.stats.median_us))
+        else {
+            self.summary.push(Summary {
+                kernel: kernel.into(),
+                best_us: f64::NAN,
+                best_variant: "-".into(),
+                default_us: f64::NAN,
+                target_us,
+                peer: peer.into(),
+                met: None,
+                note: "no variant passed its check".into(),
+            });
+            return;
+        };
+        let def = rows
+            .iter()
+            .find(|r| r.default)
+            .map_or(f64::NAN, |r| r.stats.median_us);
+        self.summary.push(Summary {
+            kernel: kernel.into(),
+            best_us: best.stats.median_us,
+            best_variant: best.variant.clone(),
+            default_us: def,
+            target_us,
+            peer: peer.into(),
+            met: target_us.map(|t| best.stats.median_us <= t),
+            note,
+        });
+    }
+
+    fn best_us(&self, kernel: &str) -> Option<f64> {
+        self.summary
+            .iter()
+            .find(|s| s.kernel == kernel)
+            .map(|s| s.best_us)
+            .filter(|v| v.is_finite())
+    }
+}
+
+fn gemv_variant(g: &Gemv) -> String {
+    let t = g.tuning;
+    format!(
+        "{} wg{} nr{} u{}{}",
+        g.path.name(),
+        t.wg,
+        t.nr,
+        t.unroll,
+        if g.dtype == WeightDtype::I8 && !t.i8_magic {
+            " cvt"
+        } else {
+            ""
+        }
+    )
+}
+
+/// Host weights of one dtype.
+enum HostW {
+    F32(Vec<f32>),
+    F16(Vec<u16>),
+    I8(Vec<i8>, Vec<f32>),
+}
+
+impl HostW {
+    fn new(dtype: WeightDtype, rows: usize, cols: usize, seed: u64) -> crate::Result<HostW> {
+        let w = normals(rows * cols, 0.02, seed);
+        Ok(match dtype {
+            WeightDtype::F32 => HostW::F32(w),
+            WeightDtype::F16 => HostW::F16(to_f16(&w)),
+            WeightDtype::I8 => {
+                let (q, s) = quantize_rows(&w, rows, cols)?;
+                HostW::I8(q, s)
+            }
+        })
+    }
+    fn weights(&self) -> Weights<'_> {
+        match self {
+            HostW::F32(v) => Weights::F32(v),
+            HostW::F16(v) => Weights::F16(v),
+            HostW::I8(q, s) => Weights::I8 { q, scales: s },
+        }
+    }
+}
+
+struct GemvCase {
+    name: String,
+    dtype: WeightDtype,
+    rows: usize,
+    cols: usize,
+    batch: usize,
+    x: VecDtype,
+    target_us: Option<f64>,
+    peer: &'static str,
+}
+
+/// Enough copies of the weights that one run's reads exceed twice the L2.
+fn copies_for(bytes: u64) -> usize {
+    (100_000_000u64.div_ceil(bytes.max(1)) as usize).clamp(1, 8)
+}
+
+fn bench_gemv(b: &mut Bench<'_>, c: &GemvCase) -> crate::Result<()> {
+    if !b.wanted(&c.name) {
+        return Ok(());
+    }
+    let ctx = b.ctx;
+    let hw = HostW::new(c.dtype, c.rows, c.cols, 7 + c.rows as u64)?;
+    let w = hw.weights();
+    let mut x = normals(c.batch * c.cols, 1.0, 99);
+    if c.x == VecDtype::F16 {
+        x.iter_mut().for_each(|v| {
+            *v = half::f16::from_bits(crate::codec::quant::f32_to_f16_bits(*v)).to_f32()
+        });
+    }
+    let want = gemv_f64(&w, c.rows, c.cols, &x, c.batch, None)?;
+    let first = GemvWeights::upload(ctx, &w, c.rows, c.cols, None)?;
+    let copies = copies_for(first.weight_bytes());
+    let mut ws = vec![first];
+    for _ in 1..copies {
+        ws.push(GemvWeights::upload(ctx, &w, c.rows, c.cols, None)?);
+    }
+    drop(hw);
+    let mut paths = vec![ReducePath::Workgroup];
+    if ctx.has(wgpu::Features::SUBGROUP) {
+        paths.insert(0, ReducePath::Subgroup);
+    }
+    let default_path = paths[0];
+    for path in paths {
+        let mut tunings = GemvTuning::candidates(c.dtype, c.batch as u32, path);
+        if b.a.no_sweep || path != default_path {
+            tunings.truncate(1);
+        }
+        for (ti, t) in tunings.into_iter().enumerate() {
+            let opts = GemvOptions {
+                batch: c.batch,
+                x_dtype: c.x,
+                path,
+                tuning: Some(t),
+            };
+            let gs: Vec<Gemv> = ws
+                .iter()
+                .map(|w| Gemv::new(ctx, w, &opts))
+                .collect::<crate::Result<_>>()?;
+            for g in &gs {
+                g.write_x(&ctx.queue, &x)?;
+            }
+            let st = time_passes(ctx, 3, b.a.reps, |pass, i| gs[i % gs.len()].encode(pass))?;
+            let y = gs[0].read_y(ctx)?;
+            let e = rel_l2(&y, &want.y);
+            let check = if e < 1e-5 {
+                format!("ok (rel L2 {e:.1e})")
+            } else {
+                format!("FAIL (rel L2 {e:.1e})")
+            };
+            let bytes =
+                ws[0].weight_bytes() + gs[0].x_bytes() as u64 + (c.batch * c.rows * 4) as u64;
+            b.record(
+                &c.name,
+                gemv_variant(&gs[0]),
+                st,
+                bytes,
+                path == default_path && ti == 0,
+                check,
+            );
+        }
+    }
+    let note = format!("{} weight copies rotated", copies);
+    b.summarize(&c.name, c.target_us, c.peer, note);
+    Ok(())
+}
+
+fn bench_rans(b: &mut Bench<'_>, rows: usize, cols: usize) -> crate::Result<()> {
+    let name = format!("compressed gemv {rows}x{cols} int8");
+    if !b.wanted(&name) {
+        return Ok(());
+    }
+    let ctx = b.ctx;
+    let w = normals(rows * cols, 0.02, 1234);
+    let (q, scales) = quantize_rows(&w, rows, cols)?;
+    drop(w);
+    let qb: Vec<u8> = q.iter().map(|&v| v as u8).collect();
+    let t0 = std::time::Instant::now();
+    let plane = encode_plane(&qb, Grid::two_d(rows, cols), &PlaneOptions::default())?;
+    let enc_s = t0.elapsed().as_secs_f64();
+    drop(qb);
+    let x = normals(cols, 1.0, 77);
+    let xr: Vec<f32> = x
+        .iter()
+        .map(|&v| half::f16::from_bits(crate::codec::quant::f32_to_f16_bits(v)).to_f32())
+        .collect();
+    let wq = Weights::I8 {
+        q: &q,
+        scales: &scales,
+    };
+    let want = gemv_f64(&wq, rows, cols, &xr, 1, None)?;
+    // The plain int8 GEMV on the same codes, in the same run.
+    let plain_name = format!("int8 gemv on the same codes {rows}x{cols}");
+    let pw = GemvWeights::upload(ctx, &wq, rows, cols, None)?;
+    let pg = Gemv::new(
+        ctx,
+        &pw,
+        &GemvOptions {
+            batch: 1,
+            x_dtype: VecDtype::F16,
+            ..Default::default()
+        },
+    )?;
+    pg.write_x(&ctx.queue, &x)?;
+    let st = time_passes(ctx, 3, b.a.reps, |pass, _| pg.encode(pass))?;
+    let e = rel_l2(&pg.read_y(ctx)?, &want.y);
+    let int8_bytes = pw.weight_bytes() + (rows * 4) as u64;
+    b.record(
+        &plain_name,
+        gemv_variant(&pg),
+        st,
+        int8_bytes + cols as u64 * 2,
+        true,
+        format!("ok (rel L2 {e:.1e})"),
+    );
+    let int8_us = st.median_us;
+    drop((pg, pw));
+    let cw = CompressedWeights::from_plane(ctx, &plane.view(), Some(&scales), None)?;
+    drop(plane);
+    let limit = ctx.limits.max_compute_workgroup_storage_size;
+    let mut paths = vec![ReducePath::Workgroup];
+    if ctx.has(wgpu::Features::SUBGROUP) {
+        paths.insert(0, ReducePath::Subgroup);
+    }
+    for (pi, &path) in paths.iter().enumerate() {
+        let mut tunings = RansGemvTuning::candidates(limit);
+        if b.a.no_sweep || pi > 0 {
+            tunings.truncate(1);
+        }
+        for (ti, t) in tunings.into_iter().enumerate() {
+            let g = RansGemv::new(
+                ctx,
+                &cw,
+                &RansGemvOptions {
+                    x_dtype: VecDtype::F16,
+                    path,
+                    tuning: Some(t),
+                },
+            )?;
+            g.write_x(&ctx.queue, &x)?;
+            let st = time_passes(ctx, 2, b.a.reps.min(30), |pass, _| g.encode(pass))?;
+            let y = g.read_y(ctx)?;
+            let e = rel_l2(&y, &want.y);
+            let ok = e < 1e-5 && g.check_stream(ctx).is_ok();
+            let check = if ok {
+                format!("ok (rel L2 {e:.1e})")
+            } else {
+                format!("FAIL (rel L2 {e:.1e})")
+            };
+            let v = format!("{} nw{} capw{}", path.name(), t.nw, t.capw);
+            b.record(
+                &name,
+                v,
+                st,
+                cw.bytes + cols as u64 * 2 + rows as u64 * 4,
+                pi == 0 && ti == 0,
+                check,
+            );
+        }
+    }
+    let ratio = (rows * cols + rows * 4) as f64 / cw.coded_bytes as f64;
+    let note = format!(
+        "int8 GEMV on the same codes {int8_us:.1} µs; VRAM {} B compressed vs {} B int8 (ratio {ratio:.3}); CPU encode {enc_s:.1} s",
+        cw.bytes,
+        rows * cols + rows * 4
+    );
+    b.summarize(
+        &name,
+        Some(1.5 * int8_us),
+        "1.5× the int8 GEMV on the same weights",
+        note,
+    );
+    Ok(())
+}
+
+fn bench_softmax(
+    b: &mut Bench<'_>,
+    rows: usize,
+    n: usize,
+    target: Option<f64>,
+) -> crate::Result<()> {
+    let name = format!("softmax {rows}x{n}");
+    if !b.wanted(&name) {
+        return Ok(());
+    }
+    let ctx = b.ctx;
+    let x = normals(rows * n, 3.0, 5 + n as u64);
+    let want = crate::cpu::softmax::softmax_f64(&x, rows, n, 1.0, false)?;
+    let mut tunings = SoftmaxTuning::candidates();
+    tunings.retain(|t| t.wg <= ctx.limits.max_compute_invocations_per_workgroup);
+    if b.a.no_sweep {
+        tunings.truncate(1);
+    }
+    for (ti, t) in tunings.into_iter().enumerate() {
+        let s = Softmax::new(
+            ctx,
+            None,
+            n,
+            rows,
+            n,
+            &SoftmaxOptions {
+                temperature: 1.0,
+                log: false,
+                tuning: t,
+            },
+        )?;
+        s.write_logits(&ctx.queue, &x)?;
+        let st = time_passes(ctx, 5, b.a.reps, |pass, _| s.encode(pass))?;
+        let e = rel_l2(&s.read_out(ctx)?, &want);
+        let check = if e < 1e-5 {
+            format!("ok (rel L2 {e:.1e})")
+        } else {
+            format!("FAIL (rel L2 {e:.1e})")
+        };
+        b.record(
+            &name,
+            format!("wg{} e{} ({} blocks)", t.wg, t.e, s.nb),
+            st,
+            (rows * n * 8) as u64,
+            ti == 0,
+            check,
+        );
+    }
+    b.summarize(
+        &name,
+        target,
+        if target.is_some() {
+            "torch 20.8 µs"
+        } else {
+            "-"
+        },
+        "two dispatches: block stats, normalise".into(),
+    );
+    Ok(())
+}
+
+fn bench_sample(
+    b: &mut Bench<'_>,
+    label: &str,
+    n: usize,
+    p: SampleParams,
+    target: Option<f64>,
+    sweep: bool,
+) -> crate::Result<()> {
+    let name = format!("sample {label} {n}");
+    if !b.wanted(&name) {
+        return Ok(());
+    }
+    let ctx = b.ctx;
+    let x = normals(n, 3.0, 11 + n as u64);
+    let mut tunings = SamplerTuning::candidates();
+    tunings.retain(|t| t.select_wg <= ctx.limits.max_compute_invocations_per_workgroup);
+    if b.a.no_sweep || !sweep {
+        tunings.truncate(1);
+    }
+    for (ti, t) in tunings.into_iter().enumerate() {
+        let s = Sampler::new(
+            ctx,
+            None,
+            n,
+            1,
+            n,
+            &p,
+            &SamplerOptions {
+                probs: false,
+                fixed_step: true,
+                tuning: t,
+            },
+        )?;
+        s.write_logits(&ctx.queue, &x)?;
+        let st = time_passes(ctx, 5, b.a.reps, |pass, _| s.encode(pass))?;
+        let got = s.read_tokens(ctx)?[0];
+        let cpu = sample_row(&x, &p, 0, 0)?.token;
+        let check = if got == cpu {
+            format!("ok (token {got})")
+        } else {
+            format!("FAIL (GPU {got}, CPU {cpu})")
+        };
+        let v = format!(
+            "pwg{} pw{} swg{}",
+            t.prepare_wg, t.prepare_words, t.select_wg
+        );
+        b.record(
+            &name,
+            v,
+            st,
+            (n * 4 * 2 + n.div_ceil(8) * 16 * 4) as u64,
+            ti == 0,
+            check,
+        );
+    }
+    b.summarize(
+        &name,
+        target,
+        if target.is_some() {
+            "torch 304 µs"
+        } else {
+            "-"
+        },
+        "softmax stats + prepare + select".into(),
+    );
+    Ok(())
+}
+
+pub fn run(a: &KernelsArgs, quiet: bool) -> anyhow::Result<()> {
+    let ctx = GpuContext::new(&ContextOptions {
+        adapter: a.adapter.map_or(AdapterChoice::Best, AdapterChoice::Index),
+        no_subgroups: false,
+    })?;
+    if !quiet {
+        eprintln!(
+            "device: {} (shader checks {})",
+            ctx.describe(),
+            if ctx.checks == Some(false) { "off" } else { "on" }
+        );
+    }
+    let copy = copy_bandwidth(
+        &ctx,
+        if a.quick { 16 << 20 } else { 512 << 20 },
+        a.reps.min(20),
+    )?;
+    if !quiet {
+        eprintln!(
+            "copy bandwidth: shader {:.0} GB/s, device copy {} (read + write, {} MB)",
+            copy.shader_gbps,
+            copy.device_gbps
+                .map_or("-".into(), |g| format!("{g:.0} GB/s")),
+            copy.bytes / 1_000_000
+        );
+    }
+    let mut b = Bench {
+        ctx: &ctx,
+        a,
+        copy_gbps: copy.best_gbps(),
+        rows: Vec::new(),
+        summary: Vec::new(),
+        quiet,
+    };
+    let (v, h) = if a.quick { (5003, 512) } else { (50257, 2560) };
+    let (sq, big) = if a.quick {
+        (512, (1434, 512))
+    } else {
+        (4096, (14336, 4096))
+    };
+    let g = |name: String, dtype, rows, cols, batch, x, target_us, peer| GemvCase {
+        name,
+        dtype,
+        rows,
+        cols,
+        batch,
+        x,
+        target_us,
+        peer,
+    };
+    let cases = vec![
+        g(
+            format!("gemv f16 {v}x{h}"),
+            WeightDtype::F16,
+            v,
+            h,
+            1,
+            VecDtype::F16,
+            Some(105.0),
+            "cuBLAS 109.5 µs",
+        ),
+        g(
+            format!("gemv f32 {v}x{h}"),
+            WeightDtype::F32,
+            v,
+            h,
+            1,
+            VecDtype::F32,
+            Some(185.0),
+            "cuBLAS 191.5 µs",
+        ),
+        g(
+            format!("gemv i8 {v}x{h}"),
+            WeightDtype::I8,
+            v,
+            h,
+            1,
+            VecDtype::F16,
+            Some(55.0),
+            "torch int8-weight 847 µs",
+        ),
+        g(
+            format!("gemv f16 {sq}x{sq}"),
+            WeightDtype::F16,
+            sq,
+            sq,
+            1,
+            VecDtype::F16,
+            Some(24.0),
+            "cuBLAS 24.0 µs",
+        ),
+        g(
+            format!("gemv f16 {}x{}", big.0, big.1),
+            WeightDtype::F16,
+            big.0,
+            big.1,
+            1,
+            VecDtype::F16,
+            Some(54.0),
+            "cuBLAS 54.4 µs",
+        ),
+        g(
+            format!("gemv f16 {v}x{h} batch8"),
+            WeightDtype::F16,
+            v,
+            h,
+            8,
+            VecDtype::F16,
+            None,
+            "≤ 1.2× batch 1",
+        ),
+    ];
+    for c in &cases {
+        bench_gemv(&mut b, c)?;
+    }
+    // Batch 8 against 1.2 × batch 1.
+    let b1 = b.best_us(&cases[0].name);
+    if let (Some(s), Some(b1)) = (b.summary.iter_mut().find(|s| s.kernel == cases[5].name), b1) {
+        s.target_us = Some(1.2 * b1);
+        s.met = Some(s.best_us <= 1.2 * b1);
+        s.note = format!("{:.2}× batch 1", s.best_us / b1);
+    }
+    bench_rans(&mut b, v, h)?;
+    bench_softmax(&mut b, 1, v, Some(10.0))?;
+    bench_softmax(&mut b, 8, v, None)?;
+    bench_softmax(&mut b, 1, if a.quick { 15206 } else { 152064 }, None)?;
+    let p = |t, k, pp| SampleParams {
+        temperature: t,
+        top_k: k,
+        top_p: pp,
+        seed: 42,
+    };
+    bench_sample(
+        &mut b,
+        "top-k 50 top-p 0.9",
+        v,
+        p(1.0, 50, 0.9),
+        Some(30.0),
+        true,
+    )?;
+    bench_sample(&mut b, "top-p 0.9", v, p(1.0, 0, 0.9), None, false)?;
+    bench_sample(&mut b, "temperature 0.8", v, p(0.8, 0, 1.0), None, false)?;
+    bench_sample(&mut b, "greedy", v, p(0.0, 0, 1.0), None, false)?;
+    bench_sample(
+        &mut b,
+        "top-k 50 top-p 0.9",
+        if a.quick { 15206 } else { 152064 },
+        p(1.0, 50, 0.9),
+        None,
+        false,
+    )?;
+    let report = Report {
+        device: ctx.describe(),
+        checked_shaders: ctx.checks != Some(false),
+        copy,
+        rows: b.rows,
+        summary: b.summary,
+    };
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_summary(&report);
+    }
+    if report.rows.iter().any(|r| r.check.starts_with("FAIL")) {
+        anyhow::bail!("a timed kernel failed its correctness check (see the rows marked FAIL)");
+    }
+    Ok(())
+}
+
+pub fn print_summary(r: &Report) {
+    println!("device: {}", r.device);
+    println!(
+        "copy: shader {:.0} GB/s, device {} (read + write)",
+        r.copy.shader_gbps,
+        r.copy
+            .device_gbps
+            .map_or("-".into(), |g| format!("{g:.0} GB/s"))
+    );
+    println!(
+        "{:<40} {:>10} {:>10} {:>10}  {:<6} {:<34} peer / note",
+        "kernel", "best µs", "default", "target", "met", "best variant"
+    );
+    for s in &r.summary {
+        println!(
+            "{:<40} {:>10.1} {:>10.1} {:>10}  {:<6} {:<34} {}; {}",
+            s.kernel,
+            s.best_us,
+            s.default_us,
+            s.target_us.map_or("-".into(), |t| format!("{t:.1}")),
+            s.met.map_or("-", |m| if m { "yes" } else { "NO" }),
+            s.best_variant,
+            s.peer,
+            s.note
+        );
+    }
+}

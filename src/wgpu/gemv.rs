@@ -1,0 +1,596 @@
+//! GEMV on wgpu: `y = scale ⊙ (W·x) + bias` for 1 to 8 vectors sharing one
+//! pass over W, with W in f32, f16 or int8 + per-row f32 scales, x in f32 or
+//! f16, and f32 accumulation (`shaders/gemv*.wgsl`).
+//!
+//! Setup ([`GemvWeights::upload`], [`Gemv::new`]) allocates everything; the
+//! per-call work ([`Gemv::encode`] / [`Gemv::execute`]) allocates nothing.
+//!
+//! Weights larger than the device's storage-binding limit are split into
+//! row blocks, one binding and one dispatch each.
+
+use std::sync::Arc;
+
+use crate::cpu::gemv::Weights;
+use crate::error::{Error, Result};
+use crate::wgpu::context::{GpuContext, Kernel, PooledBuffer};
+pub use crate::wgpu::kernels::{ReducePath, WeightDtype};
+
+/// x and y element types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum VecDtype {
+    #[default]
+    F32,
+    F16,
+}
+
+impl VecDtype {
+    pub fn size(self) -> usize {
+        match self {
+            VecDtype::F32 => 4,
+            VecDtype::F16 => 2,
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            VecDtype::F32 => "f32",
+            VecDtype::F16 => "f16",
+        }
+    }
+}
+
+/// The most vectors one pass computes.
+pub const MAX_BATCH: usize = 8;
+
+/// Work-split constants of the GEMV kernel (see `shaders/gemv.wgsl`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct GemvTuning {
+    /// Invocations per workgroup.
+    pub wg: u32,
+    /// Rows a group computes together (1..=4).
+    pub nr: u32,
+    /// Steps loaded before use (1..=4).
+    pub unroll: u32,
+    /// Invocations per group on the workgroup path (power of two ≤ wg).
+    pub tpr: u32,
+    /// int8 → f32 by the exponent trick instead of a conversion.
+    pub i8_magic: bool,
+}
+
+impl GemvTuning {
+    /// The variants worth timing for a dtype and batch, the default first.
+    pub fn candidates(dtype: WeightDtype, batch: u32, path: ReducePath) -> Vec<GemvTuning> {
+        let t = |wg, nr, unroll, i8_magic| GemvTuning {
+            wg,
+            nr,
+            unroll,
+            tpr: 32,
+            i8_magic,
+        };
+        let mut v = match (dtype, batch) {
+            (WeightDtype::I8, 1..=2) => vec![
+                t(256, 4, 1, true),
+                t(256, 2, 2, true),
+                t(256, 4, 1, false),
+                t(128, 4, 2, true),
+            ],
+            (WeightDtype::I8, _) => {
+                vec![t(256, 2, 1, true), t(256, 1, 2, true), t(256, 2, 1, false)]
+            }
+            (_, 1..=2) => vec![
+                t(256, 2, 2, true),
+                t(256, 4, 1, true),
+                t(256, 2, 4, true),
+                t(128, 4, 2, true),
+            ],
+            (_, 3..=4) => vec![t(256, 2, 2, true), t(256, 1, 4, true), t(256, 4, 1, true)],
+            _ => vec![t(256, 1, 2, true), t(256, 2, 2, true), t(256, 1, 4, true)],
+        };
+        if dtype != WeightDtype::I8 {
+            v.retain(|c| c.i8_magic);
+        }
+        if path == ReducePath::Workgroup {
+            // Workgroup memory holds WG · NR · B partial sums.
+            v.retain(|c| (c.wg * c.nr * batch * 4) as usize <= 16 << 10);
+            if v.is_empty() {
+                v.push(t(128, 1, 2, true));
+            }
+        }
+        v
+    }
+
+    /// The default variant.
+    pub fn default_for(dtype: WeightDtype, batch: u32, path: ReducePath) -> GemvTuning {
+        GemvTuning::candidates(dtype, batch, path)[0]
+    }
+
+    /// Rows per workgroup: NR per group, `wg / group size` groups.
+    pub fn rows_per_workgroup(&self, path: ReducePath, subgroup_max: u32) -> u32 {
+        let group = if path == ReducePath::Workgroup {
+            self.tpr
+        } else {
+            subgroup_max.clamp(1, self.wg)
+        };
+        self.nr * (self.wg / group).max(1)
+    }
+
+    /// The override constants of a kernel built for `dtype` and `path`.
+    pub fn constants_for(
+        &self,
+        dtype: WeightDtype,
+        path: ReducePath,
+        batch: u32,
+        x_half: bool,
+        bias: bool,
+        subgroup_max: u32,
+    ) -> Vec<(&'static str, f64)> {
+        let mut c = vec![
+            ("WG", self.wg as f64),
+            ("NR", self.nr as f64),
+            ("B", batch as f64),
+            ("RW", self.rows_per_workgroup(path, subgroup_max) as f64),
+            ("UNROLL", self.unroll as f64),
+            ("X_HALF", x_half as u32 as f64),
+            ("HAS_BIAS", bias as u32 as f64),
+        ];
+        if path == ReducePath::Workgroup {
+            c.push(("TPR", self.tpr as f64));
+        }
+        if dtype == WeightDtype::I8 {
+            c.push(("I8_MAGIC", self.i8_magic as u32 as f64));
+        }
+        c
+    }
+
+    fn check(&self, batch: u32) -> Result<()> {
+        let ok = self.wg.is_power_of_two()
+            && (32..=1024).contains(&self.wg)
+            && (1..=4).contains(&self.nr)
+            && (1..=4).contains(&self.unroll)
+            && self.tpr.is_power_of_two()
+            && self.tpr <= self.wg
+            && (1..=MAX_BATCH as u32).contains(&batch);
+        if ok {
+            Ok(())
+        } else {
+            Err(Error::Param(format!(
+                "GEMV tuning {self:?} with batch {batch} is out of range"
+            )))
+        }
+    }
+}
+
+/// One row block of the weights: its own buffer and binding.
+struct WeightPart {
+    row0: usize,
+    rows: usize,
+    buf: wgpu::Buffer,
+}
+
+/// A weight matrix in device memory, rows padded to whole kernel steps.
+pub struct GemvWeights {
+    pub rows: usize,
+    pub cols: usize,
+    pub dtype: WeightDtype,
+    /// Elements per stored (padded) row.
+    pub ld: usize,
+    parts: Vec<WeightPart>,
+    /// Per-row scales (int8), else one unused value.
+    scales: wgpu::Buffer,
+    bias: Option<wgpu::Buffer>,
+    /// Device bytes of the weights (parts + scales + bias).
+    pub bytes: u64,
+}
+
+impl std::fmt::Debug for GemvWeights {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "GemvWeights({}×{} {}, {} parts)",
+            self.rows,
+            self.cols,
+            self.dtype.name(),
+            self.parts.len()
+        )
+    }
+}
+
+fn f32_bytes(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+impl GemvWeights {
+    /// Upload `w` (`rows × cols`, row-major) and an optional bias (`rows` values).
+    pub fn upload(
+        ctx: &GpuContext,
+        w: &Weights<'_>,
+        rows: usize,
+        cols: usize,
+        bias: Option<&[f32]>,
+    ) -> Result<GemvWeights> {
+        Self::upload_split(ctx, w, rows, cols, bias, None)
+    }
+
+    /// [`GemvWeights::upload`] with row blocks of at most `max_part_bytes`
+    /// (default and cap: the device's storage-binding limit). Tests use small
+    /// blocks to exercise the split on any device.
+    pub fn upload_split(
+        ctx: &GpuContext,
+        w: &Weights<'_>,
+        rows: usize,
+        cols: usize,
+        bias: Option<&[f32]>,
+        max_part_bytes: Option<u64>,
+    ) -> Result<GemvWeights> {
+        w.check(rows, cols)?;
+        if let Some(b) = bias.filter(|b| b.len() != rows) {
+            return Err(Error::Param(format!(
+                "bias has {} values for {rows} rows",
+                b.len()
+            )));
+        }
+        let dtype = match w {
+            Weights::F32(_) => WeightDtype::F32,
+            Weights::F16(_) => WeightDtype::F16,
+            Weights::I8 { .. } => WeightDtype::I8,
+        };
+        let es = dtype.size();
+        let ld = cols.div_ceil(dtype.step_elems()) * dtype.step_elems();
+        let row_bytes = (ld * es) as u64;
+        let limit = ctx
+            .limits
+            .max_storage_buffer_binding_size
+            .min(ctx.limits.max_buffer_size);
+        let limit = max_part_bytes.map_or(limit, |m| m.min(limit)) / 16 * 16;
+        let rows_per_part = (limit / row_bytes) as usize;
+        if rows_per_part == 0 {
+            return Err(Error::Gpu(format!(
+                "a weight row of {row_bytes} bytes exceeds the device's storage binding limit of {limit} bytes"
+            )));
+        }
+        let raw: &[u8] = match w {
+            Weights::F32(v) => bytemuck::cast_slice(v),
+            Weights::F16(v) => bytemuck::cast_slice(v),
+            Weights::I8 { q, .. } => bytemuck::cast_slice(q),
+        };
+        let mut parts = Vec::new();
+        let mut bytes = 0u64;
+        let mut row0 = 0;
+        while row0 < rows {
+            let n = rows_per_part.min(rows - row0);
+            let size = n as u64 * row_bytes;
+            let buf = ctx.create_buffer(
+                &format!("gemv.w[{row0}..{}]", row0 + n),
+                size,
+                wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
+            )?;
+            let src = &raw[row0 * cols * es..(row0 + n) * cols * es];
+            if ld == cols {
+                ctx.queue.write_buffer(&buf, 0, src);
+            } else {
+                let mut padded = vec![0u8; size as usize];
+                for r in 0..n {
+                    padded[r * ld * es..r * ld * es + cols * es]
+                        .copy_from_slice(&src[r * cols * es..(r + 1) * cols * es]);
+                }
+                ctx.queue.write_buffer(&buf, 0, &padded);
+            }
+            bytes += size;
+            parts.push(WeightPart { row0, rows: n, buf });
+            row0 += n;
+        }
+        let scale_vals: Vec<f32> = match w {
+            Weights::I8 { scales, .. } => scales.to_vec(),
+            _ => vec![1.0],
+        };
+        let scales = upload_f32(ctx, "gemv.scales", &scale_vals)?;
+        let bias = bias.map(|b| upload_f32(ctx, "gemv.bias", b)).transpose()?;
+        bytes += scales.size() + bias.as_ref().map_or(0, |b| b.size());
+        ctx.check_health()?;
+        Ok(GemvWeights {
+            rows,
+            cols,
+            dtype,
+            ld,
+            parts,
+            scales,
+            bias,
+            bytes,
+        })
+    }
+
+    /// Bytes of W the kernel reads per pass (padded rows).
+    pub fn weight_bytes(&self) -> u64 {
+        self.parts.iter().map(|p| p.buf.size()).sum()
+    }
+
+    pub fn has_bias(&self) -> bool {
+        self.bias.is_some()
+    }
+}
+
+pub(crate) fn upload_f32(ctx: &GpuContext, label: &str, v: &[f32]) -> Result<wgpu::Buffer> {
+    let buf = ctx.create_buffer(
+        label,
+        (v.len().max(1) * 4) as u64,
+        wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
+    )?;
+    if !v.is_empty() {
+        ctx.queue.write_buffer(&buf, 0, &f32_bytes(v));
+    }
+    Ok(buf)
+}
+
+/// How to run a GEMV.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct GemvOptions {
+    /// Vectors per pass, 1..=8 (0 means 1).
+    pub batch: usize,
+    pub x_dtype: VecDtype,
+    pub path: ReducePath,
+    /// Work split; `None` picks [`GemvTuning::default_for`].
+    pub tuning: Option<GemvTuning>,
+}
+
+/// Resolve `Auto` against the device, or fail if a path is not available.
+pub fn resolve_path(ctx: &GpuContext, path: ReducePath) -> Result<ReducePath> {
+    let sg = ctx.has(wgpu::Features::SUBGROUP);
+    match path {
+        ReducePath::Auto if sg => Ok(ReducePath::Subgroup),
+        ReducePath::Auto => Ok(ReducePath::Workgroup),
+        ReducePath::Subgroup if !sg => Err(Error::Gpu(
+            "the subgroup path needs SUBGROUP, which this device lacks".into(),
+        )),
+        p => Ok(p),
+    }
+}
+
+/// The largest subgroup size kernels must plan for (32 if the adapter does not say).
+pub fn subgroup_max(ctx: &GpuContext) -> u32 {
+    match ctx.info.subgroup_max_size {
+        0 => 32,
+        n => n.clamp(1, 128),
+    }
+}
+
+/// Split `groups` workgroups into a 2-D grid within the device's per-dimension limit.
+pub(crate) fn grid(ctx: &GpuContext, groups: u32) -> Result<(u32, u32)> {
+    let max = ctx.limits.max_compute_workgroups_per_dimension.max(1);
+    let gx = groups.clamp(1, max);
+    let gy = groups.div_ceil(gx);
+    if gy > max {
+        return Err(Error::Gpu(format!(
+            "{groups} workgroups exceed the device's {max}×{max} grid"
+        )));
+    }
+    Ok((gx, gy))
+}
+
+/// A compiled GEMV bound to its weights and its own x and y buffers.
+pub struct Gemv {
+    pub rows: usize,
+    pub cols: usize,
+    pub batch: usize,
+    pub dtype: WeightDtype,
+    pub x_dtype: VecDtype,
+    /// The path the kernel uses (resolved).
+    pub path: ReducePath,
+    pub tuning: GemvTuning,
+    ld: usize,
+    kernel: Arc<Kernel>,
+    dispatches: Vec<(wgpu::BindGroup, (u32, u32))>,
+    _params: Vec<wgpu::Buffer>,
+    /// The input vectors: `batch × ld` elements of `x_dtype`, zero-padded.
+    pub x: PooledBuffer,
+    /// The output: `batch × rows` f32.
+    pub y: PooledBuffer,
+    /// Bytes of W read per pass.
+    pub weight_bytes: u64,
+}
+
+impl std::fmt::Debug for Gemv {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Gemv({}×{} {} x{} {} {:?})",
+            self.rows,
+            self.cols,
+            self.dtype.name(),
+            self.batch,
+            self.path.name(),
+            self.tuning
+        )
+    }
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    rows: u32,
+    row_base: u32,
+    steps: u32,
+    w_stride: u32,
+    x_stride: u32,
+    y_stride: u32,
+    groups_x: u32,
+    scale_base: u32,
+}
+
+impl Gemv {
+    /// Build the kernel and its bindings for `weights` (all allocation happens here).
+    pub fn new(ctx: &GpuContext, weights: &GemvWeights, opts: &GemvOptions) -> Result<Gemv> {
+        let batch = opts.batch.max(1);
+        if batch > MAX_BATCH {
+            return Err(Error::Param(format!(
+                "GEMV batch {batch} exceeds {MAX_BATCH}"
+            )));
+        }
+        let path = resolve_path(ctx, opts.path)?;
+        let tuning = opts
+            .tuning
+            .unwrap_or_else(|| GemvTuning::default_for(weights.dtype, batch as u32, path));
+        tuning.check(batch as u32)?;
+        if tuning.wg > ctx.limits.max_compute_invocations_per_workgroup {
+            return Err(Error::Gpu(format!(
+                "GEMV workgroup of {} exceeds the device's {} invocations",
+                tuning.wg, ctx.limits.max_compute_invocations_per_workgroup
+            )));
+        }
+        let sgmax = subgroup_max(ctx);
+        let consts = tuning.constants_for(
+            weights.dtype,
+            path,
+            batch as u32,
+            opts.x_dtype == VecDtype::F16,
+            weights.has_bias(),
+            sgmax,
+        );
+        let kernel = ctx.kernel(&crate::wgpu::kernels::gemv(weights.dtype, path), &consts)?;
+        let ld = weights.ld;
+        let xs = opts.x_dtype.size();
+        let x_bytes = (batch * ld * xs) as u64;
+        let y_bytes = (batch * weights.rows * 4) as u64;
+        let lim = ctx.limits.max_storage_buffer_binding_size;
+        if x_bytes > lim || y_bytes > lim {
+            return Err(Error::Gpu(format!(
+                "GEMV vectors of {x_bytes}/{y_bytes} bytes exceed the binding limit {lim}"
+            )));
+        }
+        use wgpu::BufferUsages as U;
+        let x = ctx.buffer("gemv.x", x_bytes, U::STORAGE | U::COPY_DST)?;
+        let y = ctx.buffer("gemv.y", y_bytes, U::STORAGE | U::COPY_SRC | U::COPY_DST)?;
+        // Pooled buffers may be reused: zero x so that its padding is zero.
+        ctx.queue.write_buffer(&x, 0, &vec![0u8; x.size() as usize]);
+        let rw = tuning.rows_per_workgroup(path, sgmax);
+        let steps = (ld / weights.dtype.step_elems()) as u32;
+        let w_stride = (ld * weights.dtype.size() / 16) as u32;
+        let bias_buf = weights.bias.as_ref().unwrap_or(&weights.scales);
+        let mut dispatches = Vec::new();
+        let mut params = Vec::new();
+        for part in &weights.parts {
+            let groups = (part.rows as u32).div_ceil(rw);
+            let (gx, gy) = grid(ctx, groups)?;
+            let pr = Params {
+                rows: part.rows as u32,
+                row_base: part.row0 as u32,
+                steps,
+                w_stride,
+                x_stride: (ld * xs / 16) as u32,
+                y_stride: weights.rows as u32,
+                groups_x: gx,
+                scale_base: part.row0 as u32,
+            };
+            let pb = ctx.create_buffer("gemv.params", 32, U::UNIFORM | U::COPY_DST)?;
+            ctx.queue.write_buffer(&pb, 0, bytemuck::bytes_of(&pr));
+            let bg = kernel.bind_group(
+                &ctx.device,
+                "gemv",
+                &[
+                    part.buf.as_entire_buffer_binding(),
+                    x.as_entire_buffer_binding(),
+                    weights.scales.as_entire_buffer_binding(),
+                    bias_buf.as_entire_buffer_binding(),
+                    y.as_entire_buffer_binding(),
+                    pb.as_entire_buffer_binding(),
+                ],
+            );
+            dispatches.push((bg, (gx, gy)));
+            params.push(pb);
+        }
+        ctx.check_health()?;
+        Ok(Gemv {
+            rows: weights.rows,
+            cols: weights.cols,
+            batch,
+            dtype: weights.dtype,
+            x_dtype: opts.x_dtype,
+            path,
+            tuning,
+            ld,
+            kernel,
+            dispatches,
+            _params: params,
+            x,
+            y,
+            weight_bytes: weights.weight_bytes(),
+        })
+    }
+
+    /// Bytes of x one call holds (`batch × ld` elements).
+    pub fn x_bytes(&self) -> usize {
+        self.batch * self.ld * self.x_dtype.size()
+    }
+
+    /// Encode `x` (`batch × cols` values) in the kernel's x layout (f16 by
+    /// integer round-to-nearest-even), into `out` (`x_bytes()` long, padding left
+    /// as it is: zero).
+    pub fn pack_x(&self, x: &[f32], out: &mut [u8]) -> Result<()> {
+        if x.len() != self.batch * self.cols {
+            return Err(Error::Param(format!(
+                "x has {} values, the GEMV takes {}×{}",
+                x.len(),
+                self.batch,
+                self.cols
+            )));
+        }
+        if out.len() != self.x_bytes() {
+            return Err(Error::Param(format!(
+                "x buffer of {} bytes, need {}",
+                out.len(),
+                self.x_bytes()
+            )));
+        }
+        let xs = self.x_dtype.size();
+        for b in 0..self.batch {
+            for c in 0..self.cols {
+                let v = x[b * self.cols + c];
+                let at = (b * self.ld + c) * xs;
+                match self.x_dtype {
+                    VecDtype::F32 => out[at..at + 4].copy_from_slice(&v.to_le_bytes()),
+                    VecDtype::F16 => out[at..at + 2]
+                        .copy_from_slice(&crate::codec::quant::f32_to_f16_bits(v).to_le_bytes()),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Write the input vectors (`batch × cols` values, converted to the x dtype).
+    pub fn write_x(&self, queue: &wgpu::Queue, x: &[f32]) -> Result<()> {
+        let mut bytes = vec![0u8; self.x_bytes()];
+        self.pack_x(x, &mut bytes)?;
+        queue.write_buffer(&self.x, 0, &bytes);
+        Ok(())
+    }
+
+    /// Record the dispatches into an open compute pass.
+    pub fn encode(&self, pass: &mut wgpu::ComputePass<'_>) {
+        pass.set_pipeline(&self.kernel.pipeline);
+        for (bg, (gx, gy)) in &self.dispatches {
+            pass.set_bind_group(0, bg, &[]);
+            pass.dispatch_workgroups(*gx, *gy, 1);
+        }
+    }
+
+    /// One submission computing `y` from the current `x`.
+    pub fn execute(&self, device: &wgpu::Device, queue: &wgpu::Queue) {
+        let mut enc = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+            label: Some("gemv"),
+        });
+        {
+            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some("gemv"),
+                timestamp_writes: None,
+            });
+            self.encode(&mut pass);
+        }
+        queue.submit([enc.finish()]);
+    }
+
+    /// Read `y` back (`batch × rows` values; blocking).
+    pub fn read_y(&self, ctx: &GpuContext) -> Result<Vec<f32>> {
+        let b = ctx.read_buffer(&self.y, 0, (self.batch * self.rows * 4) as u64)?;
+        Ok(b.chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect())
+    }
+}

@@ -1,0 +1,531 @@
+//! Compressed GEMV on wgpu (`shaders/gemv_rans_i8.wgsl`): `y = scale ⊙ (Q·x) + bias`
+//! with Q, an int8 matrix, kept in device memory as its `.wcodec` coded plane
+//! (stream, tile index, decode tables; the VRAM of the compressed size) and
+//! decoded tile by tile into workgroup memory by the GEMV itself; Q is never
+//! materialised. Each workgroup owns a band of 64 rows and adds its tiles'
+//! products in a fixed order, so results are the same run to run.
+//!
+//! Sources: a `quant` tensor (int8 codes + per-row scales) or an `int8`
+//! tensor of dtype I8 from a `.wcodec` file ([`CompressedWeights::from_file`]),
+//! or any 2-D coded plane ([`CompressedWeights::from_plane`]).
+
+use std::sync::Arc;
+
+use crate::codec::Encoding;
+use crate::codec::plane::PlaneView;
+use crate::codec::rans;
+use crate::dtype::DType;
+use crate::error::{Error, Result};
+use crate::format::reader::{PlaneRef, WcodecFile};
+use crate::wgpu::context::{Binding, GpuContext, Kernel, KernelSource, PooledBuffer};
+use crate::wgpu::gemv::{ReducePath, VecDtype, grid, resolve_path, upload_f32};
+
+/// Work split of the compressed GEMV.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RansGemvTuning {
+    /// Tile decoders (32 invocations each) per workgroup.
+    pub nw: u32,
+    /// Stream words staged in workgroup memory per decoder (even).
+    pub capw: u32,
+}
+
+impl RansGemvTuning {
+    /// Workgroup memory the kernel needs.
+    pub fn workgroup_bytes(&self) -> u32 {
+        self.nw * (self.capw * 2 + 4096 + 16 + 12) + 4
+    }
+
+    /// The variants worth timing that fit the device, the default first.
+    pub fn candidates(ctx_limit: u32) -> Vec<RansGemvTuning> {
+        let all = [
+            (4, 2048),
+            (2, 2048),
+            (4, 1024),
+            (8, 1024),
+            (2, 4096),
+            (2, 1024),
+            (1, 2048),
+        ];
+        let v: Vec<RansGemvTuning> = all
+            .iter()
+            .map(|&(nw, capw)| RansGemvTuning { nw, capw })
+            .filter(|t| t.workgroup_bytes() <= ctx_limit)
+            .collect();
+        if v.is_empty() {
+            vec![RansGemvTuning { nw: 1, capw: 512 }]
+        } else {
+            v
+        }
+    }
+
+    /// The override constants; `sg_wide` only for the subgroup path.
+    pub fn constants(
+        &self,
+        x_half: bool,
+        scale: bool,
+        bias: bool,
+        sg_wide: Option<bool>,
+    ) -> Vec<(&'static str, f64)> {
+        let mut c = vec![
+            ("NW", self.nw as f64),
+            ("CAPW", self.capw as f64),
+            ("X_HALF", x_half as u32 as f64),
+            ("HAS_SCALE", scale as u32 as f64),
+            ("HAS_BIAS", bias as u32 as f64),
+            ("STAGE_WORDS", (self.nw * self.capw / 2) as f64),
+            ("TILE_WORDS", (self.nw * 1024) as f64),
+            ("BAL_WORDS", (self.nw * 3) as f64),
+        ];
+        if let Some(w) = sg_wide {
+            c.push(("SG_WIDE", w as u32 as f64));
+        }
+        c
+    }
+}
+
+const BINDINGS: &[Binding] = &[
+    Binding::ReadOnly,
+    Binding::ReadOnly,
+    Binding::ReadOnly,
+    Binding::ReadOnly,
+    Binding::ReadOnly,
+    Binding::ReadWrite,
+    Binding::ReadWrite,
+    Binding::Uniform,
+];
+
+/// The kernel: ballots by subgroup (`Subgroup`) or in workgroup memory (`Workgroup`).
+pub fn source(path: ReducePath) -> KernelSource {
+    let (name, ballot, entry, features) = match path {
+        ReducePath::Workgroup => (
+            "gemv_rans_i8_wg",
+            include_str!("../../shaders/lib/ballot_wg.wgsl"),
+            include_str!("../../shaders/lib/rans_entry_wg.wgsl"),
+            wgpu::Features::empty(),
+        ),
+        _ => (
+            "gemv_rans_i8_sg",
+            include_str!("../../shaders/lib/ballot_sg.wgsl"),
+            include_str!("../../shaders/lib/rans_entry_sg.wgsl"),
+            wgpu::Features::SUBGROUP,
+        ),
+    };
+    KernelSource {
+        name,
+        // Overrides before their uses: naga's override processing expects it.
+        source: format!(
+            "{}\n{}\n{ballot}\n{entry}",
+            include_str!("../../shaders/lib/rans_tile.wgsl"),
+            include_str!("../../shaders/gemv_rans_i8.wgsl")
+        )
+        .into(),
+        entry: "main",
+        bindings: BINDINGS,
+        features,
+        // bounds come from wgpu's runtime checks unless WCODEC_GPU_CHECKS=0
+        trusted: false,
+    }
+}
+
+/// A coded int8 matrix in device memory.
+pub struct CompressedWeights {
+    pub rows: usize,
+    pub cols: usize,
+    prob_bits: u32,
+    tail: rans::Tail,
+    tiles_x: u32,
+    tiles_y: u32,
+    nwords: u32,
+    stream: wgpu::Buffer,
+    index: wgpu::Buffer,
+    luts: wgpu::Buffer,
+    rowdata: wgpu::Buffer,
+    has_scale: bool,
+    has_bias: bool,
+    /// Device bytes: stream + index + decode tables + scales/bias.
+    pub bytes: u64,
+    /// Bytes of the coded plane (stream + index + compact tables), as in the file.
+    pub coded_bytes: u64,
+}
+
+impl std::fmt::Debug for CompressedWeights {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "CompressedWeights({}×{}, {} device bytes)",
+            self.rows, self.cols, self.bytes
+        )
+    }
+}
+
+impl CompressedWeights {
+    /// Upload a coded plane of int8 values (64×64 tiles) with optional per-row
+    /// scales and bias.
+    pub fn from_plane(
+        ctx: &GpuContext,
+        plane: &PlaneView<'_>,
+        scales: Option<&[f32]>,
+        bias: Option<&[f32]>,
+    ) -> Result<CompressedWeights> {
+        let g = plane.grid;
+        if (g.tile_h, g.tile_w) != (64, 64) {
+            return Err(Error::Param(format!(
+                "compressed GEMV needs 64×64 tiles, the plane has {}×{}",
+                g.tile_h, g.tile_w
+            )));
+        }
+        let (rows, cols) = (g.rows, g.cols);
+        for (what, v) in [("scales", scales), ("bias", bias)] {
+            if let Some(v) = v.filter(|v| v.len() != rows) {
+                return Err(Error::Param(format!("{} {what} for {rows} rows", v.len())));
+            }
+        }
+        if plane.stream.is_empty() || plane.stream.len() > u32::MAX as usize {
+            return Err(Error::Param(format!(
+                "a stream of {} words",
+                plane.stream.len()
+            )));
+        }
+        use wgpu::BufferUsages as U;
+        let mut words: Vec<u32> = plane
+            .stream
+            .chunks(2)
+            .map(|c| c[0] as u32 | (*c.get(1).unwrap_or(&0) as u32) << 16)
+            .collect();
+        words.push(0);
+        let lim = ctx.limits.max_storage_buffer_binding_size;
+        if (words.len() * 4) as u64 > lim {
+            return Err(Error::Gpu(format!(
+                "a stream of {} bytes exceeds the binding limit {lim}",
+                words.len() * 4
+            )));
+        }
+        let stream = ctx.create_buffer(
+            "gemv_rans.stream",
+            (words.len() * 4) as u64,
+            U::STORAGE | U::COPY_DST,
+        )?;
+        ctx.queue
+            .write_buffer(&stream, 0, bytemuck::cast_slice(&words));
+        let idx: Vec<u32> = plane.index.iter().flat_map(|e| e.pack()).collect();
+        let index = ctx.create_buffer(
+            "gemv_rans.index",
+            (idx.len() * 4) as u64,
+            U::STORAGE | U::COPY_DST,
+        )?;
+        ctx.queue
+            .write_buffer(&index, 0, bytemuck::cast_slice(&idx));
+        if plane.tables.is_empty() || plane.tables.len() > 4 {
+            return Err(Error::Param(format!(
+                "a plane with {} tables",
+                plane.tables.len()
+            )));
+        }
+        // Four tables' room, so that the kernel needs no bounds check on a lookup.
+        let mut lut = vec![0u32; 4 * 4096];
+        for (i, t) in plane.tables.iter().enumerate() {
+            lut[i * 4096..(i + 1) * 4096].copy_from_slice(&rans::decode_lut(t)[..]);
+        }
+        let luts = ctx.create_buffer(
+            "gemv_rans.luts",
+            (lut.len() * 4) as u64,
+            U::STORAGE | U::COPY_DST,
+        )?;
+        ctx.queue.write_buffer(&luts, 0, bytemuck::cast_slice(&lut));
+        let mut rd = scales.map_or_else(|| vec![1.0; rows], |s| s.to_vec());
+        rd.extend_from_slice(bias.unwrap_or(&[]));
+        let rowdata = upload_f32(ctx, "gemv_rans.rowdata", &rd)?;
+        let mut tb = Vec::new();
+        for t in plane.tables.iter() {
+            t.write(&mut tb);
+        }
+        let coded_bytes = (plane.stream.len() * 2 + plane.index.len() * 8 + tb.len()) as u64;
+        let bytes = stream.size() + index.size() + luts.size() + rowdata.size();
+        ctx.check_health()?;
+        Ok(CompressedWeights {
+            rows,
+            cols,
+            prob_bits: plane.prob_bits,
+            tail: plane.tail,
+            tiles_x: g.tiles_x() as u32,
+            tiles_y: g.tiles_y() as u32,
+            nwords: plane.stream.len() as u32,
+            stream,
+            index,
+            luts,
+            rowdata,
+            has_scale: scales.is_some(),
+            has_bias: bias.is_some(),
+            bytes,
+            coded_bytes,
+        })
+    }
+
+    /// Upload tensor `name` of a `.wcodec` file: a 2-D `quant` tensor (codes
+    /// and per-row scales) or an `int8` tensor of dtype I8.
+    pub fn from_file(
+        ctx: &GpuContext,
+        file: &WcodecFile,
+        name: &str,
+        bias: Option<&[f32]>,
+    ) -> Result<CompressedWeights> {
+        let t = file
+            .tensors
+            .iter()
+            .position(|e| e.name == name)
+            .ok_or_else(|| Error::Param(format!("no tensor {name:?} in the file")))?;
+        let e = &file.tensors[t];
+        if e.shape.len() < 2 {
+            return Err(Error::Param(format!(
+                "tensor {name:?} has shape {:?}; a GEMV needs a matrix",
+                e.shape
+            )));
+        }
+        let planes = file.planes(t);
+        match (e.encoding, e.dtype, planes.as_slice()) {
+            (Encoding::Quant, _, [PlaneRef::Coded(p), PlaneRef::Raw(s)]) => {
+                let scales: Vec<f32> = s
+                    .chunks_exact(4)
+                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                    .collect();
+                Self::from_plane(ctx, p, Some(&scales), bias)
+            }
+            (Encoding::Int8, DType::I8, [PlaneRef::Coded(p)]) => {
+                Self::from_plane(ctx, p, None, bias)
+            }
+            (enc, dt, _) => Err(Error::Param(format!(
+                "tensor {name:?} is {} {dt}; the compressed GEMV takes quant or int8 (I8) tensors",
+                enc.name()
+            ))),
+        }
+    }
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    rows: u32,
+    cols: u32,
+    tiles_x: u32,
+    tiles_y: u32,
+    prob_bits: u32,
+    tail_bits: u32,
+    tail_base: u32,
+    nwords: u32,
+    groups_x: u32,
+    _p: [u32; 3],
+}
+
+/// Options of a compressed GEMV.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RansGemvOptions {
+    pub x_dtype: VecDtype,
+    /// `Subgroup` needs SUBGROUP (subgroups of ≥ 32 lanes decode without
+    /// barriers; narrower ones of up to 32 combine ballots through workgroup
+    /// memory); `Auto` picks it where subgroups are ≥ 32 lanes, else `Workgroup`.
+    pub path: ReducePath,
+    pub tuning: Option<RansGemvTuning>,
+}
+
+/// A compressed GEMV bound to its weights and its own x and y.
+pub struct RansGemv {
+    pub rows: usize,
+    pub cols: usize,
+    pub x_dtype: VecDtype,
+    pub path: ReducePath,
+    pub tuning: RansGemvTuning,
+    kernel: Arc<Kernel>,
+    bind: wgpu::BindGroup,
+    grid: (u32, u32),
+    _params: wgpu::Buffer,
+    /// x, zero-padded to whole tiles.
+    pub x: PooledBuffer,
+    pub y: PooledBuffer,
+    err: PooledBuffer,
+    xlen: usize,
+}
+
+impl std::fmt::Debug for RansGemv {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "RansGemv({}×{}, {}, {:?}, x {})",
+            self.rows,
+            self.cols,
+            self.path.name(),
+            self.tuning,
+            self.x_dtype.name()
+        )
+    }
+}
+
+impl RansGemv {
+    pub fn new(
+        ctx: &GpuContext,
+        w: &CompressedWeights,
+        opts: &RansGemvOptions,
+    ) -> Result<RansGemv> {
+        let has_sg = ctx.has(wgpu::Features::SUBGROUP);
+        let (smin, smax) = (ctx.info.subgroup_min_size, ctx.info.subgroup_max_size);
+        let wide = smin >= 32;
+        let narrow =
+            !wide && smax <= 32 && smin >= 1 && smax.is_power_of_two() && smin.is_power_of_two();
+        let path = match opts.path {
+            ReducePath::Auto if has_sg && wide => ReducePath::Subgroup,
+            ReducePath::Auto => ReducePath::Workgroup,
+            ReducePath::Subgroup if !(has_sg && (wide || narrow)) => {
+                return Err(Error::Gpu(format!(
+                    "the subgroup path of the compressed GEMV needs SUBGROUP and subgroups of one size class \
+                     (all ≥ 32, or powers of two ≤ 32; this device: {smin}..{smax})"
+                )));
+            }
+            p => resolve_path(ctx, p)?,
+        };
+        let limit = ctx.limits.max_compute_workgroup_storage_size;
+        let tuning = opts
+            .tuning
+            .unwrap_or_else(|| RansGemvTuning::candidates(limit)[0]);
+        if tuning.nw == 0
+            || tuning.nw > 32
+            || tuning.capw < 64
+            || tuning.capw % 2 != 0
+            || tuning.workgroup_bytes() > limit
+        {
+            return Err(Error::Param(format!(
+                "compressed GEMV tuning {tuning:?} ({} bytes of workgroup memory; the device has {limit})",
+                tuning.workgroup_bytes()
+            )));
+        }
+        if tuning.nw * 32 > ctx.limits.max_compute_invocations_per_workgroup {
+            return Err(Error::Gpu(format!(
+                "{} decoders per workgroup exceed the device's invocations",
+                tuning.nw
+            )));
+        }
+        let sg_wide = (path == ReducePath::Subgroup).then_some(wide);
+        let consts = tuning.constants(
+            opts.x_dtype == VecDtype::F16,
+            w.has_scale,
+            w.has_bias,
+            sg_wide,
+        );
+        let kernel = ctx.kernel(&source(path), &consts)?;
+        use wgpu::BufferUsages as U;
+        let xlen = w.tiles_x as usize * 64;
+        let x = ctx.buffer(
+            "gemv_rans.x",
+            (xlen * opts.x_dtype.size()).max(16) as u64,
+            U::STORAGE | U::COPY_DST,
+        )?;
+        ctx.queue.write_buffer(&x, 0, &vec![0u8; x.size() as usize]);
+        let y = ctx.buffer(
+            "gemv_rans.y",
+            (w.rows * 4) as u64,
+            U::STORAGE | U::COPY_SRC | U::COPY_DST,
+        )?;
+        let err = ctx.buffer("gemv_rans.err", 16, U::STORAGE | U::COPY_SRC | U::COPY_DST)?;
+        ctx.queue.write_buffer(&err, 0, &[0u8; 16]);
+        let (gx, gy) = grid(ctx, w.tiles_y)?;
+        let pr = Params {
+            rows: w.rows as u32,
+            cols: w.cols as u32,
+            tiles_x: w.tiles_x,
+            tiles_y: w.tiles_y,
+            prob_bits: w.prob_bits,
+            tail_bits: w.tail.bits as u32,
+            tail_base: w.tail.base as u32,
+            nwords: w.nwords,
+            groups_x: gx,
+            _p: [0; 3],
+        };
+        let params = ctx.create_buffer("gemv_rans.params", 48, U::UNIFORM | U::COPY_DST)?;
+        ctx.queue.write_buffer(&params, 0, bytemuck::bytes_of(&pr));
+        let bind = kernel.bind_group(
+            &ctx.device,
+            "gemv_rans",
+            &[
+                w.stream.as_entire_buffer_binding(),
+                w.index.as_entire_buffer_binding(),
+                w.luts.as_entire_buffer_binding(),
+                x.as_entire_buffer_binding(),
+                w.rowdata.as_entire_buffer_binding(),
+                y.as_entire_buffer_binding(),
+                err.as_entire_buffer_binding(),
+                params.as_entire_buffer_binding(),
+            ],
+        );
+        ctx.check_health()?;
+        Ok(RansGemv {
+            rows: w.rows,
+            cols: w.cols,
+            x_dtype: opts.x_dtype,
+            path,
+            tuning,
+            kernel,
+            bind,
+            grid: (gx, gy),
+            _params: params,
+            x,
+            y,
+            err,
+            xlen,
+        })
+    }
+
+    /// Write x (`cols` values; f16 by integer round-to-nearest-even).
+    pub fn write_x(&self, queue: &wgpu::Queue, x: &[f32]) -> Result<()> {
+        if x.len() != self.cols {
+            return Err(Error::Param(format!(
+                "x has {} values, the matrix {} columns",
+                x.len(),
+                self.cols
+            )));
+        }
+        let mut b = vec![0u8; self.xlen * self.x_dtype.size()];
+        for (i, &v) in x.iter().enumerate() {
+            match self.x_dtype {
+                VecDtype::F32 => b[4 * i..4 * i + 4].copy_from_slice(&v.to_le_bytes()),
+                VecDtype::F16 => b[2 * i..2 * i + 2]
+                    .copy_from_slice(&crate::codec::quant::f32_to_f16_bits(v).to_le_bytes()),
+            }
+        }
+        queue.write_buffer(&self.x, 0, &b);
+        Ok(())
+    }
+
+    pub fn encode(&self, pass: &mut wgpu::ComputePass<'_>) {
+        pass.set_pipeline(&self.kernel.pipeline);
+        pass.set_bind_group(0, &self.bind, &[]);
+        pass.dispatch_workgroups(self.grid.0, self.grid.1, 1);
+    }
+
+    pub fn execute(&self, device: &wgpu::Device, queue: &wgpu::Queue) {
+        let mut enc = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+            label: Some("gemv_rans"),
+        });
+        {
+            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some("gemv_rans"),
+                timestamp_writes: None,
+            });
+            self.encode(&mut pass);
+        }
+        queue.submit([enc.finish()]);
+    }
+
+    pub fn read_y(&self, ctx: &GpuContext) -> Result<Vec<f32>> {
+        let b = ctx.read_buffer(&self.y, 0, (self.rows * 4) as u64)?;
+        Ok(bytemuck::cast_slice(&b).to_vec())
+    }
+
+    /// An error if any tile failed §4's end conditions since the last check
+    /// (a corrupt stream); clears the flag.
+    pub fn check_stream(&self, ctx: &GpuContext) -> Result<()> {
+        let b = ctx.read_buffer(&self.err, 0, 4)?;
+        if b != [0, 0, 0, 0] {
+            ctx.queue.write_buffer(&self.err, 0, &[0u8; 16]);
+            return Err(Error::Gpu("compressed GEMV: a tile of the stream is corrupt (docs/FORMAT.md §4 end conditions)".into()));
+        }
+        Ok(())
+    }
+}

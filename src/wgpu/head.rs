@@ -1,0 +1,276 @@
+//! The decoder head: hidden state → GEMV (logits) → softmax → sample, one
+//! token per sequence, for 1 to 8 sequences sharing one pass over W.
+//!
+//! Everything is allocated in [`Head::new`]. Each token ([`Head::step`]) is
+//! one command buffer, one `queue.submit` and a readback of 4 bytes per
+//! sequence through a buffer mapped for reading; a new hidden state, when
+//! given, goes up through a buffer mapped for writing (no `write_buffer`,
+//! which would allocate a staging buffer inside wgpu). The step counters of
+//! the random draw advance on the device. [`AllocCounters`] shows that the
+//! steady state creates no buffers, bind groups, pipelines or device memory.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+
+use crate::cpu::sample::SampleParams;
+use crate::error::{Error, Result};
+use crate::wgpu::context::{GpuContext, GpuTimer};
+use crate::wgpu::gemv::{Gemv, GemvOptions, GemvWeights};
+use crate::wgpu::sample::{Sampler, SamplerOptions, SamplerTuning};
+
+/// Options of a head.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct HeadOptions {
+    /// The GEMV (its `batch` is the number of sequences, 1..=8).
+    pub gemv: GemvOptions,
+    pub sample: SampleParams,
+    pub sampler: SamplerTuning,
+    /// Also write the probabilities (the softmax output) every token.
+    pub probs: bool,
+    /// Wait for each token by blocking in the driver (`false`, the default:
+    /// spin on non-blocking polls, the lowest latency at the cost of a core).
+    pub block: bool,
+}
+
+/// Device-side resource counts (wgpu's internal counters, when the `counters`
+/// feature of wgpu is compiled in; else zeros) and the context's pool bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+pub struct AllocCounters {
+    /// Whether wgpu's counters are compiled in (else the wgpu fields are 0).
+    pub wgpu_counters: bool,
+    pub buffers: isize,
+    pub buffer_memory: isize,
+    pub bind_groups: isize,
+    pub compute_pipelines: isize,
+    pub shader_modules: isize,
+    pub memory_allocations: isize,
+    pub command_encoders: isize,
+    pub pool_live_bytes: u64,
+    pub pool_peak_bytes: u64,
+}
+
+impl AllocCounters {
+    pub fn read(ctx: &GpuContext) -> AllocCounters {
+        let c = ctx.device.get_internal_counters().hal;
+        let (live, peak) = ctx.pool_bytes();
+        AllocCounters {
+            wgpu_counters: c.buffers.read() != 0,
+            buffers: c.buffers.read(),
+            buffer_memory: c.buffer_memory.read(),
+            bind_groups: c.bind_groups.read(),
+            compute_pipelines: c.compute_pipelines.read(),
+            shader_modules: c.shader_modules.read(),
+            memory_allocations: c.memory_allocations.read(),
+            command_encoders: c.command_encoders.read(),
+            pool_live_bytes: live,
+            pool_peak_bytes: peak,
+        }
+    }
+}
+
+const PENDING: u8 = 0;
+const MAPPED: u8 = 1;
+const FAILED: u8 = 2;
+
+fn map(buf: &wgpu::Buffer, mode: wgpu::MapMode, size: u64, flag: &Arc<AtomicU8>) {
+    flag.store(PENDING, Ordering::Release);
+    let f = flag.clone();
+    buf.map_async(mode, 0..size, move |r| {
+        f.store(if r.is_ok() { MAPPED } else { FAILED }, Ordering::Release)
+    });
+}
+
+/// A decoder head with all its buffers.
+pub struct Head {
+    pub gemv: Gemv,
+    pub sampler: Sampler,
+    /// Sequences (GEMV batch).
+    pub batch: usize,
+    readback: wgpu::Buffer,
+    read_flag: Arc<AtomicU8>,
+    upload: wgpu::Buffer,
+    upload_flag: Arc<AtomicU8>,
+    /// Host bytes of one hidden-state upload (reused).
+    scratch: Vec<u8>,
+    tokens: Vec<u32>,
+    timer: Option<GpuTimer>,
+    block: bool,
+    /// Tokens produced so far.
+    pub steps_done: u64,
+}
+
+impl std::fmt::Debug for Head {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Head({:?}, {:?})", self.gemv, self.sampler)
+    }
+}
+
+impl Head {
+    /// Build the head over `weights` (`vocab × hidden`): all allocation happens here.
+    pub fn new(ctx: &GpuContext, weights: &GemvWeights, opts: &HeadOptions) -> Result<Head> {
+        let gemv = Gemv::new(ctx, weights, &opts.gemv)?;
+        let batch = gemv.batch;
+        let sampler = Sampler::new(
+            ctx,
+            Some(&gemv.y),
+            weights.rows,
+            batch,
+            weights.rows,
+            &opts.sample,
+            &SamplerOptions {
+                probs: opts.probs,
+                fixed_step: false,
+                tuning: opts.sampler,
+            },
+        )?;
+        use wgpu::BufferUsages as U;
+        let rb = (batch * 4).div_ceil(4) as u64 * 4;
+        let readback = ctx.create_buffer("head.readback", rb.max(4), U::MAP_READ | U::COPY_DST)?;
+        let xb = gemv.x_bytes() as u64;
+        let upload = ctx.scoped("allocating head.upload", || {
+            ctx.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("head.upload"),
+                size: xb,
+                usage: U::MAP_WRITE | U::COPY_SRC,
+                mapped_at_creation: true,
+            })
+        })?;
+        let upload_flag = Arc::new(AtomicU8::new(MAPPED));
+        let timer = GpuTimer::new(ctx, 1);
+        ctx.check_health()?;
+        Ok(Head {
+            scratch: vec![0u8; gemv.x_bytes()],
+            tokens: vec![0; batch],
+            gemv,
+            sampler,
+            batch,
+            readback,
+            read_flag: Arc::new(AtomicU8::new(PENDING)),
+            upload,
+            upload_flag,
+            timer,
+            block: opts.block,
+            steps_done: 0,
+        })
+    }
+
+    /// Set the hidden states (`batch × hidden` values) outside the token loop.
+    pub fn set_hidden(&self, queue: &wgpu::Queue, x: &[f32]) -> Result<()> {
+        self.gemv.write_x(queue, x)
+    }
+
+    /// Set the step counters of the draws (one per sequence).
+    pub fn set_steps(&self, queue: &wgpu::Queue, steps: &[u64]) -> Result<()> {
+        self.sampler.set_steps(queue, steps)
+    }
+
+    /// One token per sequence: optionally a new hidden state (`batch × hidden`
+    /// values), then one submission and a `4 · batch`-byte readback. With
+    /// `gpu_time`, the compute pass is timed with timestamps (read back with
+    /// the tokens) and its seconds returned.
+    pub fn step(
+        &mut self,
+        ctx: &GpuContext,
+        hidden: Option<&[f32]>,
+        gpu_time: bool,
+    ) -> Result<(&[u32], Option<f64>)> {
+        if let Some(x) = hidden {
+            if self.upload_flag.load(Ordering::Acquire) != MAPPED {
+                return Err(Error::Gpu(
+                    "the hidden-state upload buffer is not mapped (a previous step failed)".into(),
+                ));
+            }
+            self.gemv.pack_x(x, &mut self.scratch)?;
+            self.upload
+                .get_mapped_range_mut(..)
+                .map_err(|e| Error::Gpu(format!("mapping the hidden-state upload: {e}")))?
+                .copy_from_slice(&self.scratch);
+            self.upload.unmap();
+        }
+        let mut enc = ctx
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("head.token"),
+            });
+        if hidden.is_some() {
+            enc.copy_buffer_to_buffer(&self.upload, 0, &self.gemv.x, 0, self.upload.size());
+        }
+        let timed = gpu_time && self.timer.is_some();
+        {
+            let tw = if timed {
+                self.timer.as_mut().and_then(|t| t.next_pass())
+            } else {
+                None
+            };
+            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some("head"),
+                timestamp_writes: tw,
+            });
+            self.gemv.encode(&mut pass);
+            self.sampler.encode(&mut pass);
+        }
+        if let Some(t) = self.timer.as_ref().filter(|_| timed) {
+            t.resolve(&mut enc);
+        }
+        enc.copy_buffer_to_buffer(
+            &self.sampler.tokens,
+            0,
+            &self.readback,
+            0,
+            (self.batch * 4) as u64,
+        );
+        ctx.queue.submit([enc.finish()]);
+        let rb = (self.batch * 4) as u64;
+        map(&self.readback, wgpu::MapMode::Read, rb, &self.read_flag);
+        if hidden.is_some() {
+            map(
+                &self.upload,
+                wgpu::MapMode::Write,
+                self.upload.size(),
+                &self.upload_flag,
+            );
+        }
+        if self.block {
+            ctx.wait()?;
+        } else {
+            // Spin until both mappings have completed (their callbacks run inside poll).
+            let up = hidden.is_some();
+            loop {
+                ctx.device
+                    .poll(wgpu::PollType::Poll)
+                    .map_err(|e| Error::Gpu(format!("polling the device: {e}")))?;
+                let done = self.read_flag.load(Ordering::Acquire) != PENDING
+                    && (!up || self.upload_flag.load(Ordering::Acquire) != PENDING);
+                if done {
+                    break;
+                }
+                std::hint::spin_loop();
+            }
+            ctx.check_health()?;
+        }
+        if self.read_flag.load(Ordering::Acquire) != MAPPED {
+            return Err(Error::Gpu("mapping the token readback failed".into()));
+        }
+        {
+            let view = self
+                .readback
+                .get_mapped_range(0..rb)
+                .map_err(|e| Error::Gpu(format!("reading the tokens: {e}")))?;
+            for (t, c) in self.tokens.iter_mut().zip(view.chunks_exact(4)) {
+                *t = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+            }
+        }
+        self.readback.unmap();
+        let secs = if timed {
+            self.timer
+                .as_mut()
+                .map(|t| t.read(ctx))
+                .transpose()?
+                .and_then(|v| v.first().copied())
+        } else {
+            None
+        };
+        self.steps_done += 1;
+        Ok((&self.tokens, secs))
+    }
+}

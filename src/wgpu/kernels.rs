@@ -1,0 +1,186 @@
+//! The inference kernels' WGSL (`shaders/`), assembled from their parts, and
+//! every combination of override constants the crate uses, so that
+//! `tests/shaders_infer.rs` can parse, validate and specialise each one with
+//! naga without a GPU.
+//!
+//! A kernel may be assembled from several files (a dtype part, a shared main
+//! loop, a reduction path): the files are concatenated in a fixed order; the
+//! name says which parts were used.
+
+use std::borrow::Cow;
+
+use super::context::{Binding, KernelSource};
+
+macro_rules! shader {
+    ($f:literal) => {
+        include_str!(concat!("../../shaders/", $f))
+    };
+}
+
+/// The weight formats of the GEMV kernels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum WeightDtype {
+    F32,
+    F16,
+    /// int8 codes with one f32 scale per row.
+    I8,
+}
+
+impl WeightDtype {
+    pub const ALL: [WeightDtype; 3] = [WeightDtype::F32, WeightDtype::F16, WeightDtype::I8];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            WeightDtype::F32 => "f32",
+            WeightDtype::F16 => "f16",
+            WeightDtype::I8 => "i8",
+        }
+    }
+
+    /// Bytes per element.
+    pub fn size(self) -> usize {
+        match self {
+            WeightDtype::F32 => 4,
+            WeightDtype::F16 => 2,
+            WeightDtype::I8 => 1,
+        }
+    }
+
+    /// Elements per step of the kernel's main loop (`EPS` in the shader).
+    pub fn step_elems(self) -> usize {
+        match self {
+            WeightDtype::F32 | WeightDtype::F16 => 8,
+            WeightDtype::I8 => 16,
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<WeightDtype> {
+        Some(match s {
+            "f32" => WeightDtype::F32,
+            "f16" => WeightDtype::F16,
+            "i8" | "int8" => WeightDtype::I8,
+            _ => return None,
+        })
+    }
+}
+
+/// How a kernel reduces across invocations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum ReducePath {
+    /// Subgroups where the device has them, else workgroup memory.
+    #[default]
+    Auto,
+    /// Subgroup operations (needs SUBGROUP).
+    Subgroup,
+    /// Workgroup memory and barriers only.
+    Workgroup,
+}
+
+impl ReducePath {
+    pub fn name(self) -> &'static str {
+        match self {
+            ReducePath::Auto => "auto",
+            ReducePath::Subgroup => "subgroup",
+            ReducePath::Workgroup => "workgroup",
+        }
+    }
+}
+
+const GEMV_BINDINGS: &[Binding] = &[
+    Binding::ReadOnly,
+    Binding::ReadOnly,
+    Binding::ReadOnly,
+    Binding::ReadOnly,
+    Binding::ReadWrite,
+    Binding::Uniform,
+];
+
+/// `gemv_<dtype>.wgsl` + `gemv.wgsl` + `lib/group_{sg,wg}.wgsl`. `path` must
+/// be resolved (not `Auto`).
+pub fn gemv(dtype: WeightDtype, path: ReducePath) -> KernelSource {
+    let (name, part) = match (dtype, path) {
+        (WeightDtype::F32, ReducePath::Workgroup) => ("gemv_f32_wg", shader!("gemv_f32.wgsl")),
+        (WeightDtype::F16, ReducePath::Workgroup) => ("gemv_f16_wg", shader!("gemv_f16.wgsl")),
+        (WeightDtype::I8, ReducePath::Workgroup) => ("gemv_i8_wg", shader!("gemv_i8.wgsl")),
+        (WeightDtype::F32, _) => ("gemv_f32_sg", shader!("gemv_f32.wgsl")),
+        (WeightDtype::F16, _) => ("gemv_f16_sg", shader!("gemv_f16.wgsl")),
+        (WeightDtype::I8, _) => ("gemv_i8_sg", shader!("gemv_i8.wgsl")),
+    };
+    let (group, features) = match path {
+        ReducePath::Workgroup => (shader!("lib/group_wg.wgsl"), wgpu::Features::empty()),
+        _ => (shader!("lib/group_sg.wgsl"), wgpu::Features::SUBGROUP),
+    };
+    KernelSource {
+        name,
+        source: Cow::Owned(format!("{part}\n{}\n{group}", shader!("gemv.wgsl"))),
+        entry: "main",
+        bindings: GEMV_BINDINGS,
+        features,
+        // bounds come from wgpu's runtime checks unless WCODEC_GPU_CHECKS=0
+        trusted: false,
+    }
+}
+
+/// Every kernel source with every constant combination the crate builds, for
+/// validation without a GPU.
+/// Override constants, by name.
+pub type Constants = Vec<(&'static str, f64)>;
+
+pub fn all_variants() -> Vec<(KernelSource, Vec<Constants>)> {
+    let mut out = Vec::new();
+    for dtype in WeightDtype::ALL {
+        for path in [ReducePath::Subgroup, ReducePath::Workgroup] {
+            let mut combos = Vec::new();
+            for batch in 1..=8u32 {
+                for x_half in [false, true] {
+                    for t in super::gemv::GemvTuning::candidates(dtype, batch, path) {
+                        for sg in [8, 32, 64] {
+                            combos.push(t.constants_for(
+                                dtype,
+                                path,
+                                batch,
+                                x_half,
+                                batch % 2 == 1,
+                                sg,
+                            ));
+                        }
+                    }
+                }
+            }
+            out.push((gemv(dtype, path), combos));
+        }
+    }
+    for entry in ["stats", "normalize"] {
+        let combos = super::softmax::SoftmaxTuning::candidates()
+            .iter()
+            .flat_map(|t| [t.constants(false), t.constants(true)])
+            .collect();
+        out.push((super::softmax::source(entry), combos));
+    }
+    for path in [ReducePath::Subgroup, ReducePath::Workgroup] {
+        let mut combos = Vec::new();
+        for t in super::gemv_rans::RansGemvTuning::candidates(48 << 10) {
+            for (xh, sc, bias) in [
+                (false, true, false),
+                (true, false, true),
+                (false, true, true),
+            ] {
+                if path == ReducePath::Subgroup {
+                    combos.push(t.constants(xh, sc, bias, Some(true)));
+                    combos.push(t.constants(xh, sc, bias, Some(false)));
+                } else {
+                    combos.push(t.constants(xh, sc, bias, None));
+                }
+            }
+        }
+        out.push((super::gemv_rans::source(path), combos));
+    }
+    for entry in ["prepare", "select_token"] {
+        let combos = super::sample::SamplerTuning::candidates()
+            .iter()
+            .flat_map(|t| [t.constants(false), t.constants(true)])
+            .collect();
+        out.push((super::sample::source(entry), combos));
+    }
+    out
+}

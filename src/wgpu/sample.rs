@@ -1,0 +1,384 @@
+//! Token sampling on wgpu (`shaders/sample_f32.wgsl`): greedy, temperature,
+//! top-k and top-p, exactly the algorithm of [`crate::cpu::sample`], so a
+//! seed gives the same token here as on the CPU.
+//!
+//! A [`Sampler`] runs, in one compute pass: the softmax `stats` dispatch
+//! (block maxima, used for the row maximum and greedy), optionally the
+//! softmax `normalize` dispatch (probabilities for the caller), `prepare`
+//! (distances and coarse histograms, many workgroups per row) and `select`
+//! (one workgroup per row: thresholds, draw, token). The token of each row
+//! lands in [`Sampler::tokens`]; each row's step counter lives on the device
+//! and advances by one per call, so a per-token loop uploads nothing.
+
+use std::sync::Arc;
+
+use crate::cpu::sample::{SampleParams, exp2_table};
+use crate::error::{Error, Result};
+use crate::wgpu::context::{Binding, GpuContext, Kernel, KernelSource, PooledBuffer};
+use crate::wgpu::softmax::{Softmax, SoftmaxOptions, SoftmaxTuning};
+
+/// Work split of the sampling kernels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SamplerTuning {
+    pub softmax: SoftmaxTuning,
+    /// `prepare` invocations per workgroup.
+    pub prepare_wg: u32,
+    /// `prepare` words (8 tokens each) per invocation.
+    pub prepare_words: u32,
+    /// `select` invocations (one workgroup per row; ≥ 256).
+    pub select_wg: u32,
+}
+
+impl SamplerTuning {
+    /// The variants worth timing, the default first (`select_wg` is capped by the device).
+    pub fn candidates() -> Vec<SamplerTuning> {
+        let s = SoftmaxTuning::default();
+        let t = |prepare_wg, prepare_words, select_wg| SamplerTuning {
+            softmax: s,
+            prepare_wg,
+            prepare_words,
+            select_wg,
+        };
+        vec![
+            t(256, 2, 1024),
+            t(256, 4, 1024),
+            t(256, 1, 1024),
+            t(256, 2, 512),
+            t(128, 2, 1024),
+        ]
+    }
+
+    pub fn constants(&self, auto_step: bool) -> Vec<(&'static str, f64)> {
+        vec![
+            ("PWG", self.prepare_wg as f64),
+            ("PW", self.prepare_words as f64),
+            ("SWG", self.select_wg as f64),
+            ("AUTO_STEP", auto_step as u32 as f64),
+        ]
+    }
+
+    fn check(&self, ctx: &GpuContext) -> Result<()> {
+        let max = ctx.limits.max_compute_invocations_per_workgroup;
+        let pow2 = |v: u32| v.is_power_of_two();
+        let shapes_ok = pow2(self.prepare_wg)
+            && pow2(self.select_wg)
+            && self.prepare_wg >= 32
+            && self.select_wg >= 256;
+        if !shapes_ok || !(1..=16).contains(&self.prepare_words) {
+            return Err(Error::Param(format!(
+                "sampler tuning {self:?} out of range"
+            )));
+        }
+        if self.prepare_wg > max || self.select_wg > max {
+            return Err(Error::Gpu(format!(
+                "sampler workgroups {self:?} exceed the device's {max} invocations"
+            )));
+        }
+        self.softmax.check(ctx)
+    }
+}
+
+impl Default for SamplerTuning {
+    fn default() -> Self {
+        SamplerTuning::candidates()[0]
+    }
+}
+
+const BINDINGS: &[Binding] = &[
+    Binding::ReadOnly,
+    Binding::ReadOnly,
+    Binding::ReadOnly,
+    Binding::ReadWrite,
+    Binding::ReadWrite,
+    Binding::ReadWrite,
+    Binding::ReadWrite,
+    Binding::Uniform,
+];
+
+/// `lib/u64.wgsl` + `sample_f32.wgsl`, entry `prepare` or `select_token`.
+pub fn source(entry: &'static str) -> KernelSource {
+    KernelSource {
+        name: if entry == "prepare" {
+            "sample_f32.prepare"
+        } else {
+            "sample_f32.select"
+        },
+        source: format!(
+            "{}\n{}",
+            include_str!("../../shaders/lib/u64.wgsl"),
+            include_str!("../../shaders/sample_f32.wgsl")
+        )
+        .into(),
+        entry,
+        bindings: BINDINGS,
+        features: wgpu::Features::empty(),
+        // bounds come from wgpu's runtime checks unless WCODEC_GPU_CHECKS=0
+        trusted: false,
+    }
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    n: u32,
+    rows: u32,
+    ld_in: u32,
+    nb_soft: u32,
+    nbs: u32,
+    ld_d: u32,
+    scale: f32,
+    top_k: u32,
+    p_fixed: u32,
+    seed_lo: u32,
+    seed_hi: u32,
+    greedy: u32,
+}
+
+/// Options of a sampler.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SamplerOptions {
+    /// Also write the softmax probabilities (at the sampling temperature; at
+    /// temperature 1 when greedy) to [`Softmax::out`].
+    pub probs: bool,
+    /// Advance each row's step counter after every call (else it stays put).
+    pub fixed_step: bool,
+    pub tuning: SamplerTuning,
+}
+
+/// Samples one token per row from `rows` rows of `n` logits.
+pub struct Sampler {
+    pub n: usize,
+    pub rows: usize,
+    pub params: SampleParams,
+    pub tuning: SamplerTuning,
+    pub probs: bool,
+    /// The softmax stages (statistics always, probabilities with `probs`).
+    pub softmax: Softmax,
+    prepare: Arc<Kernel>,
+    select: Arc<Kernel>,
+    bind: wgpu::BindGroup,
+    uniform: wgpu::Buffer,
+    nbs: u32,
+    ld_in: u32,
+    ld_d: u32,
+    _table: wgpu::Buffer,
+    _dist: PooledBuffer,
+    _hist: PooledBuffer,
+    /// Per-row step counters (u64), advanced on the device.
+    pub steps: PooledBuffer,
+    /// Per-row tokens (u32).
+    pub tokens: PooledBuffer,
+}
+
+impl std::fmt::Debug for Sampler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Sampler({}×{}, {:?}, {:?})",
+            self.rows, self.n, self.params, self.tuning
+        )
+    }
+}
+
+impl Sampler {
+    /// A sampler reading `logits` (row `r` at element `r · ld_in`), or its
+    /// own input when `logits` is `None` (fill it with [`Sampler::write_logits`]).
+    /// Step counters start at 0.
+    pub fn new(
+        ctx: &GpuContext,
+        logits: Option<&wgpu::Buffer>,
+        n: usize,
+        rows: usize,
+        ld_in: usize,
+        params: &SampleParams,
+        opts: &SamplerOptions,
+    ) -> Result<Sampler> {
+        params.check()?;
+        opts.tuning.check(ctx)?;
+        if n > (u32::MAX / 2) as usize {
+            return Err(Error::Param(format!("rows of {n} logits are too long")));
+        }
+        let softmax_t = if params.temperature > 0.0 {
+            params.temperature
+        } else {
+            1.0
+        };
+        let softmax = Softmax::new(
+            ctx,
+            logits,
+            n,
+            rows,
+            ld_in,
+            &SoftmaxOptions {
+                temperature: softmax_t,
+                log: false,
+                tuning: opts.tuning.softmax,
+            },
+        )?;
+        let ld_d = n.div_ceil(8);
+        let per_block = (opts.tuning.prepare_wg * opts.tuning.prepare_words) as usize;
+        let nbs = ld_d.div_ceil(per_block);
+        let max = ctx.limits.max_compute_workgroups_per_dimension as usize;
+        if nbs > max || rows > max {
+            return Err(Error::Gpu(format!(
+                "sampler grid {nbs}×{rows} exceeds the device's {max} workgroups per dimension"
+            )));
+        }
+        use wgpu::BufferUsages as U;
+        let table = ctx.create_buffer("sample.exp2", 2048 * 4, U::STORAGE | U::COPY_DST)?;
+        ctx.queue
+            .write_buffer(&table, 0, bytemuck::cast_slice(exp2_table()));
+        let dist = ctx.buffer("sample.dist", (rows * ld_d * 16) as u64, U::STORAGE)?;
+        let hist = ctx.buffer("sample.hist", (rows * nbs * 256 * 16) as u64, U::STORAGE)?;
+        let steps = ctx.buffer(
+            "sample.steps",
+            (rows * 8) as u64,
+            U::STORAGE | U::COPY_SRC | U::COPY_DST,
+        )?;
+        ctx.queue.write_buffer(&steps, 0, &vec![0u8; rows * 8]);
+        let tokens = ctx.buffer(
+            "sample.tokens",
+            (rows * 4) as u64,
+            U::STORAGE | U::COPY_SRC | U::COPY_DST,
+        )?;
+        let uniform = ctx.create_buffer("sample.params", 48, U::UNIFORM | U::COPY_DST)?;
+        let consts = opts.tuning.constants(!opts.fixed_step);
+        let prepare = ctx.kernel(&source("prepare"), &consts)?;
+        let select = ctx.kernel(&source("select_token"), &consts)?;
+        let input: &wgpu::Buffer = match (&softmax.input, logits) {
+            (Some(b), _) => b,
+            (None, Some(b)) => b,
+            (None, None) => unreachable!("the softmax owns the input when none is given"),
+        };
+        let bind = prepare.bind_group(
+            &ctx.device,
+            "sample",
+            &[
+                input.as_entire_buffer_binding(),
+                softmax.partials.as_entire_buffer_binding(),
+                table.as_entire_buffer_binding(),
+                dist.as_entire_buffer_binding(),
+                hist.as_entire_buffer_binding(),
+                steps.as_entire_buffer_binding(),
+                tokens.as_entire_buffer_binding(),
+                uniform.as_entire_buffer_binding(),
+            ],
+        );
+        let s = Sampler {
+            n,
+            rows,
+            params: *params,
+            tuning: opts.tuning,
+            probs: opts.probs,
+            softmax,
+            prepare,
+            select,
+            bind,
+            uniform,
+            nbs: nbs as u32,
+            ld_in: ld_in as u32,
+            ld_d: ld_d as u32,
+            _table: table,
+            _dist: dist,
+            _hist: hist,
+            steps,
+            tokens,
+        };
+        s.write_params(&ctx.queue)?;
+        ctx.check_health()?;
+        Ok(s)
+    }
+
+    fn write_params(&self, queue: &wgpu::Queue) -> Result<()> {
+        let p = &self.params;
+        let u = Params {
+            n: self.n as u32,
+            rows: self.rows as u32,
+            ld_in: self.ld_in,
+            nb_soft: self.softmax.nb,
+            nbs: self.nbs,
+            ld_d: self.ld_d,
+            scale: if p.temperature > 0.0 { p.scale() } else { 0.0 },
+            top_k: p.top_k,
+            p_fixed: p.p_fixed(),
+            seed_lo: p.seed as u32,
+            seed_hi: (p.seed >> 32) as u32,
+            greedy: p.is_greedy() as u32,
+        };
+        queue.write_buffer(&self.uniform, 0, bytemuck::bytes_of(&u));
+        Ok(())
+    }
+
+    /// Change the sampling parameters (small uploads; not meant per token).
+    pub fn set_params(&mut self, queue: &wgpu::Queue, params: &SampleParams) -> Result<()> {
+        params.check()?;
+        self.params = *params;
+        if params.temperature > 0.0 {
+            self.softmax.set_temperature(queue, params.temperature)?;
+        }
+        self.write_params(queue)
+    }
+
+    /// Set each row's step counter.
+    pub fn set_steps(&self, queue: &wgpu::Queue, steps: &[u64]) -> Result<()> {
+        if steps.len() != self.rows {
+            return Err(Error::Param(format!(
+                "{} step counters for {} rows",
+                steps.len(),
+                self.rows
+            )));
+        }
+        queue.write_buffer(&self.steps, 0, bytemuck::cast_slice(steps));
+        Ok(())
+    }
+
+    /// Read the step counters (blocking).
+    pub fn read_steps(&self, ctx: &GpuContext) -> Result<Vec<u64>> {
+        let b = ctx.read_buffer(&self.steps, 0, (self.rows * 8) as u64)?;
+        Ok(b.chunks_exact(8)
+            .map(|c| u64::from_le_bytes(c.try_into().unwrap()))
+            .collect())
+    }
+
+    /// Fill the sampler's own input (`rows × n` logits).
+    pub fn write_logits(&self, queue: &wgpu::Queue, x: &[f32]) -> Result<()> {
+        self.softmax.write_logits(queue, x)
+    }
+
+    /// Record all stages into an open compute pass.
+    pub fn encode(&self, pass: &mut wgpu::ComputePass<'_>) {
+        self.softmax.encode_stats(pass);
+        if self.probs {
+            self.softmax.encode_normalize(pass);
+        }
+        if !self.params.is_greedy() {
+            pass.set_pipeline(&self.prepare.pipeline);
+            pass.set_bind_group(0, &self.bind, &[]);
+            pass.dispatch_workgroups(self.nbs, self.rows as u32, 1);
+        }
+        pass.set_pipeline(&self.select.pipeline);
+        pass.set_bind_group(0, &self.bind, &[]);
+        pass.dispatch_workgroups(self.rows as u32, 1, 1);
+    }
+
+    /// One submission sampling every row.
+    pub fn execute(&self, device: &wgpu::Device, queue: &wgpu::Queue) {
+        let mut enc = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+            label: Some("sample"),
+        });
+        {
+            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some("sample"),
+                timestamp_writes: None,
+            });
+            self.encode(&mut pass);
+        }
+        queue.submit([enc.finish()]);
+    }
+
+    /// Read the tokens (blocking).
+    pub fn read_tokens(&self, ctx: &GpuContext) -> Result<Vec<u32>> {
+        let b = ctx.read_buffer(&self.tokens, 0, (self.rows * 4) as u64)?;
+        Ok(bytemuck::cast_slice(&b).to_vec())
+    }
+}

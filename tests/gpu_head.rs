@@ -1,0 +1,205 @@
+//! The decoder head on every adapter this machine has: hidden state → GEMV →
+//! softmax → sample gives the CPU reference's token from the GPU's logits,
+//! for one and for several sequences, and the per-token loop allocates
+//! nothing after warm-up (wgpu's own resource counters and the buffer pool).
+
+mod common;
+
+use common::{Rng, ctx};
+use wcodec::codec::quant::f32_to_f16_bits;
+use wcodec::cpu::gemv::{Weights, gemv_f64, rel_l2};
+use wcodec::cpu::sample::{SampleParams, sample_row};
+use wcodec::wgpu::gemv::{GemvOptions, GemvWeights, VecDtype};
+use wcodec::wgpu::head::{AllocCounters, Head, HeadOptions};
+
+fn f16_weights(rng: &mut Rng, rows: usize, cols: usize) -> Vec<u16> {
+    rng.normals(rows * cols, 0.05)
+        .iter()
+        .map(|&v| f32_to_f16_bits(v))
+        .collect()
+}
+
+#[test]
+fn head_tokens_match_the_cpu_and_allocate_nothing_per_token() {
+    let Some(ctx) = ctx() else { return };
+    let mut rng = Rng(31);
+    let (vocab, hidden) = (5003, 384);
+    let w = f16_weights(&mut rng, vocab, hidden);
+    let gw = GemvWeights::upload(&ctx, &Weights::F16(&w), vocab, hidden, None).unwrap();
+    for (batch, sp) in [
+        (
+            1usize,
+            SampleParams {
+                temperature: 0.8,
+                top_k: 50,
+                top_p: 0.9,
+                seed: 5,
+            },
+        ),
+        (
+            4,
+            SampleParams {
+                temperature: 1.0,
+                top_k: 0,
+                top_p: 0.95,
+                seed: 6,
+            },
+        ),
+        (
+            2,
+            SampleParams {
+                temperature: 0.0,
+                top_k: 0,
+                top_p: 1.0,
+                seed: 7,
+            },
+        ),
+    ] {
+        let opts = HeadOptions {
+            gemv: GemvOptions {
+                batch,
+                x_dtype: VecDtype::F16,
+                ..Default::default()
+            },
+            sample: sp,
+            // Both ways of waiting for a token: blocking in the driver, spinning on polls.
+            block: batch == 2,
+            ..Default::default()
+        };
+        let mut head = Head::new(&ctx, &gw, &opts).unwrap();
+        let steps: Vec<u64> = (0..batch as u64).map(|b| 100 * b).collect();
+        head.set_steps(&ctx.queue, &steps).unwrap();
+        let mut before = AllocCounters::default();
+        for tok in 0..24u64 {
+            if tok == 4 {
+                ctx.wait().unwrap();
+                before = AllocCounters::read(&ctx);
+            }
+            let x = rng.normals(batch * hidden, 1.0);
+            let hidden_in = if tok % 3 == 2 {
+                None
+            } else {
+                Some(x.as_slice())
+            };
+            let got = head.step(&ctx, hidden_in, tok % 5 == 0).unwrap().0.to_vec();
+            // The CPU sampler on the GPU's logits must pick the same tokens.
+            let logits = head.gemv.read_y(&ctx).unwrap();
+            for b in 0..batch {
+                let t = sample_row(
+                    &logits[b * vocab..(b + 1) * vocab],
+                    &sp,
+                    steps[b] + tok,
+                    b as u32,
+                )
+                .unwrap();
+                assert_eq!(
+                    got[b], t.token,
+                    "batch {batch} token {tok} sequence {b}: GPU {} CPU {t:?}",
+                    got[b]
+                );
+            }
+            if let Some(x) = hidden_in {
+                let xr: Vec<f32> = x
+                    .iter()
+                    .map(|&v| half::f16::from_bits(f32_to_f16_bits(v)).to_f32())
+                    .collect();
+                let want = gemv_f64(&Weights::F16(&w), vocab, hidden, &xr, batch, None).unwrap();
+                assert!(
+                    rel_l2(&logits, &want.y) < 1e-5,
+                    "batch {batch} token {tok}: logits off"
+                );
+            }
+        }
+        ctx.wait().unwrap();
+        let after = AllocCounters::read(&ctx);
+        // `read_y` above goes through the pool (a reused readback buffer): compare
+        // device objects, which the token loop must not create.
+        assert!(
+            after.wgpu_counters,
+            "wgpu's counters are compiled into the tests"
+        );
+        assert_eq!(
+            (
+                after.buffers,
+                after.buffer_memory,
+                after.bind_groups,
+                after.compute_pipelines,
+                after.memory_allocations
+            ),
+            (
+                before.buffers,
+                before.buffer_memory,
+                before.bind_groups,
+                before.compute_pipelines,
+                before.memory_allocations
+            ),
+            "the token loop allocated: before {before:?}, after {after:?}"
+        );
+        assert_eq!(
+            head.sampler.read_steps(&ctx).unwrap(),
+            steps.iter().map(|s| s + 24).collect::<Vec<_>>()
+        );
+    }
+}
+
+#[test]
+fn head_loop_without_readbacks_of_logits_keeps_every_counter() {
+    let Some(ctx) = ctx() else { return };
+    let mut rng = Rng(32);
+    let (vocab, hidden) = (2000, 256);
+    let w = f16_weights(&mut rng, vocab, hidden);
+    let gw = GemvWeights::upload(&ctx, &Weights::F16(&w), vocab, hidden, None).unwrap();
+    let opts = HeadOptions {
+        gemv: GemvOptions {
+            batch: 1,
+            x_dtype: VecDtype::F32,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let mut head = Head::new(&ctx, &gw, &opts).unwrap();
+    let xs: Vec<Vec<f32>> = (0..4).map(|_| rng.normals(hidden, 1.0)).collect();
+    for x in &xs {
+        head.step(&ctx, Some(x), false).unwrap();
+    }
+    ctx.wait().unwrap();
+    let before = AllocCounters::read(&ctx);
+    for i in 0..40 {
+        head.step(&ctx, Some(&xs[i % 4]), i % 7 == 0).unwrap();
+    }
+    ctx.wait().unwrap();
+    let after = AllocCounters::read(&ctx);
+    assert!(after.wgpu_counters);
+    assert_eq!(before, after, "the token loop allocated");
+    assert_eq!(head.steps_done, 44);
+    // The counters do see an allocation (so the equality above means something).
+    let extra = ctx
+        .create_buffer("extra", 4096, wgpu::BufferUsages::STORAGE)
+        .unwrap();
+    let c = AllocCounters::read(&ctx);
+    assert!(
+        c.buffers > after.buffers && c.buffer_memory > after.buffer_memory,
+        "{c:?}"
+    );
+    drop(extra);
+}
+
+#[test]
+fn head_rejects_bad_input() {
+    let Some(ctx) = ctx() else { return };
+    let w = vec![0x3c00u16; 64 * 32];
+    let gw = GemvWeights::upload(&ctx, &Weights::F16(&w), 64, 32, None).unwrap();
+    let mut head = Head::new(&ctx, &gw, &HeadOptions::default()).unwrap();
+    assert!(head.step(&ctx, Some(&[1.0; 31]), false).is_err());
+    assert!(head.set_steps(&ctx.queue, &[1, 2]).is_err());
+    let bad = HeadOptions {
+        sample: SampleParams {
+            top_p: 2.0,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    assert!(Head::new(&ctx, &gw, &bad).is_err());
+    // The head still works after a rejected call.
+    assert!(head.step(&ctx, Some(&[1.0; 32]), false).is_ok());
+}

@@ -1,0 +1,264 @@
+//! Sampling on every adapter this machine has gives exactly the CPU
+//! reference's token (`wcodec::cpu::sample`) for the same seed and step:
+//! greedy, temperature, top-k, top-p and combinations, over many fresh random
+//! rows of logits, including ties, top-k = 1, top-p = 1, temperatures near 0,
+//! and non-finite logits. Tokens are poisoned before every call.
+
+mod common;
+
+use common::{Rng, ctx, poison};
+use wcodec::cpu::sample::{SampleParams, sample_row};
+use wcodec::wgpu::context::GpuContext;
+use wcodec::wgpu::sample::{Sampler, SamplerOptions, SamplerTuning};
+
+/// Run `calls` calls of a sampler over `x` (`rows × n`) and compare every token.
+fn check(
+    ctx: &GpuContext,
+    x: &[f32],
+    rows: usize,
+    n: usize,
+    p: &SampleParams,
+    calls: u64,
+    tuning: SamplerTuning,
+) {
+    let s = Sampler::new(
+        ctx,
+        None,
+        n,
+        rows,
+        n,
+        p,
+        &SamplerOptions {
+            probs: false,
+            fixed_step: false,
+            tuning,
+        },
+    )
+    .unwrap();
+    s.write_logits(&ctx.queue, x).unwrap();
+    let start: Vec<u64> = (0..rows as u64).map(|r| r * 1000 + 17).collect();
+    s.set_steps(&ctx.queue, &start).unwrap();
+    for call in 0..calls {
+        poison(ctx, &s.tokens);
+        s.execute(&ctx.device, &ctx.queue);
+        let got = s.read_tokens(ctx).unwrap();
+        for r in 0..rows {
+            let t = sample_row(&x[r * n..(r + 1) * n], p, start[r] + call, r as u32).unwrap();
+            assert_eq!(
+                got[r], t.token,
+                "{s:?}: row {r} call {call}: GPU token {} but CPU {t:?}",
+                got[r]
+            );
+        }
+    }
+    let steps = s.read_steps(ctx).unwrap();
+    assert_eq!(steps, start.iter().map(|v| v + calls).collect::<Vec<_>>());
+}
+
+fn params(t: f32, k: u32, p: f32, seed: u64) -> SampleParams {
+    SampleParams {
+        temperature: t,
+        top_k: k,
+        top_p: p,
+        seed,
+    }
+}
+
+#[test]
+fn sampling_matches_the_cpu_token_for_token() {
+    let Some(ctx) = ctx() else { return };
+    let mut rng = Rng(21);
+    for &(rows, n) in &[(4, 1000), (2, 50257), (8, 37), (1, 1)] {
+        for &(t, k, p) in &[
+            (1.0f32, 0u32, 1.0f32),
+            (1.0, 50, 0.9),
+            (0.7, 0, 0.9),
+            (1.3, 50, 1.0),
+            (1.0, 2, 1.0),
+            (0.8, 0, 0.05),
+            (1.0, 100_000, 0.5),
+            (2.0, 5, 0.999),
+        ] {
+            let x = rng.normals(rows * n, 3.0);
+            check(
+                &ctx,
+                &x,
+                rows,
+                n,
+                &params(t, k, p, rng.next_u64()),
+                3,
+                SamplerTuning::default(),
+            );
+        }
+    }
+}
+
+#[test]
+fn sampling_greedy_ties_and_extremes() {
+    let Some(ctx) = ctx() else { return };
+    let mut rng = Rng(22);
+    let n = 3001;
+    let rows = 6;
+    let mut x = rng.normals(rows * n, 2.0);
+    // Row 0: ties everywhere (logits on a coarse grid); row 1: all equal;
+    // row 2: NaN and ±inf; row 3: several maxima; row 4: a huge spread;
+    // row 5: values on a 1e-4 grid (distances tie after quantisation).
+    for v in &mut x[..n] {
+        *v = (*v * 2.0).round() / 2.0;
+    }
+    x[n..2 * n].iter_mut().for_each(|v| *v = 0.25);
+    x[2 * n + 3] = f32::NAN;
+    x[2 * n + 4] = f32::INFINITY;
+    x[2 * n + 900] = f32::INFINITY;
+    x[2 * n + 5] = f32::NEG_INFINITY;
+    for i in [10, 500, 2999] {
+        x[3 * n + i] = 20.0;
+    }
+    for (i, v) in x[4 * n..5 * n].iter_mut().enumerate() {
+        *v = if i % 3 == 0 {
+            1e30 * (i as f32 / n as f32)
+        } else {
+            -1e30
+        };
+    }
+    for v in &mut x[5 * n..] {
+        *v = (*v * 1e4).round() * 1e-4;
+    }
+    for &(t, k, p) in &[
+        (0.0f32, 0u32, 1.0f32), // greedy by temperature
+        (1.0, 1, 1.0),          // greedy by top-k = 1
+        (1.0, 0, 1.0),          // top-p = 1, no top-k
+        (1e-3, 0, 1.0),         // near-greedy
+        (1e-6, 7, 0.9),
+        (1.0, 3, 0.3),
+        (5.0, 0, 0.95),
+        (1.0, 2000, 1.0),
+    ] {
+        check(
+            &ctx,
+            &x,
+            rows,
+            n,
+            &params(t, k, p, rng.next_u64()),
+            4,
+            SamplerTuning::default(),
+        );
+    }
+}
+
+#[test]
+fn sampling_many_random_rows_and_parameters() {
+    let Some(ctx) = ctx() else { return };
+    let mut rng = Rng(23);
+    // 40 rounds of 16 rows with random sizes of spread, random parameters.
+    for _ in 0..40 {
+        let n = 1 + rng.below(5000) as usize;
+        let sigma = [0.1, 1.0, 3.0, 10.0][rng.below(4) as usize];
+        let x = rng.normals(16 * n, sigma);
+        let t = [0.0f32, 1e-4, 0.3, 1.0, 1.7][rng.below(5) as usize];
+        let k = [0u32, 1, 2, 10, 50, 1000][rng.below(6) as usize];
+        let p = [1.0f32, 0.99, 0.9, 0.5, 0.1, 1e-6][rng.below(6) as usize];
+        check(
+            &ctx,
+            &x,
+            16,
+            n,
+            &params(t, k, p, rng.next_u64()),
+            2,
+            SamplerTuning::default(),
+        );
+    }
+}
+
+#[test]
+fn sampling_every_tuning_candidate() {
+    let Some(ctx) = ctx() else { return };
+    let mut rng = Rng(24);
+    for t in SamplerTuning::candidates() {
+        if t.select_wg > ctx.limits.max_compute_invocations_per_workgroup {
+            continue;
+        }
+        let x = rng.normals(3 * 20011, 3.0);
+        check(
+            &ctx,
+            &x,
+            3,
+            20011,
+            &params(1.0, 50, 0.9, rng.next_u64()),
+            2,
+            t,
+        );
+        check(
+            &ctx,
+            &x,
+            3,
+            20011,
+            &params(0.9, 0, 0.8, rng.next_u64()),
+            2,
+            t,
+        );
+    }
+}
+
+#[test]
+fn sampler_with_probabilities_and_fixed_step() {
+    let Some(ctx) = ctx() else { return };
+    let mut rng = Rng(25);
+    let (rows, n) = (2, 7777);
+    let x = rng.normals(rows * n, 3.0);
+    let p = params(0.8, 40, 0.95, 99);
+    let s = Sampler::new(
+        &ctx,
+        None,
+        n,
+        rows,
+        n,
+        &p,
+        &SamplerOptions {
+            probs: true,
+            fixed_step: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    s.write_logits(&ctx.queue, &x).unwrap();
+    for _ in 0..3 {
+        poison(&ctx, &s.tokens);
+        poison(&ctx, &s.softmax.out);
+        s.execute(&ctx.device, &ctx.queue);
+        let got = s.read_tokens(&ctx).unwrap();
+        for r in 0..rows {
+            assert_eq!(
+                got[r],
+                sample_row(&x[r * n..(r + 1) * n], &p, 0, r as u32)
+                    .unwrap()
+                    .token
+            );
+        }
+        let probs = s.softmax.read_out(&ctx).unwrap();
+        let want = wcodec::cpu::softmax::softmax_f64(&x, rows, n, 0.8, false).unwrap();
+        assert!(wcodec::cpu::gemv::rel_l2(&probs, &want) < 1e-5);
+    }
+    assert_eq!(s.read_steps(&ctx).unwrap(), vec![0, 0]);
+}
+
+#[test]
+fn sampler_rejects_bad_parameters() {
+    let Some(ctx) = ctx() else { return };
+    let o = SamplerOptions::default();
+    for bad in [
+        params(-1.0, 0, 1.0, 0),
+        params(1.0, 0, 0.0, 0),
+        params(1.0, 0, 1.5, 0),
+        params(f32::NAN, 0, 1.0, 0),
+    ] {
+        assert!(
+            Sampler::new(&ctx, None, 10, 1, 10, &bad, &o).is_err(),
+            "{bad:?}"
+        );
+    }
+    let mut s = Sampler::new(&ctx, None, 10, 2, 10, &params(1.0, 0, 1.0, 0), &o).unwrap();
+    assert!(s.set_params(&ctx.queue, &params(1.0, 0, -0.5, 0)).is_err());
+    assert!(s.set_steps(&ctx.queue, &[1]).is_err());
+    assert!(s.write_logits(&ctx.queue, &[0.0; 3]).is_err());
+}
