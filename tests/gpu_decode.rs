@@ -76,22 +76,53 @@ impl Rng {
     }
     /// Gaussian weights, with specials sprinkled in when `specials`.
     fn floats(&mut self, n: usize, scale: f64, specials: bool) -> Vec<f32> {
-        let sp =
-            [0.0f32, -0.0, f32::INFINITY, f32::NEG_INFINITY, f32::NAN, 1e-40, -3e-39, f32::MIN_POSITIVE, 65504.0, 1e-7, 6e-8];
-        (0..n).map(|i| if specials && i % 97 == 5 { sp[(i / 97) % sp.len()] } else { (self.gauss() * scale) as f32 }).collect()
+        let sp = [
+            0.0f32,
+            -0.0,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::NAN,
+            1e-40,
+            -3e-39,
+            f32::MIN_POSITIVE,
+            65504.0,
+            1e-7,
+            6e-8,
+        ];
+        (0..n)
+            .map(|i| {
+                if specials && i % 97 == 5 {
+                    sp[(i / 97) % sp.len()]
+                } else {
+                    (self.gauss() * scale) as f32
+                }
+            })
+            .collect()
     }
 }
 
 fn bytes_of(dtype: DType, v: &[f32]) -> Vec<u8> {
     match dtype {
         DType::F32 => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
-        DType::F16 => v.iter().flat_map(|&x| half::f16::from_f32(x).to_le_bytes()).collect(),
-        DType::BF16 => v.iter().flat_map(|&x| half::bf16::from_f32(x).to_le_bytes()).collect(),
+        DType::F16 => v
+            .iter()
+            .flat_map(|&x| half::f16::from_f32(x).to_le_bytes())
+            .collect(),
+        DType::BF16 => v
+            .iter()
+            .flat_map(|&x| half::bf16::from_f32(x).to_le_bytes())
+            .collect(),
         _ => unreachable!(),
     }
 }
 
-fn enc(name: &str, dtype: DType, shape: &[usize], data: &[u8], opts: &EncodeOptions) -> EncodedTensor {
+fn enc(
+    name: &str,
+    dtype: DType,
+    shape: &[usize],
+    data: &[u8],
+    opts: &EncodeOptions,
+) -> EncodedTensor {
     encode_tensor(name, dtype, shape, data, opts).unwrap_or_else(|e| panic!("encoding {name}: {e}"))
 }
 
@@ -100,31 +131,62 @@ fn file_of(tensors: &[EncodedTensor]) -> WcodecFile {
 }
 
 fn forced(m: Option<Mode>) -> EncodeOptions {
-    EncodeOptions { force_mode: m, ..Default::default() }
+    EncodeOptions {
+        force_mode: m,
+        ..Default::default()
+    }
 }
 
-const MODES: [Option<Mode>; 6] = [None, Some(Mode::None), Some(Mode::Left), Some(Mode::Top), Some(Mode::Avg), Some(Mode::Planar)];
+const MODES: [Option<Mode>; 6] = [
+    None,
+    Some(Mode::None),
+    Some(Mode::Left),
+    Some(Mode::Top),
+    Some(Mode::Avg),
+    Some(Mode::Planar),
+];
 
 /// Decode `file` on the GPU with `dtype` through `path` (and `tune`) and
 /// compare every output with the CPU reference; also the canonical stream.
-fn check(ctx: &GpuContext, file: &WcodecFile, dtype: Option<DType>, path: DecodePath, tune: Option<Tuning>, what: &str) {
-    let mut opts = GpuDecodeOptions { dtype, poison: true, ..Default::default() };
+fn check(
+    ctx: &GpuContext,
+    file: &WcodecFile,
+    dtype: Option<DType>,
+    path: DecodePath,
+    tune: Option<Tuning>,
+    what: &str,
+) {
+    let mut opts = GpuDecodeOptions {
+        dtype,
+        poison: true,
+        ..Default::default()
+    };
     if let Some(t) = tune {
         opts.tuning = t;
     }
     opts.tuning.path = Some(path);
     let mut dec = GpuDecoder::new(ctx, opts).unwrap();
-    let (got, rep) = dec.decode_to_buffers(file).unwrap_or_else(|e| panic!("{what} {path:?} {dtype:?}: {e}"));
+    let (got, rep) = dec
+        .decode_to_buffers(file)
+        .unwrap_or_else(|e| panic!("{what} {path:?} {dtype:?}: {e}"));
     let mut k = 0;
     for (t, e) in file.tensors.iter().enumerate() {
         let want = render(e, decode_tensor(file, t).unwrap(), dtype);
         for (o, w) in output_tensors(e, dtype).iter().zip(want) {
             let g = &got[k];
             k += 1;
-            assert_eq!((&g.name, g.dtype, &g.shape), (&o.name, o.dtype, &o.shape), "{what}");
+            assert_eq!(
+                (&g.name, g.dtype, &g.shape),
+                (&o.name, o.dtype, &o.shape),
+                "{what}"
+            );
             let bytes = read_tensor(ctx, g).unwrap();
             if bytes != w {
-                let i = bytes.iter().zip(&w).position(|(a, b)| a != b).unwrap_or(bytes.len().min(w.len()));
+                let i = bytes
+                    .iter()
+                    .zip(&w)
+                    .position(|(a, b)| a != b)
+                    .unwrap_or(bytes.len().min(w.len()));
                 panic!(
                     "{what}: {path:?} {dtype:?} tensor {} ({} {:?} {}): {} bytes vs {}, first difference at byte {i}: got {:02x?} want {:02x?} [{}]",
                     o.name,
@@ -144,14 +206,29 @@ fn check(ctx: &GpuContext, file: &WcodecFile, dtype: Option<DType>, path: Decode
     // the canonical stream (what the safetensors writer and verify read)
     let mut sums = wcodec::wgpu::decode::ChecksumSink::new(file).unwrap();
     let mut s = CanonStream::new(&mut dec, file).unwrap();
-    while let Some((job, piece, _)) = s.next_piece().unwrap_or_else(|e| panic!("{what} {path:?} stream: {e}")) {
+    while let Some((job, piece, _)) = s
+        .next_piece()
+        .unwrap_or_else(|e| panic!("{what} {path:?} stream: {e}"))
+    {
         sums.feed(job, &piece).unwrap();
     }
-    sums.finish().unwrap_or_else(|e| panic!("{what} {path:?} stream: {e}"));
+    sums.finish()
+        .unwrap_or_else(|e| panic!("{what} {path:?} stream: {e}"));
 }
 
-const SHAPES: &[&[usize]] =
-    &[&[1, 1], &[65, 63], &[1, 5000], &[5000, 1], &[10000], &[64, 64], &[130, 200], &[5, 7, 9], &[2, 3], &[3], &[200, 4]];
+const SHAPES: &[&[usize]] = &[
+    &[1, 1],
+    &[65, 63],
+    &[1, 5000],
+    &[5000, 1],
+    &[10000],
+    &[64, 64],
+    &[130, 200],
+    &[5, 7, 9],
+    &[2, 3],
+    &[3],
+    &[200, 4],
+];
 
 #[test]
 fn int8_every_mode_and_shape() {
@@ -163,8 +240,18 @@ fn int8_every_mode_and_shape() {
         let cols = if shape.len() >= 2 { n / shape[0] } else { n };
         for (mi, m) in MODES.iter().enumerate() {
             for dtype in [DType::I8, DType::U8] {
-                let data = if mi % 2 == 0 { rng.laplace_i8(n, 12.0) } else { rng.smooth_i8(n / cols, cols) };
-                ts.push(enc(&format!("t{si}.m{mi}.{dtype}"), dtype, shape, &data, &forced(*m)));
+                let data = if mi % 2 == 0 {
+                    rng.laplace_i8(n, 12.0)
+                } else {
+                    rng.smooth_i8(n / cols, cols)
+                };
+                ts.push(enc(
+                    &format!("t{si}.m{mi}.{dtype}"),
+                    dtype,
+                    shape,
+                    &data,
+                    &forced(*m),
+                ));
             }
         }
     }
@@ -180,8 +267,20 @@ fn int8_every_kernel_variant() {
     let mut rng = Rng(77);
     let mut ts = Vec::new();
     for (mi, m) in MODES.iter().enumerate() {
-        ts.push(enc(&format!("a{mi}"), DType::I8, &[150, 130], &rng.smooth_i8(150, 130), &forced(*m)));
-        ts.push(enc(&format!("b{mi}"), DType::I8, &[9000], &rng.laplace_i8(9000, 30.0), &forced(*m)));
+        ts.push(enc(
+            &format!("a{mi}"),
+            DType::I8,
+            &[150, 130],
+            &rng.smooth_i8(150, 130),
+            &forced(*m),
+        ));
+        ts.push(enc(
+            &format!("b{mi}"),
+            DType::I8,
+            &[9000],
+            &rng.laplace_i8(9000, 30.0),
+            &forced(*m),
+        ));
     }
     // incompressible tiles (more words than a small stage holds)
     ts.push(enc(
@@ -193,11 +292,27 @@ fn int8_every_kernel_variant() {
     ));
     let file = file_of(&ts);
     for path in paths(&ctx) {
-        for (tiles, lut, stage) in
-            [(1, LutKind::Slot32, 0), (2, LutKind::Split, 2048), (3, LutKind::Slot32, 512), (4, LutKind::Split, 0)]
-        {
-            let tune = Tuning { tiles, lut: Some(lut), stage_words: stage, workgroups: 3, ..Default::default() };
-            check(&ctx, &file, None, path, Some(tune), &format!("variant tiles={tiles} {lut:?} stage={stage}"));
+        for (tiles, lut, stage) in [
+            (1, LutKind::Slot32, 0),
+            (2, LutKind::Split, 2048),
+            (3, LutKind::Slot32, 512),
+            (4, LutKind::Split, 0),
+        ] {
+            let tune = Tuning {
+                tiles,
+                lut: Some(lut),
+                stage_words: stage,
+                workgroups: 3,
+                ..Default::default()
+            };
+            check(
+                &ctx,
+                &file,
+                None,
+                path,
+                Some(tune),
+                &format!("variant tiles={tiles} {lut:?} stage={stage}"),
+            );
         }
     }
 }
@@ -220,13 +335,28 @@ fn several_tables() {
             };
         }
     }
-    let t = enc("mixed", DType::I8, &[r, c], &data, &EncodeOptions::default());
+    let t = enc(
+        "mixed",
+        DType::I8,
+        &[r, c],
+        &data,
+        &EncodeOptions::default(),
+    );
     let file = file_of(&[t]);
-    let PlaneInfo::Rans { tables, .. } = &file.tensors[0].planes[0] else { panic!("not coded") };
-    assert!(tables.len() >= 2, "the test needs a plane with several tables, got {}", tables.len());
+    let PlaneInfo::Rans { tables, .. } = &file.tensors[0].planes[0] else {
+        panic!("not coded")
+    };
+    assert!(
+        tables.len() >= 2,
+        "the test needs a plane with several tables, got {}",
+        tables.len()
+    );
     for path in paths(&ctx) {
         check(&ctx, &file, None, path, None, "tables");
-        let tune = Tuning { lut: Some(LutKind::Split), ..Default::default() };
+        let tune = Tuning {
+            lut: Some(LutKind::Split),
+            ..Default::default()
+        };
         check(&ctx, &file, None, path, Some(tune), "tables split");
     }
 }
@@ -237,17 +367,52 @@ fn float_split_every_dtype_and_cast() {
     let mut rng = Rng(4242);
     let mut ts = Vec::new();
     for dtype in [DType::BF16, DType::F16, DType::F32] {
-        for (si, shape) in [&[1usize][..], &[3], &[4095], &[4096], &[4097], &[10001], &[65, 63], &[2, 3, 5]].iter().enumerate() {
+        for (si, shape) in [
+            &[1usize][..],
+            &[3],
+            &[4095],
+            &[4096],
+            &[4097],
+            &[10001],
+            &[65, 63],
+            &[2, 3, 5],
+        ]
+        .iter()
+        .enumerate()
+        {
             let n: usize = shape.iter().product();
-            for (mi, m) in [None, Some(Mode::Left), Some(Mode::Top), Some(Mode::Avg), Some(Mode::Planar)].iter().enumerate() {
+            for (mi, m) in [
+                None,
+                Some(Mode::Left),
+                Some(Mode::Top),
+                Some(Mode::Avg),
+                Some(Mode::Planar),
+            ]
+            .iter()
+            .enumerate()
+            {
                 let v = rng.floats(n, 0.05, si % 2 == 0);
-                ts.push(enc(&format!("{dtype}.s{si}.m{mi}"), dtype, shape, &bytes_of(dtype, &v), &forced(*m)));
+                ts.push(enc(
+                    &format!("{dtype}.s{si}.m{mi}"),
+                    dtype,
+                    shape,
+                    &bytes_of(dtype, &v),
+                    &forced(*m),
+                ));
             }
         }
     }
     let file = file_of(&ts);
-    let coded = file.tensors.iter().filter(|e| e.encoding == wcodec::codec::Encoding::FloatSplit).count();
-    assert!(coded > ts.len() / 2, "most float tensors should be float-split ({coded} of {})", ts.len());
+    let coded = file
+        .tensors
+        .iter()
+        .filter(|e| e.encoding == wcodec::codec::Encoding::FloatSplit)
+        .count();
+    assert!(
+        coded > ts.len() / 2,
+        "most float tensors should be float-split ({coded} of {})",
+        ts.len()
+    );
     for path in paths(&ctx) {
         for dt in [None, Some(DType::F32), Some(DType::F16), Some(DType::BF16)] {
             check(&ctx, &file, dt, path, None, "float-split");
@@ -262,21 +427,56 @@ fn quant_every_output() {
     let mut ts = Vec::new();
     for src in [DType::F32, DType::F16, DType::BF16] {
         for bits in [8, 4] {
-            for (si, shape) in [&[65usize, 63][..], &[1, 100], &[100, 1], &[64, 64], &[3, 5, 7], &[130, 66]].iter().enumerate() {
+            for (si, shape) in [
+                &[65usize, 63][..],
+                &[1, 100],
+                &[100, 1],
+                &[64, 64],
+                &[3, 5, 7],
+                &[130, 66],
+            ]
+            .iter()
+            .enumerate()
+            {
                 let n: usize = shape.iter().product();
-                for (mi, m) in [None, Some(Mode::Left), Some(Mode::Top), Some(Mode::Avg), Some(Mode::Planar)].iter().enumerate() {
+                for (mi, m) in [
+                    None,
+                    Some(Mode::Left),
+                    Some(Mode::Top),
+                    Some(Mode::Avg),
+                    Some(Mode::Planar),
+                ]
+                .iter()
+                .enumerate()
+                {
                     // tiny weights in one row set make subnormal scales
                     let scale = if si == 4 { 1e-40 } else { 0.02 };
                     let v = rng.floats(n, scale, false);
-                    let o = EncodeOptions { quant_bits: Some(bits), force_mode: *m, ..Default::default() };
-                    ts.push(enc(&format!("{src}.q{bits}.s{si}.m{mi}"), src, shape, &bytes_of(src, &v), &o));
+                    let o = EncodeOptions {
+                        quant_bits: Some(bits),
+                        force_mode: *m,
+                        ..Default::default()
+                    };
+                    ts.push(enc(
+                        &format!("{src}.q{bits}.s{si}.m{mi}"),
+                        src,
+                        shape,
+                        &bytes_of(src, &v),
+                        &o,
+                    ));
                 }
             }
         }
     }
     let file = file_of(&ts);
     for path in paths(&ctx) {
-        for dt in [None, Some(DType::I8), Some(DType::F32), Some(DType::F16), Some(DType::BF16)] {
+        for dt in [
+            None,
+            Some(DType::I8),
+            Some(DType::F32),
+            Some(DType::F16),
+            Some(DType::BF16),
+        ] {
             check(&ctx, &file, dt, path, None, "quant");
         }
     }
@@ -288,14 +488,48 @@ fn raw_tensors_and_casts() {
     let mut rng = Rng(5);
     let ts = vec![
         enc("empty", DType::F32, &[0, 4], &[], &EncodeOptions::default()),
-        enc("tiny", DType::F32, &[3], &bytes_of(DType::F32, &rng.floats(3, 1.0, false)), &EncodeOptions::default()),
-        enc("ints", DType::I32, &[5, 3], &(0..60).map(|i| i as u8).collect::<Vec<_>>(), &EncodeOptions::default()),
-        enc("i8small", DType::I8, &[7], &[1, 2, 3, 4, 5, 6, 7], &EncodeOptions::default()),
-        enc("h", DType::F16, &[5], &bytes_of(DType::F16, &rng.floats(5, 1.0, false)), &EncodeOptions::default()),
-        enc("w", DType::I8, &[300, 40], &rng.laplace_i8(12000, 9.0), &EncodeOptions::default()),
+        enc(
+            "tiny",
+            DType::F32,
+            &[3],
+            &bytes_of(DType::F32, &rng.floats(3, 1.0, false)),
+            &EncodeOptions::default(),
+        ),
+        enc(
+            "ints",
+            DType::I32,
+            &[5, 3],
+            &(0..60).map(|i| i as u8).collect::<Vec<_>>(),
+            &EncodeOptions::default(),
+        ),
+        enc(
+            "i8small",
+            DType::I8,
+            &[7],
+            &[1, 2, 3, 4, 5, 6, 7],
+            &EncodeOptions::default(),
+        ),
+        enc(
+            "h",
+            DType::F16,
+            &[5],
+            &bytes_of(DType::F16, &rng.floats(5, 1.0, false)),
+            &EncodeOptions::default(),
+        ),
+        enc(
+            "w",
+            DType::I8,
+            &[300, 40],
+            &rng.laplace_i8(12000, 9.0),
+            &EncodeOptions::default(),
+        ),
     ];
     let file = file_of(&ts);
-    assert!(file.tensors.iter().any(|e| e.encoding == wcodec::codec::Encoding::Raw));
+    assert!(
+        file.tensors
+            .iter()
+            .any(|e| e.encoding == wcodec::codec::Encoding::Raw)
+    );
     for path in paths(&ctx) {
         for dt in [None, Some(DType::F16), Some(DType::F32)] {
             check(&ctx, &file, dt, path, None, "raw");
@@ -311,14 +545,22 @@ fn larger_than_one_binding() {
     let Some(ctx) = ctx() else { return };
     let binding = ctx.limits.max_storage_buffer_binding_size;
     if binding > 256 << 20 {
-        eprintln!("SKIP: storage bindings of {binding} bytes; this test targets small-binding adapters (lavapipe)");
+        eprintln!(
+            "SKIP: storage bindings of {binding} bytes; this test targets small-binding adapters (lavapipe)"
+        );
         return;
     }
     let mut rng = Rng(8);
     let cols = 16383usize; // odd: rows start inside words
     let rows = (binding as usize + (8 << 20)) / cols + 1;
     let data = rng.laplace_i8(rows * cols, 20.0);
-    let big = enc("big", DType::I8, &[rows, cols], &data, &EncodeOptions::default());
+    let big = enc(
+        "big",
+        DType::I8,
+        &[rows, cols],
+        &data,
+        &EncodeOptions::default(),
+    );
     let file = file_of(&[big]);
     drop(data);
     for path in paths(&ctx) {
@@ -332,9 +574,27 @@ fn corrupt_streams_are_reported() {
     let Some(ctx) = ctx() else { return };
     let mut rng = Rng(123);
     let ts = vec![
-        enc("a", DType::I8, &[128, 192], &rng.laplace_i8(128 * 192, 10.0), &EncodeOptions::default()),
-        enc("b", DType::BF16, &[9000], &bytes_of(DType::BF16, &rng.floats(9000, 0.1, false)), &EncodeOptions::default()),
-        enc("c", DType::I8, &[70, 70], &rng.smooth_i8(70, 70), &forced(Some(Mode::Avg))),
+        enc(
+            "a",
+            DType::I8,
+            &[128, 192],
+            &rng.laplace_i8(128 * 192, 10.0),
+            &EncodeOptions::default(),
+        ),
+        enc(
+            "b",
+            DType::BF16,
+            &[9000],
+            &bytes_of(DType::BF16, &rng.floats(9000, 0.1, false)),
+            &EncodeOptions::default(),
+        ),
+        enc(
+            "c",
+            DType::I8,
+            &[70, 70],
+            &rng.smooth_i8(70, 70),
+            &forced(Some(Mode::Avg)),
+        ),
     ];
     let clean = wcodec::format::writer::to_bytes(None, &ts).unwrap();
     let file = WcodecFile::from_bytes(clean.clone()).unwrap();
@@ -360,16 +620,28 @@ fn corrupt_streams_are_reported() {
         for path in paths(&ctx) {
             let opts = GpuDecodeOptions {
                 verify: true,
-                tuning: Tuning { path: Some(path), ..Default::default() },
+                tuning: Tuning {
+                    path: Some(path),
+                    ..Default::default()
+                },
                 ..Default::default()
             };
             let mut dec = GpuDecoder::new(&ctx, opts).unwrap();
             match dec.decode_to_buffers(&f) {
-                Ok(_) => assert!(!cpu_fails, "trial {trial} {path:?}: the CPU rejects tensor {name}, the GPU accepted it"),
+                Ok(_) => assert!(
+                    !cpu_fails,
+                    "trial {trial} {path:?}: the CPU rejects tensor {name}, the GPU accepted it"
+                ),
                 Err(e) => {
                     let msg = e.to_string();
-                    assert!(msg.contains(name.as_str()), "trial {trial} {path:?}: the error does not name tensor {name}: {msg}");
-                    assert!(cpu_fails, "trial {trial} {path:?}: the GPU rejects what the CPU accepts: {msg}");
+                    assert!(
+                        msg.contains(name.as_str()),
+                        "trial {trial} {path:?}: the error does not name tensor {name}: {msg}"
+                    );
+                    assert!(
+                        cpu_fails,
+                        "trial {trial} {path:?}: the GPU rejects what the CPU accepts: {msg}"
+                    );
                     cases += 1;
                 }
             }
@@ -393,10 +665,19 @@ fn decode_on_a_callers_device() {
     }))
     .unwrap();
     let mut rng = Rng(1);
-    let file = file_of(&[enc("w", DType::I8, &[100, 100], &rng.laplace_i8(10000, 5.0), &EncodeOptions::default())]);
+    let file = file_of(&[enc(
+        "w",
+        DType::I8,
+        &[100, 100],
+        &rng.laplace_i8(10000, 5.0),
+        &EncodeOptions::default(),
+    )]);
     let (ts, _) = decode_file(&device, &queue, &file, &GpuDecodeOptions::default()).unwrap();
     let ctx = GpuContext::from_device(device, queue);
-    assert_eq!(read_tensor(&ctx, &ts[0]).unwrap(), decode_tensor(&file, 0).unwrap());
+    assert_eq!(
+        read_tensor(&ctx, &ts[0]).unwrap(),
+        decode_tensor(&file, 0).unwrap()
+    );
 }
 
 /// `decode_to_safetensors` writes the same file as the CPU path.
@@ -410,11 +691,32 @@ fn safetensors_match_the_cpu() {
             DType::F32,
             &[65, 63],
             &bytes_of(DType::F32, &rng.floats(65 * 63, 0.1, false)),
-            &EncodeOptions { quant_bits: Some(8), ..Default::default() },
+            &EncodeOptions {
+                quant_bits: Some(8),
+                ..Default::default()
+            },
         ),
-        enc("b", DType::BF16, &[5000], &bytes_of(DType::BF16, &rng.floats(5000, 0.1, true)), &EncodeOptions::default()),
-        enc("i", DType::I8, &[33, 65], &rng.laplace_i8(33 * 65, 3.0), &EncodeOptions::default()),
-        enc("r", DType::F32, &[2], &bytes_of(DType::F32, &[1.0, 2.0]), &EncodeOptions::default()),
+        enc(
+            "b",
+            DType::BF16,
+            &[5000],
+            &bytes_of(DType::BF16, &rng.floats(5000, 0.1, true)),
+            &EncodeOptions::default(),
+        ),
+        enc(
+            "i",
+            DType::I8,
+            &[33, 65],
+            &rng.laplace_i8(33 * 65, 3.0),
+            &EncodeOptions::default(),
+        ),
+        enc(
+            "r",
+            DType::F32,
+            &[2],
+            &bytes_of(DType::F32, &[1.0, 2.0]),
+            &EncodeOptions::default(),
+        ),
     ];
     let dir = tempfile::tempdir().unwrap();
     let src = dir.path().join("m.wcodec");
@@ -424,12 +726,24 @@ fn safetensors_match_the_cpu() {
         for dt in [None, Some(DType::F16), Some(DType::I8)] {
             let a = dir.path().join("gpu.safetensors");
             let b = dir.path().join("cpu.safetensors");
-            let opts = GpuDecodeOptions { tuning: Tuning { path: Some(path), ..Default::default() }, ..Default::default() };
+            let opts = GpuDecodeOptions {
+                tuning: Tuning {
+                    path: Some(path),
+                    ..Default::default()
+                },
+                ..Default::default()
+            };
             let mut dec = GpuDecoder::new(&ctx, opts).unwrap();
             decode_to_safetensors(&mut dec, &file, &a, dt, &|_| {}).unwrap();
-            let copts = wcodec::cpu::decode::DecodeOptions { dtype: dt, ..Default::default() };
+            let copts = wcodec::cpu::decode::DecodeOptions {
+                dtype: dt,
+                ..Default::default()
+            };
             wcodec::cpu::decode::decode_to_safetensors(&file, &b, &copts, &|_| {}).unwrap();
-            assert!(std::fs::read(&a).unwrap() == std::fs::read(&b).unwrap(), "{path:?} {dt:?}: the files differ");
+            assert!(
+                std::fs::read(&a).unwrap() == std::fs::read(&b).unwrap(),
+                "{path:?} {dt:?}: the files differ"
+            );
         }
     }
 }

@@ -13,8 +13,10 @@ use wcodec::wgpu::*;
 fn model() -> Option<PathBuf> {
     let cands = [
         std::env::var_os("WCODEC_MINILM").map(PathBuf::from),
-        std::env::var_os("WCODEC_CACHE").map(|c| PathBuf::from(c).join("all-MiniLM-L6-v2/model.safetensors")),
-        std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/wcodec/all-MiniLM-L6-v2/model.safetensors")),
+        std::env::var_os("WCODEC_CACHE")
+            .map(|c| PathBuf::from(c).join("all-MiniLM-L6-v2/model.safetensors")),
+        std::env::var_os("HOME")
+            .map(|h| PathBuf::from(h).join(".cache/wcodec/all-MiniLM-L6-v2/model.safetensors")),
     ];
     cands.into_iter().flatten().find(|p| p.is_file())
 }
@@ -22,7 +24,9 @@ fn model() -> Option<PathBuf> {
 #[test]
 fn minilm_lossless_and_quantised() {
     let Some(m) = model() else {
-        eprintln!("SKIP: all-MiniLM-L6-v2 not found (set WCODEC_MINILM or run scripts/fetch_minilm.sh)");
+        eprintln!(
+            "SKIP: all-MiniLM-L6-v2 not found (set WCODEC_MINILM or run scripts/fetch_minilm.sh)"
+        );
         return;
     };
     let ctx = match GpuContext::new(&ContextOptions::default()) {
@@ -33,19 +37,33 @@ fn minilm_lossless_and_quantised() {
         }
     };
     let dir = tempfile::tempdir().unwrap();
-    for (name, opts) in
-        [("lossless", EncodeOptions::default()), ("q8", EncodeOptions { quant_bits: Some(8), ..Default::default() })]
-    {
+    for (name, opts) in [
+        ("lossless", EncodeOptions::default()),
+        (
+            "q8",
+            EncodeOptions {
+                quant_bits: Some(8),
+                ..Default::default()
+            },
+        ),
+    ] {
         let path = dir.path().join(format!("{name}.wcodec"));
         wcodec::cpu::encode::encode_file(&m, &path, &opts, &|_| {}).unwrap();
         let file = WcodecFile::open(&path).unwrap();
         let mut dec = GpuDecoder::new(&ctx, GpuDecodeOptions::default()).unwrap();
         let (got, rep) = dec.decode_to_buffers(&file).unwrap();
-        eprintln!("{name}: {} tensors, {} output bytes, {:?}", rep.tensors, rep.output_bytes, rep.variants);
+        eprintln!(
+            "{name}: {} tensors, {} output bytes, {:?}",
+            rep.tensors, rep.output_bytes, rep.variants
+        );
         let mut k = 0;
         for (t, e) in file.tensors.iter().enumerate() {
             for want in render(e, decode_tensor(&file, t).unwrap(), None) {
-                assert!(read_tensor(&ctx, &got[k]).unwrap() == want, "{name}: tensor {} differs", got[k].name);
+                assert!(
+                    read_tensor(&ctx, &got[k]).unwrap() == want,
+                    "{name}: tensor {} differs",
+                    got[k].name
+                );
                 k += 1;
             }
         }

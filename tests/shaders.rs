@@ -33,7 +33,10 @@ fn helper_kernels() {
 
 #[test]
 fn workgroup_path_needs_no_subgroup_feature() {
-    let v = all_decode_variants().into_iter().find(|v| v.path == shaders::DecodePath::Workgroup).unwrap();
+    let v = all_decode_variants()
+        .into_iter()
+        .find(|v| v.path == shaders::DecodePath::Workgroup)
+        .unwrap();
     assert!(v.source().features.is_empty());
     assert!(!v.source().source.contains("subgroupBallot"));
 }

@@ -74,7 +74,10 @@ pub fn run(a: &BenchArgs, quiet: bool) -> anyhow::Result<()> {
         Some(BenchWhat::Gpu(g)) => return super::bench_gpu::run(g, quiet),
         None => {}
     }
-    anyhow::ensure!(a.cpu, "say what to benchmark: --cpu, decode, load or rd FILE");
+    anyhow::ensure!(
+        a.cpu,
+        "say what to benchmark: --cpu, decode, load or rd FILE"
+    );
     let r = cpu_bench(a, quiet)?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&r)?);

@@ -120,7 +120,10 @@ fn parse_size(s: &str) -> anyhow::Result<u64> {
 }
 
 fn context(adapter: Option<usize>) -> anyhow::Result<GpuContext> {
-    let opts = ContextOptions { adapter: adapter.map_or(AdapterChoice::Best, AdapterChoice::Index), ..Default::default() };
+    let opts = ContextOptions {
+        adapter: adapter.map_or(AdapterChoice::Best, AdapterChoice::Index),
+        ..Default::default()
+    };
     Ok(GpuContext::new(&opts)?)
 }
 
@@ -206,12 +209,21 @@ fn make_input(kind: &str, bytes: u64, layout: &str, seed: u64) -> anyhow::Result
         _ => bail!("unknown kind {kind:?}: expected int8 or bf16"),
     };
     let n = data.len() / dtype.size();
-    let shape = if layout == "1d" || n % 4096 != 0 { vec![n] } else { vec![n / 4096, 4096] };
+    let shape = if layout == "1d" || n % 4096 != 0 {
+        vec![n]
+    } else {
+        vec![n / 4096, 4096]
+    };
     let t0 = Instant::now();
     let t = encode_tensor("weights", dtype, &shape, &data, &EncodeOptions::default())?;
     let bytes = crate::format::writer::to_bytes(None, &[t])?;
     let encode_s = t0.elapsed().as_secs_f64();
-    Ok(Input { data, shape, file: WcodecFile::from_bytes(bytes)?, encode_s })
+    Ok(Input {
+        data,
+        shape,
+        file: WcodecFile::from_bytes(bytes)?,
+        encode_s,
+    })
 }
 
 /// GPU-timed resident decodes: (median ms, min ms, input bytes, chunks, variants).
@@ -222,7 +234,10 @@ fn time_resident(
     reps: usize,
 ) -> anyhow::Result<(f64, f64, u64, usize, Vec<String>)> {
     let out_bytes = inp.data.len() as u64;
-    let binding = ctx.limits.max_storage_buffer_binding_size.min(ctx.limits.max_buffer_size);
+    let binding = ctx
+        .limits
+        .max_storage_buffer_binding_size
+        .min(ctx.limits.max_buffer_size);
     let opts = GpuDecodeOptions {
         tuning: tune.clone(),
         staging_bytes: (out_bytes + (64 << 20)).min(binding),
@@ -238,7 +253,10 @@ fn time_resident(
         dec.run_resident(&inp.file, &r, set, None, true)?;
         let got = read_tensor(ctx, &r.outputs(set)[0])?;
         if got != inp.data {
-            bail!("the GPU decode differs from the source ({})", r.variants.join("; "));
+            bail!(
+                "the GPU decode differs from the source ({})",
+                r.variants.join("; ")
+            );
         }
     }
     let mut timer = GpuTimer::new(ctx, r.chunks as u32);
@@ -249,12 +267,26 @@ fn time_resident(
         times.push(gpu.unwrap_or_else(|| t0.elapsed().as_secs_f64()));
     }
     let min = times.iter().cloned().fold(f64::INFINITY, f64::min);
-    Ok((median(&mut times) * 1e3, min * 1e3, r.input_bytes, r.chunks, r.variants.clone()))
+    Ok((
+        median(&mut times) * 1e3,
+        min * 1e3,
+        r.input_bytes,
+        r.chunks,
+        r.variants.clone(),
+    ))
 }
 
 /// Wall-clock decodes with the streaming decoder: (upload + decode + readback, upload + decode) in ms.
-fn time_wall(ctx: &GpuContext, inp: &Input, tune: &Tuning, reps: usize) -> anyhow::Result<(f64, f64)> {
-    let opts = GpuDecodeOptions { tuning: tune.clone(), ..Default::default() };
+fn time_wall(
+    ctx: &GpuContext,
+    inp: &Input,
+    tune: &Tuning,
+    reps: usize,
+) -> anyhow::Result<(f64, f64)> {
+    let opts = GpuDecodeOptions {
+        tuning: tune.clone(),
+        ..Default::default()
+    };
     let mut dec = GpuDecoder::new(ctx, opts)?;
     // warm: pipelines, ring, pool
     let (t, _) = dec.decode_to_buffers(&inp.file)?;
@@ -295,7 +327,11 @@ fn sweep_tunings(ctx: &GpuContext, base: &Tuning) -> Vec<(String, Tuning, Option
     for wgs in [132, 264, 528, 1056, 2112, 4224, 16384, 65535] {
         v.push((format!("workgroups={wgs}"), t(&|x| x.workgroups = wgs), c));
     }
-    v.push(("path=workgroup".into(), t(&|x| x.path = Some(crate::wgpu::shaders::DecodePath::Workgroup)), c));
+    v.push((
+        "path=workgroup".into(),
+        t(&|x| x.path = Some(crate::wgpu::shaders::DecodePath::Workgroup)),
+        c,
+    ));
     v.push(("wgpu-checks=on".into(), base.clone(), Some(true)));
     v
 }
@@ -314,10 +350,16 @@ fn decode(a: &DecodeBenchArgs, quiet: bool) -> anyhow::Result<()> {
     say(format!("device: {}", ctx.describe()));
     let (copy_shader, copy_cmd) = copy_bandwidth(&ctx, 1 << 30, 10)?;
     let copy = copy_shader.max(copy_cmd);
-    say(format!("device copy: {copy_shader:.0} GB/s (copy shader), {copy_cmd:.0} GB/s (copy command), read + write"));
+    say(format!(
+        "device copy: {copy_shader:.0} GB/s (copy shader), {copy_cmd:.0} GB/s (copy command), read + write"
+    ));
     let mut results = Vec::new();
     let mut sweep = Vec::new();
-    let mut sizes: Vec<u64> = a.sizes.iter().map(|s| parse_size(s)).collect::<anyhow::Result<_>>()?;
+    let mut sizes: Vec<u64> = a
+        .sizes
+        .iter()
+        .map(|s| parse_size(s))
+        .collect::<anyhow::Result<_>>()?;
     sizes.sort();
     for kind in &a.kinds {
         for (si, &bytes) in sizes.iter().enumerate() {
@@ -330,7 +372,8 @@ fn decode(a: &DecodeBenchArgs, quiet: bool) -> anyhow::Result<()> {
                 inp.shape,
                 inp.encode_s
             ));
-            let (gpu_ms, gpu_min_ms, input_bytes, chunks, variants) = time_resident(&ctx, &inp, &tune, a.reps)?;
+            let (gpu_ms, gpu_min_ms, input_bytes, chunks, variants) =
+                time_resident(&ctx, &inp, &tune, a.reps)?;
             let (wall_ms, wall_no_readback_ms) = time_wall(&ctx, &inp, &tune, a.wall_reps)?;
             let gpu_gbs = bytes as f64 / gpu_ms / 1e6;
             let traffic_gbs = (bytes + input_bytes) as f64 / gpu_ms / 1e6;
@@ -358,18 +401,26 @@ fn decode(a: &DecodeBenchArgs, quiet: bool) -> anyhow::Result<()> {
                 target_gbs,
                 meets_target: target_gbs.map(|t| gpu_gbs >= t),
                 variants,
-                path: GpuDecoder::new(&ctx, GpuDecodeOptions { tuning: tune.clone(), ..Default::default() })?
-                    .path()
-                    .name()
-                    .into(),
+                path: GpuDecoder::new(
+                    &ctx,
+                    GpuDecodeOptions {
+                        tuning: tune.clone(),
+                        ..Default::default()
+                    },
+                )?
+                .path()
+                .name()
+                .into(),
                 verified: true,
             };
             say(format!(
                 "  GPU {gpu_ms:.3} ms = {gpu_gbs:.1} GB/s output, {traffic_gbs:.0} GB/s traffic = {:.0} % of copy{}; wall {wall_ms:.1} ms = {:.2} GB/s with upload and readback ({wall_no_readback_ms:.1} ms without readback); {}",
                 100.0 * r.fraction_of_copy,
                 match (nvcomp_gbs, target_gbs) {
-                    (Some(n), Some(t)) =>
-                        format!("; nvCOMP {n:.0} GB/s, target {t:.0} GB/s: {}", if gpu_gbs >= t { "met" } else { "NOT met" }),
+                    (Some(n), Some(t)) => format!(
+                        "; nvCOMP {n:.0} GB/s, target {t:.0} GB/s: {}",
+                        if gpu_gbs >= t { "met" } else { "NOT met" }
+                    ),
                     (Some(n), None) => format!("; nvCOMP {n:.0} GB/s"),
                     _ => String::new(),
                 },
@@ -451,7 +502,10 @@ fn decode(a: &DecodeBenchArgs, quiet: bool) -> anyhow::Result<()> {
                 r.ratio,
                 r.gpu_ms,
                 r.gpu_gbs,
-                r.target_gbs.map_or("-".into(), |t| format!("{t:.0}{}", if r.gpu_gbs >= t { " ok" } else { " NO" })),
+                r.target_gbs.map_or("-".into(), |t| format!(
+                    "{t:.0}{}",
+                    if r.gpu_gbs >= t { " ok" } else { " NO" }
+                )),
                 100.0 * r.fraction_of_copy,
                 r.wall_ms,
                 r.nvcomp_gbs.map_or("-".into(), |n| format!("{n:.0}"))
@@ -487,8 +541,14 @@ fn load(a: &LoadBenchArgs, quiet: bool) -> anyhow::Result<()> {
     let (st_path, wpath) = if is_wcodec {
         let st = dir.path().join("model.safetensors");
         let f = WcodecFile::open(&a.model)?;
-        if f.tensors.iter().any(|t| t.encoding == crate::codec::Encoding::Quant) {
-            bail!("{} is quantised: give the source safetensors and --wcodec", a.model.display());
+        if f.tensors
+            .iter()
+            .any(|t| t.encoding == crate::codec::Encoding::Quant)
+        {
+            bail!(
+                "{} is quantised: give the source safetensors and --wcodec",
+                a.model.display()
+            );
         }
         crate::cpu::decode::decode_to_safetensors(&f, &st, &Default::default(), &|_| {})?;
         (st, a.model.clone())
@@ -514,7 +574,11 @@ fn load(a: &LoadBenchArgs, quiet: bool) -> anyhow::Result<()> {
         for t in &input.tensors {
             let data = input.data(t);
             let size = (data.len() as u64).div_ceil(4).max(1) * 4;
-            let b = ctx.create_buffer(&t.name, size, wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST)?;
+            let b = ctx.create_buffer(
+                &t.name,
+                size,
+                wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
+            )?;
             if data.len() % 4 == 0 {
                 ctx.queue.write_buffer(&b, 0, data);
             } else {
@@ -529,7 +593,13 @@ fn load(a: &LoadBenchArgs, quiet: bool) -> anyhow::Result<()> {
         st_times.push(t0.elapsed().as_secs_f64() * 1e3);
     }
     let st_first = st_times.remove(0);
-    let mut dec = GpuDecoder::new(&ctx, GpuDecodeOptions { timestamps: true, ..Default::default() })?;
+    let mut dec = GpuDecoder::new(
+        &ctx,
+        GpuDecodeOptions {
+            timestamps: true,
+            ..Default::default()
+        },
+    )?;
     let mut wc_times = Vec::new();
     let mut gpu_times = Vec::new();
     let mut verified = false;
@@ -549,7 +619,10 @@ fn load(a: &LoadBenchArgs, quiet: bool) -> anyhow::Result<()> {
             for (t, e) in file.tensors.iter().enumerate() {
                 for want in render(e, decode_tensor(&file, t)?, None) {
                     if read_tensor(&ctx, &ts[k])? != want {
-                        bail!("tensor {}: the GPU load differs from the CPU decode", ts[k].name);
+                        bail!(
+                            "tensor {}: the GPU load differs from the CPU decode",
+                            ts[k].name
+                        );
                     }
                     k += 1;
                 }
@@ -577,7 +650,10 @@ fn load(a: &LoadBenchArgs, quiet: bool) -> anyhow::Result<()> {
         speedup: 0.0,
         verified,
     };
-    let r = LoadBench { speedup: r.safetensors_ms / r.wcodec_ms, ..r };
+    let r = LoadBench {
+        speedup: r.safetensors_ms / r.wcodec_ms,
+        ..r
+    };
     let json = serde_json::to_string_pretty(&r)?;
     if a.json {
         println!("{json}");
@@ -591,14 +667,21 @@ fn load(a: &LoadBenchArgs, quiet: bool) -> anyhow::Result<()> {
             "{}: {} tensors, safetensors {} B, wcodec {} B (ratio {:.4})",
             r.model, r.tensors, r.safetensors_bytes, r.wcodec_bytes, r.ratio
         );
-        println!("  plain uploads of the safetensors: {:.2} ms (first {:.2} ms)", r.safetensors_ms, r.safetensors_first_ms);
+        println!(
+            "  plain uploads of the safetensors: {:.2} ms (first {:.2} ms)",
+            r.safetensors_ms, r.safetensors_first_ms
+        );
         println!(
             "  .wcodec decoded on the GPU:       {:.2} ms (first, with pipeline builds, {:.2} ms){}",
             r.wcodec_ms,
             r.wcodec_first_ms,
-            r.wcodec_gpu_ms.map_or(String::new(), |g| format!("; GPU decode time {g:.3} ms"))
+            r.wcodec_gpu_ms
+                .map_or(String::new(), |g| format!("; GPU decode time {g:.3} ms"))
         );
-        println!("  speedup {:.2}x; every tensor checked against the CPU reference", r.speedup);
+        println!(
+            "  speedup {:.2}x; every tensor checked against the CPU reference",
+            r.speedup
+        );
     }
     Ok(())
 }

@@ -556,7 +556,11 @@ pub fn run(a: &KernelsArgs, quiet: bool) -> anyhow::Result<()> {
         eprintln!(
             "device: {} (shader checks {})",
             ctx.describe(),
-            if ctx.checks == Some(false) { "off" } else { "on" }
+            if ctx.checks == Some(false) {
+                "off"
+            } else {
+                "on"
+            }
         );
     }
     let copy = copy_bandwidth(

@@ -34,15 +34,25 @@ pub struct DecodeArgs {
 /// missing GPU, or only a software one, means the CPU, with one line saying why.
 fn gpu_for(a: &DecodeArgs, quiet: bool) -> anyhow::Result<Option<crate::wgpu::GpuContext>> {
     use crate::wgpu::context::{AdapterChoice, ContextOptions, GpuContext};
-    let device = if a.adapter.is_some() && a.device == "auto" { "gpu" } else { a.device.as_str() };
-    let opts = ContextOptions { adapter: a.adapter.map_or(AdapterChoice::Best, AdapterChoice::Index), ..Default::default() };
+    let device = if a.adapter.is_some() && a.device == "auto" {
+        "gpu"
+    } else {
+        a.device.as_str()
+    };
+    let opts = ContextOptions {
+        adapter: a.adapter.map_or(AdapterChoice::Best, AdapterChoice::Index),
+        ..Default::default()
+    };
     match device {
         "cpu" => Ok(None),
         "gpu" => Ok(Some(GpuContext::new(&opts)?)),
         _ => match GpuContext::new(&opts) {
             Ok(c) if c.info.device_type == wgpu::DeviceType::Cpu => {
                 if !quiet {
-                    eprintln!("wcodec: decoding on the CPU: the only GPU adapter is a software one ({}); --device gpu uses it", c.info.name);
+                    eprintln!(
+                        "wcodec: decoding on the CPU: the only GPU adapter is a software one ({}); --device gpu uses it",
+                        c.info.name
+                    );
                 }
                 Ok(None)
             }
@@ -93,12 +103,22 @@ pub fn run(a: &DecodeArgs, quiet: bool) -> anyhow::Result<()> {
     let gpu = gpu_for(a, quiet)?;
     let pb = super::progress(total, quiet, "decode");
     let t0 = std::time::Instant::now();
-    let what = || format!("decoding {}", a.input.as_ref().map_or("the embedded sample".into(), |p| p.display().to_string()));
+    let what = || {
+        format!(
+            "decoding {}",
+            a.input
+                .as_ref()
+                .map_or("the embedded sample".into(), |p| p.display().to_string())
+        )
+    };
     let gpu_result = match &gpu {
         Some(ctx) => {
             let run = || -> crate::Result<String> {
-                let mut dec = crate::wgpu::GpuDecoder::new(ctx, crate::wgpu::GpuDecodeOptions::from_env()?)?;
-                let r = crate::wgpu::decode_to_safetensors(&mut dec, &file, &out, dtype, &|b| pb.inc(b as u64))?;
+                let mut dec =
+                    crate::wgpu::GpuDecoder::new(ctx, crate::wgpu::GpuDecodeOptions::from_env()?)?;
+                let r = crate::wgpu::decode_to_safetensors(&mut dec, &file, &out, dtype, &|b| {
+                    pb.inc(b as u64)
+                })?;
                 Ok(format!(
                     "{} ({} path, {} chunks, working memory {} on the device + {} staging)",
                     ctx.info.name,

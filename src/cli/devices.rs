@@ -16,14 +16,30 @@ pub fn run(a: &DevicesArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     if adapters.is_empty() {
-        println!("no GPU adapters found (backends {:?}; WGPU_BACKEND chooses others)", crate::wgpu::context::backends());
+        println!(
+            "no GPU adapters found (backends {:?}; WGPU_BACKEND chooses others)",
+            crate::wgpu::context::backends()
+        );
         return Ok(());
     }
     for s in &adapters {
-        println!("[{}] {} ({}, {})", s.index, s.name, s.backend, s.device_type);
+        println!(
+            "[{}] {} ({}, {})",
+            s.index, s.name, s.backend, s.device_type
+        );
         println!("    driver: {} {}", s.driver, s.driver_info);
-        println!("    subgroup size: {}..{}", s.subgroup_min_size, s.subgroup_max_size);
-        println!("    features: {}", if s.features.is_empty() { "-".to_string() } else { s.features.join(" ") });
+        println!(
+            "    subgroup size: {}..{}",
+            s.subgroup_min_size, s.subgroup_max_size
+        );
+        println!(
+            "    features: {}",
+            if s.features.is_empty() {
+                "-".to_string()
+            } else {
+                s.features.join(" ")
+            }
+        );
         println!(
             "    limits: storage binding {} B, buffer {} B, workgroup memory {} B, {} invocations/workgroup, {} workgroups/dim, offset alignment {}",
             s.max_storage_buffer_binding_size,

@@ -1,11 +1,11 @@
 //! The `wcodec` command line.
 
 pub mod bench;
-pub mod bench_rd;
 pub mod bench_gpu;
 pub mod bench_head;
 pub mod bench_infer;
 pub mod bench_kernels;
+pub mod bench_rd;
 pub mod decode;
 pub mod devices;
 pub mod encode;

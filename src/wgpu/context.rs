@@ -58,13 +58,25 @@ pub struct Kernel {
 
 impl Kernel {
     /// Build a bind group from buffer bindings, one per declared binding, in order.
-    pub fn bind_group(&self, device: &wgpu::Device, label: &str, buffers: &[wgpu::BufferBinding<'_>]) -> wgpu::BindGroup {
+    pub fn bind_group(
+        &self,
+        device: &wgpu::Device,
+        label: &str,
+        buffers: &[wgpu::BufferBinding<'_>],
+    ) -> wgpu::BindGroup {
         let entries: Vec<wgpu::BindGroupEntry<'_>> = buffers
             .iter()
             .enumerate()
-            .map(|(i, b)| wgpu::BindGroupEntry { binding: i as u32, resource: wgpu::BindingResource::Buffer(b.clone()) })
+            .map(|(i, b)| wgpu::BindGroupEntry {
+                binding: i as u32,
+                resource: wgpu::BindingResource::Buffer(b.clone()),
+            })
             .collect();
-        device.create_bind_group(&wgpu::BindGroupDescriptor { label: Some(label), layout: &self.layout, entries: &entries })
+        device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some(label),
+            layout: &self.layout,
+            entries: &entries,
+        })
     }
 }
 
@@ -118,13 +130,29 @@ fn feature_names(f: wgpu::Features) -> Vec<String> {
         (wgpu::Features::SHADER_F16, "SHADER_F16"),
         (wgpu::Features::SHADER_INT64, "SHADER_INT64"),
         (wgpu::Features::TIMESTAMP_QUERY, "TIMESTAMP_QUERY"),
-        (wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES, "TIMESTAMP_QUERY_INSIDE_PASSES"),
-        (wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS, "TIMESTAMP_QUERY_INSIDE_ENCODERS"),
+        (
+            wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES,
+            "TIMESTAMP_QUERY_INSIDE_PASSES",
+        ),
+        (
+            wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS,
+            "TIMESTAMP_QUERY_INSIDE_ENCODERS",
+        ),
         (wgpu::Features::SHADER_F64, "SHADER_F64"),
-        (wgpu::Features::MAPPABLE_PRIMARY_BUFFERS, "MAPPABLE_PRIMARY_BUFFERS"),
-        (wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX, "EXPERIMENTAL_COOPERATIVE_MATRIX"),
+        (
+            wgpu::Features::MAPPABLE_PRIMARY_BUFFERS,
+            "MAPPABLE_PRIMARY_BUFFERS",
+        ),
+        (
+            wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX,
+            "EXPERIMENTAL_COOPERATIVE_MATRIX",
+        ),
     ];
-    named.iter().filter(|(bit, _)| f.contains(*bit)).map(|(_, n)| n.to_string()).collect()
+    named
+        .iter()
+        .filter(|(bit, _)| f.contains(*bit))
+        .map(|(_, n)| n.to_string())
+        .collect()
 }
 
 /// The smallest limits the decoder can work with; an adapter below them is listed as unusable.
@@ -139,7 +167,10 @@ fn unusable_reason(info: &wgpu::AdapterInfo, limits: &wgpu::Limits) -> Option<St
         return Some("fewer than 32 invocations per workgroup".into());
     }
     if limits.max_storage_buffers_per_shader_stage < 5 {
-        return Some(format!("{} storage buffers per stage; the decoder needs 5", limits.max_storage_buffers_per_shader_stage));
+        return Some(format!(
+            "{} storage buffers per stage; the decoder needs 5",
+            limits.max_storage_buffers_per_shader_stage
+        ));
     }
     if info.backend == wgpu::Backend::Noop {
         return Some("the no-op backend".into());
@@ -192,7 +223,11 @@ pub fn enumerate() -> (wgpu::Instance, Vec<wgpu::Adapter>) {
 /// Summaries of every adapter, for `wcodec devices`.
 pub fn list_adapters() -> Vec<AdapterSummary> {
     let (_inst, adapters) = enumerate();
-    adapters.iter().enumerate().map(|(i, a)| summarize(i, a)).collect()
+    adapters
+        .iter()
+        .enumerate()
+        .map(|(i, a)| summarize(i, a))
+        .collect()
 }
 
 /// Higher is better: discrete before integrated before virtual before CPU,
@@ -268,7 +303,9 @@ pub struct PooledBuffer {
 impl std::ops::Deref for PooledBuffer {
     type Target = wgpu::Buffer;
     fn deref(&self) -> &wgpu::Buffer {
-        self.buffer.as_ref().expect("a pooled buffer is present until dropped")
+        self.buffer
+            .as_ref()
+            .expect("a pooled buffer is present until dropped")
     }
 }
 
@@ -318,7 +355,11 @@ pub struct GpuContext {
 
 impl std::fmt::Debug for GpuContext {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "GpuContext({} on {:?})", self.info.name, self.info.backend)
+        write!(
+            f,
+            "GpuContext({} on {:?})",
+            self.info.name, self.info.backend
+        )
     }
 }
 
@@ -335,7 +376,10 @@ impl GpuContext {
         }
         let adapter = match opts.adapter {
             AdapterChoice::Index(i) => adapters.get(i).ok_or_else(|| {
-                Error::Gpu(format!("adapter {i} does not exist; `wcodec devices` lists {} adapters", adapters.len()))
+                Error::Gpu(format!(
+                    "adapter {i} does not exist; `wcodec devices` lists {} adapters",
+                    adapters.len()
+                ))
             })?,
             AdapterChoice::Best => adapters
                 .iter()
@@ -345,7 +389,10 @@ impl GpuContext {
         };
         let info = adapter.get_info();
         if let Some(why) = unusable_reason(&info, &adapter.limits()) {
-            return Err(Error::Gpu(format!("adapter {} cannot run the decoder: {why}", info.name)));
+            return Err(Error::Gpu(format!(
+                "adapter {} cannot run the decoder: {why}",
+                info.name
+            )));
         }
         let mut features = adapter.features() & wanted_features();
         if opts.no_subgroups {
@@ -401,11 +448,12 @@ impl GpuContext {
             }
         });
         let unc = self.uncaptured.clone();
-        self.device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
-            if let Ok(mut u) = unc.lock() {
-                u.push(e.to_string());
-            }
-        }));
+        self.device
+            .on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+                if let Ok(mut u) = unc.lock() {
+                    u.push(e.to_string());
+                }
+            }));
     }
 
     /// A one-line description: name, backend, subgroup sizes.
@@ -417,7 +465,11 @@ impl GpuContext {
             self.info.device_type,
             self.info.subgroup_min_size,
             self.info.subgroup_max_size,
-            if self.has(wgpu::Features::SUBGROUP) { "" } else { ", SUBGROUP off" }
+            if self.has(wgpu::Features::SUBGROUP) {
+                ""
+            } else {
+                ", SUBGROUP off"
+            }
         )
     }
 
@@ -471,7 +523,10 @@ impl GpuContext {
         let key = PipelineKey {
             name: src.name,
             entry: src.entry,
-            constants: constants.iter().map(|(k, v)| (k.to_string(), v.to_bits())).collect(),
+            constants: constants
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_bits()))
+                .collect(),
             checked,
         };
         if let Some(k) = self.pipelines.lock().map_err(|_| poisoned())?.get(&key) {
@@ -479,15 +534,20 @@ impl GpuContext {
         }
         let label = format!("{}{:?}", src.name, constants);
         let kernel = self.scoped(&format!("building kernel {label}"), || {
-            let desc =
-                wgpu::ShaderModuleDescriptor { label: Some(src.name), source: wgpu::ShaderSource::Wgsl(src.source.clone()) };
+            let desc = wgpu::ShaderModuleDescriptor {
+                label: Some(src.name),
+                source: wgpu::ShaderSource::Wgsl(src.source.clone()),
+            };
             let module = if checked {
                 self.device.create_shader_module(desc)
             } else {
                 // SAFETY: every kernel of this crate clamps its own reads and
                 // writes to the bound ranges and bounds every loop (see the
                 // shaders' headers); tests run them on corrupt input.
-                unsafe { self.device.create_shader_module_trusted(desc, wgpu::ShaderRuntimeChecks::unchecked()) }
+                unsafe {
+                    self.device
+                        .create_shader_module_trusted(desc, wgpu::ShaderRuntimeChecks::unchecked())
+                }
             };
             let entries: Vec<wgpu::BindGroupLayoutEntry> = src
                 .bindings
@@ -498,8 +558,12 @@ impl GpuContext {
                     visibility: wgpu::ShaderStages::COMPUTE,
                     ty: wgpu::BindingType::Buffer {
                         ty: match b {
-                            Binding::ReadOnly => wgpu::BufferBindingType::Storage { read_only: true },
-                            Binding::ReadWrite => wgpu::BufferBindingType::Storage { read_only: false },
+                            Binding::ReadOnly => {
+                                wgpu::BufferBindingType::Storage { read_only: true }
+                            }
+                            Binding::ReadWrite => {
+                                wgpu::BufferBindingType::Storage { read_only: false }
+                            }
                             Binding::Uniform => wgpu::BufferBindingType::Uniform,
                         },
                         has_dynamic_offset: false,
@@ -510,24 +574,41 @@ impl GpuContext {
                 .collect();
             let layout = self
                 .device
-                .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor { label: Some(src.name), entries: &entries });
-            let pl = self.device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-                label: Some(src.name),
-                bind_group_layouts: &[Some(&layout)],
-                immediate_size: 0,
-            });
-            let pipeline = self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                label: Some(&label),
-                layout: Some(&pl),
-                module: &module,
-                entry_point: Some(src.entry),
-                compilation_options: wgpu::PipelineCompilationOptions { constants, zero_initialize_workgroup_memory: false },
-                cache: None,
-            });
-            Kernel { name: label.clone(), pipeline, layout }
+                .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+                    label: Some(src.name),
+                    entries: &entries,
+                });
+            let pl = self
+                .device
+                .create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+                    label: Some(src.name),
+                    bind_group_layouts: &[Some(&layout)],
+                    immediate_size: 0,
+                });
+            let pipeline = self
+                .device
+                .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                    label: Some(&label),
+                    layout: Some(&pl),
+                    module: &module,
+                    entry_point: Some(src.entry),
+                    compilation_options: wgpu::PipelineCompilationOptions {
+                        constants,
+                        zero_initialize_workgroup_memory: false,
+                    },
+                    cache: None,
+                });
+            Kernel {
+                name: label.clone(),
+                pipeline,
+                layout,
+            }
         })?;
         let kernel = Arc::new(kernel);
-        self.pipelines.lock().map_err(|_| poisoned())?.insert(key, kernel.clone());
+        self.pipelines
+            .lock()
+            .map_err(|_| poisoned())?
+            .insert(key, kernel.clone());
         Ok(kernel)
     }
 
@@ -538,7 +619,12 @@ impl GpuContext {
 
     /// A buffer of at least `size` bytes from the pool (size rounded by
     /// [`pool_size_class`]), created if none is free. `usage` must match exactly.
-    pub fn buffer(&self, label: &str, size: u64, usage: wgpu::BufferUsages) -> Result<PooledBuffer> {
+    pub fn buffer(
+        &self,
+        label: &str,
+        size: u64,
+        usage: wgpu::BufferUsages,
+    ) -> Result<PooledBuffer> {
         let class = pool_size_class(size);
         if class > self.limits.max_buffer_size {
             return Err(Error::Gpu(format!(
@@ -551,7 +637,11 @@ impl GpuContext {
             let mut p = self.pool.lock().map_err(|_| poisoned())?;
             if let Some(b) = p.free.get_mut(&key).and_then(|v| v.pop()) {
                 p.free_bytes -= class;
-                return Ok(PooledBuffer { buffer: Some(b), key, pool: self.pool.clone() });
+                return Ok(PooledBuffer {
+                    buffer: Some(b),
+                    key,
+                    pool: self.pool.clone(),
+                });
             }
         }
         let buf = self.scoped(&format!("allocating {label} ({class} bytes)"), || {
@@ -563,11 +653,20 @@ impl GpuContext {
             })
         })?;
         self.stats.add(class);
-        Ok(PooledBuffer { buffer: Some(buf), key, pool: self.pool.clone() })
+        Ok(PooledBuffer {
+            buffer: Some(buf),
+            key,
+            pool: self.pool.clone(),
+        })
     }
 
     /// Allocate a buffer outside the pool (e.g. a tensor handed to the caller).
-    pub fn create_buffer(&self, label: &str, size: u64, usage: wgpu::BufferUsages) -> Result<wgpu::Buffer> {
+    pub fn create_buffer(
+        &self,
+        label: &str,
+        size: u64,
+        usage: wgpu::BufferUsages,
+    ) -> Result<wgpu::Buffer> {
         if size > self.limits.max_buffer_size {
             return Err(Error::Gpu(format!(
                 "{label}: {size} bytes exceed the device's max_buffer_size {}",
@@ -575,13 +674,21 @@ impl GpuContext {
             )));
         }
         self.scoped(&format!("allocating {label} ({size} bytes)"), || {
-            self.device.create_buffer(&wgpu::BufferDescriptor { label: Some(label), size, usage, mapped_at_creation: false })
+            self.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(label),
+                size,
+                usage,
+                mapped_at_creation: false,
+            })
         })
     }
 
     /// Bytes the pool holds (on loan or free) and their high-water mark.
     pub fn pool_bytes(&self) -> (u64, u64) {
-        (self.stats.live.load(Ordering::Relaxed), self.stats.peak.load(Ordering::Relaxed))
+        (
+            self.stats.live.load(Ordering::Relaxed),
+            self.stats.peak.load(Ordering::Relaxed),
+        )
     }
 
     /// Drop every free pooled buffer (their memory returns to the device).
@@ -596,7 +703,9 @@ impl GpuContext {
 
     /// Block until all submitted work is done; a device error becomes an error.
     pub fn wait(&self) -> Result<()> {
-        self.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| Error::Gpu(format!("waiting for the device: {e}")))?;
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| Error::Gpu(format!("waiting for the device: {e}")))?;
         self.check_health()
     }
 
@@ -607,8 +716,16 @@ impl GpuContext {
         if padded == 0 {
             return Ok(Vec::new());
         }
-        let staging = self.buffer("readback", padded, wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST)?;
-        let mut enc = self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("readback") });
+        let staging = self.buffer(
+            "readback",
+            padded,
+            wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+        )?;
+        let mut enc = self
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("readback"),
+            });
         enc.copy_buffer_to_buffer(src, offset, &staging, 0, padded);
         self.queue.submit([enc.finish()]);
         let out = map_read(self, &staging, padded)?;
@@ -637,7 +754,9 @@ pub fn map_read(ctx: &GpuContext, buf: &wgpu::Buffer, size: u64) -> Result<Vec<u
         None => return Err(Error::Gpu("a readback mapping never completed".into())),
     }
     let out = {
-        let view = buf.get_mapped_range(0..size).map_err(|e| Error::Gpu(format!("reading a mapped buffer: {e}")))?;
+        let view = buf
+            .get_mapped_range(0..size)
+            .map_err(|e| Error::Gpu(format!("reading a mapped buffer: {e}")))?;
         view.to_vec()
     };
     buf.unmap();
@@ -679,7 +798,14 @@ impl GpuTimer {
             usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
-        Some(GpuTimer { set, resolve, read, pairs, used: 0, period_ns: ctx.queue.get_timestamp_period() as f64 })
+        Some(GpuTimer {
+            set,
+            resolve,
+            read,
+            pairs,
+            used: 0,
+            period_ns: ctx.queue.get_timestamp_period() as f64,
+        })
     }
 
     /// Timestamp writes for the next pass, or `None` when every pair is used.
@@ -712,9 +838,15 @@ impl GpuTimer {
             return Ok(Vec::new());
         }
         let raw = map_read(ctx, &self.read, 16 * self.used as u64)?;
-        let ts: Vec<u64> = raw.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().unwrap())).collect();
+        let ts: Vec<u64> = raw
+            .chunks_exact(8)
+            .map(|c| u64::from_le_bytes(c.try_into().unwrap()))
+            .collect();
         self.used = 0;
-        Ok(ts.chunks_exact(2).map(|p| p[1].saturating_sub(p[0]) as f64 * self.period_ns * 1e-9).collect())
+        Ok(ts
+            .chunks_exact(2)
+            .map(|p| p[1].saturating_sub(p[0]) as f64 * self.period_ns * 1e-9)
+            .collect())
     }
 }
 
@@ -725,7 +857,18 @@ mod tests {
     #[test]
     fn size_classes_waste_little_and_grow() {
         let mut prev = 0;
-        for s in [1u64, 255, 256, 257, 65536, 65537, 1 << 20, (1 << 20) + 1, 3 << 27, (1 << 30) - 1] {
+        for s in [
+            1u64,
+            255,
+            256,
+            257,
+            65536,
+            65537,
+            1 << 20,
+            (1 << 20) + 1,
+            3 << 27,
+            (1 << 30) - 1,
+        ] {
             let c = pool_size_class(s);
             assert!(c >= s && c >= prev, "{s} -> {c}");
             assert!(c as f64 <= s.max(256) as f64 * 1.125 + 256.0, "{s} -> {c}");

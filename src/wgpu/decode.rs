@@ -75,7 +75,10 @@ impl Default for GpuDecodeOptions {
 impl GpuDecodeOptions {
     /// Defaults with the `WCODEC_GPU_*` tuning variables applied.
     pub fn from_env() -> Result<GpuDecodeOptions> {
-        Ok(GpuDecodeOptions { tuning: Tuning::from_env()?, ..Default::default() })
+        Ok(GpuDecodeOptions {
+            tuning: Tuning::from_env()?,
+            ..Default::default()
+        })
     }
 }
 
@@ -175,8 +178,10 @@ impl Prepared {
         }
         {
             let tw = timer.and_then(|t| t.next_pass());
-            let mut pass =
-                enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("wcodec.decode"), timestamp_writes: tw });
+            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some("wcodec.decode"),
+                timestamp_writes: tw,
+            });
             pass.set_pipeline(&self.kernel.pipeline);
             pass.set_bind_group(0, &self.bind, &[]);
             pass.dispatch_workgroups(self.workgroups, 1, 1);
@@ -229,7 +234,10 @@ impl<'c> GpuDecoder<'c> {
             ctx.info.subgroup_max_size,
         )?;
         let l = &ctx.limits;
-        let binding = round_down(l.max_storage_buffer_binding_size.min(l.max_buffer_size), ALIGN);
+        let binding = round_down(
+            l.max_storage_buffer_binding_size.min(l.max_buffer_size),
+            ALIGN,
+        );
         let staging = round_up(opts.staging_bytes.clamp(4 << 20, binding), ALIGN);
         let limits = Limits {
             input: staging - (1 << 20),
@@ -275,7 +283,12 @@ impl<'c> GpuDecoder<'c> {
                 })
             })?;
             let input = ctx.buffer(&format!("wcodec.input{i}"), size, copy_usage())?;
-            self.ring.push(RingSlot { staging, mapped: Arc::new(AtomicBool::new(true)), pending: None, input });
+            self.ring.push(RingSlot {
+                staging,
+                mapped: Arc::new(AtomicBool::new(true)),
+                pending: None,
+                input,
+            });
         }
         self.next = 0;
         Ok(())
@@ -283,7 +296,11 @@ impl<'c> GpuDecoder<'c> {
 
     /// Bytes the ring must hold for these chunks.
     fn ring_need(chunks: &[Chunk]) -> u64 {
-        chunks.iter().map(|c| c.input_bytes + 64 * 1024 + 512 * c.parts.len() as u64).max().unwrap_or(0)
+        chunks
+            .iter()
+            .map(|c| c.input_bytes + 64 * 1024 + 512 * c.parts.len() as u64)
+            .max()
+            .unwrap_or(0)
     }
 
     pub fn path(&self) -> DecodePath {
@@ -307,13 +324,21 @@ impl<'c> GpuDecoder<'c> {
                 return Ok(());
             }
             let poll = match slot.pending.clone() {
-                Some(idx) => wgpu::PollType::Wait { submission_index: Some(idx), timeout: None },
+                Some(idx) => wgpu::PollType::Wait {
+                    submission_index: Some(idx),
+                    timeout: None,
+                },
                 None => wgpu::PollType::wait_indefinitely(),
             };
-            self.ctx.device.poll(poll).map_err(|e| Error::Gpu(format!("waiting for an upload: {e}")))?;
+            self.ctx
+                .device
+                .poll(poll)
+                .map_err(|e| Error::Gpu(format!("waiting for an upload: {e}")))?;
             self.ctx.check_health()?;
         }
-        Err(Error::Gpu("a staging buffer never came back from the device".into()))
+        Err(Error::Gpu(
+            "a staging buffer never came back from the device".into(),
+        ))
     }
 
     /// Unmap ring slot `i`, copy its first `bytes` into its input buffer.
@@ -360,10 +385,14 @@ impl<'c> GpuDecoder<'c> {
                 let pl = plane_of(file, jobs[*job].tensor);
                 max_tables = max_tables.max(pl.tables.len() as u32);
                 // PLANAR is applied as tiles are written; the others need the tile buffers
-                modes |= pl.index[tiles.clone()].iter().any(|e| !matches!(e.mode, Mode::None | Mode::Planar));
+                modes |= pl.index[tiles.clone()]
+                    .iter()
+                    .any(|e| !matches!(e.mode, Mode::None | Mode::Planar));
             }
         }
-        let sg32 = self.path == DecodePath::SubgroupWide && ctx.info.subgroup_min_size == 32 && ctx.info.subgroup_max_size == 32;
+        let sg32 = self.path == DecodePath::SubgroupWide
+            && ctx.info.subgroup_min_size == 32
+            && ctx.info.subgroup_max_size == 32;
         let variant = pick_variant(
             self.path,
             sg32,
@@ -371,16 +400,25 @@ impl<'c> GpuDecoder<'c> {
             modes,
             &self.opts.tuning,
             ctx.limits.max_compute_workgroup_storage_size,
-            ctx.limits.max_compute_invocations_per_workgroup.min(ctx.limits.max_compute_workgroup_size_x),
+            ctx.limits
+                .max_compute_invocations_per_workgroup
+                .min(ctx.limits.max_compute_workgroup_size_x),
         )?;
         if !self.variants.contains(&variant) {
             self.variants.push(variant);
         }
         let per_unit = variant.tiles as usize;
-        let nseg = c.parts.iter().filter(|p| matches!(p, Part::Seg { .. })).count();
+        let nseg = c
+            .parts
+            .iter()
+            .filter(|p| matches!(p, Part::Seg { .. }))
+            .count();
         let mut tables: Vec<u32> = Vec::new();
         let mut segs: Vec<[u32; SEG_WORDS]> = Vec::new();
-        let mut lay = InputLayout { pieces: Vec::new(), data_len: 0 };
+        let mut lay = InputLayout {
+            pieces: Vec::new(),
+            data_len: 0,
+        };
         let mut raw = Vec::new();
         let mut units = 0u32;
         let mut unaligned = Vec::new(); // segment numbers
@@ -389,7 +427,13 @@ impl<'c> GpuDecoder<'c> {
             let j = match p {
                 Part::Seg { job, .. } | Part::Copy { job } => &jobs[*job],
             };
-            let Part::Seg { tiles, out: part_out, slot: err_slot, .. } = p else {
+            let Part::Seg {
+                tiles,
+                out: part_out,
+                slot: err_slot,
+                ..
+            } = p
+            else {
                 let (src, len) = match &j.producer {
                     Producer::File(r) => (Src::File(r.clone()), r.len() as u64),
                     Producer::Host(b) => (Src::Bytes(b.as_slice()), b.len() as u64),
@@ -399,7 +443,9 @@ impl<'c> GpuDecoder<'c> {
                 raw.push((pi, at, round_up(len.max(4), 4)));
                 continue;
             };
-            let Producer::Kernel { kind, aux } = &j.producer else { unreachable!("seg parts are kernel jobs") };
+            let Producer::Kernel { kind, aux } = &j.producer else {
+                unreachable!("seg parts are kernel jobs")
+            };
             let pl = plane_of(file, j.tensor);
             let g = pl.grid;
             let (t0, t1) = (tiles.start, tiles.end);
@@ -423,7 +469,8 @@ impl<'c> GpuDecoder<'c> {
                 }
             }
             let ib = pl.index_range.start + 8 * t0;
-            f[S_INDEX_BASE] = (lay.add(Src::File(ib..ib + 8 * (t1 - t0)), 8 * (t1 - t0) as u64) / 4) as u32;
+            f[S_INDEX_BASE] =
+                (lay.add(Src::File(ib..ib + 8 * (t1 - t0)), 8 * (t1 - t0) as u64) / 4) as u32;
             let w_lo = pl.index[t0].offset as u64;
             let w_hi = pl.tile_end(t1 - 1);
             let b0 = round_down(pl.stream.start as u64 + 2 * w_lo, 4) as usize;
@@ -434,14 +481,21 @@ impl<'c> GpuDecoder<'c> {
             f[S_WORD_HI] = w_hi as u32;
             let rows = pl.rows(t0, t1);
             let el = pl.elems(t0, t1);
-            let (row_org, col_org) = if g.rows == 1 { (0, el.start as usize) } else { (rows.start, 0) };
+            let (row_org, col_org) = if g.rows == 1 {
+                (0, el.start as usize)
+            } else {
+                (rows.start, 0)
+            };
             f[S_ROW_ORG] = row_org as u32;
             f[S_COL_ORG] = col_org as u32;
             match kind {
                 OutKind::Split { src, .. } => {
                     let rb = crate::codec::float_split::raw_bytes_per_element(*src) as u64;
                     let r = aux.clone().expect("a float-split job has its raw plane");
-                    let (a, b) = (r.start + (el.start * rb) as usize, r.start + (el.end * rb) as usize);
+                    let (a, b) = (
+                        r.start + (el.start * rb) as usize,
+                        r.start + (el.end * rb) as usize,
+                    );
                     f[S_RAW_BASE] = (lay.add(Src::File(a..b), (b - a) as u64 + 16) / 4) as u32;
                 }
                 OutKind::Deq { .. } => {
@@ -457,7 +511,8 @@ impl<'c> GpuDecoder<'c> {
             // element e of the output sits at element e + adj - first of the window
             let pos = part_out.start - pc.base + pc.region - out.offset;
             let adj = pos / elem;
-            f[S_OUT_ADJ] = u32::try_from(adj).map_err(|_| Error::Gpu("an output window offset overflows".into()))?;
+            f[S_OUT_ADJ] = u32::try_from(adj)
+                .map_err(|_| Error::Gpu("an output window offset overflows".into()))?;
             let mut k = kind.code();
             if !aligned(&g, elem) {
                 k |= F_SCRATCH;
@@ -494,7 +549,10 @@ impl<'c> GpuDecoder<'c> {
         let plan_bytes = round_up(4 * plan.len() as u64, ALIGN);
         let total = plan_bytes + round_up(lay.data_len.max(16), ALIGN);
         if total > staging.size() || total > input.size() {
-            return Err(Error::Gpu(format!("a chunk needs {total} input bytes; the staging buffers hold {}", staging.size())));
+            return Err(Error::Gpu(format!(
+                "a chunk needs {total} input bytes; the staging buffers hold {}",
+                staging.size()
+            )));
         }
         {
             let bytes = file.bytes();
@@ -502,7 +560,8 @@ impl<'c> GpuDecoder<'c> {
                 .slice(0..total)
                 .get_mapped_range_mut()
                 .map_err(|e| Error::Gpu(format!("writing a staging buffer: {e}")))?;
-            view.slice(0..4 * plan.len()).copy_from_slice(bytemuck::cast_slice(&plan));
+            view.slice(0..4 * plan.len())
+                .copy_from_slice(bytemuck::cast_slice(&plan));
             let mut cursor = 4 * plan.len() as u64;
             for (at, src) in &lay.pieces {
                 let a = plan_bytes + at;
@@ -513,7 +572,8 @@ impl<'c> GpuDecoder<'c> {
                     Src::File(r) => &bytes[r.clone()],
                     Src::Bytes(b) => b,
                 };
-                view.slice(a as usize..a as usize + s.len()).copy_from_slice(s);
+                view.slice(a as usize..a as usize + s.len())
+                    .copy_from_slice(s);
                 cursor = a + s.len() as u64;
             }
             if cursor < total {
@@ -522,19 +582,35 @@ impl<'c> GpuDecoder<'c> {
         }
         let kernel = ctx.kernel(&variant.source(), &variant.constants())?;
         let scratch = if scratch_words > 0 {
-            Some(ctx.buffer("wcodec.scratch", 4 * scratch_words, wgpu::BufferUsages::STORAGE)?)
+            Some(ctx.buffer(
+                "wcodec.scratch",
+                4 * scratch_words,
+                wgpu::BufferUsages::STORAGE,
+            )?)
         } else {
             None
         };
         let scratch_buf: &wgpu::Buffer = scratch.as_deref().unwrap_or(&self.dummy);
-        let data = wgpu::BufferBinding { buffer: input, offset: plan_bytes, size: wgpu::BufferSize::new(total - plan_bytes) };
-        let out_b = wgpu::BufferBinding { buffer: out.buffer, offset: out.offset, size: wgpu::BufferSize::new(out.size) };
+        let data = wgpu::BufferBinding {
+            buffer: input,
+            offset: plan_bytes,
+            size: wgpu::BufferSize::new(total - plan_bytes),
+        };
+        let out_b = wgpu::BufferBinding {
+            buffer: out.buffer,
+            offset: out.offset,
+            size: wgpu::BufferSize::new(out.size),
+        };
         let bind = kernel.bind_group(
             &ctx.device,
             "wcodec.decode",
             &[
                 data.clone(),
-                wgpu::BufferBinding { buffer: input, offset: 0, size: wgpu::BufferSize::new(plan_bytes) },
+                wgpu::BufferBinding {
+                    buffer: input,
+                    offset: 0,
+                    size: wgpu::BufferSize::new(plan_bytes),
+                },
                 out_b.clone(),
                 scratch_buf.as_entire_buffer_binding(),
                 errs.as_entire_buffer_binding(),
@@ -556,7 +632,11 @@ impl<'c> GpuDecoder<'c> {
             let rk = ctx.kernel(&shaders::render_unaligned(), &[("WG", 256.0)])?;
             for (&(si, pi), &blk) in unaligned.iter().zip(&blocks) {
                 let pc = &placed[pi];
-                prepared.clears.push((out.buffer.clone(), pc.region, round_up(pc.out.end - pc.base, 4)));
+                prepared.clears.push((
+                    out.buffer.clone(),
+                    pc.region,
+                    round_up(pc.out.end - pc.base, 4),
+                ));
                 let words = segs[si][S_U_WORD_COUNT];
                 let bg = rk.bind_group(
                     &ctx.device,
@@ -572,7 +652,9 @@ impl<'c> GpuDecoder<'c> {
                         out_b.clone(),
                     ],
                 );
-                prepared.unaligned.push((rk.clone(), bg, words.div_ceil(256).clamp(1, 4096)));
+                prepared
+                    .unaligned
+                    .push((rk.clone(), bg, words.div_ceil(256).clamp(1, 4096)));
             }
         }
         prepared._scratch = scratch;
@@ -598,13 +680,27 @@ impl<'c> GpuDecoder<'c> {
         self.acquire(slot)?;
         let staging = self.ring[slot].staging.clone();
         let input = (*self.ring[slot].input).clone();
-        let mut enc = ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("wcodec.chunk") });
+        let mut enc = ctx
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("wcodec.chunk"),
+            });
         let (placed, prepared) = match out {
             ChunkOut::Direct { dest, clear_first } => {
-                let Part::Seg { out, .. } = &c.parts[0] else { unreachable!("a direct chunk is one segment") };
+                let Part::Seg { out, .. } = &c.parts[0] else {
+                    unreachable!("a direct chunk is one segment")
+                };
                 let base = round_down(out.start, ALIGN);
-                let placed = vec![Placed { region: base, base, out: out.clone() }];
-                let ob = OutBinding { buffer: dest, offset: base, size: round_up(out.end, 4).min(dest.size()) - base };
+                let placed = vec![Placed {
+                    region: base,
+                    base,
+                    out: out.clone(),
+                }];
+                let ob = OutBinding {
+                    buffer: dest,
+                    offset: base,
+                    size: round_up(out.end, 4).min(dest.size()) - base,
+                };
                 let mut p = self.prepare(file, jobs, c, &staging, &input, &ob, &placed, errs)?;
                 // an unaligned plane decoded in place: its buffer is zeroed once, before its first chunk
                 p.clears.clear();
@@ -615,7 +711,11 @@ impl<'c> GpuDecoder<'c> {
             }
             ChunkOut::Staged(sb) => {
                 let (placed, _) = place_staged(c, jobs);
-                let ob = OutBinding { buffer: sb, offset: 0, size: sb.size() };
+                let ob = OutBinding {
+                    buffer: sb,
+                    offset: 0,
+                    size: sb.size(),
+                };
                 let p = self.prepare(file, jobs, c, &staging, &input, &ob, &placed, errs)?;
                 (placed, p)
             }
@@ -631,7 +731,10 @@ impl<'c> GpuDecoder<'c> {
     }
 
     /// Decode every tensor into its own new buffer (STORAGE | COPY_SRC | COPY_DST).
-    pub fn decode_to_buffers(&mut self, file: &WcodecFile) -> Result<(Vec<GpuTensor>, DecodeReport)> {
+    pub fn decode_to_buffers(
+        &mut self,
+        file: &WcodecFile,
+    ) -> Result<(Vec<GpuTensor>, DecodeReport)> {
         let t_start = Instant::now();
         let ctx = self.ctx;
         let jobs = jobs(file, Render::As(self.opts.dtype))?;
@@ -641,12 +744,23 @@ impl<'c> GpuDecoder<'c> {
         for j in &jobs {
             let buffer = ctx.create_buffer(&j.name, round_up(j.bytes.max(4), 4), copy_usage())?;
             if self.opts.poison {
-                ctx.queue.write_buffer(&buffer, 0, &vec![0xA5u8; buffer.size() as usize]);
+                ctx.queue
+                    .write_buffer(&buffer, 0, &vec![0xA5u8; buffer.size() as usize]);
             }
-            outs.push(GpuTensor { name: j.name.clone(), dtype: j.dtype, shape: j.shape.clone(), bytes: j.bytes, buffer });
+            outs.push(GpuTensor {
+                name: j.name.clone(),
+                dtype: j.dtype,
+                shape: j.shape.clone(),
+                bytes: j.bytes,
+                buffer,
+            });
         }
         let errs = self.error_buffer(slots)?;
-        let mut timer = if self.opts.timestamps { GpuTimer::new(ctx, chunks.len() as u32) } else { None };
+        let mut timer = if self.opts.timestamps {
+            GpuTimer::new(ctx, chunks.len() as u32)
+        } else {
+            None
+        };
         // jobs cut into several chunks are decoded in place; the rest go through a staged buffer
         let mut spans = vec![0usize; jobs.len()];
         for c in &chunks {
@@ -658,26 +772,53 @@ impl<'c> GpuDecoder<'c> {
         }
         let mut cleared = vec![false; jobs.len()];
         // one size for every staged buffer, so that the pool reuses them
-        let staged_size = chunks.iter().map(|c| place_staged(c, &jobs).1).max().unwrap_or(ALIGN);
+        let staged_size = chunks
+            .iter()
+            .map(|c| place_staged(c, &jobs).1)
+            .max()
+            .unwrap_or(ALIGN);
         for c in &chunks {
             let direct = match c.parts.as_slice() {
-                [Part::Seg { job, .. }] => spans[*job] > 1 || jobs[*job].bytes > self.limits.batch_out,
+                [Part::Seg { job, .. }] => {
+                    spans[*job] > 1 || jobs[*job].bytes > self.limits.batch_out
+                }
                 _ => false,
             };
             if direct {
-                let Part::Seg { job, .. } = &c.parts[0] else { unreachable!() };
-                let Producer::Kernel { kind, .. } = jobs[*job].producer else { unreachable!() };
-                let clear_first = !aligned(&plane_of(file, jobs[*job].tensor).grid, kind.elem_size()) && !cleared[*job];
+                let Part::Seg { job, .. } = &c.parts[0] else {
+                    unreachable!()
+                };
+                let Producer::Kernel { kind, .. } = jobs[*job].producer else {
+                    unreachable!()
+                };
+                let clear_first =
+                    !aligned(&plane_of(file, jobs[*job].tensor).grid, kind.elem_size())
+                        && !cleared[*job];
                 cleared[*job] = true;
-                let out = ChunkOut::Direct { dest: &outs[*job].buffer, clear_first };
-                self.submit_chunk(file, &jobs, c, out, &errs, timer.as_mut(), &mut |_, _, _, _| {})?;
+                let out = ChunkOut::Direct {
+                    dest: &outs[*job].buffer,
+                    clear_first,
+                };
+                self.submit_chunk(
+                    file,
+                    &jobs,
+                    c,
+                    out,
+                    &errs,
+                    timer.as_mut(),
+                    &mut |_, _, _, _| {},
+                )?;
             } else {
                 let sb = ctx.buffer("wcodec.staged", staged_size, copy_usage())?;
                 if self.opts.poison {
-                    ctx.queue.write_buffer(&sb, 0, &vec![0xA5u8; sb.size() as usize]);
+                    ctx.queue
+                        .write_buffer(&sb, 0, &vec![0xA5u8; sb.size() as usize]);
                 }
                 let outs_ref = &outs;
-                let mut copies = |enc: &mut wgpu::CommandEncoder, p: &Prepared, placed: &[Placed], input: &wgpu::Buffer| {
+                let mut copies = |enc: &mut wgpu::CommandEncoder,
+                                  p: &Prepared,
+                                  placed: &[Placed],
+                                  input: &wgpu::Buffer| {
                     for (pi, part) in c.parts.iter().enumerate() {
                         match part {
                             Part::Seg { job, out, .. } => {
@@ -692,13 +833,27 @@ impl<'c> GpuDecoder<'c> {
                             }
                             Part::Copy { job } => {
                                 if let Some(&(_, at, len)) = p.raw.iter().find(|r| r.0 == pi) {
-                                    enc.copy_buffer_to_buffer(input, p.data_off + at, &outs_ref[*job].buffer, 0, len);
+                                    enc.copy_buffer_to_buffer(
+                                        input,
+                                        p.data_off + at,
+                                        &outs_ref[*job].buffer,
+                                        0,
+                                        len,
+                                    );
                                 }
                             }
                         }
                     }
                 };
-                self.submit_chunk(file, &jobs, c, ChunkOut::Staged(&sb), &errs, timer.as_mut(), &mut copies)?;
+                self.submit_chunk(
+                    file,
+                    &jobs,
+                    c,
+                    ChunkOut::Staged(&sb),
+                    &errs,
+                    timer.as_mut(),
+                    &mut copies,
+                )?;
             }
         }
         if let Some(t) = timer.as_mut() {
@@ -730,18 +885,41 @@ impl<'c> GpuDecoder<'c> {
     fn error_buffer(&self, slots: usize) -> Result<PooledBuffer> {
         let n = (ERR_WORDS * slots.max(1)) as u64;
         let errs = self.ctx.buffer("wcodec.errors", 4 * n, copy_usage())?;
-        let init: Vec<u32> = (0..n).map(|i| if i as usize % ERR_WORDS == 1 { u32::MAX } else { 0 }).collect();
-        self.ctx.queue.write_buffer(&errs, 0, bytemuck::cast_slice(&init));
+        let init: Vec<u32> = (0..n)
+            .map(|i| {
+                if i as usize % ERR_WORDS == 1 {
+                    u32::MAX
+                } else {
+                    0
+                }
+            })
+            .collect();
+        self.ctx
+            .queue
+            .write_buffer(&errs, 0, bytemuck::cast_slice(&init));
         Ok(errs)
     }
 
     /// Turn the error words of the chunks' segments into an error naming the
     /// first bad tensor and tile.
-    fn check_errors(&self, file: &WcodecFile, jobs: &[OutJob], chunks: &[Chunk], w: &[u32]) -> Result<()> {
+    fn check_errors(
+        &self,
+        file: &WcodecFile,
+        jobs: &[OutJob],
+        chunks: &[Chunk],
+        w: &[u32],
+    ) -> Result<()> {
         for c in chunks {
             for p in &c.parts {
-                if let Part::Seg { job, slot, tiles, .. } = p {
-                    let (bits, tile, done) = (w[ERR_WORDS * slot], w[ERR_WORDS * slot + 1], w[ERR_WORDS * slot + 2]);
+                if let Part::Seg {
+                    job, slot, tiles, ..
+                } = p
+                {
+                    let (bits, tile, done) = (
+                        w[ERR_WORDS * slot],
+                        w[ERR_WORDS * slot + 1],
+                        w[ERR_WORDS * slot + 2],
+                    );
                     if done as usize != tiles.len() {
                         let e = &file.tensors[jobs[*job].tensor];
                         return Err(Error::Gpu(format!(
@@ -759,7 +937,10 @@ impl<'c> GpuDecoder<'c> {
                                 describe_errors(E_SUBGROUP)
                             )));
                         }
-                        return Err(Error::corrupt(loc, format!("{} (GPU decode)", describe_errors(bits))));
+                        return Err(Error::corrupt(
+                            loc,
+                            format!("{} (GPU decode)", describe_errors(bits)),
+                        ));
                     }
                 }
             }
@@ -767,7 +948,14 @@ impl<'c> GpuDecoder<'c> {
         Ok(())
     }
 
-    fn report(&self, file: &WcodecFile, jobs: &[OutJob], chunks: usize, t0: Instant, gpu_s: Option<f64>) -> DecodeReport {
+    fn report(
+        &self,
+        file: &WcodecFile,
+        jobs: &[OutJob],
+        chunks: usize,
+        t0: Instant,
+        gpu_s: Option<f64>,
+    ) -> DecodeReport {
         DecodeReport {
             device: self.ctx.describe(),
             path: self.path.name().to_string(),
@@ -819,8 +1007,14 @@ impl GpuDecoder<'_> {
         let ctx = self.ctx;
         let jobs = jobs(file, Render::As(self.opts.dtype))?;
         let (chunks, slots) = chunks(file, &jobs, &self.limits)?;
-        if chunks.iter().any(|c| !matches!(c.parts.as_slice(), [Part::Seg { .. }])) {
-            return Err(Error::Gpu("resident decoding needs files whose chunks are single planes (large tensors)".into()));
+        if chunks
+            .iter()
+            .any(|c| !matches!(c.parts.as_slice(), [Part::Seg { .. }]))
+        {
+            return Err(Error::Gpu(
+                "resident decoding needs files whose chunks are single planes (large tensors)"
+                    .into(),
+            ));
         }
         self.ensure_ring(Self::ring_need(&chunks))?;
         let mut sets = Vec::new();
@@ -829,26 +1023,50 @@ impl GpuDecoder<'_> {
             let errs = self.error_buffer(slots)?;
             let mut outputs = Vec::new();
             for j in &jobs {
-                let buffer = ctx.create_buffer(&j.name, round_up(j.bytes.max(4), 4), copy_usage())?;
-                outputs.push(GpuTensor { name: j.name.clone(), dtype: j.dtype, shape: j.shape.clone(), bytes: j.bytes, buffer });
+                let buffer =
+                    ctx.create_buffer(&j.name, round_up(j.bytes.max(4), 4), copy_usage())?;
+                outputs.push(GpuTensor {
+                    name: j.name.clone(),
+                    dtype: j.dtype,
+                    shape: j.shape.clone(),
+                    bytes: j.bytes,
+                    buffer,
+                });
             }
             let mut prepared = Vec::new();
             let mut inputs = Vec::new();
             for c in &chunks {
-                let Part::Seg { job, out, .. } = &c.parts[0] else { unreachable!("checked above") };
+                let Part::Seg { job, out, .. } = &c.parts[0] else {
+                    unreachable!("checked above")
+                };
                 let slot = self.next;
                 self.next = (self.next + 1) % self.ring.len();
                 self.acquire(slot)?;
                 let staging = self.ring[slot].staging.clone();
-                let input = ctx.create_buffer("wcodec.resident.input", Self::ring_need(std::slice::from_ref(c)), copy_usage())?;
+                let input = ctx.create_buffer(
+                    "wcodec.resident.input",
+                    Self::ring_need(std::slice::from_ref(c)),
+                    copy_usage(),
+                )?;
                 let dest = outputs[*job].buffer.clone();
                 let base = round_down(out.start, ALIGN);
-                let placed = vec![Placed { region: base, base, out: out.clone() }];
-                let ob = OutBinding { buffer: &dest, offset: base, size: round_up(out.end, 4).min(dest.size()) - base };
+                let placed = vec![Placed {
+                    region: base,
+                    base,
+                    out: out.clone(),
+                }];
+                let ob = OutBinding {
+                    buffer: &dest,
+                    offset: base,
+                    size: round_up(out.end, 4).min(dest.size()) - base,
+                };
                 let mut p = self.prepare(file, &jobs, c, &staging, &input, &ob, &placed, &errs)?;
                 p.clears.clear();
-                let mut enc =
-                    ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("wcodec.resident") });
+                let mut enc = ctx
+                    .device
+                    .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                        label: Some("wcodec.resident"),
+                    });
                 let slot_buf = &mut self.ring[slot];
                 slot_buf.staging.unmap();
                 slot_buf.mapped.store(false, Ordering::Release);
@@ -861,7 +1079,12 @@ impl GpuDecoder<'_> {
                 prepared.push(p);
                 inputs.push(input);
             }
-            sets.push(ResidentSet { prepared, _inputs: inputs, outputs, errs });
+            sets.push(ResidentSet {
+                prepared,
+                _inputs: inputs,
+                outputs,
+                errs,
+            });
         }
         ctx.wait()?;
         Ok(Resident {
@@ -886,11 +1109,24 @@ impl GpuDecoder<'_> {
     ) -> Result<Option<f64>> {
         let ctx = self.ctx;
         let rs = &r.sets[set];
-        let mut enc = ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("wcodec.resident.run") });
+        let mut enc = ctx
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("wcodec.resident.run"),
+            });
         if check {
             let n = rs.errs.size() / 4;
-            let init: Vec<u32> = (0..n).map(|i| if i as usize % ERR_WORDS == 1 { u32::MAX } else { 0 }).collect();
-            ctx.queue.write_buffer(&rs.errs, 0, bytemuck::cast_slice(&init));
+            let init: Vec<u32> = (0..n)
+                .map(|i| {
+                    if i as usize % ERR_WORDS == 1 {
+                        u32::MAX
+                    } else {
+                        0
+                    }
+                })
+                .collect();
+            ctx.queue
+                .write_buffer(&rs.errs, 0, bytemuck::cast_slice(&init));
         }
         let mut timer = timer;
         for p in &rs.prepared {
@@ -915,12 +1151,16 @@ impl GpuDecoder<'_> {
 }
 
 /// Copies encoded after a chunk's decode: (encoder, the chunk, its parts' places, its input buffer).
-type AfterDecode<'a> = dyn FnMut(&mut wgpu::CommandEncoder, &Prepared, &[Placed], &wgpu::Buffer) + 'a;
+type AfterDecode<'a> =
+    dyn FnMut(&mut wgpu::CommandEncoder, &Prepared, &[Placed], &wgpu::Buffer) + 'a;
 
 /// Where a chunk's kernel writes.
 enum ChunkOut<'a> {
     /// In place, into an output buffer (zeroed first if `clear_first`).
-    Direct { dest: &'a wgpu::Buffer, clear_first: bool },
+    Direct {
+        dest: &'a wgpu::Buffer,
+        clear_first: bool,
+    },
     /// Into a staged buffer, each part at its own offset.
     Staged(&'a wgpu::Buffer),
 }
@@ -955,12 +1195,19 @@ struct InFlight {
 }
 
 impl<'d, 'c, 'f> CanonStream<'d, 'c, 'f> {
-    pub fn new(dec: &'d mut GpuDecoder<'c>, file: &'f WcodecFile) -> Result<CanonStream<'d, 'c, 'f>> {
+    pub fn new(
+        dec: &'d mut GpuDecoder<'c>,
+        file: &'f WcodecFile,
+    ) -> Result<CanonStream<'d, 'c, 'f>> {
         let jobs = jobs(file, Render::Canonical)?;
         let (chunks, slots) = chunks(file, &jobs, &dec.limits)?;
         dec.ensure_ring(GpuDecoder::ring_need(&chunks))?;
         let errs = dec.error_buffer(slots)?;
-        let staged_size = chunks.iter().map(|c| place_staged(c, &jobs).1).max().unwrap_or(ALIGN);
+        let staged_size = chunks
+            .iter()
+            .map(|c| place_staged(c, &jobs).1)
+            .max()
+            .unwrap_or(ALIGN);
         let mut last_chunk = vec![0usize; jobs.len()];
         for (ci, c) in chunks.iter().enumerate() {
             for p in &c.parts {
@@ -997,17 +1244,30 @@ impl<'d, 'c, 'f> CanonStream<'d, 'c, 'f> {
         let size = self.staged_size;
         let sb = ctx.buffer("wcodec.staged", size, copy_usage())?;
         if self.dec.opts.poison {
-            ctx.queue.write_buffer(&sb, 0, &vec![0xA5u8; sb.size() as usize]);
+            ctx.queue
+                .write_buffer(&sb, 0, &vec![0xA5u8; sb.size() as usize]);
         }
         let rb_size = size + self.err_bytes;
-        let readback = ctx.buffer("wcodec.readback", rb_size, wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST)?;
+        let readback = ctx.buffer(
+            "wcodec.readback",
+            rb_size,
+            wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+        )?;
         let (errs, err_bytes) = (&self.errs, self.err_bytes);
-        let mut copy = |enc: &mut wgpu::CommandEncoder, _: &Prepared, _: &[Placed], _: &wgpu::Buffer| {
-            enc.copy_buffer_to_buffer(&sb, 0, &readback, 0, size);
-            enc.copy_buffer_to_buffer(errs, 0, &readback, size, err_bytes);
-        };
-        let (sub, placed) =
-            self.dec.submit_chunk(self.file, &self.jobs, c, ChunkOut::Staged(&sb), &self.errs, None, &mut copy)?;
+        let mut copy =
+            |enc: &mut wgpu::CommandEncoder, _: &Prepared, _: &[Placed], _: &wgpu::Buffer| {
+                enc.copy_buffer_to_buffer(&sb, 0, &readback, 0, size);
+                enc.copy_buffer_to_buffer(errs, 0, &readback, size, err_bytes);
+            };
+        let (sub, placed) = self.dec.submit_chunk(
+            self.file,
+            &self.jobs,
+            c,
+            ChunkOut::Staged(&sb),
+            &self.errs,
+            None,
+            &mut copy,
+        )?;
         let done = Arc::new(AtomicBool::new(false));
         let d2 = done.clone();
         readback.map_async(wgpu::MapMode::Read, 0..rb_size, move |r| {
@@ -1015,7 +1275,14 @@ impl<'d, 'c, 'f> CanonStream<'d, 'c, 'f> {
                 d2.store(true, Ordering::Release);
             }
         });
-        self.flight.push_back(InFlight { chunk: ci, placed, readback, done, size: rb_size, sub });
+        self.flight.push_back(InFlight {
+            chunk: ci,
+            placed,
+            readback,
+            done,
+            size: rb_size,
+            sub,
+        });
         Ok(())
     }
 
@@ -1026,7 +1293,10 @@ impl<'d, 'c, 'f> CanonStream<'d, 'c, 'f> {
                 break;
             }
             ctx.device
-                .poll(wgpu::PollType::Wait { submission_index: Some(f.sub.clone()), timeout: None })
+                .poll(wgpu::PollType::Wait {
+                    submission_index: Some(f.sub.clone()),
+                    timeout: None,
+                })
                 .map_err(|e| Error::Gpu(format!("waiting for a readback: {e}")))?;
             ctx.check_health()?;
         }
@@ -1034,21 +1304,27 @@ impl<'d, 'c, 'f> CanonStream<'d, 'c, 'f> {
             return Err(Error::Gpu("a readback never completed".into()));
         }
         let bytes = {
-            let view = f.readback.slice(0..f.size).get_mapped_range().map_err(|e| Error::Gpu(format!("reading back: {e}")))?;
+            let view = f
+                .readback
+                .slice(0..f.size)
+                .get_mapped_range()
+                .map_err(|e| Error::Gpu(format!("reading back: {e}")))?;
             view.to_vec()
         };
         f.readback.unmap();
         let c = &self.chunks[f.chunk];
         let staged = (f.size - self.err_bytes) as usize;
         let words: &[u32] = bytemuck::cast_slice(&bytes[staged..]);
-        self.dec.check_errors(self.file, &self.jobs, std::slice::from_ref(c), words)?;
+        self.dec
+            .check_errors(self.file, &self.jobs, std::slice::from_ref(c), words)?;
         for (pi, p) in c.parts.iter().enumerate() {
             match p {
                 Part::Seg { job, out, .. } => {
                     let pc = &f.placed[pi];
                     let a = (pc.region + out.start - pc.base) as usize;
                     let piece = bytes[a..a + (out.end - out.start) as usize].to_vec();
-                    self.ready.push_back((*job, piece, self.last_chunk[*job] == f.chunk));
+                    self.ready
+                        .push_back((*job, piece, self.last_chunk[*job] == f.chunk));
                 }
                 Part::Copy { job } => {
                     let b: Vec<u8> = match &self.jobs[*job].producer {
@@ -1081,7 +1357,8 @@ impl<'d, 'c, 'f> CanonStream<'d, 'c, 'f> {
     }
 
     pub fn report(&self) -> DecodeReport {
-        self.dec.report(self.file, &self.jobs, self.chunks.len(), self.t_start, None)
+        self.dec
+            .report(self.file, &self.jobs, self.chunks.len(), self.t_start, None)
     }
 }
 
@@ -1095,7 +1372,12 @@ const CPU_UNITS_PER_WORKGROUP: u32 = 8;
 /// Persistent workgroups for `units` units: `want` if set, else 8192 on
 /// GPUs; never more than the units or the dispatch limit, and on CPU
 /// adapters enough that no workgroup loops over too many units.
-pub fn dispatch_size(units: u32, want: u32, info: &wgpu::AdapterInfo, limits: &wgpu::Limits) -> u32 {
+pub fn dispatch_size(
+    units: u32,
+    want: u32,
+    info: &wgpu::AdapterInfo,
+    limits: &wgpu::Limits,
+) -> u32 {
     let cpu = info.device_type == wgpu::DeviceType::Cpu;
     let mut n = match want {
         0 if cpu => units,
@@ -1105,7 +1387,9 @@ pub fn dispatch_size(units: u32, want: u32, info: &wgpu::AdapterInfo, limits: &w
     if cpu {
         n = n.max(units.div_ceil(CPU_UNITS_PER_WORKGROUP));
     }
-    n.min(units).min(limits.max_compute_workgroups_per_dimension).max(1)
+    n.min(units)
+        .min(limits.max_compute_workgroups_per_dimension)
+        .max(1)
 }
 
 /// Place every part of a chunk in a staged buffer, one after another.
@@ -1117,7 +1401,11 @@ fn place_staged(c: &Chunk, jobs: &[OutJob]) -> (Vec<Placed>, u64) {
             Part::Seg { out, .. } => (round_down(out.start, ALIGN), out.clone()),
             Part::Copy { job } => (0, 0..jobs[*job].bytes),
         };
-        v.push(Placed { region: at, base, out: out.clone() });
+        v.push(Placed {
+            region: at,
+            base,
+            out: out.clone(),
+        });
         at += round_up(round_up(out.end, 4) - base, ALIGN).max(ALIGN);
     }
     (v, at.max(ALIGN))
@@ -1132,7 +1420,11 @@ pub struct ChecksumSink<'f> {
 
 impl<'f> ChecksumSink<'f> {
     pub fn new(file: &'f WcodecFile) -> Result<ChecksumSink<'f>> {
-        Ok(ChecksumSink { file, jobs: jobs(file, Render::Canonical)?, hasher: None })
+        Ok(ChecksumSink {
+            file,
+            jobs: jobs(file, Render::Canonical)?,
+            hasher: None,
+        })
     }
 
     pub fn feed(&mut self, job: usize, piece: &[u8]) -> Result<()> {
@@ -1155,7 +1447,11 @@ impl<'f> ChecksumSink<'f> {
             let e = &self.file.tensors[t];
             let actual = h.digest();
             if actual != e.checksum {
-                return Err(Error::Checksum { loc: self.file.loc(&e.name, "checksum"), stored: e.checksum, actual });
+                return Err(Error::Checksum {
+                    loc: self.file.loc(&e.name, "checksum"),
+                    stored: e.checksum,
+                    actual,
+                });
             }
         }
         Ok(())
@@ -1189,7 +1485,11 @@ pub fn decode_to_safetensors(
     if let Some(p) = file.path() {
         crate::io::atomic::refuse_overwrite(p, out)?;
     }
-    let outs: Vec<OutTensor> = file.tensors.iter().flat_map(|e| output_tensors(e, dtype)).collect();
+    let outs: Vec<OutTensor> = file
+        .tensors
+        .iter()
+        .flat_map(|e| output_tensors(e, dtype))
+        .collect();
     let mut owner = Vec::with_capacity(outs.len()); // output -> (tensor, k-th output of it)
     for (t, e) in file.tensors.iter().enumerate() {
         for k in 0..output_tensors(e, dtype).len() {
@@ -1203,9 +1503,16 @@ pub fn decode_to_safetensors(
         .iter()
         .enumerate()
         .map(|(t, e)| {
-            let want: Vec<(String, DType)> = output_tensors(e, dtype).into_iter().map(|o| (o.name, o.dtype)).collect();
-            let have: Vec<(String, DType)> =
-                stream.jobs().iter().filter(|j| j.tensor == t).map(|j| (j.name.clone(), j.dtype)).collect();
+            let want: Vec<(String, DType)> = output_tensors(e, dtype)
+                .into_iter()
+                .map(|o| (o.name, o.dtype))
+                .collect();
+            let have: Vec<(String, DType)> = stream
+                .jobs()
+                .iter()
+                .filter(|j| j.tensor == t)
+                .map(|j| (j.name.clone(), j.dtype))
+                .collect();
             want == have
         })
         .collect();
@@ -1215,21 +1522,28 @@ pub fn decode_to_safetensors(
     let mut held: Option<(usize, Vec<u8>, bool)> = None;
     write_streaming(out, file.header.metadata.as_ref(), &outs, |i, w| {
         let (t, k) = owner[i];
-        let mut next = |held: &mut Option<(usize, Vec<u8>, bool)>| -> Result<Option<(usize, Vec<u8>, bool)>> {
-            match held.take() {
-                Some(p) => Ok(Some(p)),
-                None => stream.next_piece(),
-            }
-        };
+        let mut next =
+            |held: &mut Option<(usize, Vec<u8>, bool)>| -> Result<Option<(usize, Vec<u8>, bool)>> {
+                match held.take() {
+                    Some(p) => Ok(Some(p)),
+                    None => stream.next_piece(),
+                }
+            };
         if straight[t] {
             // the pieces of the k-th canonical job of tensor t
             let mut seen_job = None;
             loop {
                 let Some((job, piece, last)) = next(&mut held)? else {
-                    return Err(Error::Gpu(format!("the GPU stream ended before tensor {}", outs[i].name)));
+                    return Err(Error::Gpu(format!(
+                        "the GPU stream ended before tensor {}",
+                        outs[i].name
+                    )));
                 };
                 if tensor_of[job] != t || seen_job.is_some_and(|j| j != job) {
-                    return Err(Error::Gpu(format!("the GPU stream is out of order at tensor {}", outs[i].name)));
+                    return Err(Error::Gpu(format!(
+                        "the GPU stream is out of order at tensor {}",
+                        outs[i].name
+                    )));
                 }
                 seen_job = Some(job);
                 hasher.feed(job, &piece)?;
@@ -1254,7 +1568,9 @@ pub fn decode_to_safetensors(
                 hasher.finish()?;
                 rendered = render(&file.tensors[t], canon_bytes, dtype).into();
             }
-            let b = rendered.pop_front().ok_or_else(|| Error::Gpu(format!("output {} was not rendered", outs[i].name)))?;
+            let b = rendered
+                .pop_front()
+                .ok_or_else(|| Error::Gpu(format!("output {} was not rendered", outs[i].name)))?;
             w.write_all(&b).map_err(|e| Error::io(out, e))?;
             on_tensor(b.len());
         }

@@ -22,5 +22,6 @@ pub mod softmax;
 
 pub use context::{AdapterChoice, ContextOptions, GpuContext, GpuTimer, Kernel, KernelSource};
 pub use decode::{
-    CanonStream, DecodeReport, GpuDecodeOptions, GpuDecoder, GpuTensor, decode_file, decode_to_safetensors, read_tensor,
+    CanonStream, DecodeReport, GpuDecodeOptions, GpuDecoder, GpuTensor, decode_file,
+    decode_to_safetensors, read_tensor,
 };

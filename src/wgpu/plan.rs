@@ -205,7 +205,9 @@ pub fn jobs(file: &WcodecFile, render_as: Render) -> Result<Vec<OutJob>> {
                 )));
             }
             Encoding::Raw => {
-                let PlaneInfo::Raw { data, .. } = &e.planes[0] else { unreachable!("the reader checked the planes") };
+                let PlaneInfo::Raw { data, .. } = &e.planes[0] else {
+                    unreachable!("the reader checked the planes")
+                };
                 let o = &outs[0];
                 let producer = if o.dtype == e.dtype {
                     Producer::File(data.clone())
@@ -230,11 +232,18 @@ pub fn jobs(file: &WcodecFile, render_as: Render) -> Result<Vec<OutJob>> {
                     dtype: o.dtype,
                     shape: o.shape.clone(),
                     bytes: bytes_of(o),
-                    producer: Producer::Kernel { kind: OutKind::Bytes { xor80: e.dtype == DType::U8 }, aux: None },
+                    producer: Producer::Kernel {
+                        kind: OutKind::Bytes {
+                            xor80: e.dtype == DType::U8,
+                        },
+                        aux: None,
+                    },
                 });
             }
             Encoding::FloatSplit => {
-                let PlaneInfo::Raw { data, .. } = &e.planes[1] else { unreachable!("the reader checked the planes") };
+                let PlaneInfo::Raw { data, .. } = &e.planes[1] else {
+                    unreachable!("the reader checked the planes")
+                };
                 let o = &outs[0];
                 out.push(OutJob {
                     tensor: t,
@@ -242,11 +251,19 @@ pub fn jobs(file: &WcodecFile, render_as: Render) -> Result<Vec<OutJob>> {
                     dtype: o.dtype,
                     shape: o.shape.clone(),
                     bytes: bytes_of(o),
-                    producer: Producer::Kernel { kind: OutKind::Split { src: e.dtype, dst: o.dtype }, aux: Some(data.clone()) },
+                    producer: Producer::Kernel {
+                        kind: OutKind::Split {
+                            src: e.dtype,
+                            dst: o.dtype,
+                        },
+                        aux: Some(data.clone()),
+                    },
                 });
             }
             Encoding::Quant => {
-                let PlaneInfo::Raw { data, .. } = &e.planes[1] else { unreachable!("the reader checked the planes") };
+                let PlaneInfo::Raw { data, .. } = &e.planes[1] else {
+                    unreachable!("the reader checked the planes")
+                };
                 if outs[0].dtype == DType::I8 {
                     out.push(OutJob {
                         tensor: t,
@@ -254,7 +271,10 @@ pub fn jobs(file: &WcodecFile, render_as: Render) -> Result<Vec<OutJob>> {
                         dtype: DType::I8,
                         shape: outs[0].shape.clone(),
                         bytes: bytes_of(&outs[0]),
-                        producer: Producer::Kernel { kind: OutKind::Bytes { xor80: false }, aux: None },
+                        producer: Producer::Kernel {
+                            kind: OutKind::Bytes { xor80: false },
+                            aux: None,
+                        },
                     });
                     out.push(OutJob {
                         tensor: t,
@@ -272,7 +292,10 @@ pub fn jobs(file: &WcodecFile, render_as: Render) -> Result<Vec<OutJob>> {
                         dtype: o.dtype,
                         shape: o.shape.clone(),
                         bytes: bytes_of(o),
-                        producer: Producer::Kernel { kind: OutKind::Deq { dst: o.dtype }, aux: Some(data.clone()) },
+                        producer: Producer::Kernel {
+                            kind: OutKind::Deq { dst: o.dtype },
+                            aux: Some(data.clone()),
+                        },
                     });
                 }
             }
@@ -294,7 +317,16 @@ pub struct PlaneRefs<'a> {
 
 pub fn plane_of(file: &WcodecFile, tensor: usize) -> PlaneRefs<'_> {
     match &file.tensors[tensor].planes[0] {
-        PlaneInfo::Rans { grid, prob_bits, tail, tables, index, index_range, stream, .. } => PlaneRefs {
+        PlaneInfo::Rans {
+            grid,
+            prob_bits,
+            tail,
+            tables,
+            index,
+            index_range,
+            stream,
+            ..
+        } => PlaneRefs {
             grid: *grid,
             prob_bits: *prob_bits,
             tail: *tail,
@@ -312,11 +344,17 @@ impl PlaneRefs<'_> {
         (self.stream.len() / 2) as u64
     }
     pub fn tile_end(&self, t: usize) -> u64 {
-        self.index.get(t + 1).map_or(self.stream_words(), |e| e.offset as u64)
+        self.index
+            .get(t + 1)
+            .map_or(self.stream_words(), |e| e.offset as u64)
     }
     /// Tiles one chunk boundary may fall between: 1 for single-row grids, a band otherwise.
     pub fn granule(&self) -> usize {
-        if self.grid.rows == 1 { 1 } else { self.grid.tiles_x() }
+        if self.grid.rows == 1 {
+            1
+        } else {
+            self.grid.tiles_x()
+        }
     }
     /// The output elements of tiles `t0..t1` (whole granules).
     pub fn elems(&self, t0: usize, t1: usize) -> Range<u64> {
@@ -346,8 +384,15 @@ pub fn aligned(grid: &Grid, elem: u64) -> bool {
 /// A piece of a chunk: tiles of one kernel job, or a whole byte-copied job.
 #[derive(Debug, Clone)]
 pub enum Part {
-    Seg { job: usize, tiles: Range<usize>, out: Range<u64>, slot: usize },
-    Copy { job: usize },
+    Seg {
+        job: usize,
+        tiles: Range<usize>,
+        out: Range<u64>,
+        slot: usize,
+    },
+    Copy {
+        job: usize,
+    },
 }
 
 /// One dispatch's worth of work.
@@ -385,7 +430,9 @@ fn seg_input(p: &PlaneRefs, kind: OutKind, t0: usize, t1: usize) -> u64 {
     let mut b = 8 * (t1 - t0) as u64 + 2 * words + 16 + 32;
     let e = p.elems(t0, t1);
     match kind {
-        OutKind::Split { src, .. } => b += (e.end - e.start) * float_split::raw_bytes_per_element(src) as u64 + 32,
+        OutKind::Split { src, .. } => {
+            b += (e.end - e.start) * float_split::raw_bytes_per_element(src) as u64 + 32
+        }
         OutKind::Deq { .. } => b += 4 * p.rows(t0, t1).len() as u64 + 32,
         OutKind::Bytes { .. } => {}
     }
@@ -415,7 +462,9 @@ pub fn chunks(file: &WcodecFile, jobs: &[OutJob], lim: &Limits) -> Result<(Vec<C
                         j.name, j.bytes, lim.input
                     )));
                 }
-                if cur.input_bytes + need > lim.input || cur.staged_bytes + round_up(j.bytes, ALIGN) > lim.batch_staged {
+                if cur.input_bytes + need > lim.input
+                    || cur.staged_bytes + round_up(j.bytes, ALIGN) > lim.batch_staged
+                {
                     flush(&mut cur, &mut out);
                 }
                 cur.parts.push(Part::Copy { job: ji });
@@ -439,8 +488,10 @@ pub fn chunks(file: &WcodecFile, jobs: &[OutJob], lim: &Limits) -> Result<(Vec<C
                 let whole_out = round_up(j.bytes + ALIGN, ALIGN);
                 let unaligned = !aligned(&p.grid, elem);
                 let whole_scratch = if unaligned { 4096 * nt as u64 } else { 0 };
-                let small =
-                    j.bytes <= lim.batch_out && whole_in <= lim.input && whole_out <= lim.binding && whole_scratch <= lim.scratch;
+                let small = j.bytes <= lim.batch_out
+                    && whole_in <= lim.input
+                    && whole_out <= lim.binding
+                    && whole_scratch <= lim.scratch;
                 if small {
                     let scratch_now: u64 = 0; // per-chunk scratch is checked below
                     let _ = scratch_now;
@@ -452,7 +503,12 @@ pub fn chunks(file: &WcodecFile, jobs: &[OutJob], lim: &Limits) -> Result<(Vec<C
                         flush(&mut cur, &mut out);
                     }
                     let el = p.elems(0, nt);
-                    cur.parts.push(Part::Seg { job: ji, tiles: 0..nt, out: el.start * elem..el.end * elem, slot: slots });
+                    cur.parts.push(Part::Seg {
+                        job: ji,
+                        tiles: 0..nt,
+                        out: el.start * elem..el.end * elem,
+                        slot: slots,
+                    });
                     slots += 1;
                     cur.input_bytes += whole_in;
                     cur.staged_bytes += whole_out;
@@ -498,9 +554,17 @@ pub fn chunks(file: &WcodecFile, jobs: &[OutJob], lim: &Limits) -> Result<(Vec<C
                     let el = p.elems(t0, t1);
                     let input = seg_input(&p, *kind, t0, t1);
                     let mut c = Chunk {
-                        parts: vec![Part::Seg { job: ji, tiles: t0..t1, out: el.start * elem..el.end * elem, slot: slots }],
+                        parts: vec![Part::Seg {
+                            job: ji,
+                            tiles: t0..t1,
+                            out: el.start * elem..el.end * elem,
+                            slot: slots,
+                        }],
                         input_bytes: input,
-                        staged_bytes: round_up(round_up(el.end * elem, 4) - round_down(el.start * elem, ALIGN), ALIGN),
+                        staged_bytes: round_up(
+                            round_up(el.end * elem, 4) - round_down(el.start * elem, ALIGN),
+                            ALIGN,
+                        ),
                         completes: Vec::new(),
                     };
                     slots += 1;
@@ -524,8 +588,14 @@ pub fn chunk_scratch(file: &WcodecFile, jobs: &[OutJob], c: &Chunk) -> u64 {
         .map(|p| match p {
             Part::Seg { job, tiles, .. } => {
                 let j = &jobs[*job];
-                let Producer::Kernel { kind, .. } = j.producer else { return 0 };
-                if aligned(&plane_of(file, j.tensor).grid, kind.elem_size()) { 0 } else { 4096 * tiles.len() as u64 }
+                let Producer::Kernel { kind, .. } = j.producer else {
+                    return 0;
+                };
+                if aligned(&plane_of(file, j.tensor).grid, kind.elem_size()) {
+                    0
+                } else {
+                    4096 * tiles.len() as u64
+                }
             }
             Part::Copy { .. } => 0,
         })
@@ -549,7 +619,13 @@ pub struct Tuning {
 
 impl Default for Tuning {
     fn default() -> Self {
-        Tuning { path: None, tiles: 4, stage_words: 2048, lut: None, workgroups: 0 }
+        Tuning {
+            path: None,
+            tiles: 4,
+            stage_words: 2048,
+            lut: None,
+            workgroups: 0,
+        }
     }
 }
 
@@ -561,7 +637,10 @@ impl Tuning {
         let mut t = Tuning::default();
         let num = |k: &str| -> Result<Option<u32>> {
             match std::env::var(k) {
-                Ok(v) => v.parse().map(Some).map_err(|_| Error::Param(format!("{k}={v:?} is not a number"))),
+                Ok(v) => v
+                    .parse()
+                    .map(Some)
+                    .map_err(|_| Error::Param(format!("{k}={v:?} is not a number"))),
                 Err(_) => Ok(None),
             }
         };
@@ -581,7 +660,11 @@ impl Tuning {
             t.lut = Some(match v.as_str() {
                 "slot32" => LutKind::Slot32,
                 "split" => LutKind::Split,
-                _ => return Err(Error::Param(format!("WCODEC_GPU_LUT={v:?}: expected slot32 or split"))),
+                _ => {
+                    return Err(Error::Param(format!(
+                        "WCODEC_GPU_LUT={v:?}: expected slot32 or split"
+                    )));
+                }
             });
         }
         if let Some(v) = num("WCODEC_GPU_WGS")? {
@@ -597,14 +680,23 @@ pub fn parse_path(s: &str) -> Result<DecodePath> {
         "subgroup" => DecodePath::SubgroupWide,
         "subgroup-narrow" => DecodePath::SubgroupNarrow,
         "workgroup" => DecodePath::Workgroup,
-        _ => return Err(Error::Param(format!("GPU path {s:?}: expected subgroup or workgroup"))),
+        _ => {
+            return Err(Error::Param(format!(
+                "GPU path {s:?}: expected subgroup or workgroup"
+            )));
+        }
     })
 }
 
 /// The path an adapter runs best: a subgroup path if it has SUBGROUP and
 /// its subgroup sizes suit one, else the workgroup path. `subgroup` asked
 /// of an adapter with narrow subgroups means the narrow subgroup path.
-pub fn pick_path(want: Option<DecodePath>, has_subgroup: bool, sg_min: u32, sg_max: u32) -> Result<DecodePath> {
+pub fn pick_path(
+    want: Option<DecodePath>,
+    has_subgroup: bool,
+    sg_min: u32,
+    sg_max: u32,
+) -> Result<DecodePath> {
     let wide_ok = has_subgroup && sg_min >= 32 && sg_min.is_power_of_two() && sg_max <= 128;
     let narrow_ok = has_subgroup && sg_min >= 4 && sg_max <= 32;
     match want {
@@ -615,7 +707,10 @@ pub fn pick_path(want: Option<DecodePath>, has_subgroup: bool, sg_min: u32, sg_m
             } else if narrow_ok {
                 Ok(DecodePath::SubgroupNarrow)
             } else if !has_subgroup {
-                Err(Error::Gpu("the subgroup path was asked for, but the device has no SUBGROUP feature".into()))
+                Err(Error::Gpu(
+                    "the subgroup path was asked for, but the device has no SUBGROUP feature"
+                        .into(),
+                ))
             } else {
                 Err(Error::Gpu(format!(
                     "the subgroup path was asked for, but subgroup sizes {sg_min}..{sg_max} suit neither variant"
@@ -649,18 +744,32 @@ pub fn pick_variant(
         Some(LutKind::Split) => &[LutKind::Split],
         None => &[LutKind::Slot32, LutKind::Split],
     };
-    let stages = if tune.stage_words > 0 { vec![tune.stage_words, tune.stage_words / 2, 0] } else { vec![0] };
+    let stages = if tune.stage_words > 0 {
+        vec![tune.stage_words, tune.stage_words / 2, 0]
+    } else {
+        vec![0]
+    };
     for &stage_words in &stages {
         for &lut_kind in kinds {
             for tiles in (1..=tune.tiles.max(1)).rev() {
-                let v = DecodeVariant { path, tiles, lut_kind, lut_tables: tables, stage_words, modes, sg32 };
+                let v = DecodeVariant {
+                    path,
+                    tiles,
+                    lut_kind,
+                    lut_tables: tables,
+                    stage_words,
+                    modes,
+                    sg32,
+                };
                 if v.workgroup_bytes() <= wg_bytes && v.threads() <= wg_threads {
                     return Ok(v);
                 }
             }
         }
     }
-    Err(Error::Gpu(format!("no decode kernel variant fits {wg_bytes} bytes of workgroup memory")))
+    Err(Error::Gpu(format!(
+        "no decode kernel variant fits {wg_bytes} bytes of workgroup memory"
+    )))
 }
 
 #[cfg(test)]
@@ -670,28 +779,63 @@ mod tests {
     #[test]
     fn variants_fit_lavapipe_and_h100() {
         let t = Tuning::default();
-        for (mem, threads, max_tables) in [(32 << 10, 1024, 4), (48 << 10, 1024, 4), (16 << 10, 256, 2)] {
+        for (mem, threads, max_tables) in
+            [(32 << 10, 1024, 4), (48 << 10, 1024, 4), (16 << 10, 256, 2)]
+        {
             for tables in 1..=max_tables {
                 for modes in [false, true] {
-                    let v = pick_variant(DecodePath::SubgroupWide, false, tables, modes, &t, mem, threads).unwrap();
+                    let v = pick_variant(
+                        DecodePath::SubgroupWide,
+                        false,
+                        tables,
+                        modes,
+                        &t,
+                        mem,
+                        threads,
+                    )
+                    .unwrap();
                     assert!(v.workgroup_bytes() <= mem, "{v:?}");
                 }
             }
         }
         // the common case on the H100: one table, no modes, 4 tiles, staged, one-read tables
         let v = pick_variant(DecodePath::SubgroupWide, true, 1, false, &t, 48 << 10, 1024).unwrap();
-        assert_eq!((v.tiles, v.lut_kind, v.stage_words), (4, LutKind::Slot32, 2048));
+        assert_eq!(
+            (v.tiles, v.lut_kind, v.stage_words),
+            (4, LutKind::Slot32, 2048)
+        );
     }
 
     #[test]
     fn paths_follow_subgroup_sizes() {
-        assert_eq!(pick_path(None, true, 32, 32).unwrap(), DecodePath::SubgroupWide);
-        assert_eq!(pick_path(None, true, 32, 64).unwrap(), DecodePath::SubgroupWide);
-        assert_eq!(pick_path(None, true, 8, 8).unwrap(), DecodePath::SubgroupNarrow);
-        assert_eq!(pick_path(None, true, 8, 32).unwrap(), DecodePath::SubgroupNarrow);
-        assert_eq!(pick_path(None, true, 4, 128).unwrap(), DecodePath::Workgroup);
-        assert_eq!(pick_path(None, false, 32, 32).unwrap(), DecodePath::Workgroup);
+        assert_eq!(
+            pick_path(None, true, 32, 32).unwrap(),
+            DecodePath::SubgroupWide
+        );
+        assert_eq!(
+            pick_path(None, true, 32, 64).unwrap(),
+            DecodePath::SubgroupWide
+        );
+        assert_eq!(
+            pick_path(None, true, 8, 8).unwrap(),
+            DecodePath::SubgroupNarrow
+        );
+        assert_eq!(
+            pick_path(None, true, 8, 32).unwrap(),
+            DecodePath::SubgroupNarrow
+        );
+        assert_eq!(
+            pick_path(None, true, 4, 128).unwrap(),
+            DecodePath::Workgroup
+        );
+        assert_eq!(
+            pick_path(None, false, 32, 32).unwrap(),
+            DecodePath::Workgroup
+        );
         assert!(pick_path(Some(DecodePath::SubgroupWide), false, 32, 32).is_err());
-        assert_eq!(pick_path(Some(DecodePath::Workgroup), true, 32, 32).unwrap(), DecodePath::Workgroup);
+        assert_eq!(
+            pick_path(Some(DecodePath::Workgroup), true, 32, 32).unwrap(),
+            DecodePath::Workgroup
+        );
     }
 }

@@ -14,9 +14,12 @@ const PATH_WORKGROUP: &str = include_str!("../../shaders/rans_decode_workgroup.w
 const RENDER_UNALIGNED: &str = include_str!("../../shaders/render_unaligned.wgsl");
 const COPY_U32: &str = include_str!("../../shaders/copy_u32.wgsl");
 
-static DECODE_SUBGROUP_SRC: LazyLock<String> = LazyLock::new(|| [LIB_FLOAT, RANS_DECODE, PATH_SUBGROUP].join("\n"));
-static DECODE_WORKGROUP_SRC: LazyLock<String> = LazyLock::new(|| [LIB_FLOAT, RANS_DECODE, PATH_WORKGROUP].join("\n"));
-static RENDER_UNALIGNED_SRC: LazyLock<String> = LazyLock::new(|| [LIB_FLOAT, RENDER_UNALIGNED].join("\n"));
+static DECODE_SUBGROUP_SRC: LazyLock<String> =
+    LazyLock::new(|| [LIB_FLOAT, RANS_DECODE, PATH_SUBGROUP].join("\n"));
+static DECODE_WORKGROUP_SRC: LazyLock<String> =
+    LazyLock::new(|| [LIB_FLOAT, RANS_DECODE, PATH_WORKGROUP].join("\n"));
+static RENDER_UNALIGNED_SRC: LazyLock<String> =
+    LazyLock::new(|| [LIB_FLOAT, RENDER_UNALIGNED].join("\n"));
 
 /// `shaders/copy_u32.wgsl`: the device-copy bandwidth probe.
 pub fn copy_u32() -> KernelSource {
@@ -36,7 +39,12 @@ pub fn render_unaligned() -> KernelSource {
         name: "render_unaligned",
         source: Cow::Borrowed(RENDER_UNALIGNED_SRC.as_str()),
         entry: "main",
-        bindings: &[Binding::ReadOnly, Binding::ReadOnly, Binding::ReadOnly, Binding::ReadWrite],
+        bindings: &[
+            Binding::ReadOnly,
+            Binding::ReadOnly,
+            Binding::ReadOnly,
+            Binding::ReadWrite,
+        ],
         features: wgpu::Features::empty(),
         trusted: true,
     }
@@ -96,14 +104,28 @@ impl DecodeVariant {
 
     pub fn source(&self) -> KernelSource {
         let (name, src, features) = match self.path {
-            DecodePath::Workgroup => ("rans_decode_workgroup", DECODE_WORKGROUP_SRC.as_str(), wgpu::Features::empty()),
-            _ => ("rans_decode_subgroup", DECODE_SUBGROUP_SRC.as_str(), wgpu::Features::SUBGROUP),
+            DecodePath::Workgroup => (
+                "rans_decode_workgroup",
+                DECODE_WORKGROUP_SRC.as_str(),
+                wgpu::Features::empty(),
+            ),
+            _ => (
+                "rans_decode_subgroup",
+                DECODE_SUBGROUP_SRC.as_str(),
+                wgpu::Features::SUBGROUP,
+            ),
         };
         KernelSource {
             name,
             source: Cow::Borrowed(src),
             entry: "main",
-            bindings: &[Binding::ReadOnly, Binding::ReadOnly, Binding::ReadWrite, Binding::ReadWrite, Binding::ReadWrite],
+            bindings: &[
+                Binding::ReadOnly,
+                Binding::ReadOnly,
+                Binding::ReadWrite,
+                Binding::ReadWrite,
+                Binding::ReadWrite,
+            ],
             features,
             trusted: true,
         }
@@ -113,15 +135,36 @@ impl DecodeVariant {
     pub fn constants(&self) -> Vec<(&'static str, f64)> {
         let mut c = vec![
             ("TILES", self.tiles as f64),
-            ("LUT_KIND", if self.lut_kind == LutKind::Slot32 { 0.0 } else { 1.0 }),
+            (
+                "LUT_KIND",
+                if self.lut_kind == LutKind::Slot32 {
+                    0.0
+                } else {
+                    1.0
+                },
+            ),
             ("LUT_TABLES", self.lut_tables as f64),
             ("STAGE", if self.stage_words > 0 { 1.0 } else { 0.0 }),
             ("STAGE_WORDS", self.stage_words.max(2) as f64),
             ("MODES", if self.modes { 1.0 } else { 0.0 }),
         ];
         if self.path != DecodePath::Workgroup {
-            c.push(("SG_WIDE", if self.path == DecodePath::SubgroupWide { 1.0 } else { 0.0 }));
-            c.push(("SG32", if self.sg32 && self.path == DecodePath::SubgroupWide { 1.0 } else { 0.0 }));
+            c.push((
+                "SG_WIDE",
+                if self.path == DecodePath::SubgroupWide {
+                    1.0
+                } else {
+                    0.0
+                },
+            ));
+            c.push((
+                "SG32",
+                if self.sg32 && self.path == DecodePath::SubgroupWide {
+                    1.0
+                } else {
+                    0.0
+                },
+            ));
         }
         c
     }
@@ -132,7 +175,11 @@ impl DecodeVariant {
             LutKind::Slot32 => 4096,
             LutKind::Split => 1280,
         } * self.lut_tables;
-        let stage = if self.stage_words > 0 { self.tiles * (self.stage_words / 2) } else { 1 };
+        let stage = if self.stage_words > 0 {
+            self.tiles * (self.stage_words / 2)
+        } else {
+            1
+        };
         let tb = if self.modes { self.tiles * 1024 } else { 1 };
         let path = match self.path {
             DecodePath::SubgroupWide => 1,
@@ -162,7 +209,11 @@ impl DecodeVariant {
 /// Every decode variant the planner can choose, for validation.
 pub fn all_decode_variants() -> Vec<DecodeVariant> {
     let mut v = Vec::new();
-    for path in [DecodePath::SubgroupWide, DecodePath::SubgroupNarrow, DecodePath::Workgroup] {
+    for path in [
+        DecodePath::SubgroupWide,
+        DecodePath::SubgroupNarrow,
+        DecodePath::Workgroup,
+    ] {
         for tiles in [1, 2, 3, 4, 8] {
             for lut_kind in [LutKind::Slot32, LutKind::Split] {
                 for lut_tables in 1..=4 {
@@ -172,7 +223,15 @@ pub fn all_decode_variants() -> Vec<DecodeVariant> {
                                 if sg32 && path != DecodePath::SubgroupWide {
                                     continue;
                                 }
-                                v.push(DecodeVariant { path, tiles, lut_kind, lut_tables, stage_words, modes, sg32 });
+                                v.push(DecodeVariant {
+                                    path,
+                                    tiles,
+                                    lut_kind,
+                                    lut_tables,
+                                    stage_words,
+                                    modes,
+                                    sg32,
+                                });
                             }
                         }
                     }
@@ -187,24 +246,43 @@ pub fn all_decode_variants() -> Vec<DecodeVariant> {
 /// SPIR-V with naga: what a driver would get, checked without a GPU.
 pub fn validate(src: &KernelSource, constants: &[(&str, f64)]) -> Result<(), String> {
     use naga::valid::{Capabilities, ValidationFlags, Validator};
-    let module = naga::front::wgsl::parse_str(&src.source).map_err(|e| e.emit_to_string(&src.source))?;
+    let module =
+        naga::front::wgsl::parse_str(&src.source).map_err(|e| e.emit_to_string(&src.source))?;
     let caps = if src.features.contains(wgpu::Features::SUBGROUP) {
         Capabilities::SUBGROUP | Capabilities::SUBGROUP_BARRIER
     } else {
         Capabilities::empty()
     };
-    let subgroup_stages = if caps.is_empty() { naga::valid::ShaderStages::empty() } else { naga::valid::ShaderStages::COMPUTE };
-    let subgroup_ops =
-        if caps.is_empty() { naga::valid::SubgroupOperationSet::empty() } else { naga::valid::SubgroupOperationSet::all() };
+    let subgroup_stages = if caps.is_empty() {
+        naga::valid::ShaderStages::empty()
+    } else {
+        naga::valid::ShaderStages::COMPUTE
+    };
+    let subgroup_ops = if caps.is_empty() {
+        naga::valid::SubgroupOperationSet::empty()
+    } else {
+        naga::valid::SubgroupOperationSet::all()
+    };
     let mut val = Validator::new(ValidationFlags::all(), caps);
-    val.subgroup_stages(subgroup_stages).subgroup_operations(subgroup_ops);
-    let info = val.validate(&module).map_err(|e| e.emit_to_string(&src.source))?;
-    let pc: naga::back::PipelineConstants = constants.iter().map(|(k, v)| (k.to_string(), *v)).collect();
-    let (module, info) =
-        naga::back::pipeline_constants::process_overrides(&module, &info, Some((naga::ShaderStage::Compute, src.entry)), &pc)
-            .map_err(|e| format!("{} with {constants:?}: {e}", src.name))?;
+    val.subgroup_stages(subgroup_stages)
+        .subgroup_operations(subgroup_ops);
+    let info = val
+        .validate(&module)
+        .map_err(|e| e.emit_to_string(&src.source))?;
+    let pc: naga::back::PipelineConstants =
+        constants.iter().map(|(k, v)| (k.to_string(), *v)).collect();
+    let (module, info) = naga::back::pipeline_constants::process_overrides(
+        &module,
+        &info,
+        Some((naga::ShaderStage::Compute, src.entry)),
+        &pc,
+    )
+    .map_err(|e| format!("{} with {constants:?}: {e}", src.name))?;
     let opts = naga::back::spv::Options::default();
-    let pipe = naga::back::spv::PipelineOptions { shader_stage: naga::ShaderStage::Compute, entry_point: src.entry.to_string() };
+    let pipe = naga::back::spv::PipelineOptions {
+        shader_stage: naga::ShaderStage::Compute,
+        entry_point: src.entry.to_string(),
+    };
     naga::back::spv::write_vec(&module, &info, &opts, Some(&pipe))
         .map_err(|e| format!("{} with {constants:?}: SPIR-V: {e}", src.name))?;
     Ok(())
