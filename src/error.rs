@@ -93,10 +93,10 @@ impl Error {
             Error::Format { loc, .. }
             | Error::Corrupt { loc, .. }
             | Error::Checksum { loc, .. }
-            | Error::Unsupported { loc, .. } => {
-                if loc.file.is_none() {
-                    loc.file = Some(path.to_path_buf());
-                }
+            | Error::Unsupported { loc, .. }
+                if loc.file.is_none() =>
+            {
+                loc.file = Some(path.to_path_buf());
             }
             _ => {}
         }
@@ -108,10 +108,10 @@ impl Error {
             Error::Format { loc, .. }
             | Error::Corrupt { loc, .. }
             | Error::Checksum { loc, .. }
-            | Error::Unsupported { loc, .. } => {
-                if loc.tensor.is_none() {
-                    loc.tensor = Some(name.to_string());
-                }
+            | Error::Unsupported { loc, .. }
+                if loc.tensor.is_none() =>
+            {
+                loc.tensor = Some(name.to_string());
             }
             _ => {}
         }

@@ -26,7 +26,7 @@ fn sample() -> (Vec<u8>, Vec<Vec<u8>>) {
     let mut rng = common::Rng(42);
     let int8 = common::int8_weights(&mut rng, 70 * 90, 12.0);
     let smooth: Vec<u8> = (0..64 * 64)
-        .map(|k| ((k / 64) as i32 / 2 + (rng.below(3) as i32)) as i8 as u8)
+        .map(|k| ((k / 64) / 2 + (rng.below(3) as i32)) as i8 as u8)
         .collect();
     let w = common::f32_weights(&mut rng, 40, 100);
     let f32b = common::f32_bytes(&w);
@@ -123,7 +123,7 @@ fn every_truncation_is_rejected() {
             .expect_err(&format!("truncated to {len} was accepted"));
         let m = e.to_string();
         assert!(!m.is_empty());
-        if len >= 24 && len > 1000 {
+        if len >= 24 {
             assert!(
                 m.contains("truncated") || m.contains("past the end"),
                 "{len}: {m}"
@@ -494,7 +494,8 @@ fn lossy_fields_are_validated() {
     }
     // Index entries: modes of the wrong kind, bad steps, predictors, reserved
     // bits, unknown codes, transforms on tiles that are not whole blocks.
-    let cases: Vec<(&str, usize, Box<dyn Fn(u32) -> u32>, &str)> = vec![
+    type Edit = Box<dyn Fn(u32) -> u32>;
+    let cases: Vec<(&str, usize, Edit, &str)> = vec![
         (
             "lossy",
             0,

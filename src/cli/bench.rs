@@ -141,8 +141,11 @@ fn pool(n: usize) -> rayon::ThreadPool {
         .expect("a thread pool")
 }
 
-/// The INT8 tensors to measure: (name, shape, bytes).
-fn int8_data(a: &BenchArgs) -> anyhow::Result<(String, Vec<(String, Vec<usize>, Vec<u8>)>)> {
+/// Tensors to measure: (name, shape, bytes).
+type Tensors = Vec<(String, Vec<usize>, Vec<u8>)>;
+
+/// The INT8 tensors to measure, with a description of where they came from.
+fn int8_data(a: &BenchArgs) -> anyhow::Result<(String, Tensors)> {
     let model = a.model.clone().or_else(|| {
         let home = std::env::var_os("HOME")?;
         let p = std::env::var_os("WCODEC_CACHE")

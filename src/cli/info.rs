@@ -182,17 +182,8 @@ pub fn run(a: &InfoArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     println!(
-        "{:<52} {:<5} {:<14} {:<11} {:>10} {:>7} {:>6} {:>3}  {:<28} {}",
-        "tensor",
-        "dtype",
-        "shape",
-        "encoding",
-        "stored",
-        "ratio",
-        "bits/w",
-        "tab",
-        "modes (tiles)",
-        "SNR"
+        "{:<52} {:<5} {:<14} {:<11} {:>10} {:>7} {:>6} {:>3}  {:<28} SNR",
+        "tensor", "dtype", "shape", "encoding", "stored", "ratio", "bits/w", "tab", "modes (tiles)"
     );
     for t in &info.tensors {
         let modes = modes_line(&t.modes);

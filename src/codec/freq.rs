@@ -165,12 +165,12 @@ impl FreqTable {
     /// Bits this table spends on a histogram; `None` if a counted symbol has no frequency.
     pub fn cost(&self, counts: &[u64; 256]) -> Option<f64> {
         let mut bits = 0.0;
-        for s in 0..256 {
-            if counts[s] > 0 {
+        for (s, &count) in counts.iter().enumerate() {
+            if count > 0 {
                 if self.freq[s] == 0 {
                     return None;
                 }
-                bits += counts[s] as f64 * (self.prob_bits as f64 - (self.freq[s] as f64).log2());
+                bits += count as f64 * (self.prob_bits as f64 - (self.freq[s] as f64).log2());
             }
         }
         Some(bits)
@@ -305,8 +305,8 @@ mod tests {
                 let c = laplace_counts(scale);
                 let t = FreqTable::from_counts(&c, pb).unwrap();
                 assert_eq!(t.cum[256], 1 << pb);
-                for s in 0..256 {
-                    assert_eq!(c[s] > 0, t.freq[s] > 0, "symbol {s}");
+                for (s, (&count, &f)) in c.iter().zip(&t.freq).enumerate() {
+                    assert_eq!(count > 0, f > 0, "symbol {s}");
                 }
             }
         }

@@ -567,7 +567,7 @@ fn finish_plane(
         // Search tables on an evenly spaced sample of tiles, then settle every
         // tile against them; the tables are rebuilt from the full assignment.
         let step = choices.len().div_ceil(SEARCH_TILES);
-        let mut sample: Vec<TileChoice> = choices.iter().step_by(step).map(|c| c.clone()).collect();
+        let mut sample: Vec<TileChoice> = choices.iter().step_by(step).cloned().collect();
         let found = choose_tables(&mut sample, prob_bits, opts.max_tables)?;
         assign(&mut choices, &found);
         rebuild_tables(&mut choices, found.len(), prob_bits)?
@@ -736,14 +736,14 @@ fn choose_tables(
 fn rebuild_tables(choices: &mut [TileChoice], k: usize, prob_bits: u32) -> Result<Vec<FreqTable>> {
     let mut out = Vec::with_capacity(k);
     let mut remap = vec![usize::MAX; k];
-    for g in 0..k {
+    for (g, slot) in remap.iter_mut().enumerate() {
         let hs: Vec<&[u64; 256]> = choices
             .iter()
             .filter(|c| c.table == g)
             .map(|c| &c.cands[c.pick].2)
             .collect();
         if !hs.is_empty() {
-            remap[g] = out.len();
+            *slot = out.len();
             out.push(table_of(&hs, prob_bits)?);
         }
     }
@@ -765,9 +765,9 @@ fn assign(choices: &mut [TileChoice], tables: &[FreqTable]) -> f64 {
         .iter()
         .map(|t| {
             let mut c = [UNCODABLE; 256];
-            for s in 0..256 {
-                if t.freq[s] > 0 {
-                    c[s] = (t.prob_bits as f64 - (t.freq[s] as f64).log2()) as f32;
+            for (cs, &f) in c.iter_mut().zip(&t.freq) {
+                if f > 0 {
+                    *cs = (t.prob_bits as f64 - (f as f64).log2()) as f32;
                 }
             }
             c
@@ -800,10 +800,10 @@ fn assign(choices: &mut [TileChoice], tables: &[FreqTable]) -> f64 {
 }
 
 /// Pick the narrowest tail width (and its base) that fits every lane's tail symbols.
-fn choose_tail(
-    grid: Grid,
-    residual_tile: &(dyn Fn(usize, &mut Vec<u8>, &mut [u8]) + Sync),
-) -> Tail {
+/// Rebuilds tile `t`'s residuals into the second buffer (the first is scratch).
+type ResidualFn<'a> = dyn Fn(usize, &mut Vec<u8>, &mut [u8]) + Sync + 'a;
+
+fn choose_tail(grid: Grid, residual_tile: &ResidualFn<'_>) -> Tail {
     // Collect the symbols at each lane's last 16 positions, by distance from the end.
     let nt = grid.num_tiles();
     let seen: [[bool; 256]; 16] = (0..nt)

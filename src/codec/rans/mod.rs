@@ -156,43 +156,6 @@ impl EncTable {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reciprocal_division_is_exact() {
-        // Only the divisor matters here: every frequency 1..=4096.
-        for f in 1..=4096u32 {
-            let mut t = FreqTable {
-                prob_bits: 12,
-                freq: [0; 256],
-                cum: [0; 257],
-            };
-            t.freq[0] = f;
-            let e = EncTable::new(&t);
-            for v in [
-                0u32,
-                1,
-                f - 1,
-                f,
-                f + 1,
-                65535,
-                65536,
-                (1 << 20) * f - 1,
-                u32::MAX - 1,
-                u32::MAX,
-            ]
-            .into_iter()
-            .chain((0..64).map(|i| 0x9e37_79b9u32.wrapping_mul(i * 7 + f)))
-            {
-                let t = ((v as u64 * e.rcp_lo[0] as u64) >> 32) + v as u64 * e.rcp_hi[0] as u64;
-                assert_eq!((t >> e.rcp_shift[0]) as u32, v / f, "v={v} f={f}");
-            }
-        }
-    }
-}
-
 /// Steps in which every one of the 32 lanes decodes a table-coded symbol
 /// (no lane has ended or reached its tail): the fast region of a tile.
 fn full_steps(n: usize, tail: Tail) -> usize {
@@ -460,4 +423,41 @@ pub fn decode_tile(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reciprocal_division_is_exact() {
+        // Only the divisor matters here: every frequency 1..=4096.
+        for f in 1..=4096u32 {
+            let mut t = FreqTable {
+                prob_bits: 12,
+                freq: [0; 256],
+                cum: [0; 257],
+            };
+            t.freq[0] = f;
+            let e = EncTable::new(&t);
+            for v in [
+                0u32,
+                1,
+                f - 1,
+                f,
+                f + 1,
+                65535,
+                65536,
+                (1 << 20) * f - 1,
+                u32::MAX - 1,
+                u32::MAX,
+            ]
+            .into_iter()
+            .chain((0..64).map(|i| 0x9e37_79b9u32.wrapping_mul(i * 7 + f)))
+            {
+                let t = ((v as u64 * e.rcp_lo[0] as u64) >> 32) + v as u64 * e.rcp_hi[0] as u64;
+                assert_eq!((t >> e.rcp_shift[0]) as u32, v / f, "v={v} f={f}");
+            }
+        }
+    }
 }
