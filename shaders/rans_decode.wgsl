@@ -54,6 +54,11 @@ const S_RAW_BASE: u32 = 21u;
 const S_SCALE_BASE: u32 = 22u;
 const S_SCRATCH_BASE: u32 = 23u;
 const S_ERR_SLOT: u32 = 24u;
+// tiles the fast kernel decodes (rans_fast.wgsl): tables (bits 0..4) and the
+// longest tile in words (bits 16..32); 0: none
+const S_FAST: u32 = 29u;
+// host-built u32-per-slot tables (4096 words each) in the plan; 0: none
+const S_LUT_OFF: u32 = 30u;
 // output kinds (S_KIND bits 0..4), source dtype (bits 4..8), target dtype (8..12), flags
 const K_BYTES: u32 = 0u;
 const K_SPLIT: u32 = 1u;
@@ -219,6 +224,44 @@ fn find_sym(t: u32, slot: u32) -> u32 {
 // invocation fills a run of slots: one search, then a walk.
 fn build_lut(li: u32) {
     let nt = min(g[S_NTABLES], LUT_TABLES);
+    if (LUT_KIND == 0u && g[S_LUT_OFF] != 0u) {
+        // the host built them: a coalesced copy, eight loads in flight
+        let total = nt * 4096u;
+        let src = g[S_LUT_OFF];
+        for (var i = li; i < total; i += 8u * NT) {
+            let v0 = plan_at(src + i);
+            let v1 = plan_at(src + i + NT);
+            let v2 = plan_at(src + i + 2u * NT);
+            let v3 = plan_at(src + i + 3u * NT);
+            let v4 = plan_at(src + i + 4u * NT);
+            let v5 = plan_at(src + i + 5u * NT);
+            let v6 = plan_at(src + i + 6u * NT);
+            let v7 = plan_at(src + i + 7u * NT);
+            lut[min(i, LUT_SIZE - 1u)] = v0;
+            if (i + NT < total) {
+                lut[min(i + NT, LUT_SIZE - 1u)] = v1;
+            }
+            if (i + 2u * NT < total) {
+                lut[min(i + 2u * NT, LUT_SIZE - 1u)] = v2;
+            }
+            if (i + 3u * NT < total) {
+                lut[min(i + 3u * NT, LUT_SIZE - 1u)] = v3;
+            }
+            if (i + 4u * NT < total) {
+                lut[min(i + 4u * NT, LUT_SIZE - 1u)] = v4;
+            }
+            if (i + 5u * NT < total) {
+                lut[min(i + 5u * NT, LUT_SIZE - 1u)] = v5;
+            }
+            if (i + 6u * NT < total) {
+                lut[min(i + 6u * NT, LUT_SIZE - 1u)] = v6;
+            }
+            if (i + 7u * NT < total) {
+                lut[min(i + 7u * NT, LUT_SIZE - 1u)] = v7;
+            }
+        }
+        return;
+    }
     let pb = min(g[S_PROB_BITS], 12u);
     let m = 1u << pb;
     if (STAGE_U32 >= LUT_TABLES * 256u) {
@@ -302,6 +345,12 @@ fn tile_info(rel: u32) -> Tile {
     let hi = max(g[S_WORD_HI], lo);
     ti.start = clamp(off, lo, hi);
     ti.nw = clamp(end, ti.start, hi) - ti.start;
+    // a tile the fast kernel decodes (the same test as plan.rs `fast_tile`)
+    let fast = g[S_FAST];
+    if (((fast >> ti.table) & 1u) != 0u && !ti.bad_index && (ti.mode == M_NONE || ti.mode == M_PLANAR)
+        && ti.h * ti.w == 4096u && ti.nw <= (fast >> 16u)) {
+        ti.valid = false;
+    }
     if (!ti.valid) {
         ti.n = 0u;
         ti.nw = 0u;
@@ -756,17 +805,29 @@ fn decode_main(li: u32, vl: u32, wg: u32, nwg: u32) {
     let lane = vl % 32u;
     p_ltmask = (1u << lane) - 1u;
     var cur = 0xffffffffu;
+    var lut_seg = 0xffffffffu;
     for (var u = wg; u < total_units; u += nwg) {
         let sgi = find_segment(u);
         workgroupBarrier();
         if (sgi != cur) {
             load_segment(sgi);
-            build_lut(li);
             cur = sgi;
+        }
+        let rel0 = (u - g[S_UNIT_START]) * TILES;
+        // a unit whose tiles are all the fast kernel's has nothing to do here
+        var any = false;
+        for (var jj = 0u; jj < TILES; jj++) {
+            any = any || tile_info(rel0 + jj).valid;
+        }
+        if (!any) {
+            continue;
+        }
+        if (sgi != lut_seg) {
+            build_lut(li);
+            lut_seg = sgi;
             // the build read the tables from the stage area
             workgroupBarrier();
         }
-        let rel0 = (u - g[S_UNIT_START]) * TILES;
         // stage the unit's words: its tiles are consecutive in the stream, so
         // this is one contiguous range, copied four loads at a time; a tile
         // past the stage's end reads global memory instead

@@ -148,6 +148,7 @@ const MODES: [Option<Mode>; 6] = [
 
 /// Decode `file` on the GPU with `dtype` through `path` (and `tune`) and
 /// compare every output with the CPU reference; also the canonical stream.
+/// Returns the kernel variants that ran.
 fn check(
     ctx: &GpuContext,
     file: &WcodecFile,
@@ -155,7 +156,7 @@ fn check(
     path: DecodePath,
     tune: Option<Tuning>,
     what: &str,
-) {
+) -> Vec<String> {
     let mut opts = GpuDecodeOptions {
         dtype,
         poison: true,
@@ -214,6 +215,7 @@ fn check(
     }
     sums.finish()
         .unwrap_or_else(|e| panic!("{what} {path:?} stream: {e}"));
+    rep.variants
 }
 
 const SHAPES: &[&[usize]] = &[
@@ -292,17 +294,19 @@ fn int8_every_kernel_variant() {
     ));
     let file = file_of(&ts);
     for path in paths(&ctx) {
-        for (tiles, lut, stage) in [
-            (1, LutKind::Slot32, 0),
-            (2, LutKind::Split, 2048),
-            (3, LutKind::Slot32, 512),
-            (4, LutKind::Split, 0),
+        for (tiles, lut, stage, fast) in [
+            (1, LutKind::Slot32, 0, false),
+            (2, LutKind::Split, 2048, true),
+            (3, LutKind::Slot32, 512, false),
+            (4, LutKind::Split, 0, true),
         ] {
             let tune = Tuning {
                 tiles,
                 lut: Some(lut),
                 stage_words: stage,
                 workgroups: 3,
+                fast,
+                fast_wgs: 2,
                 ..Default::default()
             };
             check(
@@ -311,7 +315,7 @@ fn int8_every_kernel_variant() {
                 None,
                 path,
                 Some(tune),
-                &format!("variant tiles={tiles} {lut:?} stage={stage}"),
+                &format!("variant tiles={tiles} {lut:?} stage={stage} fast={fast}"),
             );
         }
     }
@@ -743,6 +747,165 @@ fn safetensors_match_the_cpu() {
             assert!(
                 std::fs::read(&a).unwrap() == std::fs::read(&b).unwrap(),
                 "{path:?} {dt:?}: the files differ"
+            );
+        }
+    }
+}
+
+/// The fast kernel (shaders/rans_fast.wgsl) on the tiles it takes, mixed
+/// with tiles it leaves to the general kernel in the same planes: full
+/// 64x64 and 1x4096 tiles, NONE and PLANAR among LEFT/TOP/AVG, several
+/// tables, U8, narrow tails (1- and 2-bit: 16 and 8 tail steps), tiles too
+/// long for its stage, float-split BF16/F16/F32 with every cast; several
+/// rounds per workgroup and one.
+#[test]
+fn fast_kernel_tiles() {
+    let Some(ctx) = ctx() else { return };
+    let mut rng = Rng(2026);
+    let mut ts = Vec::new();
+    // int8 2-D (cols % 64 == 0 and not), 1-D; default modes and forced ones
+    for (si, shape) in [&[192usize, 320][..], &[130, 196], &[3 * 4096 + 100]]
+        .iter()
+        .enumerate()
+    {
+        let n: usize = shape.iter().product();
+        let cols = if shape.len() >= 2 { n / shape[0] } else { n };
+        for (mi, m) in [None, Some(Mode::None), Some(Mode::Planar), Some(Mode::Avg)]
+            .iter()
+            .enumerate()
+        {
+            for dtype in [DType::I8, DType::U8] {
+                let data = if mi % 2 == 0 {
+                    rng.laplace_i8(n, 9.0)
+                } else {
+                    rng.smooth_i8(n / cols, cols)
+                };
+                ts.push(enc(
+                    &format!("i{si}.m{mi}.{dtype}"),
+                    dtype,
+                    shape,
+                    &data,
+                    &forced(*m),
+                ));
+            }
+        }
+    }
+    // narrow tails: 2 and 4 distinct values
+    for (k, span) in [(0, 2u64), (1, 4)] {
+        let data: Vec<u8> = (0..128 * 192).map(|_| (rng.next() % span) as u8).collect();
+        ts.push(enc(
+            &format!("narrow{k}"),
+            DType::I8,
+            &[128, 192],
+            &data,
+            &EncodeOptions::default(),
+        ));
+    }
+    // four regimes: several tables, every tile full
+    let (r, c) = (256, 256);
+    let mut data = vec![0u8; r * c];
+    for i in 0..r {
+        for j in 0..c {
+            data[i * c + j] = match (i / 64 + j / 64) % 4 {
+                0 => rng.laplace_i8(1, 1.0)[0],
+                1 => rng.laplace_i8(1, 60.0)[0],
+                2 => (rng.next() % 4) as u8,
+                _ => (rng.next() % 200) as u8 ^ 0x55,
+            };
+        }
+    }
+    ts.push(enc(
+        "mixed",
+        DType::I8,
+        &[r, c],
+        &data,
+        &EncodeOptions::default(),
+    ));
+    // mostly low-entropy tiles and one of noise: the noise tile is too long
+    // for the stage the others choose (or a stage of 1024 words), and goes
+    // to the general kernel
+    let mut data = rng.laplace_i8(64 * 64 * 120, 0.7);
+    for (i, v) in data[64 * 64 * 50..64 * 64 * 51].iter_mut().enumerate() {
+        *v = (rng.next() >> (i % 7)) as u8;
+    }
+    ts.push(enc(
+        "spiky",
+        DType::I8,
+        &[64, 64 * 120],
+        &data,
+        &forced(Some(Mode::None)),
+    ));
+    // one table for tiles of low and high entropy: with a stage of 1024
+    // words the long ones go to the general kernel, whose table bit is set
+    let mut data = Vec::new();
+    for _ in 0..128 {
+        for tx in 0..8 {
+            data.extend(rng.laplace_i8(64, if tx % 2 == 0 { 1.5 } else { 40.0 }));
+        }
+    }
+    ts.push(enc(
+        "onetable",
+        DType::I8,
+        &[128, 512],
+        &data,
+        &EncodeOptions {
+            max_tables: 1,
+            force_mode: Some(Mode::None),
+            ..Default::default()
+        },
+    ));
+    let file = file_of(&ts);
+    for path in paths(&ctx) {
+        for (warps, wgs, stage) in [(8, 0, 0), (2, 3, 0), (4, 5, 1024)] {
+            let tune = Tuning {
+                fast_warps: warps,
+                fast_wgs: wgs,
+                fast_stage: stage,
+                ..Default::default()
+            };
+            let v = check(
+                &ctx,
+                &file,
+                None,
+                path,
+                Some(tune),
+                &format!("fast int8 warps={warps} wgs={wgs} stage={stage}"),
+            );
+            assert!(
+                v.iter().any(|v| v.starts_with("fast-")),
+                "{path:?}: the fast kernel did not run: {v:?}"
+            );
+            assert!(
+                v.iter().any(|v| !v.starts_with("fast-")),
+                "{path:?}: the general kernel did not run: {v:?}"
+            );
+        }
+    }
+    // float-split, every dtype and cast
+    let mut ts = Vec::new();
+    for dtype in [DType::BF16, DType::F16, DType::F32] {
+        for (k, n) in [3 * 4096usize, 2 * 4096 + 77].iter().enumerate() {
+            let v = rng.floats(*n, 0.02, k == 1);
+            ts.push(enc(
+                &format!("{dtype}.{k}"),
+                dtype,
+                &[*n],
+                &bytes_of(dtype, &v),
+                &EncodeOptions::default(),
+            ));
+        }
+    }
+    let file = file_of(&ts);
+    for path in paths(&ctx) {
+        for dt in [None, Some(DType::F32), Some(DType::F16), Some(DType::BF16)] {
+            let tune = Tuning {
+                fast_wgs: 1,
+                ..Default::default()
+            };
+            let v = check(&ctx, &file, dt, path, Some(tune), "fast float-split");
+            assert!(
+                v.iter().any(|v| v.starts_with("fast-")),
+                "{path:?}: the fast kernel did not run: {v:?}"
             );
         }
     }

@@ -2,7 +2,7 @@
 //! uses: parsed, validated, specialised and translated to SPIR-V by naga.
 //! Needs no GPU.
 
-use wcodec::wgpu::shaders::{self, all_decode_variants, validate};
+use wcodec::wgpu::shaders::{self, all_decode_variants, all_fast_variants, validate};
 
 #[test]
 fn decode_kernel_every_variant() {
@@ -21,6 +21,30 @@ fn decode_kernel_every_variant() {
         vs.len(),
         failures[..failures.len().min(3)].join("\n")
     );
+}
+
+#[test]
+fn fast_kernel_every_variant() {
+    let vs = all_fast_variants();
+    let mut failures = Vec::new();
+    for v in &vs {
+        if let Err(e) = validate(&v.source(), &v.constants()) {
+            failures.push(format!("{}: {e}", v.describe()));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} variants fail:\n{}",
+        failures.len(),
+        vs.len(),
+        failures[..failures.len().min(3)].join("\n")
+    );
+    let wg = vs
+        .iter()
+        .find(|v| v.path == shaders::DecodePath::Workgroup)
+        .unwrap();
+    assert!(wg.source().features.is_empty());
+    assert!(!wg.source().source.contains("subgroupBallot"));
 }
 
 #[test]

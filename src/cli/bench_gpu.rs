@@ -6,8 +6,11 @@
 //!   queries, input resident, buffers rotated past the L2), wall time with
 //!   upload and readback, output GB/s, the device copy bandwidth measured in
 //!   the same run and decode traffic as a fraction of it, the compression
-//!   ratio, and nvCOMP's figures beside them. `--sweep` also times kernel
-//!   variants. Every decode is checked byte for byte against its source.
+//!   ratio, and nvCOMP's figures beside them. `--probes` also times the
+//!   fast kernel with one stage removed at a time (no output writes, no
+//!   table lookups, no staging, no decode), to show what limits it;
+//!   `--sweep` times kernel variants on the largest input of each kind.
+//!   Every decode (not the probes) is checked byte for byte against its source.
 //! * `load`: a model into GPU buffers from its `.wcodec`, against plain wgpu
 //!   uploads of its safetensors.
 
@@ -26,7 +29,7 @@ use crate::wgpu::bench::{copy_bandwidth, median};
 use crate::wgpu::benchdata::{bf16_weights, int8_weights};
 use crate::wgpu::context::{AdapterChoice, ContextOptions, GpuContext, GpuTimer};
 use crate::wgpu::plan::{Tuning, parse_path};
-use crate::wgpu::shaders::LutKind;
+use crate::wgpu::shaders::{DecodePath, FastProbe};
 use crate::wgpu::{GpuDecodeOptions, GpuDecoder, read_tensor};
 
 #[derive(clap::Subcommand, Debug)]
@@ -41,7 +44,7 @@ pub enum GpuBench {
     Head(crate::cli::bench_head::HeadArgs),
 }
 
-#[derive(clap::Args, Debug)]
+#[derive(clap::Args, Debug, Clone)]
 pub struct DecodeBenchArgs {
     /// Output sizes (K, M, G suffixes: powers of 1024).
     #[arg(long, value_delimiter = ',', default_values = ["16M", "256M", "1G"])]
@@ -67,6 +70,10 @@ pub struct DecodeBenchArgs {
     /// Also time kernel variants on the largest input of each kind.
     #[arg(long)]
     pub sweep: bool,
+    /// Also time the fast kernel with one stage removed at a time, on every
+    /// input (the outputs of these are wrong and not checked).
+    #[arg(long)]
+    pub probes: bool,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
@@ -158,6 +165,9 @@ struct DecodeResult {
     traffic_gbs: f64,
     /// traffic_gbs / device copy bandwidth.
     fraction_of_copy: f64,
+    /// (input + output bytes) / device copy bandwidth: the time of a decode
+    /// bound by memory alone.
+    copy_floor_ms: f64,
     /// Upload + decode + readback.
     wall_ms: f64,
     wall_gbs: f64,
@@ -170,6 +180,20 @@ struct DecodeResult {
     variants: Vec<String>,
     path: String,
     verified: bool,
+}
+
+#[derive(Serialize, Clone)]
+struct ProbeResult {
+    kind: String,
+    output_bytes: u64,
+    /// The stage removed (see `FastProbe`).
+    probe: String,
+    variants: Vec<String>,
+    gpu_ms: f64,
+    gpu_gbs: f64,
+    /// GPU ms of the full decode less this one: what the removed stage costs.
+    saved_ms: f64,
+    error: Option<String>,
 }
 
 #[derive(Serialize, Clone)]
@@ -191,6 +215,7 @@ struct DecodeBench {
     copy_gbs: f64,
     timestamps: bool,
     results: Vec<DecodeResult>,
+    probes: Vec<ProbeResult>,
     sweep: Vec<SweepResult>,
 }
 
@@ -233,6 +258,8 @@ fn time_resident(
     tune: &Tuning,
     reps: usize,
 ) -> anyhow::Result<(f64, f64, u64, usize, Vec<String>)> {
+    // a probe's outputs are wrong by design
+    let verify = tune.probe == FastProbe::None;
     let out_bytes = inp.data.len() as u64;
     let binding = ctx
         .limits
@@ -252,7 +279,7 @@ fn time_resident(
     for set in 0..copies {
         dec.run_resident(&inp.file, &r, set, None, true)?;
         let got = read_tensor(ctx, &r.outputs(set)[0])?;
-        if got != inp.data {
+        if verify && got != inp.data {
             bail!(
                 "the GPU decode differs from the source ({})",
                 r.variants.join("; ")
@@ -309,6 +336,7 @@ fn time_wall(
     Ok((median(&mut full), median(&mut noread)))
 }
 
+/// Kernel variants worth comparing (few: each costs a pipeline build and a timing).
 fn sweep_tunings(ctx: &GpuContext, base: &Tuning) -> Vec<(String, Tuning, Option<bool>)> {
     let mut v: Vec<(String, Tuning, Option<bool>)> = Vec::new();
     let t = |f: &dyn Fn(&mut Tuning)| {
@@ -317,26 +345,50 @@ fn sweep_tunings(ctx: &GpuContext, base: &Tuning) -> Vec<(String, Tuning, Option
         x
     };
     let c = ctx.checks;
-    for tiles in [1, 2, 3, 4, 6, 8] {
-        v.push((format!("tiles={tiles}"), t(&|x| x.tiles = tiles), c));
+    for w in [4, 16] {
+        v.push((format!("fast-warps={w}"), t(&|x| x.fast_warps = w), c));
     }
-    for stage in [0, 1024, 4096] {
-        v.push((format!("stage={stage}"), t(&|x| x.stage_words = stage), c));
-    }
-    v.push(("lut=split".into(), t(&|x| x.lut = Some(LutKind::Split)), c));
-    for wgs in [132, 264, 528, 1056, 2112, 4224, 16384, 65535] {
-        v.push((format!("workgroups={wgs}"), t(&|x| x.workgroups = wgs), c));
+    for wgs in [528, 1056, 4224, 8192] {
+        v.push((format!("fast-wgs={wgs}"), t(&|x| x.fast_wgs = wgs), c));
     }
     v.push((
         "path=workgroup".into(),
-        t(&|x| x.path = Some(crate::wgpu::shaders::DecodePath::Workgroup)),
+        t(&|x| x.path = Some(DecodePath::Workgroup)),
         c,
     ));
+    v.push(("fast=off".into(), t(&|x| x.fast = false), c));
     v.push(("wgpu-checks=on".into(), base.clone(), Some(true)));
     v
 }
 
+/// The probes: the fast kernel with one stage removed.
+const PROBES: [FastProbe; 4] = [
+    FastProbe::NoStore,
+    FastProbe::NoLut,
+    FastProbe::NoStage,
+    FastProbe::NoDecode,
+];
+
+/// Stack of the rayon workers that generate and encode the inputs: a 1 GiB
+/// encode nests stolen tile jobs deep on a worker's stack (a run on the
+/// H100 overflowed rayon's default 2 MiB), so give them room.
+const WORKER_STACK: usize = 64 << 20;
+
 fn decode(a: &DecodeBenchArgs, quiet: bool) -> anyhow::Result<()> {
+    // ignore the error if the global pool exists already
+    let _ = rayon::ThreadPoolBuilder::new()
+        .stack_size(WORKER_STACK)
+        .build_global();
+    let a = a.clone();
+    std::thread::Builder::new()
+        .name("bench-decode".into())
+        .stack_size(WORKER_STACK)
+        .spawn(move || decode_run(&a, quiet))?
+        .join()
+        .map_err(|_| anyhow::anyhow!("the decode benchmark panicked"))?
+}
+
+fn decode_run(a: &DecodeBenchArgs, quiet: bool) -> anyhow::Result<()> {
     let mut ctx = context(a.adapter)?;
     let mut tune = Tuning::from_env()?;
     if let Some(p) = &a.path {
@@ -354,6 +406,7 @@ fn decode(a: &DecodeBenchArgs, quiet: bool) -> anyhow::Result<()> {
         "device copy: {copy_shader:.0} GB/s (copy shader), {copy_cmd:.0} GB/s (copy command), read + write"
     ));
     let mut results = Vec::new();
+    let mut probes = Vec::new();
     let mut sweep = Vec::new();
     let mut sizes: Vec<u64> = a
         .sizes
@@ -393,6 +446,7 @@ fn decode(a: &DecodeBenchArgs, quiet: bool) -> anyhow::Result<()> {
                 gpu_gbs,
                 traffic_gbs,
                 fraction_of_copy: traffic_gbs / copy,
+                copy_floor_ms: (bytes + input_bytes) as f64 / copy / 1e6,
                 wall_ms,
                 wall_gbs: bytes as f64 / wall_ms / 1e6,
                 wall_no_readback_ms,
@@ -428,6 +482,51 @@ fn decode(a: &DecodeBenchArgs, quiet: bool) -> anyhow::Result<()> {
                 r.variants.join("; ")
             ));
             results.push(r);
+            if a.probes {
+                for probe in PROBES {
+                    let t = Tuning {
+                        probe,
+                        ..tune.clone()
+                    };
+                    let res = time_resident(&ctx, &inp, &t, a.reps.min(15));
+                    ctx.trim_pool();
+                    let p = match res {
+                        Ok((ms, _, _, _, variants)) => {
+                            say(format!(
+                                "  probe {:<10} {ms:8.3} ms {:7.1} GB/s  (saves {:+.3} ms)  {}",
+                                probe.name(),
+                                bytes as f64 / ms / 1e6,
+                                gpu_ms - ms,
+                                variants.join("; ")
+                            ));
+                            ProbeResult {
+                                kind: kind.clone(),
+                                output_bytes: bytes,
+                                probe: probe.name().into(),
+                                variants,
+                                gpu_ms: ms,
+                                gpu_gbs: bytes as f64 / ms / 1e6,
+                                saved_ms: gpu_ms - ms,
+                                error: None,
+                            }
+                        }
+                        Err(e) => {
+                            say(format!("  probe {:<10} failed: {e:#}", probe.name()));
+                            ProbeResult {
+                                kind: kind.clone(),
+                                output_bytes: bytes,
+                                probe: probe.name().into(),
+                                variants: vec![],
+                                gpu_ms: f64::NAN,
+                                gpu_gbs: f64::NAN,
+                                saved_ms: f64::NAN,
+                                error: Some(format!("{e:#}")),
+                            }
+                        }
+                    };
+                    probes.push(p);
+                }
+            }
             if a.sweep && si + 1 == sizes.len() {
                 for (name, t, checks) in sweep_tunings(&ctx, &tune) {
                     let was = ctx.checks;
@@ -479,6 +578,7 @@ fn decode(a: &DecodeBenchArgs, quiet: bool) -> anyhow::Result<()> {
         copy_gbs: copy,
         timestamps: ctx.has(wgpu::Features::TIMESTAMP_QUERY),
         results,
+        probes,
         sweep,
     };
     let json = serde_json::to_string_pretty(&report)?;
@@ -491,12 +591,21 @@ fn decode(a: &DecodeBenchArgs, quiet: bool) -> anyhow::Result<()> {
     if !quiet && !a.json {
         println!();
         println!(
-            "{:<5} {:>9} {:>7} {:>10} {:>9} {:>9} {:>7} {:>9} {:>8}",
-            "kind", "size", "ratio", "GPU ms", "GB/s", "target", "% copy", "wall ms", "nvCOMP"
+            "{:<5} {:>9} {:>7} {:>9} {:>8} {:>8} {:>7} {:>9} {:>9} {:>7}",
+            "kind",
+            "size",
+            "ratio",
+            "GPU ms",
+            "GB/s",
+            "target",
+            "% copy",
+            "floor ms",
+            "wall ms",
+            "nvCOMP"
         );
         for r in &report.results {
             println!(
-                "{:<5} {:>9} {:>7.4} {:>10.3} {:>9.1} {:>9} {:>6.0}% {:>9.1} {:>8}",
+                "{:<5} {:>9} {:>7.4} {:>9.3} {:>8.1} {:>8} {:>6.0}% {:>9.3} {:>9.1} {:>7}",
                 r.kind,
                 crate::cli::human(r.output_bytes),
                 r.ratio,
@@ -507,9 +616,38 @@ fn decode(a: &DecodeBenchArgs, quiet: bool) -> anyhow::Result<()> {
                     if r.gpu_gbs >= t { " ok" } else { " NO" }
                 )),
                 100.0 * r.fraction_of_copy,
+                r.copy_floor_ms,
                 r.wall_ms,
                 r.nvcomp_gbs.map_or("-".into(), |n| format!("{n:.0}"))
             );
+        }
+        if !report.probes.is_empty() {
+            println!("probes (one stage removed; saves = full decode - probe):");
+            for p in &report.probes {
+                println!(
+                    "  {:<5} {:>9} {:<10} {:>9.3} ms {:>8.1} GB/s  saves {:+.3} ms",
+                    p.kind,
+                    crate::cli::human(p.output_bytes),
+                    p.probe,
+                    p.gpu_ms,
+                    p.gpu_gbs,
+                    p.saved_ms
+                );
+            }
+        }
+        if !report.sweep.is_empty() {
+            println!("sweep:");
+            for s in &report.sweep {
+                println!(
+                    "  {:<5} {:>9} {:<16} {:>9.3} ms {:>8.1} GB/s  {}",
+                    s.kind,
+                    crate::cli::human(s.output_bytes),
+                    s.tuning,
+                    s.gpu_ms,
+                    s.gpu_gbs,
+                    s.variants.join("; ")
+                );
+            }
         }
     }
     Ok(())

@@ -36,7 +36,7 @@ use crate::io::safetensors::{OutTensor, write_streaming};
 
 use super::context::{GpuContext, GpuTimer, Kernel, PooledBuffer};
 use super::plan::*;
-use super::shaders::{self, DecodePath, DecodeVariant};
+use super::shaders::{self, DecodePath, DecodeVariant, FastOut, FastVariant};
 
 /// Decoder settings.
 #[derive(Debug, Clone)]
@@ -153,11 +153,17 @@ impl<'a> InputLayout<'a> {
     }
 }
 
-/// A chunk ready to encode.
-struct Prepared {
+/// One dispatch: kernel, bind group, workgroups.
+struct Dispatch {
     kernel: Arc<Kernel>,
     bind: wgpu::BindGroup,
     workgroups: u32,
+}
+
+/// A chunk ready to encode.
+struct Prepared {
+    /// The decode dispatches (fast kernels, general kernel), one compute pass.
+    dispatches: Vec<Dispatch>,
     /// render_unaligned passes: kernel, bind group, workgroups.
     unaligned: Vec<(Arc<Kernel>, wgpu::BindGroup, u32)>,
     /// Regions to zero before the decode: (buffer, offset, size).
@@ -182,9 +188,11 @@ impl Prepared {
                 label: Some("wcodec.decode"),
                 timestamp_writes: tw,
             });
-            pass.set_pipeline(&self.kernel.pipeline);
-            pass.set_bind_group(0, &self.bind, &[]);
-            pass.dispatch_workgroups(self.workgroups, 1, 1);
+            for d in &self.dispatches {
+                pass.set_pipeline(&d.kernel.pipeline);
+                pass.set_bind_group(0, &d.bind, &[]);
+                pass.dispatch_workgroups(d.workgroups, 1, 1);
+            }
         }
         for (k, bg, n) in &self.unaligned {
             let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
@@ -218,6 +226,7 @@ pub struct GpuDecoder<'c> {
     next: usize,
     dummy: PooledBuffer,
     variants: Vec<DecodeVariant>,
+    fast_variants: Vec<FastVariant>,
     uploaded: u64,
 }
 
@@ -258,6 +267,7 @@ impl<'c> GpuDecoder<'c> {
             next: 0,
             dummy,
             variants: Vec::new(),
+            fast_variants: Vec::new(),
             uploaded: 0,
         })
     }
@@ -404,10 +414,69 @@ impl<'c> GpuDecoder<'c> {
                 .max_compute_invocations_per_workgroup
                 .min(ctx.limits.max_compute_workgroup_size_x),
         )?;
-        if !self.variants.contains(&variant) {
-            self.variants.push(variant);
-        }
         let per_unit = variant.tiles as usize;
+        // ---- the fast kernel: the tiles it may take, and its variant per output kind
+        let wg_bytes = ctx.limits.max_compute_workgroup_storage_size;
+        let wg_threads = ctx
+            .limits
+            .max_compute_invocations_per_workgroup
+            .min(ctx.limits.max_compute_workgroup_size_x);
+        let tune = &self.opts.tuning;
+        let fpath = if tune.fast {
+            fast_path(self.path, sg32)
+        } else {
+            None
+        };
+        // per part: its fast output kind and candidate tiles (tile in segment, table, words)
+        type Cands = Option<(FastOut, Vec<(u32, u8, u32)>)>;
+        let mut cands: Vec<Cands> = vec![None; c.parts.len()];
+        let mut fvariants: Vec<FastVariant> = Vec::new();
+        if let Some(fpath) = fpath {
+            let mut words_by: Vec<(FastOut, Vec<u32>)> = Vec::new();
+            for (pi, p) in c.parts.iter().enumerate() {
+                let Part::Seg { job, tiles, .. } = p else {
+                    continue;
+                };
+                let Producer::Kernel { kind, .. } = jobs[*job].producer else {
+                    continue;
+                };
+                let Some(fo) = kind.fast_out() else {
+                    continue;
+                };
+                let pl = plane_of(file, jobs[*job].tensor);
+                if !aligned(&pl.grid, kind.elem_size()) {
+                    continue;
+                }
+                let mut v = Vec::new();
+                for t in tiles.clone() {
+                    let e = &pl.index[t];
+                    if fast_candidate(&pl.grid, e, t) {
+                        let nw = (pl.tile_end(t) - e.offset as u64) as u32;
+                        v.push(((t - tiles.start) as u32, e.table, nw));
+                    }
+                }
+                if v.is_empty() {
+                    continue;
+                }
+                let words = v.iter().map(|x| x.2);
+                match words_by.iter_mut().find(|w| w.0 == fo) {
+                    Some(w) => w.1.extend(words),
+                    None => words_by.push((fo, words.collect())),
+                }
+                cands[pi] = Some((fo, v));
+            }
+            for (fo, mut w) in words_by {
+                if let Some(fv) = pick_fast_variant(fpath, fo, tune, &mut w, wg_bytes, wg_threads) {
+                    fvariants.push(fv);
+                }
+            }
+        }
+        // fast tables (plan words, relative) and lists; groups: (variant, segment, table, list start, count)
+        let mut luts: Vec<u32> = Vec::new();
+        let mut lists: Vec<u32> = Vec::new();
+        let mut groups: Vec<(usize, usize, usize, usize, usize)> = Vec::new();
+        let mut seg_lut: Vec<Option<usize>> = Vec::new();
+        let mut general_tiles = 0usize;
         let nseg = c
             .parts
             .iter()
@@ -528,6 +597,38 @@ impl<'c> GpuDecoder<'c> {
             }
             f[S_KIND] = k;
             f[S_ERR_SLOT] = *err_slot as u32;
+            // the tiles the fast kernel takes: lists per table
+            let mut fast_tiles = 0usize;
+            let mut lut_at = None;
+            if let Some((fo, v)) = &cands[pi]
+                && let Some(fi) = fvariants.iter().position(|x| x.out == *fo)
+            {
+                let maxw = fvariants[fi].max_words();
+                let mut per_table: Vec<Vec<u32>> = vec![Vec::new(); pl.tables.len()];
+                for &(rel, tab, nw) in v {
+                    if nw <= maxw {
+                        per_table[tab as usize].push(rel);
+                    }
+                }
+                let mut mask = 0u32;
+                for (k, list) in per_table.iter().enumerate() {
+                    if !list.is_empty() {
+                        mask |= 1 << k;
+                        fast_tiles += list.len();
+                        groups.push((fi, segs.len(), k, lists.len(), list.len()));
+                        lists.extend_from_slice(list);
+                    }
+                }
+                if mask != 0 {
+                    f[S_FAST] = mask | maxw << 16;
+                    lut_at = Some(luts.len());
+                    for t in pl.tables {
+                        luts.extend_from_slice(&crate::codec::rans::decode_lut(t)[..]);
+                    }
+                }
+            }
+            general_tiles += (t1 - t0) - fast_tiles;
+            seg_lut.push(lut_at);
             segs.push(f);
         }
         // plan words: header, segments, tables; then one 256-byte block per
@@ -537,6 +638,62 @@ impl<'c> GpuDecoder<'c> {
             plan.extend_from_slice(s);
         }
         plan.extend_from_slice(&tables);
+        // the fast kernel's tables and lists, then one block of group records
+        // per variant (256-byte aligned: each is bound on its own)
+        let lut_base = plan.len();
+        plan.extend_from_slice(&luts);
+        for (si, at) in seg_lut.iter().enumerate() {
+            if let Some(at) = at {
+                plan[HDR_WORDS + si * SEG_WORDS + S_LUT_OFF] = (lut_base + at) as u32;
+            }
+        }
+        let list_base = plan.len();
+        plan.extend_from_slice(&lists);
+        let cpu = ctx.info.device_type == wgpu::DeviceType::Cpu;
+        let mut fast_blocks = Vec::new(); // (variant, plan word, words, workgroups)
+        for (fi, fv) in fvariants.iter().enumerate() {
+            let mine: Vec<_> = groups.iter().filter(|g| g.0 == fi).collect();
+            if mine.is_empty() {
+                continue;
+            }
+            let counts: Vec<u32> = mine.iter().map(|g| g.4 as u32).collect();
+            let target = match tune.fast_wgs {
+                0 if cpu => u32::MAX,
+                0 => FAST_WORKGROUPS,
+                n => n,
+            };
+            let max_rounds = if cpu { CPU_FAST_ROUNDS } else { 1 << 20 };
+            let lay_out = fast_layout(
+                &counts,
+                fv.warps,
+                target,
+                max_rounds,
+                ctx.limits.max_compute_workgroups_per_dimension,
+            );
+            while plan.len() % (ALIGN as usize / 4) != 0 {
+                plan.push(0);
+            }
+            let at = plan.len();
+            let total_wg: u32 = lay_out.iter().map(|x| x.0).sum();
+            plan.extend_from_slice(&[mine.len() as u32, total_wg, 0, 0]);
+            let mut first = 0u32;
+            for (g, &(wgs, rounds)) in mine.iter().zip(&lay_out) {
+                let (_, si, table, list, count) = **g;
+                let lut = lut_base + seg_lut[si].expect("a fast segment has tables") + 4096 * table;
+                plan.extend_from_slice(&[
+                    first,
+                    wgs,
+                    (list_base + list) as u32,
+                    count as u32,
+                    lut as u32,
+                    si as u32,
+                    rounds,
+                    0,
+                ]);
+                first += wgs;
+            }
+            fast_blocks.push((*fv, at, plan.len() - at, total_wg));
+        }
         let mut blocks = Vec::new();
         for &(si, _) in &unaligned {
             while plan.len() % (ALIGN as usize / 4) != 0 {
@@ -580,7 +737,6 @@ impl<'c> GpuDecoder<'c> {
                 view.slice(cursor as usize..total as usize).fill(0);
             }
         }
-        let kernel = ctx.kernel(&variant.source(), &variant.constants())?;
         let scratch = if scratch_words > 0 {
             Some(ctx.buffer(
                 "wcodec.scratch",
@@ -601,26 +757,65 @@ impl<'c> GpuDecoder<'c> {
             offset: out.offset,
             size: wgpu::BufferSize::new(out.size),
         };
-        let bind = kernel.bind_group(
-            &ctx.device,
-            "wcodec.decode",
-            &[
-                data.clone(),
-                wgpu::BufferBinding {
-                    buffer: input,
-                    offset: 0,
-                    size: wgpu::BufferSize::new(plan_bytes),
-                },
-                out_b.clone(),
-                scratch_buf.as_entire_buffer_binding(),
-                errs.as_entire_buffer_binding(),
-            ],
-        );
-        let workgroups = dispatch_size(units, self.opts.tuning.workgroups, &ctx.info, &ctx.limits);
+        let plan_b = wgpu::BufferBinding {
+            buffer: input,
+            offset: 0,
+            size: wgpu::BufferSize::new(plan_bytes),
+        };
+        let mut dispatches = Vec::new();
+        for &(fv, at, words, total_wg) in &fast_blocks {
+            let kernel = ctx.kernel(&fv.source(), &fv.constants())?;
+            let bind = kernel.bind_group(
+                &ctx.device,
+                "wcodec.decode.fast",
+                &[
+                    data.clone(),
+                    plan_b.clone(),
+                    wgpu::BufferBinding {
+                        buffer: input,
+                        offset: 4 * at as u64,
+                        size: wgpu::BufferSize::new(4 * words as u64),
+                    },
+                    out_b.clone(),
+                    errs.as_entire_buffer_binding(),
+                ],
+            );
+            dispatches.push(Dispatch {
+                kernel,
+                bind,
+                workgroups: total_wg,
+            });
+            if !self.fast_variants.contains(&fv) {
+                self.fast_variants.push(fv);
+            }
+        }
+        // the general kernel, for the tiles the fast one does not take
+        if general_tiles > 0 {
+            let kernel = ctx.kernel(&variant.source(), &variant.constants())?;
+            let bind = kernel.bind_group(
+                &ctx.device,
+                "wcodec.decode",
+                &[
+                    data.clone(),
+                    plan_b.clone(),
+                    out_b.clone(),
+                    scratch_buf.as_entire_buffer_binding(),
+                    errs.as_entire_buffer_binding(),
+                ],
+            );
+            let workgroups =
+                dispatch_size(units, self.opts.tuning.workgroups, &ctx.info, &ctx.limits);
+            dispatches.push(Dispatch {
+                kernel,
+                bind,
+                workgroups,
+            });
+            if !self.variants.contains(&variant) {
+                self.variants.push(variant);
+            }
+        }
         let mut prepared = Prepared {
-            kernel,
-            bind,
-            workgroups,
+            dispatches,
             unaligned: Vec::new(),
             clears: Vec::new(),
             input_bytes: total,
@@ -882,6 +1077,15 @@ impl<'c> GpuDecoder<'c> {
         Ok((outs, report))
     }
 
+    /// The kernel variants this decoder has run, fast ones first.
+    pub fn variant_names(&self) -> Vec<String> {
+        self.fast_variants
+            .iter()
+            .map(|v| v.describe())
+            .chain(self.variants.iter().map(|v| v.describe()))
+            .collect()
+    }
+
     fn error_buffer(&self, slots: usize) -> Result<PooledBuffer> {
         let n = (ERR_WORDS * slots.max(1)) as u64;
         let errs = self.ctx.buffer("wcodec.errors", 4 * n, copy_usage())?;
@@ -959,7 +1163,7 @@ impl<'c> GpuDecoder<'c> {
         DecodeReport {
             device: self.ctx.describe(),
             path: self.path.name().to_string(),
-            variants: self.variants.iter().map(|v| v.describe()).collect(),
+            variants: self.variant_names(),
             tensors: file.tensors.len(),
             output_bytes: jobs.iter().map(|j| j.bytes).sum(),
             input_bytes: self.uploaded,
@@ -1092,7 +1296,7 @@ impl GpuDecoder<'_> {
             input_bytes,
             output_bytes: jobs.iter().map(|j| j.bytes).sum(),
             chunks: chunks.len(),
-            variants: self.variants.iter().map(|v| v.describe()).collect(),
+            variants: self.variant_names(),
         })
     }
 
@@ -1368,6 +1572,15 @@ impl<'d, 'c, 'f> CanonStream<'d, 'c, 'f> {
 /// costs a few hundred to about 1200 iterations (AVG tiles more), so
 /// workgroups there take at most this many units.
 const CPU_UNITS_PER_WORKGROUP: u32 = 8;
+
+/// Rounds (tiles per slot) of a fast-kernel workgroup on such an adapter: a
+/// round costs at most about 1000 loop iterations there.
+const CPU_FAST_ROUNDS: u32 = 16;
+
+/// Workgroups of a fast dispatch on a GPU (`WCODEC_GPU_FAST_WGS` overrides):
+/// a few per SM on large GPUs, so that the tiles of a large plane spread
+/// evenly and each workgroup's table load is paid for many tiles.
+pub const FAST_WORKGROUPS: u32 = 2048;
 
 /// Persistent workgroups for `units` units: `want` if set, else 8192 on
 /// GPUs; never more than the units or the dispatch limit, and on CPU

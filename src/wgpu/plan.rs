@@ -20,7 +20,7 @@ use crate::error::{Error, Result};
 use crate::format::WcodecFile;
 use crate::format::reader::PlaneInfo;
 
-use super::shaders::{DecodePath, DecodeVariant, LutKind};
+use super::shaders::{DecodePath, DecodeVariant, FastOut, FastProbe, FastVariant, LutKind};
 
 // ---- layout shared with the shaders
 pub const SEG_WORDS: usize = 32;
@@ -54,6 +54,15 @@ pub const S_U_WORD_FIRST: usize = 25;
 pub const S_U_WORD_COUNT: usize = 26;
 pub const S_U_ELO: usize = 27;
 pub const S_U_EHI: usize = 28;
+/// Tiles of the segment the fast kernel decodes: a mask of tables (bits
+/// 0..4) and the longest such tile in words (bits 16..32); 0 for none.
+pub const S_FAST: usize = 29;
+/// Plan word of the segment's host-built decode tables (4096 words each); 0: none.
+pub const S_LUT_OFF: usize = 30;
+
+// ---- the fast kernel's group records (shaders/rans_fast.wgsl)
+pub const GRP_HDR: usize = 4;
+pub const GRP_WORDS: usize = 8;
 
 pub const K_BYTES: u32 = 0;
 pub const K_SPLIT: u32 = 1;
@@ -132,6 +141,17 @@ impl OutKind {
             OutKind::Bytes { xor80 } => K_BYTES | if xor80 { F_XOR80 } else { 0 },
             OutKind::Split { src, dst } => K_SPLIT | dt_code(src) << 4 | dt_code(dst) << 8,
             OutKind::Deq { dst } => K_DEQ | dt_code(dst) << 8,
+        }
+    }
+    /// What the fast kernel writes for this kind, if it can.
+    pub fn fast_out(self) -> Option<FastOut> {
+        match self {
+            OutKind::Bytes { .. } => Some(FastOut::Bytes),
+            OutKind::Split { src, dst } => Some(FastOut::Split {
+                src: dt_code(src),
+                dst: dt_code(dst),
+            }),
+            OutKind::Deq { .. } => None,
         }
     }
     /// Bytes per output element.
@@ -436,7 +456,120 @@ fn seg_input(p: &PlaneRefs, kind: OutKind, t0: usize, t1: usize) -> u64 {
         OutKind::Deq { .. } => b += 4 * p.rows(t0, t1).len() as u64 + 32,
         OutKind::Bytes { .. } => {}
     }
-    b + 1024 * p.tables.len() as u64 + 4 * SEG_WORDS as u64
+    // tables (1 KiB each) and the fast kernel's: host-built tables (16 KiB
+    // each), a list entry per tile, group records
+    b + (1024 + 16384) * p.tables.len() as u64
+        + 4 * (t1 - t0) as u64
+        + 4 * (SEG_WORDS + 4 * GRP_WORDS) as u64
+}
+
+/// A tile the fast kernel may take, whatever its word count: a full tile
+/// (4096 symbols) of mode NONE or PLANAR. It takes it if its words fit the
+/// stage and its table is in the segment's `S_FAST` mask; the general
+/// kernel tests the same (rans_decode.wgsl `tile_info`).
+pub fn fast_candidate(grid: &Grid, e: &TileEntry, t: usize) -> bool {
+    let r = grid.tile(t);
+    r.h * r.w == crate::codec::tile::MAX_TILE_SYMBOLS
+        && matches!(
+            e.mode,
+            crate::codec::predict::Mode::None | crate::codec::predict::Mode::Planar
+        )
+}
+
+/// The fast kernel's path for the general kernel's: subgroups of exactly
+/// 32, narrow subgroups, or workgroup memory; none for other wide subgroups.
+pub fn fast_path(path: DecodePath, sg32: bool) -> Option<DecodePath> {
+    match path {
+        DecodePath::SubgroupWide if sg32 => Some(DecodePath::SubgroupWide),
+        DecodePath::SubgroupWide => None,
+        p => Some(p),
+    }
+}
+
+/// The fast variant for tiles of `words` u16 words each (any order): the
+/// wanted warps per workgroup with a stage that holds every tile, or, if
+/// that does not fit, one that holds 99 % of them (the rest go to the
+/// general kernel), or fewer warps. `None` if nothing fits.
+pub fn pick_fast_variant(
+    path: DecodePath,
+    out: FastOut,
+    tune: &Tuning,
+    words: &mut [u32],
+    wg_bytes: u32,
+    wg_threads: u32,
+) -> Option<FastVariant> {
+    if words.is_empty() {
+        return None;
+    }
+    words.sort_unstable();
+    // u32 for a tile of nw words at either alignment, in steps of 64
+    let cap = match tune.fast_stage {
+        0 => 2048,
+        w => (w / 2 / 64 * 64).clamp(64, 2048),
+    };
+    let need = |nw: u32| ((nw + 2) / 2).div_ceil(64) * 64;
+    let full = need(words[words.len() - 1]).min(cap);
+    let p99 = need(words[(words.len() - 1) * 99 / 100]).min(cap);
+    let mk = |warps: u32, stage_u32: u32| FastVariant {
+        path,
+        warps,
+        stage_u32,
+        out,
+        probe: tune.probe,
+    };
+    // the largest stage (a multiple of 64 u32) that fits `warps`
+    let fit = |warps: u32| -> u32 {
+        let v = mk(warps, 0);
+        let free = (wg_bytes / 4).saturating_sub(v.workgroup_bytes() / 4);
+        (free / warps / 64 * 64).min(cap)
+    };
+    let want = tune.fast_warps.clamp(1, (wg_threads / 32).max(1));
+    if fit(want) >= full {
+        return Some(mk(want, full));
+    }
+    if fit(want) >= p99 && fit(want) >= 64 {
+        return Some(mk(want, fit(want)));
+    }
+    for warps in (1..want).rev() {
+        if fit(warps) >= full {
+            return Some(mk(warps, full));
+        }
+    }
+    let s = fit(1);
+    (s >= 64).then(|| mk(1, s))
+}
+
+/// Workgroups and rounds of the fast kernel's groups of `counts` tiles:
+/// about `target` workgroups in all (each slot takes one tile a round),
+/// at most `max_rounds` rounds each and `max_wgs` workgroups in all.
+/// Returns (workgroups, rounds) per group.
+pub fn fast_layout(
+    counts: &[u32],
+    warps: u32,
+    target: u32,
+    max_rounds: u32,
+    max_wgs: u32,
+) -> Vec<(u32, u32)> {
+    let total: u64 = counts.iter().map(|&c| c as u64).sum();
+    let per_round = warps.max(1) as u64;
+    let mut rounds = total
+        .div_ceil(per_round * target.max(1) as u64)
+        .clamp(1, max_rounds.max(1) as u64);
+    loop {
+        let v: Vec<(u32, u32)> = counts
+            .iter()
+            .map(|&c| {
+                let wgs = (c as u64).div_ceil(per_round * rounds).max(1);
+                let r = (c as u64).div_ceil(wgs * per_round).max(1);
+                (wgs as u32, r as u32)
+            })
+            .collect();
+        let sum: u64 = v.iter().map(|x| x.0 as u64).sum();
+        if sum <= max_wgs as u64 || rounds >= 1 << 20 {
+            return v;
+        }
+        rounds *= 2;
+    }
 }
 
 /// Cut every job into chunks. Jobs are taken in order; consecutive small
@@ -615,6 +748,17 @@ pub struct Tuning {
     pub lut: Option<LutKind>,
     /// Persistent workgroups per dispatch (0: automatic).
     pub workgroups: u32,
+    /// Use the fast kernel for the tiles it takes.
+    pub fast: bool,
+    /// Tiles per workgroup of the fast kernel wanted (fewer if memory is short).
+    pub fast_warps: u32,
+    /// Workgroups of a fast dispatch wanted (0: automatic).
+    pub fast_wgs: u32,
+    /// At most this many u16 words staged per fast tile (0: as the tiles need);
+    /// longer tiles go to the general kernel.
+    pub fast_stage: u32,
+    /// A measurement probe (bench only: the outputs are wrong).
+    pub probe: FastProbe,
 }
 
 impl Default for Tuning {
@@ -625,14 +769,21 @@ impl Default for Tuning {
             stage_words: 2048,
             lut: None,
             workgroups: 0,
+            fast: true,
+            fast_warps: 8,
+            fast_wgs: 0,
+            fast_stage: 0,
+            probe: FastProbe::None,
         }
     }
 }
 
 impl Tuning {
     /// Defaults, overridden by `WCODEC_GPU_PATH` (subgroup|workgroup),
-    /// `WCODEC_GPU_TILES`, `WCODEC_GPU_STAGE`, `WCODEC_GPU_LUT` (slot32|split)
-    /// and `WCODEC_GPU_WGS`.
+    /// `WCODEC_GPU_TILES`, `WCODEC_GPU_STAGE`, `WCODEC_GPU_LUT` (slot32|split),
+    /// `WCODEC_GPU_WGS` (the general kernel), `WCODEC_GPU_FAST` (0: general
+    /// kernel only), `WCODEC_GPU_FAST_WARPS`, `WCODEC_GPU_FAST_WGS` and
+    /// `WCODEC_GPU_FAST_STAGE`.
     pub fn from_env() -> Result<Tuning> {
         let mut t = Tuning::default();
         let num = |k: &str| -> Result<Option<u32>> {
@@ -669,6 +820,23 @@ impl Tuning {
         }
         if let Some(v) = num("WCODEC_GPU_WGS")? {
             t.workgroups = v;
+        }
+        if let Some(v) = num("WCODEC_GPU_FAST")? {
+            t.fast = v != 0;
+        }
+        if let Some(v) = num("WCODEC_GPU_FAST_WARPS")? {
+            if !(1..=32).contains(&v) {
+                return Err(Error::Param(format!(
+                    "WCODEC_GPU_FAST_WARPS={v} not in 1..=32"
+                )));
+            }
+            t.fast_warps = v;
+        }
+        if let Some(v) = num("WCODEC_GPU_FAST_WGS")? {
+            t.fast_wgs = v;
+        }
+        if let Some(v) = num("WCODEC_GPU_FAST_STAGE")? {
+            t.fast_stage = v;
         }
         Ok(t)
     }
@@ -804,6 +972,60 @@ mod tests {
             (v.tiles, v.lut_kind, v.stage_words),
             (4, LutKind::Slot32, 2048)
         );
+    }
+
+    #[test]
+    fn fast_variants_fit_the_h100() {
+        let t = Tuning::default();
+        let pick = |words: &[u32], mem| {
+            pick_fast_variant(
+                DecodePath::SubgroupWide,
+                FastOut::Bytes,
+                &t,
+                &mut words.to_vec(),
+                mem,
+                1024,
+            )
+            .unwrap()
+        };
+        // INT8 weights (about 1880 words a tile): 8 tiles a workgroup, 46 KiB
+        let v = pick(&[1850, 1892, 1870], 48 << 10);
+        assert_eq!((v.warps, v.stage_u32), (8, 960));
+        assert!(v.workgroup_bytes() <= 48 << 10 && v.max_words() >= 1892);
+        // BF16 exponents (about 710 words)
+        let v = pick(&[700, 720], 48 << 10);
+        assert_eq!((v.warps, v.stage_u32), (8, 384));
+        // nearly incompressible tiles: fewer tiles a workgroup, all staged
+        let v = pick(&[2100; 10], 48 << 10);
+        assert!(v.warps < 8 && v.max_words() >= 2100, "{v:?}");
+        // one outlier in 200 does not shrink the workgroup
+        let mut w = vec![1800u32; 199];
+        w.push(4000);
+        let v = pick(&w, 48 << 10);
+        assert!(v.warps == 8 && v.max_words() >= 1800 && v.max_words() < 4000);
+        // lavapipe's 32 KiB
+        let v = pick(&[1892], 32 << 10);
+        assert!(v.workgroup_bytes() <= 32 << 10 && v.max_words() >= 1892);
+    }
+
+    #[test]
+    fn fast_layout_spreads_tiles() {
+        // 1 GiB of INT8: 262144 tiles, one group
+        let l = fast_layout(&[262144], 8, 2048, 1 << 20, 65535);
+        assert_eq!(l, vec![(2048, 16)]);
+        // 16 MiB: every slot one tile
+        let l = fast_layout(&[4096], 8, 2048, 1 << 20, 65535);
+        assert_eq!(l, vec![(512, 1)]);
+        // four tables, uneven
+        let l = fast_layout(&[70000, 2000, 11000, 48000], 8, 2048, 1 << 20, 65535);
+        for (&(w, r), c) in l.iter().zip([70000u32, 2000, 11000, 48000]) {
+            assert!(w * r * 8 >= c && (w * (r - 1) * 8) < c, "{w} {r} {c}");
+        }
+        // the dispatch limit and the round limit
+        let l = fast_layout(&[10_000_000], 1, 1 << 30, 1 << 20, 65535);
+        assert!(l[0].0 <= 65535 && l[0].0 as u64 * l[0].1 as u64 >= 10_000_000);
+        let l = fast_layout(&[100000], 4, u32::MAX, 16, 65535);
+        assert!(l[0].1 <= 16);
     }
 
     #[test]

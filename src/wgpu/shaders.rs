@@ -13,11 +13,18 @@ const PATH_SUBGROUP: &str = include_str!("../../shaders/rans_decode_subgroup.wgs
 const PATH_WORKGROUP: &str = include_str!("../../shaders/rans_decode_workgroup.wgsl");
 const RENDER_UNALIGNED: &str = include_str!("../../shaders/render_unaligned.wgsl");
 const COPY_U32: &str = include_str!("../../shaders/copy_u32.wgsl");
+const RANS_FAST: &str = include_str!("../../shaders/rans_fast.wgsl");
+const FAST_SUBGROUP: &str = include_str!("../../shaders/rans_fast_subgroup.wgsl");
+const FAST_WORKGROUP: &str = include_str!("../../shaders/rans_fast_workgroup.wgsl");
 
 static DECODE_SUBGROUP_SRC: LazyLock<String> =
     LazyLock::new(|| [LIB_FLOAT, RANS_DECODE, PATH_SUBGROUP].join("\n"));
 static DECODE_WORKGROUP_SRC: LazyLock<String> =
     LazyLock::new(|| [LIB_FLOAT, RANS_DECODE, PATH_WORKGROUP].join("\n"));
+static FAST_SUBGROUP_SRC: LazyLock<String> =
+    LazyLock::new(|| [LIB_FLOAT, RANS_FAST, FAST_SUBGROUP].join("\n"));
+static FAST_WORKGROUP_SRC: LazyLock<String> =
+    LazyLock::new(|| [LIB_FLOAT, RANS_FAST, FAST_WORKGROUP].join("\n"));
 static RENDER_UNALIGNED_SRC: LazyLock<String> =
     LazyLock::new(|| [LIB_FLOAT, RENDER_UNALIGNED].join("\n"));
 
@@ -204,6 +211,221 @@ impl DecodeVariant {
             self.modes
         )
     }
+}
+
+/// What the fast kernel writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FastOut {
+    /// Bytes (int8, U8 with the sign bit flipped, quant codes).
+    Bytes,
+    /// Float-split planes merged into `src` floats, written as `dst`
+    /// (`DT_*` codes of lib_float.wgsl: 0 F32, 1 F16, 2 BF16).
+    Split { src: u32, dst: u32 },
+}
+
+/// A measurement probe of the fast kernel: each removes one stage, so its
+/// outputs are wrong (bench only; see `bench decode --probes`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FastProbe {
+    None,
+    /// No output writes (the outputs are folded into a register).
+    NoStore,
+    /// No table lookups: every step uses one constant table entry.
+    NoLut,
+    /// No staging: the decode reads its words from global memory.
+    NoStage,
+    /// No decode: stage the words, then write them out.
+    NoDecode,
+}
+
+impl FastProbe {
+    pub fn code(self) -> u32 {
+        match self {
+            FastProbe::None => 0,
+            FastProbe::NoStore => 1,
+            FastProbe::NoLut => 2,
+            FastProbe::NoStage => 3,
+            FastProbe::NoDecode => 4,
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            FastProbe::None => "none",
+            FastProbe::NoStore => "no-store",
+            FastProbe::NoLut => "no-lut",
+            FastProbe::NoStage => "no-stage",
+            FastProbe::NoDecode => "no-decode",
+        }
+    }
+    pub fn parse(s: &str) -> Option<FastProbe> {
+        [
+            FastProbe::None,
+            FastProbe::NoStore,
+            FastProbe::NoLut,
+            FastProbe::NoStage,
+            FastProbe::NoDecode,
+        ]
+        .into_iter()
+        .find(|p| p.name() == s)
+    }
+}
+
+/// One compiled form of the fast kernel (`shaders/rans_fast*.wgsl`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FastVariant {
+    /// `SubgroupWide` means subgroups of exactly 32 (the only wide form).
+    pub path: DecodePath,
+    /// Tiles decoded together by one workgroup (32 invocations each).
+    pub warps: u32,
+    /// u32 of staged words per tile (a tile of up to `2 * stage_u32 - 1` words fits).
+    pub stage_u32: u32,
+    pub out: FastOut,
+    pub probe: FastProbe,
+}
+
+impl FastVariant {
+    pub fn threads(&self) -> u32 {
+        32 * self.warps
+    }
+
+    /// Longest tile (in u16 words) the stage holds, whatever its alignment.
+    pub fn max_words(&self) -> u32 {
+        2 * self.stage_u32 - 1
+    }
+
+    pub fn source(&self) -> KernelSource {
+        let (name, src, features) = match self.path {
+            DecodePath::Workgroup => (
+                "rans_fast_workgroup",
+                FAST_WORKGROUP_SRC.as_str(),
+                wgpu::Features::empty(),
+            ),
+            _ => (
+                "rans_fast_subgroup",
+                FAST_SUBGROUP_SRC.as_str(),
+                wgpu::Features::SUBGROUP,
+            ),
+        };
+        KernelSource {
+            name,
+            source: Cow::Borrowed(src),
+            entry: "main",
+            bindings: &[
+                Binding::ReadOnly,
+                Binding::ReadOnly,
+                Binding::ReadOnly,
+                Binding::ReadWrite,
+                Binding::ReadWrite,
+            ],
+            features,
+            trusted: true,
+        }
+    }
+
+    pub fn constants(&self) -> Vec<(&'static str, f64)> {
+        let (out, src, dst) = match self.out {
+            FastOut::Bytes => (0, 2, 2),
+            FastOut::Split { src, dst } => (1, src, dst),
+        };
+        let mut c = vec![
+            ("WARPS", self.warps as f64),
+            ("STAGE_U32", self.stage_u32 as f64),
+            ("OUT", out as f64),
+            ("SRC", src as f64),
+            ("DST", dst as f64),
+            ("PROBE", self.probe.code() as f64),
+        ];
+        match self.path {
+            DecodePath::SubgroupWide => c.push(("PREFIX", 0.0)),
+            DecodePath::SubgroupNarrow => c.push(("PREFIX", 1.0)),
+            DecodePath::Workgroup => {}
+        }
+        c
+    }
+
+    /// Workgroup memory the variant declares, in bytes.
+    pub fn workgroup_bytes(&self) -> u32 {
+        let extra = match self.path {
+            DecodePath::SubgroupWide => 0,
+            DecodePath::SubgroupNarrow | DecodePath::Workgroup => 24 * self.warps,
+        };
+        4 * (4096 + self.warps * self.stage_u32 + extra)
+    }
+
+    pub fn describe(&self) -> String {
+        format!(
+            "fast-{} warps={} stage={} out={}{}",
+            match self.path {
+                DecodePath::SubgroupWide => "subgroup32",
+                DecodePath::SubgroupNarrow => "subgroup-narrow",
+                DecodePath::Workgroup => "workgroup",
+            },
+            self.warps,
+            2 * self.stage_u32,
+            match self.out {
+                FastOut::Bytes => "bytes".to_string(),
+                FastOut::Split { src, dst } => format!("split:{}>{}", dt_name(src), dt_name(dst)),
+            },
+            if self.probe == FastProbe::None {
+                String::new()
+            } else {
+                format!(" probe={}", self.probe.name())
+            }
+        )
+    }
+}
+
+fn dt_name(c: u32) -> &'static str {
+    match c {
+        0 => "f32",
+        1 => "f16",
+        _ => "bf16",
+    }
+}
+
+/// Every fast variant the planner can choose (a spread of sizes), for validation.
+pub fn all_fast_variants() -> Vec<FastVariant> {
+    let mut v = Vec::new();
+    let mut outs = vec![FastOut::Bytes];
+    for src in 0..3 {
+        for dst in 0..3 {
+            outs.push(FastOut::Split { src, dst });
+        }
+    }
+    for path in [
+        DecodePath::SubgroupWide,
+        DecodePath::SubgroupNarrow,
+        DecodePath::Workgroup,
+    ] {
+        for (warps, stage_u32) in [(1, 2048), (4, 1024), (8, 960), (8, 384), (16, 512)] {
+            for &out in &outs {
+                v.push(FastVariant {
+                    path,
+                    warps,
+                    stage_u32,
+                    out,
+                    probe: FastProbe::None,
+                });
+            }
+        }
+        for probe in [
+            FastProbe::NoStore,
+            FastProbe::NoLut,
+            FastProbe::NoStage,
+            FastProbe::NoDecode,
+        ] {
+            for out in [FastOut::Bytes, FastOut::Split { src: 2, dst: 2 }] {
+                v.push(FastVariant {
+                    path,
+                    warps: 8,
+                    stage_u32: 1024,
+                    out,
+                    probe,
+                });
+            }
+        }
+    }
+    v
 }
 
 /// Every decode variant the planner can choose, for validation.

@@ -1,0 +1,576 @@
+// The fast tile decoder: the dominant case only, kept small so that the
+// driver's compiler keeps everything in registers.
+//
+// What it decodes (the host's list, plan.rs `fast_tile`): full tiles (64x64
+// or 1x4096, 4096 symbols) of mode NONE or PLANAR whose words fit the stage,
+// of aligned planes, written as bytes (int8 / U8 / quant codes) or merged
+// float-split floats (BF16, F16, F32, optionally cast). Every other tile goes
+// to the general kernel (rans_decode.wgsl), which skips the listed ones.
+//
+// The source handed to the driver is  lib_float.wgsl + this file + one of
+//   rans_fast_subgroup.wgsl   (a tile's word offsets by subgroup ballot)
+//   rans_fast_workgroup.wgsl  (the same through workgroup memory)
+// which define `prefix` and the entry point `main`.
+//
+// Work: the host lists the fast tiles of each (segment, table) pair, a
+// "group", and gives each group workgroups in proportion to its tiles. A
+// workgroup has WARPS slots of 32 invocations; it copies its group's decode
+// table (u32 per slot, built on the host) into workgroup memory once, then
+// runs `rounds` rounds: in each, slot k takes one tile of the list, copies
+// the tile's words to its stage with coalesced loads, and decodes it, one
+// symbol per lane per step, four steps per group; every group writes one
+// u32 of bytes (or two/four of floats) per lane. No private arrays, no
+// arrays passed by value, no per-tile table work.
+//
+// Safety on corrupt input: loops are bounded by host-written sizes or
+// constants; word reads are clamped to the stage; table indices are masked
+// to 12 bits; writes are checked against the bound buffer. A tile failing
+// FORMAT.md §4 sets bits in its segment's error word; finished tiles are
+// counted (the general kernel counts the others), so a decode the device cut
+// short is an error.
+
+// ---- constants shared with src/wgpu/plan.rs
+const SEG_WORDS: u32 = 32u;
+const HDR_WORDS: u32 = 4u;
+const S_TILE_FIRST: u32 = 1u;
+const S_TILE_COUNT: u32 = 2u;
+const S_COLS: u32 = 4u;
+const S_TILE_H: u32 = 5u;
+const S_TILE_W: u32 = 6u;
+const S_TILES_X: u32 = 7u;
+const S_PROB_BITS: u32 = 8u;
+const S_TAIL: u32 = 9u;
+const S_INDEX_BASE: u32 = 12u;
+const S_STREAM_BASE: u32 = 13u;
+const S_WORD_ORIGIN: u32 = 14u;
+const S_WORD_LO: u32 = 15u;
+const S_WORD_HI: u32 = 16u;
+const S_KIND: u32 = 17u;
+const S_OUT_ADJ: u32 = 18u;
+const S_ROW_ORG: u32 = 19u;
+const S_COL_ORG: u32 = 20u;
+const S_RAW_BASE: u32 = 21u;
+const S_ERR_SLOT: u32 = 24u;
+const F_XOR80: u32 = 0x1000u;
+// group records (plan.rs `FastGroup`)
+const GRP_HDR: u32 = 4u;
+const GRP_WORDS: u32 = 8u;
+// error bits
+const E_STATES: u32 = 1u;
+const E_UNDERFLOW: u32 = 2u;
+const E_TRAILING: u32 = 4u;
+const E_FINAL: u32 = 8u;
+const E_SUBGROUP: u32 = 32u;
+const M_PLANAR: u32 = 4u;
+
+// ---- pipeline constants
+override WARPS: u32 = 8u;        // tiles decoded together (32 invocations each)
+override STAGE_U32: u32 = 1024u; // u32 of staged words per tile
+override OUT: u32 = 0u;          // 0: bytes; 1: float-split merge of SRC, written as DST
+override SRC: u32 = 2u;          // DT_* (lib_float.wgsl)
+override DST: u32 = 2u;
+// Measurement probes (bench only; outputs are wrong): 0 none; 1 no output
+// writes; 2 no table lookups (a constant entry); 3 words read from global
+// memory, no staging; 4 no decode (stage, then write staged words).
+override PROBE: u32 = 0u;
+override NT: u32 = 32u * WARPS;
+override STAGE_ALL: u32 = WARPS * STAGE_U32;
+
+@group(0) @binding(0) var<storage, read> inp: array<u32>;
+@group(0) @binding(1) var<storage, read> plan: array<u32>;
+@group(0) @binding(2) var<storage, read> grp: array<u32>;
+@group(0) @binding(3) var<storage, read_write> outw: array<u32>;
+@group(0) @binding(4) var<storage, read_write> errs: array<atomic<u32>>;
+
+// the decode table (4096 slots) and, past it, the path's prefix words
+var<workgroup> lut: array<u32, LUT_WORDS>;
+var<workgroup> stage: array<u32, STAGE_ALL>;
+
+// Per invocation (set once): tile slot, lane, lanes below as a mask, subgroup facts.
+var<private> p_slot: u32;
+var<private> p_lane: u32;
+var<private> p_ltmask: u32;
+var<private> p_sgi: u32;
+var<private> p_sgs: u32;
+// PROBE 1: what the output would have been
+var<private> p_sink: u32;
+
+fn inp_at(i: u32) -> u32 {
+    if (i < arrayLength(&inp)) {
+        return inp[i];
+    }
+    return 0u;
+}
+
+fn plan_at(i: u32) -> u32 {
+    if (i < arrayLength(&plan)) {
+        return plan[i];
+    }
+    return 0u;
+}
+
+fn grp_at(i: u32) -> u32 {
+    if (i < arrayLength(&grp)) {
+        return grp[i];
+    }
+    return 0u;
+}
+
+fn out_store(i: u32, v: u32) {
+    if (i < arrayLength(&outw)) {
+        outw[i] = v;
+    }
+}
+
+// Word at u16 index k of the stage (any k: clamped), or of `inp` (PROBE 3).
+fn word_at(k: u32) -> u32 {
+    if (PROBE == 3u) {
+        return (inp_at(k >> 1u) >> ((k & 1u) << 4u)) & 0xffffu;
+    }
+    return (stage[min(k >> 1u, STAGE_ALL - 1u)] >> ((k & 1u) << 4u)) & 0xffffu;
+}
+
+// Word i of a tile of nw words whose first word is at u16 index k0; 0 past its end.
+fn tile_word(k0: u32, nw: u32, i: u32) -> u32 {
+    if (i >= nw) {
+        return 0u;
+    }
+    return word_at(k0 + i);
+}
+
+// One table-coded step of this lane from state x, the tile's next unread
+// word being at u16 index kq: (symbol, new state, words the tile read).
+fn coded_step(x: u32, mask: u32, pb: u32, kq: u32, s: u32, lconst: u32) -> vec3<u32> {
+    var e = lconst;
+    if (PROBE != 2u) {
+        e = lut[x & mask];
+    }
+    let xn = (((e >> 8u) & 0xfffu) + 1u) * (x >> pb) + (e >> 20u);
+    let need = xn < 0x10000u;
+    let pc = prefix(need, s);
+    let w = word_at(kq + pc.x);
+    return vec3<u32>(e & 0xffu, select(xn, (xn << 16u) | w, need), pc.y);
+}
+
+fn sx8(v: u32) -> i32 {
+    return i32(v << 24u) >> 24u;
+}
+
+// PLANAR: add the prediction to the four symbols of tile symbols k0..k0+3
+// (one row: k0 % 4 == 0 and the tile width is a multiple of 4).
+fn planar4(k0: u32, w: u32, params: u32, sym4: u32) -> u32 {
+    let pa = sx8(params);
+    let pb = sx8(params >> 8u);
+    let pc = sx8(params >> 16u);
+    let base = pa * i32(k0 / w) + pb * i32(k0 % w) + 16 * pc + 8;
+    var o = 0u;
+    for (var b = 0u; b < 4u; b++) {
+        let p = clamp((base + pb * i32(b)) >> 4u, -128, 127);
+        o |= ((((sym4 >> (8u * b)) & 0xffu) + u32(p)) & 0xffu) << (8u * b);
+    }
+    return o;
+}
+
+// A float-split byte b merged with its raw bits r into SRC's bits, cast to DST.
+fn merge1(b: u32, r: u32) -> u32 {
+    var v: u32;
+    if (SRC == DT_BF16) {
+        v = ((r & 0x80u) << 8u) | (b << 7u) | (r & 0x7fu);
+    } else if (SRC == DT_F16) {
+        v = (b << 8u) | (r & 0xffu);
+    } else {
+        v = ((r >> 23u) << 31u) | (b << 23u) | (r & 0x7fffffu);
+    }
+    if (DST != SRC) {
+        v = from_f32_bits(to_f32_bits(v, SRC), DST);
+    }
+    return v;
+}
+
+// The raw bits of a group (float-split): raw element re (a multiple of 4) on.
+fn aux_at(raw_base: u32, re: u32) -> vec3<u32> {
+    if (OUT != 1u || PROBE == 4u) {
+        return vec3<u32>(0u);
+    }
+    if (SRC == DT_F32) {
+        let b = raw_base + (re >> 2u) * 3u;
+        return vec3<u32>(inp_at(b), inp_at(b + 1u), inp_at(b + 2u));
+    }
+    return vec3<u32>(inp_at(raw_base + (re >> 2u)), 0u, 0u);
+}
+
+// Write the four symbols `acc` of window element e on (e % 4 == 0).
+fn emit(e: u32, acc: u32, aux: vec3<u32>, xr: u32) {
+    if (OUT == 0u) {
+        if (PROBE == 1u) {
+            p_sink ^= acc ^ xr;
+        } else {
+            out_store(e >> 2u, acc ^ xr);
+        }
+        return;
+    }
+    var r0: u32;
+    var r1: u32;
+    var r2: u32;
+    var r3: u32;
+    if (SRC == DT_F32) {
+        r0 = aux.x & 0xffffffu;
+        r1 = (aux.x >> 24u) | ((aux.y & 0xffffu) << 8u);
+        r2 = (aux.y >> 16u) | ((aux.z & 0xffu) << 16u);
+        r3 = aux.z >> 8u;
+    } else {
+        r0 = aux.x & 0xffu;
+        r1 = (aux.x >> 8u) & 0xffu;
+        r2 = (aux.x >> 16u) & 0xffu;
+        r3 = aux.x >> 24u;
+    }
+    let v0 = merge1(acc & 0xffu, r0);
+    let v1 = merge1((acc >> 8u) & 0xffu, r1);
+    let v2 = merge1((acc >> 16u) & 0xffu, r2);
+    let v3 = merge1(acc >> 24u, r3);
+    if (PROBE == 1u) {
+        p_sink ^= v0 ^ v1 ^ v2 ^ v3;
+        return;
+    }
+    if (DST == DT_F32) {
+        out_store(e, v0);
+        out_store(e + 1u, v1);
+        out_store(e + 2u, v2);
+        out_store(e + 3u, v3);
+    } else {
+        out_store(e >> 1u, (v0 & 0xffffu) | (v1 << 16u));
+        out_store((e >> 1u) + 1u, (v2 & 0xffffu) | (v3 << 16u));
+    }
+}
+
+// Decode the tile whose words sit at u16 index k0 of the stage (nw words)
+// and write it; returns the error bits of FORMAT.md §4 (0: good). `live`
+// is false for a slot without a tile this round (it still takes part in the
+// path's barriers, writing nothing).
+fn decode_tile(
+    live: bool,
+    k0: u32,
+    nw: u32,
+    tmeta: u32,
+    e0: u32,
+    estride: u32,
+    re0: u32,
+    raw_base: u32,
+    tile_w: u32,
+    pb: u32,
+    tail: u32,
+    xr: u32,
+) -> u32 {
+    let lane = p_lane;
+    var err = 0u;
+    // ---- initial states (FORMAT.md §3.3): 32 lanes, 8 code words
+    if (nw < 8u) {
+        err |= E_STATES;
+    }
+    var csum = 0u;
+    var csum_lt = 0u;
+    var myc = 0u;
+    for (var cw = 0u; cw < 8u; cw++) {
+        let wv = tile_word(k0, nw, cw);
+        for (var nib = 0u; nib < 4u; nib++) {
+            let idx = cw * 4u + nib;
+            let c = (wv >> (4u * nib)) & 15u;
+            csum += c;
+            if (idx < lane) {
+                csum_lt += c;
+            }
+            if (idx == lane) {
+                myc = c;
+            }
+        }
+    }
+    let total_bits = 128u + 512u + csum;
+    let p0 = (total_bits + 15u) / 16u;
+    if ((total_bits & 15u) != 0u && (tile_word(k0, nw, total_bits / 16u) >> (total_bits & 15u)) != 0u) {
+        err |= E_STATES;
+    }
+    let bitpos = 128u + 16u * lane + csum_lt;
+    let nb = 16u + myc;
+    if ((bitpos + nb + 15u) / 16u > nw) {
+        err |= E_STATES;
+    }
+    let w0 = bitpos / 16u;
+    let sh = bitpos & 15u;
+    let lo = tile_word(k0, nw, w0) | (tile_word(k0, nw, w0 + 1u) << 16u);
+    let hi = tile_word(k0, nw, w0 + 2u);
+    var v = lo >> sh;
+    if (sh > 0u) {
+        v |= hi << (32u - sh);
+    }
+    v &= (1u << nb) - 1u;
+    var x = (1u << nb) | v;
+
+    let pbits = min(pb, 12u);
+    let mask = (1u << pbits) - 1u;
+    let tbits = clamp(tail & 0xffu, 1u, 8u);
+    let tbase = (tail >> 8u) & 0xffu;
+    let tmask = (1u << tbits) - 1u;
+    let ntail = 16u / tbits;
+    let ncoded = 128u - ntail;
+    // groups of four table-coded steps
+    let nfast = ncoded / 4u;
+    let planar = (tmeta & 15u) == M_PLANAR;
+    let params = tmeta >> 8u;
+    let kb = k0 + p0;
+    var lconst = 0u;
+    if (PROBE == 2u) {
+        lconst = lut[2048u & mask];
+    }
+    var q = 0u;
+    var aux = aux_at(raw_base, re0);
+    for (var g = 0u; g < nfast; g++) {
+        // the next group's raw bits, loaded a group ahead
+        let auxn = aux_at(raw_base, re0 + 128u * (g + 1u));
+        var acc = 0u;
+        if (PROBE == 4u) {
+            acc = word_at(kb + 64u * g + 2u * lane) ^ x;
+        } else {
+            for (var i = 0u; i < 4u; i++) {
+                let r = coded_step(x, mask, pbits, kb + q, 4u * g + i, lconst);
+                x = r.y;
+                q += r.z;
+                acc |= r.x << (8u * i);
+            }
+        }
+        if (planar) {
+            acc = planar4(128u * g + 4u * lane, tile_w, params, acc);
+        }
+        if (live) {
+            emit(e0 + g * estride, acc, aux, xr);
+        }
+        aux = auxn;
+    }
+    // the last groups: table-coded steps, then the lane tails (uniform)
+    for (var g = nfast; g < 32u; g++) {
+        var acc = 0u;
+        for (var i = 0u; i < 4u; i++) {
+            let s = 4u * g + i;
+            var sym: u32;
+            if (s < ncoded) {
+                let r = coded_step(x, mask, pbits, kb + q, s, lconst);
+                x = r.y;
+                q += r.z;
+                sym = r.x;
+            } else {
+                sym = (((x >> (tbits * (127u - s))) & tmask) + tbase) & 0xffu;
+            }
+            acc |= sym << (8u * i);
+        }
+        if (planar) {
+            acc = planar4(128u * g + 4u * lane, tile_w, params, acc);
+        }
+        if (live) {
+            emit(e0 + g * estride, acc, aux_at(raw_base, re0 + 128u * g), xr);
+        }
+    }
+    if (PROBE != 0u) {
+        return 0u;
+    }
+    // ---- end conditions (FORMAT.md §4)
+    let body = select(0u, nw - p0, nw >= p0);
+    if (q > body) {
+        err |= E_UNDERFLOW;
+    } else if (q < body) {
+        err |= E_TRAILING;
+    }
+    if ((x >> 16u) != 1u || ((x & 0xffffu) >> min(tbits * ntail, 16u)) != 0u) {
+        err |= E_FINAL;
+    }
+    return err;
+}
+
+fn fast_main(li: u32, vl: u32, wg: u32, bad: bool) {
+    p_slot = vl / 32u;
+    p_lane = vl % 32u;
+    p_ltmask = (1u << p_lane) - 1u;
+    let slot = p_slot;
+    let lane = p_lane;
+    // this workgroup's group: the last whose first workgroup is <= wg
+    let ng = max(grp_at(0u), 1u);
+    var lo = 0u;
+    var hi = ng - 1u;
+    for (var it = 0u; it < 24u && lo < hi; it++) {
+        let mid = (lo + hi + 1u) / 2u;
+        if (grp_at(GRP_HDR + mid * GRP_WORDS) <= wg) {
+            lo = mid;
+        } else {
+            hi = mid - 1u;
+        }
+    }
+    let gb = GRP_HDR + lo * GRP_WORDS;
+    let wl = wg - min(grp_at(gb), wg);
+    let wgc = max(grp_at(gb + 1u), 1u);
+    let list0 = grp_at(gb + 2u);
+    let count = grp_at(gb + 3u);
+    let lutoff = grp_at(gb + 4u);
+    let sb = HDR_WORDS + grp_at(gb + 5u) * SEG_WORDS;
+    let rounds = grp_at(gb + 6u);
+    // the segment, as scalars
+    let tile_first = plan_at(sb + S_TILE_FIRST);
+    let tile_count = plan_at(sb + S_TILE_COUNT);
+    let cols = plan_at(sb + S_COLS);
+    let tile_h = plan_at(sb + S_TILE_H);
+    let tile_w = max(plan_at(sb + S_TILE_W), 1u);
+    let tiles_x = max(plan_at(sb + S_TILES_X), 1u);
+    let pb = plan_at(sb + S_PROB_BITS);
+    let tail = plan_at(sb + S_TAIL);
+    let ib = plan_at(sb + S_INDEX_BASE);
+    let stream_base = plan_at(sb + S_STREAM_BASE);
+    let worg = plan_at(sb + S_WORD_ORIGIN);
+    let wlo = plan_at(sb + S_WORD_LO);
+    let whi = max(plan_at(sb + S_WORD_HI), wlo);
+    let xr = select(0u, 0x80808080u, (plan_at(sb + S_KIND) & F_XOR80) != 0u);
+    let adj = plan_at(sb + S_OUT_ADJ);
+    let row_org = plan_at(sb + S_ROW_ORG);
+    let col_org = plan_at(sb + S_COL_ORG);
+    let raw_base = plan_at(sb + S_RAW_BASE);
+    let eslot = plan_at(sb + S_ERR_SLOT);
+    // the decode table: eight loads in flight per invocation
+    for (var i = li; i < 4096u; i += 8u * NT) {
+        let v0 = plan_at(lutoff + i);
+        let v1 = plan_at(lutoff + i + NT);
+        let v2 = plan_at(lutoff + i + 2u * NT);
+        let v3 = plan_at(lutoff + i + 3u * NT);
+        let v4 = plan_at(lutoff + i + 4u * NT);
+        let v5 = plan_at(lutoff + i + 5u * NT);
+        let v6 = plan_at(lutoff + i + 6u * NT);
+        let v7 = plan_at(lutoff + i + 7u * NT);
+        lut[i] = v0;
+        if (i + NT < 4096u) {
+            lut[i + NT] = v1;
+        }
+        if (i + 2u * NT < 4096u) {
+            lut[i + 2u * NT] = v2;
+        }
+        if (i + 3u * NT < 4096u) {
+            lut[i + 3u * NT] = v3;
+        }
+        if (i + 4u * NT < 4096u) {
+            lut[i + 4u * NT] = v4;
+        }
+        if (i + 5u * NT < 4096u) {
+            lut[i + 5u * NT] = v5;
+        }
+        if (i + 6u * NT < 4096u) {
+            lut[i + 6u * NT] = v6;
+        }
+        if (i + 7u * NT < 4096u) {
+            lut[i + 7u * NT] = v7;
+        }
+    }
+    let st0 = slot * STAGE_U32;
+    var done = 0u;
+    for (var r = 0u; r < rounds; r++) {
+        // this slot's tile: entry e of the group's list
+        let e = (r * wgc + wl) * WARPS + slot;
+        let live = e < count;
+        let rel = min(plan_at(list0 + min(e, max(count, 1u) - 1u)), max(tile_count, 1u) - 1u);
+        let off = inp_at(ib + 2u * rel);
+        let tmeta = inp_at(ib + 2u * rel + 1u);
+        var end = whi;
+        if (rel + 1u < tile_count) {
+            end = inp_at(ib + 2u * rel + 2u);
+        }
+        let start = clamp(off, wlo, whi);
+        var nw = clamp(end, start, whi) - start;
+        let odd = (start - min(worg, start)) & 1u;
+        let u0 = stream_base + ((start - min(worg, start)) >> 1u);
+        if (!live) {
+            nw = 0u;
+        }
+        // stage the tile's words: sixteen loads in flight per lane
+        let len = min((odd + nw + 1u) >> 1u, STAGE_U32);
+        if (PROBE != 3u) {
+            for (var i = lane; i < len; i += 512u) {
+                let a0 = inp_at(u0 + i);
+                let a1 = inp_at(u0 + i + 32u);
+                let a2 = inp_at(u0 + i + 64u);
+                let a3 = inp_at(u0 + i + 96u);
+                let a4 = inp_at(u0 + i + 128u);
+                let a5 = inp_at(u0 + i + 160u);
+                let a6 = inp_at(u0 + i + 192u);
+                let a7 = inp_at(u0 + i + 224u);
+                let a8 = inp_at(u0 + i + 256u);
+                let a9 = inp_at(u0 + i + 288u);
+                let a10 = inp_at(u0 + i + 320u);
+                let a11 = inp_at(u0 + i + 352u);
+                let a12 = inp_at(u0 + i + 384u);
+                let a13 = inp_at(u0 + i + 416u);
+                let a14 = inp_at(u0 + i + 448u);
+                let a15 = inp_at(u0 + i + 480u);
+                stage[st0 + i] = a0;
+                if (i + 32u < len) { stage[st0 + i + 32u] = a1; }
+                if (i + 64u < len) { stage[st0 + i + 64u] = a2; }
+                if (i + 96u < len) { stage[st0 + i + 96u] = a3; }
+                if (i + 128u < len) { stage[st0 + i + 128u] = a4; }
+                if (i + 160u < len) { stage[st0 + i + 160u] = a5; }
+                if (i + 192u < len) { stage[st0 + i + 192u] = a6; }
+                if (i + 224u < len) { stage[st0 + i + 224u] = a7; }
+                if (i + 256u < len) { stage[st0 + i + 256u] = a8; }
+                if (i + 288u < len) { stage[st0 + i + 288u] = a9; }
+                if (i + 320u < len) { stage[st0 + i + 320u] = a10; }
+                if (i + 352u < len) { stage[st0 + i + 352u] = a11; }
+                if (i + 384u < len) { stage[st0 + i + 384u] = a12; }
+                if (i + 416u < len) { stage[st0 + i + 416u] = a13; }
+                if (i + 448u < len) { stage[st0 + i + 448u] = a14; }
+                if (i + 480u < len) { stage[st0 + i + 480u] = a15; }
+            }
+        }
+        prefix_reset(li);
+        workgroupBarrier();
+        {
+            let t = tile_first + rel;
+            let r0 = (t / tiles_x) * tile_h;
+            let c0 = (t % tiles_x) * tile_w;
+            // the lane's first element in the window, and the step per group:
+            // 64x64 tiles write rows 2g and 2g+1 (lanes 0-15 and 16-31)
+            var e0 = c0 - min(col_org, c0) + 4u * lane + adj;
+            var estride = 128u;
+            if (tile_h > 1u) {
+                e0 = (r0 - min(row_org, r0) + (lane >> 4u)) * cols + c0 + 4u * (lane & 15u) + adj;
+                estride = 2u * cols;
+            }
+            var k0 = 2u * st0 + odd;
+            if (PROBE == 3u) {
+                k0 = 2u * u0 + odd;
+            }
+            var err = decode_tile(
+                live,
+                k0,
+                nw,
+                tmeta,
+                e0,
+                estride,
+                c0 - min(col_org, c0) + 4u * lane,
+                raw_base,
+                tile_w,
+                pb,
+                tail,
+                xr,
+            );
+            if (bad) {
+                err |= E_SUBGROUP;
+            }
+            if (live && err != 0u) {
+                atomicOr(&errs[3u * eslot], err);
+                atomicMin(&errs[3u * eslot + 1u], t);
+            }
+            if (live) {
+                done += 1u;
+            }
+        }
+        workgroupBarrier();
+    }
+    // count finished tiles: a device that stops a shader early is caught
+    if (lane == 0u && done > 0u) {
+        atomicAdd(&errs[3u * eslot + 2u], done);
+    }
+    if (PROBE == 1u && p_sink == 0x9e3779b9u) {
+        out_store(0u, p_sink);
+    }
+}
