@@ -270,6 +270,43 @@ pub fn wgpu_unsupported(file: &WcodecFile, t: usize) -> Option<String> {
     })
 }
 
+/// Where byte `off` of tensor `t`'s canonical bytes comes from: the plane,
+/// tile and position in the tile (or the raw plane / scale it copies).
+pub fn locate(file: &WcodecFile, t: usize, off: usize) -> String {
+    let e = &file.tensors[t];
+    let tile_of = |elem: usize| -> String {
+        match &e.planes[0] {
+            PlaneInfo::Rans { grid, .. } => {
+                let (row, col) = (elem / grid.cols.max(1), elem % grid.cols.max(1));
+                let tile = (row / grid.tile_h) * grid.tiles_x() + col / grid.tile_w;
+                let r = grid.tile(tile.min(grid.num_tiles().saturating_sub(1)));
+                format!(
+                    "planes[0] tile {tile} (tile row {}, column {}; element {elem})",
+                    row - r.r0,
+                    col - r.c0
+                )
+            }
+            PlaneInfo::Raw { .. } => format!("element {elem}"),
+        }
+    };
+    match e.encoding {
+        Encoding::Raw => format!("raw byte {off}"),
+        Encoding::Int8 => tile_of(off),
+        Encoding::FloatSplit => {
+            let size = e.dtype.size();
+            format!(
+                "{}, byte {} of the {}",
+                tile_of(off / size),
+                off % size,
+                e.dtype
+            )
+        }
+        Encoding::Quant | Encoding::Lossy if off < e.numel => tile_of(off),
+        Encoding::Quant => format!("planes[1] scale of row {}", (off - e.numel) / 4),
+        Encoding::Lossy => format!("planes[1] scale of tile {}", (off - e.numel) / 4),
+    }
+}
+
 fn poison_wgpu(ctx: &crate::wgpu::GpuContext, buf: &wgpu::Buffer) {
     ctx.queue
         .write_buffer(buf, 0, &vec![0xffu8; buf.size() as usize]);

@@ -149,6 +149,8 @@ impl<'a> CudaDecoder<'a> {
             }
         };
         let out = self.cuda.alloc(out_bytes)?;
+        // poisoned, so that a byte the kernel fails to write shows
+        self.cuda.memset(&out, 0, 0xa5, out_bytes)?;
         let errs = self.cuda.alloc(12)?;
         let mut copies = Vec::new();
         let raw_range = |p: &PlaneInfo| match p {
