@@ -348,9 +348,7 @@ impl<'a> CudaDecoder<'a> {
             self.cuda.copy(&p.out, dst, &self.dev, src, len)?;
         }
         if let Some(j) = &p.job {
-            self.cuda.memset(&p.errs, 0, 0, 4)?;
-            self.cuda.memset(&p.errs, 4, 0xff, 4)?;
-            self.cuda.memset(&p.errs, 8, 0, 4)?;
+            self.cuda.memset(&p.errs, 0, 0, 12)?;
             self.cuda.launch("rans_decode", &j.f, j.cfg, |b| {
                 b.arg(&j.params);
             })?;
@@ -364,7 +362,7 @@ impl<'a> CudaDecoder<'a> {
         let Some(j) = &p.job else { return Ok(()) };
         let w = self.cuda.read(&p.errs, 0, 12)?;
         let word = |i: usize| u32::from_le_bytes(w[4 * i..4 * i + 4].try_into().unwrap());
-        let (bits, first, done) = (word(0), word(1), word(2));
+        let (bits, first, done) = (word(0), !word(1), word(2));
         let e = &self.file.tensors[p.tensor];
         if bits != 0 {
             return Err(self.tile_error(p.tensor, first as usize, bits));

@@ -20,8 +20,9 @@
 //
 // Safety on corrupt input: loops are bounded by the tile's symbol count;
 // word reads are clamped to the tile's range (0 past it); table indices to
-// the table count. A tile that fails §4 sets bits in errs[0] and its number
-// in errs[1] (atomicMin); errs[2] counts finished tiles.
+// the table count. A tile that fails §4 sets bits in errs[0] and ~(its
+// number) in errs[1] (atomicMax: the first bad tile); errs[2] counts
+// finished tiles. The three words start at zero.
 //
 // Defines: WARPS (warps per block), STAGE_U32 (u32 words staged per warp;
 // 0: none), NTAB (tables, 1..4), MODES (0: every tile is NONE or PLANAR),
@@ -86,7 +87,7 @@ struct Params {
     u64 lut;      // NTAB × 4096 u32
     u64 out;      // output bytes
     u64 aux;      // raw plane (K_SPLIT) or scales (K_DEQ_*)
-    u64 errs;     // u32[3]: error bits, first bad tile, finished tiles
+    u64 errs;     // u32[3]: error bits, ~first bad tile, finished tiles (zeroed)
     u32 rows, cols, tile_h, tile_w;
     u32 tiles_x, ntiles, nwords, prob_bits;
     u32 tail_bits, tail_base, kind, src;
@@ -617,7 +618,7 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32) rans_decode(const Param
         if (lane == 0) {
             if (err != 0) {
                 atomicOr(&errs[0], err);
-                atomicMin(&errs[1], ti.t);
+                atomicMax(&errs[1], ~ti.t);
             }
             atomicAdd(&errs[2], 1u);
         }
