@@ -28,6 +28,9 @@ pub const WARPS: u32 = 8;
 /// The most u32 words a warp stages (4224 u16 words: an incompressible
 /// 4096-symbol tile with its state block).
 pub const MAX_STAGE_U32: u32 = 2112;
+/// The stage sizes (u32 words per warp) the decoder picks from: the
+/// smallest that holds the plane's longest tile (the largest otherwise).
+pub const STAGE_SIZES: [u32; 5] = [128, 256, 512, 1088, MAX_STAGE_U32];
 
 const K_BYTES: u32 = 0;
 const K_SPLIT: u32 = 1;
@@ -263,8 +266,11 @@ impl<'a> CudaDecoder<'a> {
         let ntab = tables.len().clamp(1, 4) as u32;
         let tb = if modes { 4096 } else { 0 };
         let mut warps = WARPS;
-        let mut stage = longest.div_ceil(32).max(1) * 32;
-        stage = stage.min(MAX_STAGE_U32);
+        // a few stage sizes, so that few kernel variants are compiled
+        let mut stage = STAGE_SIZES
+            .into_iter()
+            .find(|&s| s >= longest)
+            .unwrap_or(MAX_STAGE_U32);
         let smem = |warps: u32, stage: u32| ntab * 16384 + warps * (stage.max(1) * 4 + tb);
         while smem(warps, stage) > self.cuda.smem_optin && warps > 1 {
             warps /= 2;

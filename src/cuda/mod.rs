@@ -502,7 +502,7 @@ mod tests {
         };
         for ntab in [1, 4] {
             for (modes, lossy) in [(0, 0), (1, 0), (1, 1)] {
-                for stage in [0, 960] {
+                for stage in [0, 1088] {
                     compile(
                         "decode",
                         kernels::DECODE,
