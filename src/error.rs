@@ -64,6 +64,10 @@ pub enum Error {
     /// A GPU backend error (no adapter, device lost, out of memory, ...).
     #[error("gpu: {0}")]
     Gpu(String),
+    /// A CUDA backend error (no driver, a build without the `cuda` feature,
+    /// NVRTC, cuBLAS, a launch).
+    #[error("cuda: {0}")]
+    Cuda(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -4,9 +4,12 @@
 //! is tested against it byte for byte. The container is in [`format`] and
 //! documented in `docs/FORMAT.md`.
 
+pub mod backend;
 pub mod cli;
 pub mod codec;
 pub mod cpu;
+#[cfg(feature = "cuda")]
+pub mod cuda;
 pub mod dtype;
 pub mod error;
 pub mod format;

@@ -36,6 +36,22 @@ pub struct BenchArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// One table comparing GPU backends (wgpu, cuda) on decode, GEMV,
+    /// softmax and sampling, with the device copy bandwidth.
+    #[arg(long)]
+    pub backends: Option<String>,
+    /// Decode output sizes for --backends (K, M, G: powers of 1024).
+    #[arg(long, value_delimiter = ',', default_values = ["16M", "1G"])]
+    pub sizes: Vec<String>,
+    /// Timed runs per measurement for --backends (the median is reported).
+    #[arg(long, default_value_t = 30)]
+    pub gpu_reps: usize,
+    /// Small shapes for --backends (a smoke run).
+    #[arg(long)]
+    pub quick: bool,
+    /// Also write the --backends table as JSON to this file.
+    #[arg(long)]
+    pub out: Option<std::path::PathBuf>,
 }
 
 #[derive(clap::Subcommand, Debug)]
@@ -74,9 +90,20 @@ pub fn run(a: &BenchArgs, quiet: bool) -> anyhow::Result<()> {
         Some(BenchWhat::Gpu(g)) => return super::bench_gpu::run(g, quiet),
         None => {}
     }
+    if let Some(b) = &a.backends {
+        let opts = super::bench_backends::BackendsBench {
+            backends: crate::backend::Backend::parse_list(b)?,
+            sizes: a.sizes.clone(),
+            reps: a.gpu_reps,
+            quick: a.quick,
+            json: a.json,
+            out: a.out.clone(),
+        };
+        return super::bench_backends::run(&opts, quiet);
+    }
     anyhow::ensure!(
         a.cpu,
-        "say what to benchmark: --cpu, decode, load or rd FILE"
+        "say what to benchmark: --cpu, --backends wgpu,cuda, decode, load or rd FILE"
     );
     let r = cpu_bench(a, quiet)?;
     if a.json {

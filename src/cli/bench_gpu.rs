@@ -114,7 +114,7 @@ pub fn run(b: &GpuBench, quiet: bool) -> anyhow::Result<()> {
     }
 }
 
-fn parse_size(s: &str) -> anyhow::Result<u64> {
+pub(crate) fn parse_size(s: &str) -> anyhow::Result<u64> {
     let s = s.trim();
     let (num, mul) = match s.chars().last() {
         Some('K' | 'k') => (&s[..s.len() - 1], 1u64 << 10),
@@ -220,14 +220,14 @@ struct DecodeBench {
 }
 
 /// A generated input: its bytes, shape, dtype, and its encoded file.
-struct Input {
-    data: Vec<u8>,
-    shape: Vec<usize>,
-    file: WcodecFile,
-    encode_s: f64,
+pub(crate) struct Input {
+    pub data: Vec<u8>,
+    pub shape: Vec<usize>,
+    pub file: WcodecFile,
+    pub encode_s: f64,
 }
 
-fn make_input(kind: &str, bytes: u64, layout: &str, seed: u64) -> anyhow::Result<Input> {
+pub(crate) fn make_input(kind: &str, bytes: u64, layout: &str, seed: u64) -> anyhow::Result<Input> {
     let (dtype, data) = match kind {
         "int8" => (DType::I8, int8_weights(bytes as usize, seed)),
         "bf16" => (DType::BF16, bf16_weights(bytes as usize / 2, seed)),
@@ -252,7 +252,7 @@ fn make_input(kind: &str, bytes: u64, layout: &str, seed: u64) -> anyhow::Result
 }
 
 /// GPU-timed resident decodes: (median ms, min ms, input bytes, chunks, variants).
-fn time_resident(
+pub(crate) fn time_resident(
     ctx: &GpuContext,
     inp: &Input,
     tune: &Tuning,

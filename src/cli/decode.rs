@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 
+use crate::backend::Backend;
 use crate::codec::decoder::{decode_tensor, output_tensors, render};
 use crate::cpu::decode::{DecodeOptions, decode_to_safetensors};
 use crate::dtype::DType;
@@ -28,16 +29,24 @@ pub struct DecodeArgs {
     /// GPU adapter number (see `wcodec devices`); implies a GPU decode.
     #[arg(long)]
     pub adapter: Option<usize>,
+    /// The backend: cpu, wgpu or cuda (overrides --device; default:
+    /// `WCODEC_BACKEND` if it names one backend).
+    #[arg(long, value_parser = ["cpu", "wgpu", "cuda"])]
+    pub backend: Option<String>,
 }
 
 /// The GPU context `--device` asks for: `None` for the CPU. Under `auto` a
 /// missing GPU, or only a software one, means the CPU, with one line saying why.
-fn gpu_for(a: &DecodeArgs, quiet: bool) -> anyhow::Result<Option<crate::wgpu::GpuContext>> {
+fn gpu_for(
+    a: &DecodeArgs,
+    device: &str,
+    quiet: bool,
+) -> anyhow::Result<Option<crate::wgpu::GpuContext>> {
     use crate::wgpu::context::{AdapterChoice, ContextOptions, GpuContext};
-    let device = if a.adapter.is_some() && a.device == "auto" {
+    let device = if a.adapter.is_some() && device == "auto" {
         "gpu"
     } else {
-        a.device.as_str()
+        device
     };
     let opts = ContextOptions {
         adapter: a.adapter.map_or(AdapterChoice::Best, AdapterChoice::Index),
@@ -100,7 +109,29 @@ pub fn run(a: &DecodeArgs, quiet: bool) -> anyhow::Result<()> {
         }
     };
     let total: u64 = file.tensors.iter().map(|t| t.source_bytes() as u64).sum();
-    let gpu = gpu_for(a, quiet)?;
+    let backend = match &a.backend {
+        Some(s) => Some(Backend::parse(s)?),
+        None => match Backend::from_env()? {
+            Some(v) if v.len() == 1 => Some(v[0]),
+            Some(v) => bail!(
+                "{} names {} backends; decode takes one (--backend)",
+                crate::backend::ENV,
+                v.len()
+            ),
+            None => None,
+        },
+    };
+    let device = match backend {
+        Some(Backend::Cpu) => "cpu",
+        Some(Backend::Wgpu) => "gpu",
+        Some(Backend::Cuda) => "cuda",
+        None => a.device.as_str(),
+    };
+    let gpu = if device == "cuda" {
+        None
+    } else {
+        gpu_for(a, device, quiet)?
+    };
     let pb = super::progress(total, quiet, "decode");
     let t0 = std::time::Instant::now();
     let what = || {
@@ -110,6 +141,11 @@ pub fn run(a: &DecodeArgs, quiet: bool) -> anyhow::Result<()> {
                 .as_ref()
                 .map_or("the embedded sample".into(), |p| p.display().to_string())
         )
+    };
+    let cuda_result = if device == "cuda" {
+        Some(decode_cuda(&file, &out, dtype, &pb).with_context(what)?)
+    } else {
+        None
     };
     let gpu_result = match &gpu {
         Some(ctx) => {
@@ -131,7 +167,7 @@ pub fn run(a: &DecodeArgs, quiet: bool) -> anyhow::Result<()> {
             match run() {
                 Ok(s) => Some(s),
                 // under auto, a limit of the GPU path (not a bad file) falls back to the CPU
-                Err(crate::Error::Gpu(m)) if a.device == "auto" && a.adapter.is_none() => {
+                Err(crate::Error::Gpu(m)) if device == "auto" && a.adapter.is_none() => {
                     if !quiet {
                         eprintln!("wcodec: decoding on the CPU: the GPU decode failed: {m}");
                     }
@@ -143,7 +179,7 @@ pub fn run(a: &DecodeArgs, quiet: bool) -> anyhow::Result<()> {
         }
         None => None,
     };
-    let on = match gpu_result {
+    let on = match cuda_result.or(gpu_result) {
         Some(s) => s,
         None => {
             decode_to_safetensors(&file, &out, &opts, &|b| pb.inc(b as u64)).with_context(what)?;
@@ -184,6 +220,29 @@ pub fn run(a: &DecodeArgs, quiet: bool) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Decode on CUDA (canonical bytes on the device, rendered on the host).
+#[cfg(feature = "cuda")]
+fn decode_cuda(
+    file: &WcodecFile,
+    out: &std::path::Path,
+    dtype: Option<DType>,
+    pb: &indicatif::ProgressBar,
+) -> anyhow::Result<String> {
+    let c = crate::cuda::CudaBackend::new()?;
+    crate::cuda::decode::decode_to_safetensors(&c, file, out, dtype, &|b| pb.inc(b as u64))?;
+    Ok(c.describe())
+}
+
+#[cfg(not(feature = "cuda"))]
+fn decode_cuda(
+    _file: &WcodecFile,
+    _out: &std::path::Path,
+    _dtype: Option<DType>,
+    _pb: &indicatif::ProgressBar,
+) -> anyhow::Result<String> {
+    Ok(Backend::Cuda.open().map(|_| String::new())?)
 }
 
 /// Read `out` back and compare every written tensor with a fresh reference

@@ -1,6 +1,7 @@
 //! The `wcodec` command line.
 
 pub mod bench;
+pub mod bench_backends;
 pub mod bench_gpu;
 pub mod bench_head;
 pub mod bench_infer;

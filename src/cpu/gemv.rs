@@ -166,6 +166,58 @@ pub fn gemv_f64(
     })
 }
 
+/// The CPU backend's GEMV: `y[b] = scale ⊙ (W · x[b]) + bias` in f32
+/// arithmetic (fused multiply-adds in index order, rows in parallel), the
+/// CPU's entry in the cross-backend tests and benches. With `x_f16` the
+/// vectors are first rounded to f16, as the GPU kernels read them.
+pub fn gemv_f32(
+    w: &Weights<'_>,
+    rows: usize,
+    cols: usize,
+    x: &[f32],
+    batch: usize,
+    bias: Option<&[f32]>,
+    x_f16: bool,
+) -> Result<Vec<f32>> {
+    use rayon::prelude::*;
+    w.check(rows, cols)?;
+    if x.len() != batch * cols {
+        return Err(Error::Param(format!(
+            "x has {} values, {batch}×{cols} needed",
+            x.len()
+        )));
+    }
+    if let Some(b) = bias.filter(|b| b.len() != rows) {
+        return Err(Error::Param(format!(
+            "bias has {} values for {rows} rows",
+            b.len()
+        )));
+    }
+    let xs: Vec<f32> = if x_f16 {
+        x.iter()
+            .map(|&v| half::f16::from_bits(crate::codec::quant::f32_to_f16_bits(v)).to_f32())
+            .collect()
+    } else {
+        x.to_vec()
+    };
+    let mut y = vec![0f32; batch * rows];
+    for b in 0..batch {
+        let xb = &xs[b * cols..(b + 1) * cols];
+        y[b * rows..(b + 1) * rows]
+            .par_iter_mut()
+            .enumerate()
+            .for_each(|(r, out)| {
+                let mut acc = 0f32;
+                for (c, &xv) in xb.iter().enumerate() {
+                    acc = (w.at(r * cols + c) as f32).mul_add(xv, acc);
+                }
+                let sc = w.row_scale(r) as f32;
+                *out = acc * sc + bias.map_or(0.0, |bb| bb[r]);
+            });
+    }
+    Ok(y)
+}
+
 /// Relative L2 error `‖got − want‖ / ‖want‖`.
 pub fn rel_l2(got: &[f32], want: &[f64]) -> f64 {
     let (mut num, mut den) = (0f64, 0f64);

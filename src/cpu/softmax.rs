@@ -54,6 +54,55 @@ pub fn softmax_f64(x: &[f32], rows: usize, n: usize, t: f32, log: bool) -> Resul
     Ok(out)
 }
 
+/// A pairwise (tree) sum in f32: error ~log2(n)·u instead of n·u.
+fn pairwise_sum(v: &[f32]) -> f32 {
+    if v.len() <= 32 {
+        return v.iter().sum();
+    }
+    let (a, b) = v.split_at(v.len() / 2);
+    pairwise_sum(a) + pairwise_sum(b)
+}
+
+/// The CPU backend's softmax in f32, the algorithm of the GPU kernels:
+/// `M = max`, `c = log2(e) / T`, `S = Σ exp2((x − M)·c)`,
+/// `p = exp2((x − M)·c) / S` or `log p = (x − M)/T − ln S` (the sum
+/// pairwise). Within the documented tolerances of [`softmax_f64`].
+pub fn softmax_f32(x: &[f32], rows: usize, n: usize, t: f32, log: bool) -> Result<Vec<f32>> {
+    check_temperature(t)?;
+    if n == 0 || x.len() != rows * n {
+        return Err(Error::Param(format!(
+            "softmax of {} values as {rows} rows of {n}",
+            x.len()
+        )));
+    }
+    let c = std::f32::consts::LOG2_E / t;
+    if !c.is_finite() {
+        return Err(Error::Param(format!("temperature {t} is too small")));
+    }
+    let inv_t = 1.0 / t;
+    let mut out = vec![0f32; x.len()];
+    for r in 0..rows {
+        let row = &x[r * n..(r + 1) * n];
+        let m = row.iter().map(|&v| sanitize(v)).fold(-f32::MAX, f32::max);
+        let e: Vec<f32> = row
+            .iter()
+            .map(|&v| ((sanitize(v) - m) * c).exp2())
+            .collect();
+        let s = pairwise_sum(&e);
+        let ln_s = s.log2() * std::f32::consts::LN_2;
+        let inv_s = 1.0 / s;
+        for (o, &v) in out[r * n..(r + 1) * n].iter_mut().zip(row) {
+            let d = sanitize(v) - m;
+            *o = if log {
+                d * inv_t - ln_s
+            } else {
+                (d * c).exp2() * inv_s
+            };
+        }
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
