@@ -13,6 +13,7 @@ use std::sync::Arc;
 use crate::cpu::gemv::Weights;
 use crate::error::{Error, Result};
 use crate::wgpu::context::{GpuContext, Kernel, PooledBuffer};
+pub use crate::wgpu::gemv_gen::GemvSpec;
 pub use crate::wgpu::kernels::{ReducePath, WeightDtype};
 
 /// x and y element types.
@@ -113,8 +114,8 @@ impl GemvTuning {
         self.nr * (self.wg / group).max(1)
     }
 
-    /// The override constants of a kernel built for `dtype` and `path`.
-    pub fn constants_for(
+    /// The generated kernel's specialisation for `dtype` and `path` (resolved).
+    pub fn spec(
         &self,
         dtype: WeightDtype,
         path: ReducePath,
@@ -122,23 +123,24 @@ impl GemvTuning {
         x_half: bool,
         bias: bool,
         subgroup_max: u32,
-    ) -> Vec<(&'static str, f64)> {
-        let mut c = vec![
-            ("WG", self.wg as f64),
-            ("NR", self.nr as f64),
-            ("B", batch as f64),
-            ("RW", self.rows_per_workgroup(path, subgroup_max) as f64),
-            ("UNROLL", self.unroll as f64),
-            ("X_HALF", x_half as u32 as f64),
-            ("HAS_BIAS", bias as u32 as f64),
-        ];
-        if path == ReducePath::Workgroup {
-            c.push(("TPR", self.tpr as f64));
+    ) -> GemvSpec {
+        GemvSpec {
+            dtype,
+            path,
+            batch,
+            nr: self.nr,
+            unroll: self.unroll,
+            wg: self.wg,
+            tpr: if path == ReducePath::Workgroup {
+                self.tpr
+            } else {
+                0
+            },
+            rw: self.rows_per_workgroup(path, subgroup_max),
+            x_half,
+            bias,
+            i8_magic: dtype != WeightDtype::I8 || self.i8_magic,
         }
-        if dtype == WeightDtype::I8 {
-            c.push(("I8_MAGIC", self.i8_magic as u32 as f64));
-        }
-        c
     }
 
     fn check(&self, batch: u32) -> Result<()> {
@@ -436,7 +438,7 @@ impl Gemv {
             )));
         }
         let sgmax = subgroup_max(ctx);
-        let consts = tuning.constants_for(
+        let spec = tuning.spec(
             weights.dtype,
             path,
             batch as u32,
@@ -444,7 +446,7 @@ impl Gemv {
             weights.has_bias(),
             sgmax,
         );
-        let kernel = ctx.kernel(&crate::wgpu::kernels::gemv(weights.dtype, path), &consts)?;
+        let kernel = ctx.kernel(&crate::wgpu::kernels::gemv(&spec), &[])?;
         let ld = weights.ld;
         let xs = opts.x_dtype.size();
         let x_bytes = (batch * ld * xs) as u64;
