@@ -42,6 +42,15 @@ pub struct KernelsArgs {
     /// The adapter (`wcodec devices` numbering); default: the best.
     #[arg(long)]
     pub adapter: Option<usize>,
+    /// Also time the sampler with its last dispatches dropped (each stage's share).
+    #[arg(long)]
+    pub stages: bool,
+    /// Sweep every tuning on every reduction path (not only the default path).
+    #[arg(long)]
+    pub all_paths: bool,
+    /// Extra GEMV cases that explain the batch-8 numbers (batch 2 and 4, f32 x).
+    #[arg(long)]
+    pub batch_diag: bool,
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -268,7 +277,7 @@ fn bench_gemv(b: &mut Bench<'_>, c: &GemvCase) -> crate::Result<()> {
     let default_path = paths[0];
     for path in paths {
         let mut tunings = GemvTuning::candidates(c.dtype, c.batch as u32, path);
-        if b.a.no_sweep || path != default_path {
+        if b.a.no_sweep || (path != default_path && !b.a.all_paths) {
             tunings.truncate(1);
         }
         for (ti, t) in tunings.into_iter().enumerate() {
@@ -525,14 +534,22 @@ fn bench_sample(
             "pwg{} pw{} swg{}",
             t.prepare_wg, t.prepare_words, t.select_wg
         );
-        b.record(
-            &name,
-            v,
-            st,
-            (n * 4 * 2 + n.div_ceil(8) * 16 * 4) as u64,
-            ti == 0,
-            check,
-        );
+        let bytes = (n * 4 * 2 + n.div_ceil(8) * 16 * 4) as u64;
+        b.record(&name, v.clone(), st, bytes, ti == 0, check);
+        // Each stage's share: the same pass without its last dispatches.
+        if ti == 0 && b.a.stages {
+            for k in 1..s.stages() {
+                let st = time_passes(ctx, 5, b.a.reps, |pass, _| s.encode_stages(pass, k))?;
+                b.record(
+                    &name,
+                    format!("{v} first {k} of {} dispatches", s.stages()),
+                    st,
+                    bytes,
+                    false,
+                    "stage share (not a result)".into(),
+                );
+            }
+        }
     }
     b.summarize(
         &name,
@@ -663,6 +680,21 @@ pub fn run(a: &KernelsArgs, quiet: bool) -> anyhow::Result<()> {
             "≤ 1.2× batch 1",
         ),
     ];
+    let mut cases = cases;
+    if a.batch_diag {
+        for (batch, x) in [(2, VecDtype::F16), (4, VecDtype::F16), (8, VecDtype::F32)] {
+            cases.push(g(
+                format!("gemv f16 {v}x{h} batch{batch} x{}", x.name()),
+                WeightDtype::F16,
+                v,
+                h,
+                batch,
+                x,
+                None,
+                "diagnostic",
+            ));
+        }
+    }
     for c in &cases {
         bench_gemv(&mut b, c)?;
     }

@@ -47,7 +47,7 @@ pub const MAX_BATCH: usize = 8;
 pub struct GemvTuning {
     /// Invocations per workgroup.
     pub wg: u32,
-    /// Rows a group computes together (1..=4).
+    /// Rows a group computes together (1..=8).
     pub nr: u32,
     /// Steps loaded before use (1..=4).
     pub unroll: u32,
@@ -69,22 +69,46 @@ impl GemvTuning {
         };
         let mut v = match (dtype, batch) {
             (WeightDtype::I8, 1..=2) => vec![
-                t(256, 4, 1, true),
+                t(256, 4, 2, true),
                 t(256, 2, 2, true),
-                t(256, 4, 1, false),
-                t(128, 4, 2, true),
-            ],
-            (WeightDtype::I8, _) => {
-                vec![t(256, 2, 1, true), t(256, 1, 2, true), t(256, 2, 1, false)]
-            }
-            (_, 1..=2) => vec![
-                t(256, 2, 2, true),
-                t(256, 4, 1, true),
                 t(256, 2, 4, true),
                 t(128, 4, 2, true),
+                t(256, 4, 1, true),
+                t(256, 4, 2, false),
             ],
-            (_, 3..=4) => vec![t(256, 2, 2, true), t(256, 1, 4, true), t(256, 4, 1, true)],
-            _ => vec![t(256, 1, 2, true), t(256, 2, 2, true), t(256, 1, 4, true)],
+            (WeightDtype::I8, _) => vec![
+                t(256, 2, 2, true),
+                t(256, 4, 1, true),
+                t(256, 2, 1, true),
+                t(256, 2, 1, false),
+            ],
+            (WeightDtype::F32, 1..=2) => vec![
+                t(256, 2, 2, true),
+                t(256, 2, 4, true),
+                t(256, 4, 2, true),
+                t(128, 2, 2, true),
+            ],
+            (_, 1..=2) => vec![
+                t(256, 2, 4, true),
+                t(256, 2, 2, true),
+                t(256, 4, 2, true),
+                t(256, 1, 4, true),
+                t(128, 2, 4, true),
+                t(128, 4, 2, true),
+                t(512, 2, 4, true),
+            ],
+            (_, 3..=4) => vec![t(256, 2, 2, true), t(256, 4, 1, true), t(256, 2, 1, true)],
+            _ => vec![
+                t(256, 4, 1, true),
+                t(256, 2, 2, true),
+                t(256, 8, 1, true),
+                t(128, 8, 1, true),
+                t(64, 8, 1, true),
+                t(128, 4, 1, true),
+                t(256, 2, 1, true),
+                t(256, 1, 2, true),
+                t(256, 1, 1, true),
+            ],
         };
         if dtype != WeightDtype::I8 {
             v.retain(|c| c.i8_magic);
@@ -146,7 +170,7 @@ impl GemvTuning {
     fn check(&self, batch: u32) -> Result<()> {
         let ok = self.wg.is_power_of_two()
             && (32..=1024).contains(&self.wg)
-            && (1..=4).contains(&self.nr)
+            && (1..=8).contains(&self.nr)
             && (1..=4).contains(&self.unroll)
             && self.tpr.is_power_of_two()
             && self.tpr <= self.wg
