@@ -468,7 +468,13 @@ fn bench_softmax(
         };
         b.record(
             &name,
-            format!("wg{} e{} ({} blocks)", t.wg, t.e, s.nb),
+            format!(
+                "{} wg{} e{} ({} blocks)",
+                if t.fused { "fused" } else { "2-pass" },
+                t.wg,
+                t.e,
+                s.nb
+            ),
             st,
             (rows * n * 8) as u64,
             ti == 0,
@@ -483,7 +489,7 @@ fn bench_softmax(
         } else {
             "-"
         },
-        "two dispatches: block stats, normalise".into(),
+        "fused: one dispatch; 2-pass: block stats, normalise".into(),
     );
     Ok(())
 }

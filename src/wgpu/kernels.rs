@@ -149,7 +149,7 @@ pub fn all_variants() -> Vec<(KernelSource, Vec<Constants>)> {
             }
         }
     }
-    for entry in ["stats", "normalize"] {
+    for entry in ["stats", "normalize", "fused"] {
         let combos = super::softmax::SoftmaxTuning::candidates()
             .iter()
             .flat_map(|t| [t.constants(false), t.constants(true)])

@@ -374,13 +374,8 @@ impl Sampler {
             left = left.saturating_sub(1);
             go
         };
-        if self.probs {
-            if take() {
-                self.softmax.encode_stats(pass);
-            }
-            if take() {
-                self.softmax.encode_normalize(pass);
-            }
+        if self.probs && take() {
+            self.softmax.encode(pass);
         }
         let greedy = self.params.is_greedy();
         if take() {
@@ -399,7 +394,7 @@ impl Sampler {
 
     /// Dispatches [`Sampler::encode`] records.
     pub fn stages(&self) -> usize {
-        2 * self.probs as usize + 1 + !self.params.is_greedy() as usize
+        self.probs as usize + 1 + !self.params.is_greedy() as usize
     }
 
     /// One submission sampling every row.
