@@ -192,11 +192,16 @@ impl Bench<'_> {
 fn gemv_variant(g: &Gemv) -> String {
     let t = g.tuning;
     format!(
-        "{} wg{} nr{} u{}{}",
+        "{} wg{} nr{} u{}{}{}",
         g.path.name(),
         t.wg,
         t.nr,
         t.unroll,
+        if t.blocks > 1 {
+            format!(" b{}", t.blocks)
+        } else {
+            String::new()
+        },
         if g.dtype == WeightDtype::I8 && !t.i8_magic {
             " cvt"
         } else {

@@ -55,6 +55,9 @@ pub struct GemvTuning {
     pub tpr: u32,
     /// int8 → f32 by the exponent trick instead of a conversion.
     pub i8_magic: bool,
+    /// Blocks of NR rows each group computes one after the other (fewer,
+    /// longer-lived workgroups for short rows).
+    pub blocks: u32,
 }
 
 impl GemvTuning {
@@ -66,14 +69,21 @@ impl GemvTuning {
             unroll,
             tpr: 32,
             i8_magic,
+            blocks: 1,
+        };
+        let tb = |wg, nr, unroll, blocks| GemvTuning {
+            blocks,
+            ..t(wg, nr, unroll, true)
         };
         let mut v = match (dtype, batch) {
             (WeightDtype::I8, 1..=2) => vec![
-                t(256, 4, 2, true),
                 t(256, 2, 2, true),
+                tb(256, 2, 2, 2),
+                tb(256, 2, 2, 4),
+                tb(256, 4, 2, 2),
+                tb(128, 2, 2, 4),
+                t(256, 4, 2, true),
                 t(256, 2, 4, true),
-                t(128, 4, 2, true),
-                t(256, 4, 1, true),
                 t(256, 4, 2, false),
             ],
             (WeightDtype::I8, _) => vec![
@@ -90,11 +100,10 @@ impl GemvTuning {
             ],
             (_, 1..=2) => vec![
                 t(256, 2, 4, true),
-                t(256, 2, 2, true),
-                t(256, 4, 2, true),
                 t(256, 1, 4, true),
+                tb(256, 2, 4, 2),
+                tb(256, 1, 4, 2),
                 t(128, 2, 4, true),
-                t(128, 4, 2, true),
                 t(512, 2, 4, true),
             ],
             (_, 3..=4) => vec![t(256, 2, 2, true), t(256, 4, 1, true), t(256, 2, 1, true)],
@@ -135,7 +144,7 @@ impl GemvTuning {
         } else {
             subgroup_max.clamp(1, self.wg)
         };
-        self.nr * (self.wg / group).max(1)
+        self.nr * (self.wg / group).max(1) * self.blocks.max(1)
     }
 
     /// The generated kernel's specialisation for `dtype` and `path` (resolved).
@@ -172,6 +181,7 @@ impl GemvTuning {
             && (32..=1024).contains(&self.wg)
             && (1..=8).contains(&self.nr)
             && (1..=4).contains(&self.unroll)
+            && (1..=16).contains(&self.blocks)
             && self.tpr.is_power_of_two()
             && self.tpr <= self.wg
             && (1..=MAX_BATCH as u32).contains(&batch);
