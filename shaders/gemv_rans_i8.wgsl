@@ -34,6 +34,11 @@ override HAS_BIAS: bool = false;
 override STAGE_WORDS: u32 = 4096u;
 override TILE_WORDS: u32 = 4096u;
 override BAL_WORDS: u32 = 12u;
+// Diagnostics only (wrong results; `bench kernels --stages`): each set bit
+// drops a stage to show its share of the time. 1: table lookups (a hash of
+// the state stands in), 2: the whole decode loop, 4: rebuild, 8: multiply,
+// 16: staging.
+override DIAG: u32 = 0u;
 
 struct Params {
     rows: u32,
@@ -169,7 +174,7 @@ fn gemv_band(band: u32, lid: u32, dec: u32, lane: u32) {
         {
             let first = ti.x >> 1u;
             let nstage = min(((ti.x & 1u) + ti.y + 1u) / 2u, CAPW / 2u);
-            for (var k = lane; k < nstage; k += 32u) {
+            for (var k = lane; k < select(nstage, 0u, (DIAG & 16u) != 0u); k += 32u) {
                 stage[dec * (CAPW / 2u) + k] = stream[min(first + k, arrayLength(&stream) - 1u)];
             }
         }
@@ -195,7 +200,7 @@ fn gemv_band(band: u32, lid: u32, dec: u32, lane: u32) {
         let tsh = ti.x & 1u;
         let sbase = dec * (CAPW / 2u);
         // Four steps per group (a lane's 4 symbols are one word of the tile).
-        for (var g = 0u; g < steps / 4u; g++) {
+        for (var g = 0u; g < select(steps / 4u, 0u, (DIAG & 2u) != 0u); g++) {
             var word = 0u;
             for (var u = 0u; u < 4u; u++) {
                 let s = 4u * g + u;
@@ -205,7 +210,12 @@ fn gemv_band(band: u32, lid: u32, dec: u32, lane: u32) {
                     if (s + rl >= nl) {
                         sym = (((xs >> (p.tail_bits * (nl - 1u - s))) & tmask) + p.tail_base) & 0xffu;
                     } else {
-                        let e = lut[tbase + (xs & mask)];
+                        var e = 0u;
+                        if ((DIAG & 1u) != 0u) {
+                            e = (xs * 2654435761u) & 0x000fffffu;
+                        } else {
+                            e = lut[tbase + (xs & mask)];
+                        }
                         sym = e & 0xffu;
                         xs = (((e >> 8u) & 0xfffu) + 1u) * (xs >> p.prob_bits) + (e >> 20u);
                         need = xs < RANS_L;
@@ -260,7 +270,8 @@ fn gemv_band(band: u32, lid: u32, dec: u32, lane: u32) {
         }
         workgroupBarrier();
         // 3. Rebuild (§5).
-        if (live && mode == 1u) {
+        let rmode = select(mode, 0u, (DIAG & 4u) != 0u);
+        if (live && rmode == 1u) {
             // LEFT: row prefix sums, one row per lane.
             for (var i = lane; i < h; i += 32u) {
                 var carry = 0u;
@@ -274,7 +285,7 @@ fn gemv_band(band: u32, lid: u32, dec: u32, lane: u32) {
                     carry = v >> 24u;
                 }
             }
-        } else if (live && mode == 2u) {
+        } else if (live && rmode == 2u) {
             // TOP: column prefix sums, one word column per lane.
             if (lane < 16u) {
                 var prev = atomicLoad(&tile[dec * 1024u + lane]);
@@ -284,7 +295,7 @@ fn gemv_band(band: u32, lid: u32, dec: u32, lane: u32) {
                     atomicStore(&tile[a], prev);
                 }
             }
-        } else if (live && mode == 4u) {
+        } else if (live && rmode == 4u) {
             // PLANAR: clamp((a·i + b·j + 16·c + 8) >> 4, −128, 127) added per element.
             let pa = sx8(ti.z >> 8u);
             let pb = sx8(ti.z >> 16u);
@@ -303,7 +314,7 @@ fn gemv_band(band: u32, lid: u32, dec: u32, lane: u32) {
             }
         }
         // AVG: a wavefront over anti-diagonals, in rounds where any decoder needs it.
-        if (workgroupUniformLoad(&any_avg) != 0u) {
+        if (workgroupUniformLoad(&any_avg) != 0u && (DIAG & 4u) == 0u) {
             let avg = live && mode == 3u;
             // The same count in every decoder (w differs at the right edge).
             for (var dg = 0u; dg < h + 63u; dg++) {
@@ -329,7 +340,7 @@ fn gemv_band(band: u32, lid: u32, dec: u32, lane: u32) {
         }
         workgroupBarrier();
         // 4. Multiply: lane l takes word column l mod 16, rows l div 16 + 2i.
-        if (live) {
+        if (live && (DIAG & 8u) == 0u) {
             let xv = x4(c0 + 4u * (lane % 16u));
             for (var i = 0u; i < 32u; i++) {
                 let row = lane / 16u + 2u * i;

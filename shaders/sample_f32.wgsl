@@ -2,22 +2,32 @@
 // exactly the algorithm of src/cpu/sample.rs (read its header first). The
 // file follows lib/u64.wgsl (u64 helpers, Philox).
 //
-// Dispatches, after softmax_f32.wgsl's `stats` (per block: max, sum, first
-// index of the max) has run on the same logits:
+// Dispatches (no softmax needed):
 //
-//   prepare: grid (NBS, rows), PWG invocations. Each block of PWG · PW vec4
-//            words (8 tokens a word) computes the row maximum M from the
-//            softmax partials, each token's distance d (two f32 operations,
-//            then integers), stores d as u16 pairs, and writes its coarse
-//            histogram over bins d >> 8: (count, weight as u64) per bin.
+//   prepare: grid (NBS, rows), PWG invocations. Every block first finds the
+//            row maximum M (and its first index) itself, reading the whole
+//            row (16-byte loads; the row is in L2): that costs far less than
+//            a dispatch of its own. Greedy rows end here (one block writes
+//            the first index of M). Otherwise each block of PWG · PW vec4
+//            words (8 tokens a word) computes each token's distance d (two
+//            f32 operations, then integers), stores d as u16 pairs, and
+//            writes its coarse histogram over bins d >> 8: (count, weight
+//            as u64) per bin.
 //   select:  grid (rows), one workgroup of SWG (≥ 256) per row. Sums the
-//            coarse histograms, finds the top-k boundary, the top-p boundary
-//            and the drawn token with fine histograms of single coarse bins
-//            (one pass each over the row's distances) and integer scans, then
-//            finds the token's index with one more pass. Increments the row's
-//            step counter when AUTO_STEP.
+//            coarse histograms and finds the top-k bin c_k. Fast path, when
+//            the tokens in bins ≤ c_k number at most CAP (top-k of up to a
+//            few hundred, as used in practice): one pass over the row's
+//            distances collects them, each gets its rank in (d, index)
+//            order by counting, and top-k, top-p and the draw are prefix
+//            sums and "first j with ..." tests over that sorted list (a
+//            handful of barriers). Otherwise (top-p or temperature alone,
+//            huge top-k, large ties) the general path: fine histograms of
+//            single coarse bins (one pass each over the distances) and
+//            integer scans, then the token's index with one more pass.
+//            Increments the row's step counter when AUTO_STEP.
 //
-// Bindings: 0 logits, 1 softmax partials, 2 EXP2 table (2048 u32),
+// Bindings: 0 logits, 1 the same logits as vec4 (the first whole 16-byte
+// words; `vec_ok` says whether to use it), 2 EXP2 table (2048 u32),
 // 3 distances (vec4<u32> = 8 u16), 4 coarse histograms (vec4<u32> per bin:
 // count, weight low, weight high, 0), 5 step counters (u64 per row),
 // 6 tokens (u32 per row), 7 params.
@@ -34,7 +44,7 @@ struct Params {
     n: u32,          // row length
     rows: u32,
     ld_in: u32,      // logits row stride (elements)
-    nb_soft: u32,    // softmax blocks per row
+    vec_ok: u32,     // 1: binding 1 views the logits as vec4
     nbs: u32,        // prepare blocks per row
     ld_d: u32,       // distance words (vec4) per row
     scale: f32,      // S = 2954.6394 / T
@@ -46,7 +56,7 @@ struct Params {
 }
 
 @group(0) @binding(0) var<storage, read> logits: array<f32>;
-@group(0) @binding(1) var<storage, read> soft: array<vec4<u32>>;
+@group(0) @binding(1) var<storage, read> logits4: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> exp2tab: array<u32>;
 @group(0) @binding(3) var<storage, read_write> dist: array<vec4<u32>>;
 @group(0) @binding(4) var<storage, read_write> hist: array<vec4<u32>>;
@@ -78,13 +88,123 @@ fn distance(m: f32, s: f32) -> u32 {
     return u32(z);
 }
 
-fn soft_part(row: u32, b: u32) -> vec4<u32> {
-    return soft[min(row * p.nb_soft + b, arrayLength(&soft) - 1u)];
-}
 
 // ---------------------------------------------------------------- prepare
 
 var<workgroup> pm: array<f32, PWG>;
+var<workgroup> pi: array<u32, PWG>;
+
+// (m, i) better than (n, j): larger value, or equal and lower index.
+fn better(m: f32, i: u32, n: f32, j: u32) -> bool {
+    return m > n || (m == n && i < j);
+}
+
+struct Best {
+    m: f32,
+    i: u32,
+}
+
+// `b` updated with four consecutive logits, the first at index `base`.
+fn best4(b: Best, q: vec4<f32>, base: u32) -> Best {
+    var o = b;
+    let v0 = sanitize(q.x);
+    if (better(v0, base, o.m, o.i)) {
+        o = Best(v0, base);
+    }
+    let v1 = sanitize(q.y);
+    if (better(v1, base + 1u, o.m, o.i)) {
+        o = Best(v1, base + 1u);
+    }
+    let v2 = sanitize(q.z);
+    if (better(v2, base + 2u, o.m, o.i)) {
+        o = Best(v2, base + 2u);
+    }
+    let v3 = sanitize(q.w);
+    if (better(v3, base + 3u, o.m, o.i)) {
+        o = Best(v3, base + 3u);
+    }
+    return o;
+}
+
+// The sanitised row maximum M (bits, in .x) and the first index where it
+// occurs (.y), for the whole workgroup; every block of a row reads the row.
+fn row_max(row: u32, lid: u32) -> vec2<u32> {
+    let nl = arrayLength(&logits);
+    let start = row * p.ld_in;
+    let end = start + p.n;
+    var v0 = (start + 3u) / 4u;
+    var v1 = min(end / 4u, arrayLength(&logits4));
+    if (p.vec_ok == 0u || v1 <= v0) {
+        v0 = 0u;
+        v1 = 0u;
+    }
+    // Scalar head [start, he) and tail [ts, end); 16-byte words [v0, v1) between.
+    var he = end;
+    var ts = end;
+    if (v1 > v0) {
+        he = min(4u * v0, end);
+        ts = 4u * v1;
+    }
+    var m = NEG_MAX;
+    var mi = 0xffffffffu;
+    for (var g = start + lid; g < he; g += PWG) {
+        let v = sanitize(logits[min(g, nl - 1u)]);
+        if (better(v, g - start, m, mi)) {
+            m = v;
+            mi = g - start;
+        }
+    }
+    for (var g = ts + lid; g < end; g += PWG) {
+        let v = sanitize(logits[min(g, nl - 1u)]);
+        if (better(v, g - start, m, mi)) {
+            m = v;
+            mi = g - start;
+        }
+    }
+    // Four 16-byte loads in flight per invocation, then singles.
+    var best = Best(m, mi);
+    var k = v0 + lid;
+    loop {
+        if (k + 3u * PWG >= v1) {
+            break;
+        }
+        let q0 = logits4[k];
+        let q1 = logits4[k + PWG];
+        let q2 = logits4[k + 2u * PWG];
+        let q3 = logits4[k + 3u * PWG];
+        best = best4(best, q0, 4u * k - start);
+        best = best4(best, q1, 4u * (k + PWG) - start);
+        best = best4(best, q2, 4u * (k + 2u * PWG) - start);
+        best = best4(best, q3, 4u * (k + 3u * PWG) - start);
+        k += 4u * PWG;
+    }
+    loop {
+        if (k >= v1) {
+            break;
+        }
+        best = best4(best, logits4[k], 4u * k - start);
+        k += PWG;
+    }
+    m = best.m;
+    mi = best.i;
+    pm[lid] = m;
+    pi[lid] = mi;
+    for (var off = PWG / 2u; off > 0u; off = off / 2u) {
+        workgroupBarrier();
+        if (lid < off) {
+            let n2 = pm[lid + off];
+            let j2 = pi[lid + off];
+            if (better(n2, j2, pm[lid], pi[lid])) {
+                pm[lid] = n2;
+                pi[lid] = j2;
+            }
+        }
+    }
+    workgroupBarrier();
+    let r = vec2<u32>(bitcast<u32>(pm[0]), pi[0]);
+    workgroupBarrier();
+    return r;
+}
 var<workgroup> pc: array<atomic<u32>, 256>;
 var<workgroup> pwl: array<atomic<u32>, 256>;
 var<workgroup> pwh: array<atomic<u32>, 256>;
@@ -101,70 +221,103 @@ fn hist_add(bin: u32, cnt: u32, w: vec2<u32>) {
     }
 }
 
+// Logit i of the row starting at element `start` (sanitised later), or −max past the row.
+fn logit_at(start: u32, i: u32) -> f32 {
+    if (i >= p.n) {
+        return NEG_MAX;
+    }
+    return logits[min(start + i, arrayLength(&logits) - 1u)];
+}
+
+// Token i's distance from the maximum m (D_MAX past the row).
+fn tok_d(m: f32, x: f32, i: u32) -> u32 {
+    if (i >= p.n) {
+        return D_MAX;
+    }
+    return distance(m, sanitize(x));
+}
+
+// A run of equal coarse bins, added to the histogram when the bin changes.
+struct Run {
+    bin: u32,
+    cnt: u32,
+    w: vec2<u32>,
+}
+
+fn run_add(r: Run, d: u32) -> Run {
+    let w = weight(d);
+    if (w == 0u) {
+        return r;
+    }
+    var o = r;
+    let bin = d >> 8u;
+    if (bin != r.bin) {
+        hist_add(min(r.bin, 255u), r.cnt, r.w);
+        o = Run(bin, 0u, vec2<u32>(0u, 0u));
+    }
+    o.cnt += 1u;
+    o.w = u64_add(o.w, vec2<u32>(w, 0u));
+    return o;
+}
+
 @compute @workgroup_size(PWG)
 fn prepare(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let blk = wid.x;
     let row = min(wid.y, max(p.rows, 1u) - 1u);
-    // The row maximum from the softmax partials (exact: a max of maxima).
-    var m = NEG_MAX;
-    for (var b = lid; b < p.nb_soft; b += PWG) {
-        let s = soft_part(row, b);
-        if (bitcast<f32>(s.y) != 0.0) {
-            m = max(m, bitcast<f32>(s.x));
-        }
-    }
-    pm[lid] = m;
     for (var b = lid; b < 256u; b += PWG) {
         atomicStore(&pc[b], 0u);
         atomicStore(&pwl[b], 0u);
         atomicStore(&pwh[b], 0u);
     }
-    for (var off = PWG / 2u; off > 0u; off = off / 2u) {
-        workgroupBarrier();
-        if (lid < off) {
-            pm[lid] = max(pm[lid], pm[lid + off]);
+    let mx = row_max(row, lid);
+    if (p.greedy != 0u) {
+        // Greedy: the first index of the maximum (one block per row is dispatched).
+        if (blk == 0u) {
+            finish(wid.y, lid, mx.y);
         }
+        return;
     }
-    workgroupBarrier();
-    m = pm[0];
-    // This invocation's words; equal bins in a run are added once.
-    var run_bin = 0xffffffffu;
-    var run_cnt = 0u;
-    var run_w = vec2<u32>(0u, 0u);
+    let m = bitcast<f32>(mx.x);
+    // This invocation's words (8 tokens each); equal bins in a run are added once.
+    var run = Run(0xffffffffu, 0u, vec2<u32>(0u, 0u));
     let nd = arrayLength(&dist);
-    let nl = arrayLength(&logits);
+    let start = row * p.ld_in;
+    let aligned = p.vec_ok != 0u && (start & 3u) == 0u;
     for (var k = 0u; k < PW; k++) {
         let j = (blk * PW + k) * PWG + lid;
         if (j < p.ld_d) {
-            var packed: array<u32, 4>;
-            for (var h = 0u; h < 4u; h++) {
-                var pair = 0u;
-                for (var e = 0u; e < 2u; e++) {
-                    let i = j * 8u + h * 2u + e;
-                    var d = D_MAX;
-                    if (i < p.n) {
-                        d = distance(m, sanitize(logits[min(row * p.ld_in + i, nl - 1u)]));
-                    }
-                    pair |= d << (16u * e);
-                    let w = weight(d);
-                    if (w > 0u) {
-                        let bin = d >> 8u;
-                        if (bin != run_bin) {
-                            hist_add(min(run_bin, 255u), run_cnt, run_w);
-                            run_bin = bin;
-                            run_cnt = 0u;
-                            run_w = vec2<u32>(0u, 0u);
-                        }
-                        run_cnt += 1u;
-                        run_w = u64_add(run_w, vec2<u32>(w, 0u));
-                    }
-                }
-                packed[h] = pair;
+            let i0 = j * 8u;
+            var lo = vec4<f32>(NEG_MAX);
+            var hi = vec4<f32>(NEG_MAX);
+            let w4 = (start + i0) / 4u;
+            if (aligned && w4 + 1u < arrayLength(&logits4)) {
+                lo = logits4[w4];
+                hi = logits4[w4 + 1u];
+            } else {
+                lo = vec4<f32>(logit_at(start, i0), logit_at(start, i0 + 1u), logit_at(start, i0 + 2u), logit_at(start, i0 + 3u));
+                hi = vec4<f32>(logit_at(start, i0 + 4u), logit_at(start, i0 + 5u), logit_at(start, i0 + 6u), logit_at(start, i0 + 7u));
             }
-            dist[min(row * p.ld_d + j, nd - 1u)] = vec4<u32>(packed[0], packed[1], packed[2], packed[3]);
+            let d0 = tok_d(m, lo.x, i0);
+            let d1 = tok_d(m, lo.y, i0 + 1u);
+            let d2 = tok_d(m, lo.z, i0 + 2u);
+            let d3 = tok_d(m, lo.w, i0 + 3u);
+            let d4 = tok_d(m, hi.x, i0 + 4u);
+            let d5 = tok_d(m, hi.y, i0 + 5u);
+            let d6 = tok_d(m, hi.z, i0 + 6u);
+            let d7 = tok_d(m, hi.w, i0 + 7u);
+            run = run_add(run, d0);
+            run = run_add(run, d1);
+            run = run_add(run, d2);
+            run = run_add(run, d3);
+            run = run_add(run, d4);
+            run = run_add(run, d5);
+            run = run_add(run, d6);
+            run = run_add(run, d7);
+            dist[min(row * p.ld_d + j, nd - 1u)] =
+                vec4<u32>(d0 | (d1 << 16u), d2 | (d3 << 16u), d4 | (d5 << 16u), d6 | (d7 << 16u));
         }
     }
-    hist_add(min(run_bin, 255u), run_cnt, run_w);
+    hist_add(min(run.bin, 255u), run.cnt, run.w);
     workgroupBarrier();
     let nh = arrayLength(&hist);
     if (wid.y < p.rows && blk < p.nbs) {
@@ -187,8 +340,17 @@ var<workgroup> fine: array<atomic<u32>, 256>;
 var<workgroup> first: atomic<u32>;
 var<workgroup> slot: u32;
 var<workgroup> seg: array<u32, SWG>;
-var<workgroup> gm: array<f32, SWG>;
-var<workgroup> gi: array<u32, SWG>;
+// Fast path: up to CAP collected candidates (distance, index), the same
+// sorted by (distance, index), and the prefix sums of their weights.
+const CAP: u32 = 512u;
+var<workgroup> kd: array<u32, CAP>;
+var<workgroup> ki: array<u32, CAP>;
+var<workgroup> sd: array<u32, CAP>;
+var<workgroup> si: array<u32, CAP>;
+var<workgroup> cum: array<vec2<u32>, CAP>;
+var<workgroup> ncol: atomic<u32>;
+var<workgroup> fs: array<u32, 4>;
+var<workgroup> fsel: array<u32, 4>;
 
 // Inclusive scan of (cc, cw) or (fc, fw) over 256 bins (`fine_arrays` picks).
 fn scan256(lid: u32, fine_arrays: bool) {
@@ -373,43 +535,137 @@ fn finish(row: u32, lid: u32, token: u32) {
     }
 }
 
-// The greedy token: the first index of the row maximum, from the softmax partials.
-fn greedy_token(row: u32, lid: u32) -> u32 {
-    var m = NEG_MAX;
-    var idx = 0xffffffffu;
-    for (var b = lid; b < p.nb_soft; b += SWG) {
-        let s = soft_part(row, b);
-        let bm = bitcast<f32>(s.x);
-        if (bitcast<f32>(s.y) != 0.0 && (idx == 0xffffffffu || bm > m || (bm == m && s.z < idx))) {
-            m = bm;
-            idx = s.z;
+// ceil(W_K · P / 2^24), the top-p goal.
+fn top_p_goal(w_k: vec2<u32>) -> vec2<u32> {
+    var t3 = mul64x32(w_k, p.p_fixed);
+    let lo = t3.x + 0xffffffu;
+    let c1 = select(0u, 1u, lo < t3.x);
+    let mid = t3.y + c1;
+    let c2 = select(0u, 1u, mid < c1);
+    t3 = vec3<u32>(lo, mid, t3.z + c2);
+    return vec2<u32>((t3.x >> 24u) | (t3.y << 8u), (t3.y >> 24u) | (t3.z << 8u));
+}
+
+// The row's random 64-bit word for this step.
+fn draw_word(row: u32) -> vec2<u32> {
+    let st = steps[min(row, arrayLength(&steps) - 1u)];
+    return philox4x32_10(vec4<u32>(st.x, st.y, row, 0u), vec2<u32>(p.seed_lo, p.seed_hi)).xy;
+}
+
+// Fast path, one token `d` at index `i`: kept if its coarse bin is ≤ c_k and its weight > 0.
+fn collect1(d: u32, i: u32, ck: u32) {
+    if ((d >> 8u) <= ck && weight(d) > 0u) {
+        let s = atomicAdd(&ncol, 1u);
+        if (s < CAP) {
+            kd[s] = d;
+            ki[s] = i;
         }
     }
-    gm[lid] = m;
-    gi[lid] = idx;
-    for (var off = SWG / 2u; off > 0u; off = off / 2u) {
-        workgroupBarrier();
-        if (lid < off) {
-            let m2 = gm[lid + off];
-            let i2 = gi[lid + off];
-            if (i2 != 0xffffffffu && (gi[lid] == 0xffffffffu || m2 > gm[lid] || (m2 == gm[lid] && i2 < gi[lid]))) {
-                gm[lid] = m2;
-                gi[lid] = i2;
-            }
+}
+
+fn collect_word(v: vec4<u32>, i0: u32, ck: u32) {
+    collect1(v.x & 0xffffu, i0, ck);
+    collect1(v.x >> 16u, i0 + 1u, ck);
+    collect1(v.y & 0xffffu, i0 + 2u, ck);
+    collect1(v.y >> 16u, i0 + 3u, ck);
+    collect1(v.z & 0xffffu, i0 + 4u, ck);
+    collect1(v.z >> 16u, i0 + 5u, ck);
+    collect1(v.w & 0xffffu, i0 + 6u, ck);
+    collect1(v.w >> 16u, i0 + 7u, ck);
+}
+
+// The fast path: every token in bins ≤ c_k (at most CAP of them, so the
+// first kk in (d, index) order are among them) collected, ranked by
+// counting, their weights prefix-summed; top-k, top-p and the draw are then
+// "first j with ..." tests. Exactly the CPU reference's steps 5–8.
+fn fast_select(row: u32, ck: u32, kk: u32, lid: u32) -> u32 {
+    if (lid == 0u) {
+        atomicStore(&ncol, 0u);
+    }
+    workgroupBarrier();
+    let nd1 = arrayLength(&dist) - 1u;
+    let base = row * p.ld_d;
+    var j = lid;
+    loop {
+        if (j + 3u * SWG >= p.ld_d) {
+            break;
         }
+        let v0 = dist[min(base + j, nd1)];
+        let v1 = dist[min(base + j + SWG, nd1)];
+        let v2 = dist[min(base + j + 2u * SWG, nd1)];
+        let v3 = dist[min(base + j + 3u * SWG, nd1)];
+        collect_word(v0, 8u * j, ck);
+        collect_word(v1, 8u * (j + SWG), ck);
+        collect_word(v2, 8u * (j + 2u * SWG), ck);
+        collect_word(v3, 8u * (j + 3u * SWG), ck);
+        j += 4u * SWG;
+    }
+    loop {
+        if (j >= p.ld_d) {
+            break;
+        }
+        collect_word(dist[min(base + j, nd1)], 8u * j, ck);
+        j += SWG;
     }
     workgroupBarrier();
     if (lid == 0u) {
-        slot = gi[0];
+        fs[3] = min(atomicLoad(&ncol), CAP);
     }
-    return workgroupUniformLoad(&slot);
+    let c = workgroupUniformLoad(&fs[3]);
+    // Rank = the number of candidates before this one in (d, index) order.
+    for (var q = lid; q < c; q += SWG) {
+        let dq = kd[q];
+        let iq = ki[q];
+        var r = 0u;
+        for (var t = 0u; t < c; t++) {
+            let dt = kd[t];
+            r += select(0u, 1u, dt < dq || (dt == dq && ki[t] < iq));
+        }
+        sd[min(r, CAP - 1u)] = dq;
+        si[min(r, CAP - 1u)] = iq;
+    }
+    workgroupBarrier();
+    for (var q = lid; q < c; q += SWG) {
+        kd[q] = weight(sd[q]);
+    }
+    let kn = max(min(kk, c), 1u);
+    workgroupBarrier();
+    // Prefix sums of the first kn weights.
+    for (var q = lid; q < kn; q += SWG) {
+        var acc = vec2<u32>(0u, 0u);
+        for (var t = 0u; t <= q; t++) {
+            acc = u64_add(acc, vec2<u32>(kd[t], 0u));
+        }
+        cum[q] = acc;
+    }
+    if (lid == 0u) {
+        fs[0] = kn - 1u;
+        fs[1] = si[0];
+    }
+    workgroupBarrier();
+    // Top-p: the first q whose prefix reaches the goal.
+    let goal = top_p_goal(cum[kn - 1u]);
+    for (var q = lid; q < kn; q += SWG) {
+        if (u64_ge(cum[q], goal) && (q == 0u || u64_lt(cum[q - 1u], goal))) {
+            fs[0] = q;
+        }
+    }
+    let jp = min(workgroupUniformLoad(&fs[0]), kn - 1u);
+    // The draw U = floor(W · R / 2^64) and the first q with U < prefix.
+    let u = mulhi64(cum[jp], draw_word(row));
+    for (var q = lid; q <= jp; q += SWG) {
+        if (u64_lt(u, cum[q]) && (q == 0u || u64_ge(u, cum[q - 1u]))) {
+            fs[1] = si[q];
+        }
+    }
+    return workgroupUniformLoad(&fs[1]);
 }
 
 @compute @workgroup_size(SWG)
 fn select_token(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let row = min(wid.x, max(p.rows, 1u) - 1u);
     if (p.greedy != 0u) {
-        finish(wid.x, lid, greedy_token(row, lid));
+        // Greedy rows are finished by `prepare`.
         return;
     }
     // 1. Coarse histogram of the row, scanned.
@@ -425,7 +681,34 @@ fn select_token(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
         cc[lid] = c;
         cw[lid] = w;
     }
+    // 2. Cumulative counts (each bin's invocation adds up the bins before
+    // it), the top-k bin c_k and the number of tokens in bins ≤ c_k.
     workgroupBarrier();
+    var cumc = 0u;
+    if (lid < 256u) {
+        for (var b = 0u; b <= lid; b++) {
+            cumc += cc[b];
+        }
+    }
+    if (lid == 255u) {
+        fsel[2] = cumc;
+    }
+    let ncand0 = workgroupUniformLoad(&fsel[2]);
+    var kk0 = ncand0;
+    if (p.top_k != 0u) {
+        kk0 = min(p.top_k, ncand0);
+    }
+    if (lid < 256u && cumc >= kk0 && cumc - cc[lid] < kk0) {
+        fsel[0] = lid;
+        fsel[1] = cumc;
+    }
+    let ck0 = workgroupUniformLoad(&fsel[0]);
+    let through = workgroupUniformLoad(&fsel[1]);
+    if (through <= CAP) {
+        finish(wid.x, lid, fast_select(row, ck0, kk0, lid));
+        return;
+    }
+    // General path.
     scan256(lid, false);
     let ncand = workgroupUniformLoad(&cc[255]);
     var kk = ncand;
@@ -442,13 +725,7 @@ fn select_token(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
     let wk_before = u64_add(cw_before(ck), fw_before(fk));
     let w_k = u64_add(wk_before, mul32(tk, weight(dk)));
     // 3. Top-p: goal = ceil(W_K · P / 2^24).
-    var t3 = mul64x32(w_k, p.p_fixed);
-    let lo = t3.x + 0xffffffu;
-    let c1 = select(0u, 1u, lo < t3.x);
-    let mid = t3.y + c1;
-    let c2 = select(0u, 1u, mid < c1);
-    t3 = vec3<u32>(lo, mid, t3.z + c2);
-    let goal = vec2<u32>((t3.x >> 24u) | (t3.y << 8u), (t3.y >> 24u) | (t3.z << 8u));
+    let goal = top_p_goal(w_k);
     // The bin where the weight reaches the goal: before ck (all of those
     // bins are inside the top-k set), or ck itself.
     let cp = first_set(lid, lid < 256u && lid < ck && u64_ge(cw[min(lid, 255u)], goal), ck);
@@ -468,9 +745,7 @@ fn select_token(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
     let tp = need.x + select(0u, 1u, need.z != 0u);
     let w_all = u64_add(wp_before, mul32(tp, wdp));
     // 4. The draw: U = floor(W · R / 2^64).
-    let st = steps[min(row, arrayLength(&steps) - 1u)];
-    let rnd = philox4x32_10(vec4<u32>(st.x, st.y, row, 0u), vec2<u32>(p.seed_lo, p.seed_hi));
-    let u = mulhi64(w_all, rnd.xy);
+    let u = mulhi64(w_all, draw_word(row));
     var ds = dp;
     var rank = 0u;
     if (uniform_flag(lid, u64_ge(u, wp_before))) {

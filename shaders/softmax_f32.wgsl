@@ -9,6 +9,12 @@
 //              (online-softmax rescaling: S = Σ s_b · exp2((m_b − M)·c)) and
 //              writes its outputs.
 //
+// or in one dispatch (`fused`, for rows of up to ~64 K elements): grid
+// (NB, rows); every block computes the row's (M, S) itself from the whole
+// row (it is in L2; reading it NB times costs less than a second dispatch),
+// then writes its own block's outputs. Every block computes the same totals
+// in the same order, so all agree bit for bit.
+//
 // c = log2(e) / T comes from the host; exp2 replaces exp. Logits are
 // sanitised on their bits: NaN → −f32::MAX, ±∞ → ±f32::MAX (as the CPU
 // reference does), so no row gives NaN.
@@ -158,11 +164,65 @@ fn stats(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index)
     }
 }
 
+// (M, S) of the whole row in this invocation's share: elements lid,
+// lid + WG, ..., eight loads in flight, an online rescale when the maximum grows.
+fn row_part(row: u32, lid: u32) -> Part {
+    var m = NEG_MAX;
+    var s = 0.0;
+    var i = lid;
+    loop {
+        if (i + 7u * WG >= p.n) {
+            break;
+        }
+        let a0 = load(row, i);
+        let a1 = load(row, i + WG);
+        let a2 = load(row, i + 2u * WG);
+        let a3 = load(row, i + 3u * WG);
+        let a4 = load(row, i + 4u * WG);
+        let a5 = load(row, i + 5u * WG);
+        let a6 = load(row, i + 6u * WG);
+        let a7 = load(row, i + 7u * WG);
+        let mb = max(max(max(a0, a1), max(a2, a3)), max(max(a4, a5), max(a6, a7)));
+        if (mb > m) {
+            s = s * exp2((m - mb) * p.c);
+            m = mb;
+        }
+        s += exp2((a0 - m) * p.c) + exp2((a1 - m) * p.c) + exp2((a2 - m) * p.c) + exp2((a3 - m) * p.c)
+            + exp2((a4 - m) * p.c) + exp2((a5 - m) * p.c) + exp2((a6 - m) * p.c) + exp2((a7 - m) * p.c);
+        i += 8u * WG;
+    }
+    loop {
+        if (i >= p.n) {
+            break;
+        }
+        let a = load(row, i);
+        if (a > m) {
+            s = s * exp2((m - a) * p.c);
+            m = a;
+        }
+        s += exp2((a - m) * p.c);
+        i += WG;
+    }
+    return Part(m, s, 0u);
+}
+
+@compute @workgroup_size(WG)
+fn fused(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let row = min(wid.y, max(p.rows, 1u) - 1u);
+    let t = wg_combine(lid, row_part(row, lid));
+    write_block(wid.y, wid.x, lid, t);
+}
+
 @compute @workgroup_size(WG)
 fn normalize(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let blk = wid.x;
     let row = wid.y;
     let t = row_total(row, lid);
+    write_block(row, blk, lid, t);
+}
+
+// Block `blk` of a row's outputs from the row's totals.
+fn write_block(row: u32, blk: u32, lid: u32, t: Part) {
     let ln_s = log2(t.s) * 0.693147180559945309;
     let inv_s = 1.0 / t.s;
     let no = arrayLength(&out);

@@ -289,6 +289,7 @@ fn gemv_rejects_bad_shapes_with_errors() {
         unroll: 1,
         tpr: 32,
         i8_magic: true,
+        blocks: 1,
     };
     assert!(
         Gemv::new(

@@ -85,6 +85,7 @@ fn check(
             x_dtype,
             path,
             tuning,
+            ..Default::default()
         },
     )
     .unwrap();

@@ -262,3 +262,37 @@ fn sampler_rejects_bad_parameters() {
     assert!(s.set_steps(&ctx.queue, &[1]).is_err());
     assert!(s.write_logits(&ctx.queue, &[0.0; 3]).is_err());
 }
+
+#[test]
+fn sampling_top_k_around_the_fast_path_capacity() {
+    // `select` collects the tokens of the coarse bins up to the top-k bin
+    // when they are at most 512 (its fast path), else takes the general
+    // path: both sides of the limit, with and without top-p, and ties.
+    let Some(ctx) = ctx() else { return };
+    let mut rng = Rng(26);
+    let n = 20011;
+    let mut x = rng.normals(2 * n, 3.0);
+    // Row 1: logits on a coarse grid (many equal distances).
+    for v in &mut x[n..] {
+        *v = (*v * 4.0).round() / 4.0;
+    }
+    for &(t, k, p) in &[
+        (1.0f32, 200u32, 1.0f32),
+        (1.0, 400, 0.9),
+        (1.0, 500, 1.0),
+        (1.0, 512, 0.95),
+        (1.0, 513, 1.0),
+        (0.5, 700, 0.7),
+        (3.0, 300, 0.2),
+    ] {
+        check(
+            &ctx,
+            &x,
+            2,
+            n,
+            &params(t, k, p, rng.next_u64()),
+            3,
+            SamplerTuning::default(),
+        );
+    }
+}

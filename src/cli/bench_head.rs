@@ -62,6 +62,10 @@ pub struct HeadRun {
     pub wall: Stats,
     /// GPU time per token step (timestamps around the compute pass).
     pub gpu: Stats,
+    /// Medians, µs from the step's start: command buffer submitted, next
+    /// token's commands recorded (overlapping the GPU's work).
+    pub submitted_us: f64,
+    pub recorded_us: f64,
     pub tokens_per_s: f64,
     pub before: AllocCounters,
     pub after: AllocCounters,
@@ -159,11 +163,14 @@ pub fn run(a: &HeadArgs, quiet: bool) -> anyhow::Result<()> {
         ctx.wait()?;
         let before = AllocCounters::read(&ctx);
         let mut wall = Vec::with_capacity(a.tokens);
+        let (mut sub, mut rec) = (Vec::new(), Vec::new());
         let t_all = std::time::Instant::now();
         for i in 0..a.tokens {
             let t0 = std::time::Instant::now();
             head.step(&ctx, hid(i), false)?;
             wall.push(t0.elapsed().as_secs_f64());
+            sub.push(head.last_timing.submitted);
+            rec.push(head.last_timing.recorded);
         }
         let total = t_all.elapsed().as_secs_f64();
         let mut gpu = Vec::with_capacity(a.tokens);
@@ -181,6 +188,8 @@ pub fn run(a: &HeadArgs, quiet: bool) -> anyhow::Result<()> {
             block: a.block,
             wall: stats(&wall, false),
             gpu: stats(&gpu, true),
+            submitted_us: stats(&sub, false).median_us,
+            recorded_us: stats(&rec, false).median_us,
             tokens_per_s: (batch * a.tokens) as f64 / total,
             allocated_during_loop: before != after,
             before,
@@ -189,9 +198,11 @@ pub fn run(a: &HeadArgs, quiet: bool) -> anyhow::Result<()> {
         };
         if !quiet {
             eprintln!(
-                "  batch {batch}: wall {:.1} µs/token step (p90 {:.1}), GPU {:.1} µs, {:.0} tokens/s, allocations during the loop: {}",
+                "  batch {batch}: wall {:.1} µs/token step (p90 {:.1}; submitted at {:.1}, next recorded at {:.1}), GPU {:.1} µs, {:.0} tokens/s, allocations during the loop: {}",
                 r.wall.median_us,
                 r.wall.p90_us,
+                r.submitted_us,
+                r.recorded_us,
                 r.gpu.median_us,
                 r.tokens_per_s,
                 if r.allocated_during_loop {

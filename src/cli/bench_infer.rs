@@ -45,18 +45,34 @@ pub fn time_passes(
     reps: usize,
     mut f: impl FnMut(&mut wgpu::ComputePass<'_>, usize),
 ) -> Result<Stats> {
-    let mut enc = ctx.device.create_command_encoder(&Default::default());
-    {
-        let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
-            label: Some("warmup"),
-            timestamp_writes: None,
-        });
-        for i in 0..warmup {
-            f(&mut pass, i);
+    // Warm-up: `warmup` passes, then more until ~30 ms of GPU work has run
+    // back to back, so that clocks have left their idle state (a short
+    // burst after a CPU phase would otherwise time partly at idle clocks).
+    let mut done = 0usize;
+    let mut n = warmup.max(1);
+    let t0 = std::time::Instant::now();
+    while done < 4000 {
+        let mut enc = ctx.device.create_command_encoder(&Default::default());
+        {
+            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some("warmup"),
+                timestamp_writes: None,
+            });
+            for i in 0..n {
+                f(&mut pass, done + i);
+            }
         }
+        let t1 = std::time::Instant::now();
+        ctx.queue.submit([enc.finish()]);
+        ctx.wait()?;
+        done += n;
+        let per = t1.elapsed().as_secs_f64() / n as f64;
+        let left = 0.03 - t0.elapsed().as_secs_f64();
+        if left <= 0.0 {
+            break;
+        }
+        n = ((left / per.max(1e-7)).ceil() as usize).clamp(1, 4000 - done.min(3999));
     }
-    ctx.queue.submit([enc.finish()]);
-    ctx.wait()?;
     if let Some(mut timer) = GpuTimer::new(ctx, reps as u32) {
         let mut enc = ctx.device.create_command_encoder(&Default::default());
         for i in 0..reps {

@@ -42,6 +42,15 @@ pub struct KernelsArgs {
     /// The adapter (`wcodec devices` numbering); default: the best.
     #[arg(long)]
     pub adapter: Option<usize>,
+    /// Also time the sampler with its last dispatches dropped (each stage's share).
+    #[arg(long)]
+    pub stages: bool,
+    /// Sweep every tuning on every reduction path (not only the default path).
+    #[arg(long)]
+    pub all_paths: bool,
+    /// Extra GEMV cases that explain the batch-8 numbers (batch 2 and 4, f32 x).
+    #[arg(long)]
+    pub batch_diag: bool,
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -183,11 +192,16 @@ impl Bench<'_> {
 fn gemv_variant(g: &Gemv) -> String {
     let t = g.tuning;
     format!(
-        "{} wg{} nr{} u{}{}",
+        "{} wg{} nr{} u{}{}{}",
         g.path.name(),
         t.wg,
         t.nr,
         t.unroll,
+        if t.blocks > 1 {
+            format!(" b{}", t.blocks)
+        } else {
+            String::new()
+        },
         if g.dtype == WeightDtype::I8 && !t.i8_magic {
             " cvt"
         } else {
@@ -268,7 +282,7 @@ fn bench_gemv(b: &mut Bench<'_>, c: &GemvCase) -> crate::Result<()> {
     let default_path = paths[0];
     for path in paths {
         let mut tunings = GemvTuning::candidates(c.dtype, c.batch as u32, path);
-        if b.a.no_sweep || path != default_path {
+        if b.a.no_sweep || (path != default_path && !b.a.all_paths) {
             tunings.truncate(1);
         }
         for (ti, t) in tunings.into_iter().enumerate() {
@@ -336,30 +350,42 @@ fn bench_rans(b: &mut Bench<'_>, rows: usize, cols: usize) -> crate::Result<()> 
     let want = gemv_f64(&wq, rows, cols, &xr, 1, None)?;
     // The plain int8 GEMV on the same codes, in the same run.
     let plain_name = format!("int8 gemv on the same codes {rows}x{cols}");
-    let pw = GemvWeights::upload(ctx, &wq, rows, cols, None)?;
-    let pg = Gemv::new(
-        ctx,
-        &pw,
-        &GemvOptions {
-            batch: 1,
-            x_dtype: VecDtype::F16,
-            ..Default::default()
-        },
-    )?;
-    pg.write_x(&ctx.queue, &x)?;
-    let st = time_passes(ctx, 3, b.a.reps, |pass, _| pg.encode(pass))?;
-    let e = rel_l2(&pg.read_y(ctx)?, &want.y);
-    let int8_bytes = pw.weight_bytes() + (rows * 4) as u64;
-    b.record(
-        &plain_name,
-        gemv_variant(&pg),
-        st,
-        int8_bytes + cols as u64 * 2,
-        true,
-        format!("ok (rel L2 {e:.1e})"),
-    );
-    let int8_us = st.median_us;
-    drop((pg, pw));
+    // Two uploads of the same codes (placement in device memory has been
+    // seen to move a GEMV's time): the faster one is the reference.
+    let mut int8_us = f64::INFINITY;
+    let mut keep = Vec::new();
+    for copy in 0..2 {
+        let pw = GemvWeights::upload(ctx, &wq, rows, cols, None)?;
+        let pg = Gemv::new(
+            ctx,
+            &pw,
+            &GemvOptions {
+                batch: 1,
+                x_dtype: VecDtype::F16,
+                ..Default::default()
+            },
+        )?;
+        pg.write_x(&ctx.queue, &x)?;
+        let st = time_passes(ctx, 3, b.a.reps, |pass, _| pg.encode(pass))?;
+        let e = rel_l2(&pg.read_y(ctx)?, &want.y);
+        let int8_bytes = pw.weight_bytes() + (rows * 4) as u64;
+        b.record(
+            &plain_name,
+            format!("{} (upload {})", gemv_variant(&pg), copy + 1),
+            st,
+            int8_bytes + cols as u64 * 2,
+            copy == 0,
+            format!("ok (rel L2 {e:.1e})"),
+        );
+        int8_us = int8_us.min(st.median_us);
+        keep.push((pg, pw));
+    }
+    drop(keep);
+    let mut modes = std::collections::BTreeMap::new();
+    for e in plane.index.iter() {
+        *modes.entry(e.mode.name()).or_insert(0usize) += 1;
+    }
+    let modes: Vec<String> = modes.iter().map(|(m, n)| format!("{m} {n}")).collect();
     let cw = CompressedWeights::from_plane(ctx, &plane.view(), Some(&scales), None)?;
     drop(plane);
     let limit = ctx.limits.max_compute_workgroup_storage_size;
@@ -380,6 +406,7 @@ fn bench_rans(b: &mut Bench<'_>, rows: usize, cols: usize) -> crate::Result<()> 
                     x_dtype: VecDtype::F16,
                     path,
                     tuning: Some(t),
+                    diag: 0,
                 },
             )?;
             g.write_x(&ctx.queue, &x)?;
@@ -393,21 +420,50 @@ fn bench_rans(b: &mut Bench<'_>, rows: usize, cols: usize) -> crate::Result<()> 
                 format!("FAIL (rel L2 {e:.1e})")
             };
             let v = format!("{} nw{} capw{}", path.name(), t.nw, t.capw);
-            b.record(
-                &name,
-                v,
-                st,
-                cw.bytes + cols as u64 * 2 + rows as u64 * 4,
-                pi == 0 && ti == 0,
-                check,
-            );
+            let bytes = cw.bytes + cols as u64 * 2 + rows as u64 * 4;
+            b.record(&name, v.clone(), st, bytes, pi == 0 && ti == 0, check);
+            // Each stage's share: the same kernel with stages dropped.
+            if pi == 0 && ti == 0 && b.a.stages {
+                for (diag, what) in [
+                    (1, "no table lookups"),
+                    (2, "no decode"),
+                    (4, "no rebuild"),
+                    (8, "no multiply"),
+                    (16, "no staging"),
+                    (4 | 8 | 16, "decode only"),
+                    (2 | 4 | 8 | 16, "no stage at all"),
+                ] {
+                    let g = RansGemv::new(
+                        ctx,
+                        &cw,
+                        &RansGemvOptions {
+                            x_dtype: VecDtype::F16,
+                            path,
+                            tuning: Some(t),
+                            diag,
+                        },
+                    )?;
+                    g.write_x(&ctx.queue, &x)?;
+                    let st = time_passes(ctx, 2, b.a.reps.min(30), |pass, _| g.encode(pass))?;
+                    let _ = g.check_stream(ctx);
+                    b.record(
+                        &name,
+                        format!("{v} {what}"),
+                        st,
+                        bytes,
+                        false,
+                        "stage share (not a result)".into(),
+                    );
+                }
+            }
         }
     }
     let ratio = (rows * cols + rows * 4) as f64 / cw.coded_bytes as f64;
     let note = format!(
-        "int8 GEMV on the same codes {int8_us:.1} µs; VRAM {} B compressed vs {} B int8 (ratio {ratio:.3}); CPU encode {enc_s:.1} s",
+        "int8 GEMV on the same codes {int8_us:.1} µs; VRAM {} B compressed vs {} B int8 (ratio {ratio:.3}); CPU encode {enc_s:.1} s; tile modes: {}",
         cw.bytes,
-        rows * cols + rows * 4
+        rows * cols + rows * 4,
+        modes.join(", ")
     );
     b.summarize(
         &name,
@@ -459,7 +515,13 @@ fn bench_softmax(
         };
         b.record(
             &name,
-            format!("wg{} e{} ({} blocks)", t.wg, t.e, s.nb),
+            format!(
+                "{} wg{} e{} ({} blocks)",
+                if t.fused { "fused" } else { "2-pass" },
+                t.wg,
+                t.e,
+                s.nb
+            ),
             st,
             (rows * n * 8) as u64,
             ti == 0,
@@ -474,7 +536,7 @@ fn bench_softmax(
         } else {
             "-"
         },
-        "two dispatches: block stats, normalise".into(),
+        "fused: one dispatch; 2-pass: block stats, normalise".into(),
     );
     Ok(())
 }
@@ -525,14 +587,22 @@ fn bench_sample(
             "pwg{} pw{} swg{}",
             t.prepare_wg, t.prepare_words, t.select_wg
         );
-        b.record(
-            &name,
-            v,
-            st,
-            (n * 4 * 2 + n.div_ceil(8) * 16 * 4) as u64,
-            ti == 0,
-            check,
-        );
+        let bytes = (n * 4 * 2 + n.div_ceil(8) * 16 * 4) as u64;
+        b.record(&name, v.clone(), st, bytes, ti == 0, check);
+        // Each stage's share: the same pass without its last dispatches.
+        if ti == 0 && b.a.stages {
+            for k in 1..s.stages() {
+                let st = time_passes(ctx, 5, b.a.reps, |pass, _| s.encode_stages(pass, k))?;
+                b.record(
+                    &name,
+                    format!("{v} first {k} of {} dispatches", s.stages()),
+                    st,
+                    bytes,
+                    false,
+                    "stage share (not a result)".into(),
+                );
+            }
+        }
     }
     b.summarize(
         &name,
@@ -663,6 +733,21 @@ pub fn run(a: &KernelsArgs, quiet: bool) -> anyhow::Result<()> {
             "≤ 1.2× batch 1",
         ),
     ];
+    let mut cases = cases;
+    if a.batch_diag {
+        for (batch, x) in [(2, VecDtype::F16), (4, VecDtype::F16), (8, VecDtype::F32)] {
+            cases.push(g(
+                format!("gemv f16 {v}x{h} batch{batch} x{}", x.name()),
+                WeightDtype::F16,
+                v,
+                h,
+                batch,
+                x,
+                None,
+                "diagnostic",
+            ));
+        }
+    }
     for c in &cases {
         bench_gemv(&mut b, c)?;
     }

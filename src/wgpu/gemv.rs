@@ -13,6 +13,7 @@ use std::sync::Arc;
 use crate::cpu::gemv::Weights;
 use crate::error::{Error, Result};
 use crate::wgpu::context::{GpuContext, Kernel, PooledBuffer};
+pub use crate::wgpu::gemv_gen::GemvSpec;
 pub use crate::wgpu::kernels::{ReducePath, WeightDtype};
 
 /// x and y element types.
@@ -46,7 +47,7 @@ pub const MAX_BATCH: usize = 8;
 pub struct GemvTuning {
     /// Invocations per workgroup.
     pub wg: u32,
-    /// Rows a group computes together (1..=4).
+    /// Rows a group computes together (1..=8).
     pub nr: u32,
     /// Steps loaded before use (1..=4).
     pub unroll: u32,
@@ -54,6 +55,9 @@ pub struct GemvTuning {
     pub tpr: u32,
     /// int8 → f32 by the exponent trick instead of a conversion.
     pub i8_magic: bool,
+    /// Blocks of NR rows each group computes one after the other (fewer,
+    /// longer-lived workgroups for short rows).
+    pub blocks: u32,
 }
 
 impl GemvTuning {
@@ -65,25 +69,55 @@ impl GemvTuning {
             unroll,
             tpr: 32,
             i8_magic,
+            blocks: 1,
+        };
+        let tb = |wg, nr, unroll, blocks| GemvTuning {
+            blocks,
+            ..t(wg, nr, unroll, true)
         };
         let mut v = match (dtype, batch) {
             (WeightDtype::I8, 1..=2) => vec![
-                t(256, 4, 1, true),
                 t(256, 2, 2, true),
-                t(256, 4, 1, false),
-                t(128, 4, 2, true),
-            ],
-            (WeightDtype::I8, _) => {
-                vec![t(256, 2, 1, true), t(256, 1, 2, true), t(256, 2, 1, false)]
-            }
-            (_, 1..=2) => vec![
-                t(256, 2, 2, true),
-                t(256, 4, 1, true),
+                tb(256, 2, 2, 2),
+                tb(256, 2, 2, 4),
+                tb(256, 4, 2, 2),
+                tb(128, 2, 2, 4),
+                t(256, 4, 2, true),
                 t(256, 2, 4, true),
-                t(128, 4, 2, true),
+                t(256, 4, 2, false),
             ],
-            (_, 3..=4) => vec![t(256, 2, 2, true), t(256, 1, 4, true), t(256, 4, 1, true)],
-            _ => vec![t(256, 1, 2, true), t(256, 2, 2, true), t(256, 1, 4, true)],
+            (WeightDtype::I8, _) => vec![
+                t(256, 2, 2, true),
+                t(256, 4, 1, true),
+                t(256, 2, 1, true),
+                t(256, 2, 1, false),
+            ],
+            (WeightDtype::F32, 1..=2) => vec![
+                t(256, 2, 2, true),
+                t(256, 2, 4, true),
+                t(256, 4, 2, true),
+                t(128, 2, 2, true),
+            ],
+            (_, 1..=2) => vec![
+                t(256, 2, 4, true),
+                t(256, 1, 4, true),
+                tb(256, 2, 4, 2),
+                tb(256, 1, 4, 2),
+                t(128, 2, 4, true),
+                t(512, 2, 4, true),
+            ],
+            (_, 3..=4) => vec![t(256, 2, 2, true), t(256, 4, 1, true), t(256, 2, 1, true)],
+            _ => vec![
+                t(256, 4, 1, true),
+                t(256, 2, 2, true),
+                t(256, 8, 1, true),
+                t(128, 8, 1, true),
+                t(64, 8, 1, true),
+                t(128, 4, 1, true),
+                t(256, 2, 1, true),
+                t(256, 1, 2, true),
+                t(256, 1, 1, true),
+            ],
         };
         if dtype != WeightDtype::I8 {
             v.retain(|c| c.i8_magic);
@@ -110,11 +144,11 @@ impl GemvTuning {
         } else {
             subgroup_max.clamp(1, self.wg)
         };
-        self.nr * (self.wg / group).max(1)
+        self.nr * (self.wg / group).max(1) * self.blocks.max(1)
     }
 
-    /// The override constants of a kernel built for `dtype` and `path`.
-    pub fn constants_for(
+    /// The generated kernel's specialisation for `dtype` and `path` (resolved).
+    pub fn spec(
         &self,
         dtype: WeightDtype,
         path: ReducePath,
@@ -122,30 +156,32 @@ impl GemvTuning {
         x_half: bool,
         bias: bool,
         subgroup_max: u32,
-    ) -> Vec<(&'static str, f64)> {
-        let mut c = vec![
-            ("WG", self.wg as f64),
-            ("NR", self.nr as f64),
-            ("B", batch as f64),
-            ("RW", self.rows_per_workgroup(path, subgroup_max) as f64),
-            ("UNROLL", self.unroll as f64),
-            ("X_HALF", x_half as u32 as f64),
-            ("HAS_BIAS", bias as u32 as f64),
-        ];
-        if path == ReducePath::Workgroup {
-            c.push(("TPR", self.tpr as f64));
+    ) -> GemvSpec {
+        GemvSpec {
+            dtype,
+            path,
+            batch,
+            nr: self.nr,
+            unroll: self.unroll,
+            wg: self.wg,
+            tpr: if path == ReducePath::Workgroup {
+                self.tpr
+            } else {
+                0
+            },
+            rw: self.rows_per_workgroup(path, subgroup_max),
+            x_half,
+            bias,
+            i8_magic: dtype != WeightDtype::I8 || self.i8_magic,
         }
-        if dtype == WeightDtype::I8 {
-            c.push(("I8_MAGIC", self.i8_magic as u32 as f64));
-        }
-        c
     }
 
     fn check(&self, batch: u32) -> Result<()> {
         let ok = self.wg.is_power_of_two()
             && (32..=1024).contains(&self.wg)
-            && (1..=4).contains(&self.nr)
+            && (1..=8).contains(&self.nr)
             && (1..=4).contains(&self.unroll)
+            && (1..=16).contains(&self.blocks)
             && self.tpr.is_power_of_two()
             && self.tpr <= self.wg
             && (1..=MAX_BATCH as u32).contains(&batch);
@@ -436,7 +472,7 @@ impl Gemv {
             )));
         }
         let sgmax = subgroup_max(ctx);
-        let consts = tuning.constants_for(
+        let spec = tuning.spec(
             weights.dtype,
             path,
             batch as u32,
@@ -444,7 +480,7 @@ impl Gemv {
             weights.has_bias(),
             sgmax,
         );
-        let kernel = ctx.kernel(&crate::wgpu::kernels::gemv(weights.dtype, path), &consts)?;
+        let kernel = ctx.kernel(&crate::wgpu::kernels::gemv(&spec), &[])?;
         let ld = weights.ld;
         let xs = opts.x_dtype.size();
         let x_bytes = (batch * ld * xs) as u64;

@@ -38,13 +38,13 @@ impl RansGemvTuning {
     /// The variants worth timing that fit the device, the default first.
     pub fn candidates(ctx_limit: u32) -> Vec<RansGemvTuning> {
         let all = [
-            (4, 2048),
+            (2, 1024),
             (2, 2048),
+            (1, 2048),
             (4, 1024),
+            (4, 2048),
             (8, 1024),
             (2, 4096),
-            (2, 1024),
-            (1, 2048),
         ];
         let v: Vec<RansGemvTuning> = all
             .iter()
@@ -325,6 +325,9 @@ pub struct RansGemvOptions {
     /// memory); `Auto` picks it where subgroups are ≥ 32 lanes, else `Workgroup`.
     pub path: ReducePath,
     pub tuning: Option<RansGemvTuning>,
+    /// Diagnostics only: drop stages (the shader's `DIAG` bits; results are
+    /// then wrong). 0 for real use.
+    pub diag: u32,
 }
 
 /// A compressed GEMV bound to its weights and its own x and y.
@@ -403,12 +406,15 @@ impl RansGemv {
             )));
         }
         let sg_wide = (path == ReducePath::Subgroup).then_some(wide);
-        let consts = tuning.constants(
+        let mut consts = tuning.constants(
             opts.x_dtype == VecDtype::F16,
             w.has_scale,
             w.has_bias,
             sg_wide,
         );
+        if opts.diag != 0 {
+            consts.push(("DIAG", opts.diag as f64));
+        }
         let kernel = ctx.kernel(&source(path), &consts)?;
         use wgpu::BufferUsages as U;
         let xlen = w.tiles_x as usize * 64;

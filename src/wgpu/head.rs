@@ -97,6 +97,22 @@ pub struct Head {
     block: bool,
     /// Tokens produced so far.
     pub steps_done: u64,
+    /// The next token's commands, recorded during the last wait (and
+    /// whether they start with the hidden-state copy).
+    prepared: Option<(wgpu::CommandBuffer, bool)>,
+    /// Where the last step's wall time went.
+    pub last_timing: StepTiming,
+}
+
+/// Host-side phases of one [`Head::step`], in seconds from its start.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct StepTiming {
+    /// The command buffer was submitted.
+    pub submitted: f64,
+    /// The next token's commands were recorded (the GPU is working meanwhile).
+    pub recorded: f64,
+    /// The tokens were read (the step's wall time).
+    pub total: f64,
 }
 
 impl std::fmt::Debug for Head {
@@ -151,51 +167,22 @@ impl Head {
             timer,
             block: opts.block,
             steps_done: 0,
+            prepared: None,
+            last_timing: StepTiming::default(),
         })
     }
 
-    /// Set the hidden states (`batch × hidden` values) outside the token loop.
-    pub fn set_hidden(&self, queue: &wgpu::Queue, x: &[f32]) -> Result<()> {
-        self.gemv.write_x(queue, x)
-    }
-
-    /// Set the step counters of the draws (one per sequence).
-    pub fn set_steps(&self, queue: &wgpu::Queue, steps: &[u64]) -> Result<()> {
-        self.sampler.set_steps(queue, steps)
-    }
-
-    /// One token per sequence: optionally a new hidden state (`batch × hidden`
-    /// values), then one submission and a `4 · batch`-byte readback. With
-    /// `gpu_time`, the compute pass is timed with timestamps (read back with
-    /// the tokens) and its seconds returned.
-    pub fn step(
-        &mut self,
-        ctx: &GpuContext,
-        hidden: Option<&[f32]>,
-        gpu_time: bool,
-    ) -> Result<(&[u32], Option<f64>)> {
-        if let Some(x) = hidden {
-            if self.upload_flag.load(Ordering::Acquire) != MAPPED {
-                return Err(Error::Gpu(
-                    "the hidden-state upload buffer is not mapped (a previous step failed)".into(),
-                ));
-            }
-            self.gemv.pack_x(x, &mut self.scratch)?;
-            self.upload
-                .get_mapped_range_mut(..)
-                .map_err(|e| Error::Gpu(format!("mapping the hidden-state upload: {e}")))?
-                .copy_from_slice(&self.scratch);
-            self.upload.unmap();
-        }
+    /// One token's commands: optionally the hidden-state copy, the compute
+    /// pass (timestamps around it when `timed`), the token readback copy.
+    fn record(&mut self, ctx: &GpuContext, copy: bool, timed: bool) -> wgpu::CommandBuffer {
         let mut enc = ctx
             .device
             .create_command_encoder(&wgpu::CommandEncoderDescriptor {
                 label: Some("head.token"),
             });
-        if hidden.is_some() {
+        if copy {
             enc.copy_buffer_to_buffer(&self.upload, 0, &self.gemv.x, 0, self.upload.size());
         }
-        let timed = gpu_time && self.timer.is_some();
         {
             let tw = if timed {
                 self.timer.as_mut().and_then(|t| t.next_pass())
@@ -219,7 +206,52 @@ impl Head {
             0,
             (self.batch * 4) as u64,
         );
-        ctx.queue.submit([enc.finish()]);
+        enc.finish()
+    }
+
+    /// Set the hidden states (`batch × hidden` values) outside the token loop.
+    pub fn set_hidden(&self, queue: &wgpu::Queue, x: &[f32]) -> Result<()> {
+        self.gemv.write_x(queue, x)
+    }
+
+    /// Set the step counters of the draws (one per sequence).
+    pub fn set_steps(&self, queue: &wgpu::Queue, steps: &[u64]) -> Result<()> {
+        self.sampler.set_steps(queue, steps)
+    }
+
+    /// One token per sequence: optionally a new hidden state (`batch × hidden`
+    /// values), then one submission and a `4 · batch`-byte readback. With
+    /// `gpu_time`, the compute pass is timed with timestamps (read back with
+    /// the tokens) and its seconds returned.
+    pub fn step(
+        &mut self,
+        ctx: &GpuContext,
+        hidden: Option<&[f32]>,
+        gpu_time: bool,
+    ) -> Result<(&[u32], Option<f64>)> {
+        let t0 = std::time::Instant::now();
+        if let Some(x) = hidden {
+            if self.upload_flag.load(Ordering::Acquire) != MAPPED {
+                return Err(Error::Gpu(
+                    "the hidden-state upload buffer is not mapped (a previous step failed)".into(),
+                ));
+            }
+            self.gemv.pack_x(x, &mut self.scratch)?;
+            self.upload
+                .get_mapped_range_mut(..)
+                .map_err(|e| Error::Gpu(format!("mapping the hidden-state upload: {e}")))?
+                .copy_from_slice(&self.scratch);
+            self.upload.unmap();
+        }
+        let timed = gpu_time && self.timer.is_some();
+        let want_copy = hidden.is_some();
+        // The commands recorded during the previous token's wait, if they fit.
+        let cmd = match self.prepared.take() {
+            Some((cb, copy)) if copy == want_copy && !timed => cb,
+            _ => self.record(ctx, want_copy, timed),
+        };
+        ctx.queue.submit([cmd]);
+        let t_submit = t0.elapsed().as_secs_f64();
         let rb = (self.batch * 4) as u64;
         map(&self.readback, wgpu::MapMode::Read, rb, &self.read_flag);
         if hidden.is_some() {
@@ -230,6 +262,9 @@ impl Head {
                 &self.upload_flag,
             );
         }
+        // Record the next token's commands (same kind of step, untimed) while the GPU works.
+        self.prepared = Some((self.record(ctx, want_copy, false), want_copy));
+        let t_recorded = t0.elapsed().as_secs_f64();
         if self.block {
             ctx.wait()?;
         } else {
@@ -271,6 +306,11 @@ impl Head {
             None
         };
         self.steps_done += 1;
+        self.last_timing = StepTiming {
+            submitted: t_submit,
+            recorded: t_recorded,
+            total: t0.elapsed().as_secs_f64(),
+        };
         Ok((&self.tokens, secs))
     }
 }

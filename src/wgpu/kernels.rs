@@ -11,12 +11,6 @@ use std::borrow::Cow;
 
 use super::context::{Binding, KernelSource};
 
-macro_rules! shader {
-    ($f:literal) => {
-        include_str!(concat!("../../shaders/", $f))
-    };
-}
-
 /// The weight formats of the GEMV kernels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum WeightDtype {
@@ -95,30 +89,40 @@ const GEMV_BINDINGS: &[Binding] = &[
     Binding::Uniform,
 ];
 
-/// `gemv_<dtype>.wgsl` + `gemv.wgsl` + `lib/group_{sg,wg}.wgsl`. `path` must
-/// be resolved (not `Auto`).
-pub fn gemv(dtype: WeightDtype, path: ReducePath) -> KernelSource {
-    let (name, part) = match (dtype, path) {
-        (WeightDtype::F32, ReducePath::Workgroup) => ("gemv_f32_wg", shader!("gemv_f32.wgsl")),
-        (WeightDtype::F16, ReducePath::Workgroup) => ("gemv_f16_wg", shader!("gemv_f16.wgsl")),
-        (WeightDtype::I8, ReducePath::Workgroup) => ("gemv_i8_wg", shader!("gemv_i8.wgsl")),
-        (WeightDtype::F32, _) => ("gemv_f32_sg", shader!("gemv_f32.wgsl")),
-        (WeightDtype::F16, _) => ("gemv_f16_sg", shader!("gemv_f16.wgsl")),
-        (WeightDtype::I8, _) => ("gemv_i8_sg", shader!("gemv_i8.wgsl")),
-    };
-    let (group, features) = match path {
-        ReducePath::Workgroup => (shader!("lib/group_wg.wgsl"), wgpu::Features::empty()),
-        _ => (shader!("lib/group_sg.wgsl"), wgpu::Features::SUBGROUP),
-    };
+/// A generated GEMV kernel (`gemv_gen.rs`), specialised on `spec`; it has no
+/// override constants (build it with an empty constant list).
+pub fn gemv(spec: &super::gemv_gen::GemvSpec) -> KernelSource {
     KernelSource {
-        name,
-        source: Cow::Owned(format!("{part}\n{}\n{group}", shader!("gemv.wgsl"))),
+        name: intern(spec.name()),
+        source: Cow::Owned(super::gemv_gen::gemv_wgsl(spec)),
         entry: "main",
         bindings: GEMV_BINDINGS,
-        features,
-        // bounds come from wgpu's runtime checks unless WCODEC_GPU_CHECKS=0
-        trusted: false,
+        features: if spec.path == ReducePath::Workgroup {
+            wgpu::Features::empty()
+        } else {
+            wgpu::Features::SUBGROUP
+        },
+        // Every index is clamped and every loop bounded by the kernel itself.
+        trusted: true,
     }
+}
+
+/// A `'static` copy of a generated kernel's name (one per distinct name; the
+/// set of names a process builds is small and fixed by the tuning tables).
+pub fn intern(name: String) -> &'static str {
+    use std::collections::HashSet;
+    use std::sync::{Mutex, OnceLock};
+    static NAMES: OnceLock<Mutex<HashSet<&'static str>>> = OnceLock::new();
+    let mut set = NAMES
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if let Some(n) = set.get(name.as_str()) {
+        return n;
+    }
+    let leaked: &'static str = Box::leak(name.into_boxed_str());
+    set.insert(leaked);
+    leaked
 }
 
 /// Every kernel source with every constant combination the crate builds, for
@@ -130,27 +134,22 @@ pub fn all_variants() -> Vec<(KernelSource, Vec<Constants>)> {
     let mut out = Vec::new();
     for dtype in WeightDtype::ALL {
         for path in [ReducePath::Subgroup, ReducePath::Workgroup] {
-            let mut combos = Vec::new();
+            let mut seen = std::collections::HashSet::new();
             for batch in 1..=8u32 {
                 for x_half in [false, true] {
                     for t in super::gemv::GemvTuning::candidates(dtype, batch, path) {
                         for sg in [8, 32, 64] {
-                            combos.push(t.constants_for(
-                                dtype,
-                                path,
-                                batch,
-                                x_half,
-                                batch % 2 == 1,
-                                sg,
-                            ));
+                            let spec = t.spec(dtype, path, batch, x_half, batch % 2 == 1, sg);
+                            if seen.insert(spec) {
+                                out.push((gemv(&spec), vec![Vec::new()]));
+                            }
                         }
                     }
                 }
             }
-            out.push((gemv(dtype, path), combos));
         }
     }
-    for entry in ["stats", "normalize"] {
+    for entry in ["stats", "normalize", "fused"] {
         let combos = super::softmax::SoftmaxTuning::candidates()
             .iter()
             .flat_map(|t| [t.constants(false), t.constants(true)])

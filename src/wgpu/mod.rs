@@ -12,6 +12,7 @@ pub mod benchdata;
 pub mod context;
 pub mod decode;
 pub mod gemv;
+pub mod gemv_gen;
 pub mod gemv_rans;
 pub mod head;
 pub mod kernels;

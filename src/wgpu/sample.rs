@@ -2,11 +2,11 @@
 //! top-k and top-p, exactly the algorithm of [`crate::cpu::sample`], so a
 //! seed gives the same token here as on the CPU.
 //!
-//! A [`Sampler`] runs, in one compute pass: the softmax `stats` dispatch
-//! (block maxima, used for the row maximum and greedy), optionally the
-//! softmax `normalize` dispatch (probabilities for the caller), `prepare`
-//! (distances and coarse histograms, many workgroups per row) and `select`
-//! (one workgroup per row: thresholds, draw, token). The token of each row
+//! A [`Sampler`] runs, in one compute pass: optionally the softmax
+//! dispatches (probabilities for the caller), `prepare` (each workgroup
+//! finds the row maximum itself, then distances and coarse histograms of its
+//! part of the row; greedy rows end there) and `select` (one workgroup per
+//! row: thresholds, draw, token). The token of each row
 //! lands in [`Sampler::tokens`]; each row's step counter lives on the device
 //! and advances by one per call, so a per-token loop uploads nothing.
 
@@ -40,11 +40,11 @@ impl SamplerTuning {
             select_wg,
         };
         vec![
-            t(256, 2, 1024),
-            t(256, 4, 1024),
-            t(256, 1, 1024),
+            t(1024, 1, 512),
+            t(512, 1, 512),
             t(256, 2, 512),
-            t(128, 2, 1024),
+            t(1024, 1, 256),
+            t(512, 2, 1024),
         ]
     }
 
@@ -123,7 +123,7 @@ struct Params {
     n: u32,
     rows: u32,
     ld_in: u32,
-    nb_soft: u32,
+    vec_ok: u32,
     nbs: u32,
     ld_d: u32,
     scale: f32,
@@ -152,13 +152,15 @@ pub struct Sampler {
     pub params: SampleParams,
     pub tuning: SamplerTuning,
     pub probs: bool,
-    /// The softmax stages (statistics always, probabilities with `probs`).
+    /// The softmax (run only with `probs`; it also owns the input when the
+    /// sampler has its own).
     pub softmax: Softmax,
     prepare: Arc<Kernel>,
     select: Arc<Kernel>,
     bind: wgpu::BindGroup,
     uniform: wgpu::Buffer,
     nbs: u32,
+    vec_ok: bool,
     ld_in: u32,
     ld_d: u32,
     _table: wgpu::Buffer,
@@ -250,12 +252,24 @@ impl Sampler {
             (None, Some(b)) => b,
             (None, None) => unreachable!("the softmax owns the input when none is given"),
         };
+        // The logits again as 16-byte words (their whole words), when there is one.
+        let v4 = input.size() / 16 * 16;
+        let vec_ok = v4 >= 16;
+        let logits4 = if vec_ok {
+            wgpu::BufferBinding {
+                buffer: input,
+                offset: 0,
+                size: wgpu::BufferSize::new(v4),
+            }
+        } else {
+            table.as_entire_buffer_binding()
+        };
         let bind = prepare.bind_group(
             &ctx.device,
             "sample",
             &[
                 input.as_entire_buffer_binding(),
-                softmax.partials.as_entire_buffer_binding(),
+                logits4,
                 table.as_entire_buffer_binding(),
                 dist.as_entire_buffer_binding(),
                 hist.as_entire_buffer_binding(),
@@ -276,6 +290,7 @@ impl Sampler {
             bind,
             uniform,
             nbs: nbs as u32,
+            vec_ok,
             ld_in: ld_in as u32,
             ld_d: ld_d as u32,
             _table: table,
@@ -295,7 +310,7 @@ impl Sampler {
             n: self.n as u32,
             rows: self.rows as u32,
             ld_in: self.ld_in,
-            nb_soft: self.softmax.nb,
+            vec_ok: self.vec_ok as u32,
             nbs: self.nbs,
             ld_d: self.ld_d,
             scale: if p.temperature > 0.0 { p.scale() } else { 0.0 },
@@ -347,18 +362,39 @@ impl Sampler {
 
     /// Record all stages into an open compute pass.
     pub fn encode(&self, pass: &mut wgpu::ComputePass<'_>) {
-        self.softmax.encode_stats(pass);
-        if self.probs {
-            self.softmax.encode_normalize(pass);
+        self.encode_stages(pass, usize::MAX);
+    }
+
+    /// Record only the first `n` dispatches ([softmax statistics, normalize],
+    /// prepare, select): the benchmark times each stage's share this way.
+    pub fn encode_stages(&self, pass: &mut wgpu::ComputePass<'_>, n: usize) {
+        let mut left = n;
+        let mut take = || {
+            let go = left > 0;
+            left = left.saturating_sub(1);
+            go
+        };
+        if self.probs && take() {
+            self.softmax.encode(pass);
         }
-        if !self.params.is_greedy() {
+        let greedy = self.params.is_greedy();
+        if take() {
             pass.set_pipeline(&self.prepare.pipeline);
             pass.set_bind_group(0, &self.bind, &[]);
-            pass.dispatch_workgroups(self.nbs, self.rows as u32, 1);
+            // Greedy: one block per row finds the first index of the maximum.
+            let blocks = if greedy { 1 } else { self.nbs };
+            pass.dispatch_workgroups(blocks, self.rows as u32, 1);
         }
-        pass.set_pipeline(&self.select.pipeline);
-        pass.set_bind_group(0, &self.bind, &[]);
-        pass.dispatch_workgroups(self.rows as u32, 1, 1);
+        if !greedy && take() {
+            pass.set_pipeline(&self.select.pipeline);
+            pass.set_bind_group(0, &self.bind, &[]);
+            pass.dispatch_workgroups(self.rows as u32, 1, 1);
+        }
+    }
+
+    /// Dispatches [`Sampler::encode`] records.
+    pub fn stages(&self) -> usize {
+        self.probs as usize + 1 + !self.params.is_greedy() as usize
     }
 
     /// One submission sampling every row.

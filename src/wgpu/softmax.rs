@@ -1,12 +1,14 @@
 //! Softmax on wgpu (`shaders/softmax_f32.wgsl`): numerically stable, any row
 //! length, batched rows, optional temperature and log-softmax.
 //!
-//! Two dispatches in one compute pass: `stats` writes one partial (block max,
-//! block sum of exponentials, index of the first block max) per block of
-//! `WG · E` elements; `normalize` combines a row's partials with
-//! online-softmax rescaling and writes the outputs. A row of 50257 values is
-//! 25 to 50 blocks, so both dispatches spread over many workgroups instead of
-//! one workgroup walking the whole row.
+//! One dispatch (`fused`): every block of `WG · E` elements computes the
+//! row's maximum and sum of exponentials itself, from the whole row (in L2),
+//! then writes its own outputs; for rows up to a few 10⁴ elements that beats
+//! a second dispatch. Or two dispatches in one compute pass: `stats` writes
+//! one partial (block max, block sum of exponentials, index of the first
+//! block max) per block; `normalize` combines a row's partials with
+//! online-softmax rescaling and writes the outputs. Either way a row of
+//! 50257 values spreads over many workgroups.
 
 use std::sync::Arc;
 
@@ -21,17 +23,22 @@ pub struct SoftmaxTuning {
     pub wg: u32,
     /// Elements per invocation per block.
     pub e: u32,
+    /// One dispatch (every block computes the row totals) instead of two.
+    pub fused: bool,
 }
 
 impl SoftmaxTuning {
     /// The variants worth timing, the default first.
     pub fn candidates() -> Vec<SoftmaxTuning> {
+        let t = |wg, e, fused| SoftmaxTuning { wg, e, fused };
         vec![
-            SoftmaxTuning { wg: 256, e: 4 },
-            SoftmaxTuning { wg: 512, e: 4 },
-            SoftmaxTuning { wg: 256, e: 8 },
-            SoftmaxTuning { wg: 1024, e: 4 },
-            SoftmaxTuning { wg: 128, e: 4 },
+            t(1024, 4, true),
+            t(1024, 8, true),
+            t(512, 8, true),
+            t(256, 16, true),
+            t(256, 4, false),
+            t(128, 4, false),
+            t(512, 4, false),
         ]
     }
 
@@ -76,13 +83,13 @@ const BINDINGS: &[Binding] = &[
     Binding::Uniform,
 ];
 
-/// `shaders/softmax_f32.wgsl`, entry `stats` or `normalize`.
+/// `shaders/softmax_f32.wgsl`, entry `stats`, `normalize` or `fused`.
 pub fn source(entry: &'static str) -> KernelSource {
     KernelSource {
-        name: if entry == "stats" {
-            "softmax_f32.stats"
-        } else {
-            "softmax_f32.normalize"
+        name: match entry {
+            "stats" => "softmax_f32.stats",
+            "fused" => "softmax_f32.fused",
+            _ => "softmax_f32.normalize",
         },
         source: include_str!("../../shaders/softmax_f32.wgsl").into(),
         entry,
@@ -133,6 +140,7 @@ pub struct Softmax {
     pub nb: u32,
     pub tuning: SoftmaxTuning,
     pub log: bool,
+    /// `stats` and `normalize`, or `fused` twice.
     stats: Arc<Kernel>,
     norm: Arc<Kernel>,
     bind: wgpu::BindGroup,
@@ -213,8 +221,15 @@ impl Softmax {
         )?;
         let params = ctx.create_buffer("softmax.params", 32, U::UNIFORM | U::COPY_DST)?;
         let consts = opts.tuning.constants(opts.log);
-        let stats = ctx.kernel(&source("stats"), &consts)?;
-        let norm = ctx.kernel(&source("normalize"), &consts)?;
+        let (stats, norm) = if opts.tuning.fused {
+            let k = ctx.kernel(&source("fused"), &consts)?;
+            (k.clone(), k)
+        } else {
+            (
+                ctx.kernel(&source("stats"), &consts)?,
+                ctx.kernel(&source("normalize"), &consts)?,
+            )
+        };
         let inbuf: &wgpu::Buffer = match (&input, logits) {
             (Some(b), _) => b,
             (None, Some(b)) => b,
@@ -295,24 +310,16 @@ impl Softmax {
         Ok(())
     }
 
-    /// Record the statistics dispatch only (block maxima and sums).
-    pub fn encode_stats(&self, pass: &mut wgpu::ComputePass<'_>) {
+    /// Record the softmax (one or two dispatches).
+    pub fn encode(&self, pass: &mut wgpu::ComputePass<'_>) {
         pass.set_pipeline(&self.stats.pipeline);
         pass.set_bind_group(0, &self.bind, &[]);
         pass.dispatch_workgroups(self.nb, self.rows as u32, 1);
-    }
-
-    /// Record the normalising dispatch (after [`Softmax::encode_stats`]).
-    pub fn encode_normalize(&self, pass: &mut wgpu::ComputePass<'_>) {
-        pass.set_pipeline(&self.norm.pipeline);
-        pass.set_bind_group(0, &self.bind, &[]);
-        pass.dispatch_workgroups(self.nb, self.rows as u32, 1);
-    }
-
-    /// Record both dispatches.
-    pub fn encode(&self, pass: &mut wgpu::ComputePass<'_>) {
-        self.encode_stats(pass);
-        self.encode_normalize(pass);
+        if !self.tuning.fused {
+            pass.set_pipeline(&self.norm.pipeline);
+            pass.set_bind_group(0, &self.bind, &[]);
+            pass.dispatch_workgroups(self.nb, self.rows as u32, 1);
+        }
     }
 
     /// One submission computing `out` from the logits.
