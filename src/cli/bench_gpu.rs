@@ -670,6 +670,18 @@ struct LoadBench {
     wcodec_gpu_ms: Option<f64>,
     speedup: f64,
     verified: bool,
+    /// Host wall time of the .wcodec loads by phase (mean over the timed loads).
+    wcodec_phases: LoadPhases,
+}
+
+#[derive(Serialize, Default)]
+struct LoadPhases {
+    open_ms: f64,
+    plan_ms: f64,
+    stage_ms: f64,
+    acquire_ms: f64,
+    submit_ms: f64,
+    wait_ms: f64,
 }
 
 fn load(a: &LoadBenchArgs, quiet: bool) -> anyhow::Result<()> {
@@ -742,12 +754,24 @@ fn load(a: &LoadBenchArgs, quiet: bool) -> anyhow::Result<()> {
     let mut gpu_times = Vec::new();
     let mut verified = false;
     let mut tensors = 0;
+    let mut phases = LoadPhases::default();
     for rep in 0..a.reps.max(2) {
         let t0 = Instant::now();
         let file = WcodecFile::open(&wpath)?;
+        let open_s = t0.elapsed().as_secs_f64();
         let (ts, rep_report) = dec.decode_to_buffers(&file)?;
         ctx.wait()?;
         wc_times.push(t0.elapsed().as_secs_f64() * 1e3);
+        if rep > 0 {
+            let p = rep_report.phases;
+            let n = (a.reps.max(2) - 1) as f64;
+            phases.open_ms += 1e3 * open_s / n;
+            phases.plan_ms += 1e3 * p.plan_s / n;
+            phases.acquire_ms += 1e3 * p.acquire_s / n;
+            phases.stage_ms += 1e3 * p.stage_s / n;
+            phases.submit_ms += 1e3 * p.submit_s / n;
+            phases.wait_ms += 1e3 * p.wait_s / n;
+        }
         if let Some(g) = rep_report.gpu_s {
             gpu_times.push(g * 1e3);
         }
@@ -787,6 +811,7 @@ fn load(a: &LoadBenchArgs, quiet: bool) -> anyhow::Result<()> {
         wcodec_gpu_ms: (!gpu_times.is_empty()).then(|| median(&mut gpu_times)),
         speedup: 0.0,
         verified,
+        wcodec_phases: phases,
     };
     let r = LoadBench {
         speedup: r.safetensors_ms / r.wcodec_ms,
@@ -815,6 +840,12 @@ fn load(a: &LoadBenchArgs, quiet: bool) -> anyhow::Result<()> {
             r.wcodec_first_ms,
             r.wcodec_gpu_ms
                 .map_or(String::new(), |g| format!("; GPU decode time {g:.3} ms"))
+        );
+        let p = &r.wcodec_phases;
+        println!(
+            "    host time by phase (mean): open {:.2} ms, plan {:.2}, staging copies and dispatch set-up {:.2}, \
+             waiting for a staging buffer {:.2}, submits {:.2}, final wait {:.2}",
+            p.open_ms, p.plan_ms, p.stage_ms, p.acquire_ms, p.submit_ms, p.wait_ms
         );
         println!(
             "  speedup {:.2}x; every tensor checked against the CPU reference",

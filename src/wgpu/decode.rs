@@ -113,6 +113,24 @@ pub struct DecodeReport {
     pub peak_working_bytes: u64,
     /// Host-visible staging memory (the two upload buffers).
     pub staging_bytes: u64,
+    /// Where the host's wall time went (seconds).
+    pub phases: Phases,
+}
+
+/// Host-side wall time of one decode, by phase (seconds).
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct Phases {
+    /// Planning: jobs, chunks, output buffers.
+    pub plan_s: f64,
+    /// Waiting for a staging buffer to come back from the device.
+    pub acquire_s: f64,
+    /// Laying out chunks in staging memory (the copy of the compressed bytes
+    /// into mapped memory) and building their dispatches.
+    pub stage_s: f64,
+    /// Recording and submitting command buffers.
+    pub submit_s: f64,
+    /// The final wait for the device, and the error-word readback.
+    pub wait_s: f64,
 }
 
 /// A part's place in the buffer the kernel writes.
@@ -228,6 +246,7 @@ pub struct GpuDecoder<'c> {
     variants: Vec<DecodeVariant>,
     fast_variants: Vec<FastVariant>,
     uploaded: u64,
+    phases: Phases,
 }
 
 fn copy_usage() -> wgpu::BufferUsages {
@@ -269,6 +288,7 @@ impl<'c> GpuDecoder<'c> {
             variants: Vec::new(),
             fast_variants: Vec::new(),
             uploaded: 0,
+            phases: Phases::default(),
         })
     }
 
@@ -872,7 +892,10 @@ impl<'c> GpuDecoder<'c> {
         let ctx = self.ctx;
         let slot = self.next;
         self.next = (self.next + 1) % self.ring.len();
+        let t_acquire = Instant::now();
         self.acquire(slot)?;
+        let t_stage = Instant::now();
+        self.phases.acquire_s += (t_stage - t_acquire).as_secs_f64();
         let staging = self.ring[slot].staging.clone();
         let input = (*self.ring[slot].input).clone();
         let mut enc = ctx
@@ -915,6 +938,8 @@ impl<'c> GpuDecoder<'c> {
                 (placed, p)
             }
         };
+        let t_submit = Instant::now();
+        self.phases.stage_s += (t_submit - t_stage).as_secs_f64();
         self.upload(slot, prepared.input_bytes, &mut enc);
         if c.parts.iter().any(|p| matches!(p, Part::Seg { .. })) {
             prepared.encode(&mut enc, timer);
@@ -922,6 +947,7 @@ impl<'c> GpuDecoder<'c> {
         after(&mut enc, &prepared, &placed, &input);
         let sub = ctx.queue.submit([enc.finish()]);
         self.recycle(slot, sub.clone());
+        self.phases.submit_s += t_submit.elapsed().as_secs_f64();
         Ok((sub, placed))
     }
 
@@ -931,6 +957,7 @@ impl<'c> GpuDecoder<'c> {
         file: &WcodecFile,
     ) -> Result<(Vec<GpuTensor>, DecodeReport)> {
         let t_start = Instant::now();
+        self.phases = Phases::default();
         let ctx = self.ctx;
         let jobs = jobs(file, Render::As(self.opts.dtype))?;
         let (chunks, slots) = chunks(file, &jobs, &self.limits)?;
@@ -956,6 +983,7 @@ impl<'c> GpuDecoder<'c> {
         } else {
             None
         };
+        self.phases.plan_s = t_start.elapsed().as_secs_f64();
         // jobs cut into several chunks are decoded in place; the rest go through a staged buffer
         let mut spans = vec![0usize; jobs.len()];
         for c in &chunks {
@@ -1056,8 +1084,10 @@ impl<'c> GpuDecoder<'c> {
             t.resolve(&mut enc);
             ctx.queue.submit([enc.finish()]);
         }
+        let t_wait = Instant::now();
         ctx.wait()?;
         let words = ctx.read_buffer(&errs, 0, errs.size())?;
+        self.phases.wait_s = t_wait.elapsed().as_secs_f64();
         if std::env::var_os("WCODEC_GPU_DEBUG_KEEP").is_none() {
             self.check_errors(file, &jobs, &chunks, bytemuck::cast_slice(&words))?;
         }
@@ -1172,6 +1202,7 @@ impl<'c> GpuDecoder<'c> {
             gpu_s,
             peak_working_bytes: self.ctx.pool_bytes().1,
             staging_bytes: self.ring.iter().map(|r| r.staging.size()).sum(),
+            phases: self.phases,
         }
     }
 }
