@@ -259,15 +259,10 @@ pub fn subset_file(file: &WcodecFile, keep: &[usize]) -> Result<WcodecFile> {
     WcodecFile::from_bytes(bytes)
 }
 
-/// Why the wgpu decoder cannot take tensor `t`, if it cannot.
-pub fn wgpu_unsupported(file: &WcodecFile, t: usize) -> Option<String> {
-    let e = &file.tensors[t];
-    (e.encoding == Encoding::Lossy).then(|| {
-        format!(
-            "tensor {:?} is lossy: the WGSL decoder has no lossy (transform) tiles yet",
-            e.name
-        )
-    })
+/// Why the wgpu decoder cannot take tensor `t`, if it cannot (it takes every
+/// tensor now, lossy transform tiles included).
+pub fn wgpu_unsupported(_file: &WcodecFile, _t: usize) -> Option<String> {
+    None
 }
 
 /// Where byte `off` of tensor `t`'s canonical bytes comes from: the plane,

@@ -390,9 +390,11 @@ impl<'c> GpuDecoder<'c> {
         let ctx = self.ctx;
         let mut max_tables = 1u32;
         let mut modes = false;
+        let mut lossy = false;
         for p in &c.parts {
             if let Part::Seg { job, tiles, .. } = p {
                 let pl = plane_of(file, jobs[*job].tensor);
+                lossy |= file.tensors[jobs[*job].tensor].encoding == crate::codec::Encoding::Lossy;
                 max_tables = max_tables.max(pl.tables.len() as u32);
                 // PLANAR is applied as tiles are written; the others need the tile buffers
                 modes |= pl.index[tiles.clone()]
@@ -408,6 +410,7 @@ impl<'c> GpuDecoder<'c> {
             sg32,
             max_tables,
             modes,
+            lossy,
             &self.opts.tuning,
             ctx.limits.max_compute_workgroup_storage_size,
             ctx.limits
@@ -572,6 +575,11 @@ impl<'c> GpuDecoder<'c> {
                     let (a, b) = (r.start + 4 * rows.start, r.start + 4 * rows.end);
                     f[S_SCALE_BASE] = (lay.add(Src::File(a..b), (b - a) as u64) / 4) as u32;
                 }
+                OutKind::DeqTile { .. } => {
+                    let r = aux.clone().expect("a lossy job has its tile scales");
+                    let (a, b) = (r.start + 4 * t0, r.start + 4 * t1);
+                    f[S_SCALE_BASE] = (lay.add(Src::File(a..b), (b - a) as u64) / 4) as u32;
+                }
                 OutKind::Bytes { .. } => {}
             }
             let elem = kind.elem_size();
@@ -583,6 +591,9 @@ impl<'c> GpuDecoder<'c> {
             f[S_OUT_ADJ] = u32::try_from(adj)
                 .map_err(|_| Error::Gpu("an output window offset overflows".into()))?;
             let mut k = kind.code();
+            if file.tensors[j.tensor].encoding == crate::codec::Encoding::Lossy {
+                k |= F_LOSSY;
+            }
             if !aligned(&g, elem) {
                 k |= F_SCRATCH;
                 f[S_SCRATCH_BASE] = scratch_words as u32;
@@ -803,8 +814,13 @@ impl<'c> GpuDecoder<'c> {
                     errs.as_entire_buffer_binding(),
                 ],
             );
-            let workgroups =
-                dispatch_size(units, self.opts.tuning.workgroups, &ctx.info, &ctx.limits);
+            let workgroups = dispatch_size(
+                units,
+                self.opts.tuning.workgroups,
+                &ctx.info,
+                &ctx.limits,
+                lossy,
+            );
             dispatches.push(Dispatch {
                 kernel,
                 bind,
@@ -1573,6 +1589,10 @@ impl<'d, 'c, 'f> CanonStream<'d, 'c, 'f> {
 /// workgroups there take at most this many units.
 const CPU_UNITS_PER_WORKGROUP: u32 = 8;
 
+/// The same for chunks with lossy tiles, whose rebuild (a transform's three
+/// phases) costs up to about 1500 more iterations a tile.
+const CPU_LOSSY_UNITS_PER_WORKGROUP: u32 = 2;
+
 /// Rounds (tiles per slot) of a fast-kernel workgroup on such an adapter: a
 /// round costs at most about 1000 loop iterations there.
 const CPU_FAST_ROUNDS: u32 = 16;
@@ -1590,6 +1610,7 @@ pub fn dispatch_size(
     want: u32,
     info: &wgpu::AdapterInfo,
     limits: &wgpu::Limits,
+    lossy: bool,
 ) -> u32 {
     let cpu = info.device_type == wgpu::DeviceType::Cpu;
     let mut n = match want {
@@ -1598,7 +1619,12 @@ pub fn dispatch_size(
         n => n,
     };
     if cpu {
-        n = n.max(units.div_ceil(CPU_UNITS_PER_WORKGROUP));
+        let per = if lossy {
+            CPU_LOSSY_UNITS_PER_WORKGROUP
+        } else {
+            CPU_UNITS_PER_WORKGROUP
+        };
+        n = n.max(units.div_ceil(per));
     }
     n.min(units)
         .min(limits.max_compute_workgroups_per_dimension)
