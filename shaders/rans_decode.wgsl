@@ -96,8 +96,10 @@ override NT: u32 = 32u * TILES;
 override LUT_SIZE: u32 = select(LUT_TABLES * 1280u, LUT_TABLES * 4096u, LUT_KIND == 0u);
 override STAGE_U32: u32 = select(1u, TILES * (STAGE_WORDS / 2u), STAGE);  // one contiguous stage per unit
 override TB_SIZE: u32 = select(1u, TILES * 1024u, MODES);
-// the stage area also holds a lossy tile's i32 transform scratch (4096 words)
-override STAGE_ALLOC: u32 = max(STAGE_U32, select(1u, 4096u, LOSSY));
+// rows of a lossy tile in the i32 transform scratch (8, 16, 32 or 64), which
+// the stage area holds (LX_ROWS x 64 words)
+override LX_ROWS: u32 = 64u;
+override STAGE_ALLOC: u32 = max(STAGE_U32, select(1u, LX_ROWS * 64u, LOSSY));
 
 @group(0) @binding(0) var<storage, read> inp: array<u32>;
 @group(0) @binding(1) var<storage, read> plan: array<u32>;

@@ -18,6 +18,9 @@
 //   clamped into `tb` for predictor NONE, or kept in `lx`; phase 2 (LEFT or
 //   TOP only): one row (LEFT) or four columns (TOP) per invocation, walking
 //   the blocks in order, x = clamp(pred + r) into `tb`.
+//   The scratch holds LX_ROWS (8..64) rows of a tile: a taller tile runs
+//   these phases once per band of LX_ROWS rows, top to bottom (TOP reads the
+//   band above from `tb`, already final).
 //
 // Integer arithmetic only, the sums of src/codec/transform.rs (even/odd
 // butterflies for the DCTs, the matrix for DST4; exact, so any order is
@@ -122,12 +125,17 @@ fn inv4(dst: bool, s: vec4<i32>) -> vec4<i32> {
     return vec4<i32>(e0 + o0, e1 + o1, e1 - o1, e0 - o0);
 }
 
+// Phases per band of a transform tile: columns, rows (and the predictor).
+fn lossy_per_band(ti: Tile) -> u32 {
+    return select(3u, 2u, ((ti.params >> 12u) & 3u) == 0u);
+}
+
 // Phases of lossy tile `ti` (uniform).
 fn lossy_phases(ti: Tile) -> u32 {
     if (ti.mode == M_SPATIAL) {
         return 1u;
     }
-    return select(3u, 2u, ((ti.params >> 12u) & 3u) == 0u);
+    return ((ti.h + LX_ROWS - 1u) / LX_ROWS) * lossy_per_band(ti);
 }
 
 // SPATIAL, one phase.
@@ -204,11 +212,17 @@ fn lossy_phase(ti: Tile, j: u32, li: u32, ph: u32) {
     let dst = ti.mode == M_DST4;
     let nb = select(4u, 8u, big);
     let st = i32(step);
-    if (ph == 0u) {
+    // the band of rows [y0, y1) this phase works on; scratch index = k - o
+    let per = lossy_per_band(ti);
+    let y0 = (ph / per) * LX_ROWS;
+    let y1 = min(h, y0 + LX_ROWS);
+    let o = y0 * w;
+    let sub = ph % per;
+    if (sub == 0u) {
         // columns: job = (block row, tile column)
-        let jobs = (h / nb) * w;
+        let jobs = ((y1 - min(y0, y1)) / nb) * w;
         for (var c = li; c < jobs; c += NT) {
-            let k = (c / w) * nb * w + c % w;
+            let k = o + (c / w) * nb * w + c % w;
             let s0 = vec4<i32>(code_at(base, k), code_at(base, k + w), code_at(base, k + 2u * w), code_at(base, k + 3u * w)) * st;
             if (big) {
                 let k4 = k + 4u * w;
@@ -216,38 +230,39 @@ fn lossy_phase(ti: Tile, j: u32, li: u32, ph: u32) {
                 let e = inv_dct8(s0, s1);
                 let f0 = (e.a + vec4<i32>(64)) >> vec4<u32>(7u);
                 let f1 = (e.b + vec4<i32>(64)) >> vec4<u32>(7u);
-                lx_set(k, f0.x);
-                lx_set(k + w, f0.y);
-                lx_set(k + 2u * w, f0.z);
-                lx_set(k + 3u * w, f0.w);
-                lx_set(k4, f1.x);
-                lx_set(k4 + w, f1.y);
-                lx_set(k4 + 2u * w, f1.z);
-                lx_set(k4 + 3u * w, f1.w);
+                lx_set(k - o, f0.x);
+                lx_set(k - o + w, f0.y);
+                lx_set(k - o + 2u * w, f0.z);
+                lx_set(k - o + 3u * w, f0.w);
+                lx_set(k4 - o, f1.x);
+                lx_set(k4 - o + w, f1.y);
+                lx_set(k4 - o + 2u * w, f1.z);
+                lx_set(k4 - o + 3u * w, f1.w);
             } else {
                 let f = (inv4(dst, s0) + vec4<i32>(64)) >> vec4<u32>(7u);
-                lx_set(k, f.x);
-                lx_set(k + w, f.y);
-                lx_set(k + 2u * w, f.z);
-                lx_set(k + 3u * w, f.w);
+                lx_set(k - o, f.x);
+                lx_set(k - o + w, f.y);
+                lx_set(k - o + 2u * w, f.z);
+                lx_set(k - o + 3u * w, f.w);
             }
         }
         return;
     }
-    if (ph == 1u) {
+    if (sub == 1u) {
         // rows: job = (tile row, block column)
         let bw = w / nb;
-        let jobs = h * bw;
+        let jobs = (y1 - min(y0, y1)) * bw;
         for (var c = li; c < jobs; c += NT) {
-            let k = (c / bw) * w + (c % bw) * nb;
+            let kl = (c / bw) * w + (c % bw) * nb;
+            let k = o + kl;
             var r0: vec4<i32>;
             var r1 = vec4<i32>(0);
             if (big) {
-                let g8 = inv_dct8(lx4(k), lx4(k + 4u));
+                let g8 = inv_dct8(lx4(kl), lx4(kl + 4u));
                 r0 = (g8.a + vec4<i32>(2048)) >> vec4<u32>(12u);
                 r1 = (g8.b + vec4<i32>(2048)) >> vec4<u32>(12u);
             } else {
-                r0 = (inv4(dst, lx4(k)) + vec4<i32>(1024)) >> vec4<u32>(11u);
+                r0 = (inv4(dst, lx4(kl)) + vec4<i32>(1024)) >> vec4<u32>(11u);
             }
             if (pred == 0u) {
                 atomicStore(&tb[base + k / 4u], pack_s8(clamp_px4(r0)));
@@ -255,9 +270,9 @@ fn lossy_phase(ti: Tile, j: u32, li: u32, ph: u32) {
                     atomicStore(&tb[base + k / 4u + 1u], pack_s8(clamp_px4(r1)));
                 }
             } else {
-                lx_set4(k, r0);
+                lx_set4(kl, r0);
                 if (big) {
-                    lx_set4(k + 4u, r1);
+                    lx_set4(kl + 4u, r1);
                 }
             }
         }
@@ -266,14 +281,14 @@ fn lossy_phase(ti: Tile, j: u32, li: u32, ph: u32) {
     if (pred == 1u) {
         // LEFT: a row per invocation; a block's row predicts from the pixel
         // left of it (the previous block's last in this row; 0 at c0 = 0)
-        for (var y = li; y < h; y += NT) {
+        for (var y = y0 + li; y < y1; y += NT) {
             var left = 0;
             for (var c0 = 0u; c0 < w; c0 += nb) {
                 let k = y * w + c0;
-                let a = clamp_px4(vec4<i32>(left) + lx4(k));
+                let a = clamp_px4(vec4<i32>(left) + lx4(k - o));
                 atomicStore(&tb[base + k / 4u], pack_s8(a));
                 if (big) {
-                    let b = clamp_px4(vec4<i32>(left) + lx4(k + 4u));
+                    let b = clamp_px4(vec4<i32>(left) + lx4(k - o + 4u));
                     atomicStore(&tb[base + k / 4u + 1u], pack_s8(b));
                     left = b.w;
                 } else {
@@ -284,17 +299,21 @@ fn lossy_phase(ti: Tile, j: u32, li: u32, ph: u32) {
         return;
     }
     // TOP: four columns per invocation; a block's column predicts from the
-    // pixel above the block (0 for the first block row)
+    // pixel above the block (0 for the first block row; the band above's
+    // last row, final in `tb`, for a band's first)
     let wq = w / 4u;
     for (var cq = li; cq < wq; cq += NT) {
         var top = vec4<i32>(0);
         var last = vec4<i32>(0);
-        for (var y = 0u; y < h; y++) {
+        if (y0 > 0u) {
+            last = unpack_s8(atomicLoad(&tb[base + (o - w) / 4u + cq]));
+        }
+        for (var y = y0; y < y1; y++) {
             if (y % nb == 0u) {
                 top = last;
             }
             let k = y * w + 4u * cq;
-            last = clamp_px4(top + lx4(k));
+            last = clamp_px4(top + lx4(k - o));
             atomicStore(&tb[base + k / 4u], pack_s8(last));
         }
     }

@@ -335,6 +335,17 @@ fn decode_cases() -> Vec<(String, WcodecFile, Vec<Vec<u8>>)> {
         }
         push("lossy", ts);
     }
+    // lossy tiles of chosen extreme codes (every type, predictor and step)
+    {
+        let ts = common::extreme_lossy_tensors(0xe47);
+        let src = vec![Vec::new(); ts.len()];
+        let bytes = wcodec::format::writer::to_bytes(None, &ts).unwrap();
+        out.push((
+            "lossy extreme codes".to_string(),
+            WcodecFile::from_bytes(bytes).unwrap(),
+            src,
+        ));
+    }
     out
 }
 

@@ -802,6 +802,9 @@ pub struct Tuning {
     pub fast_stage: u32,
     /// A measurement probe (bench only: the outputs are wrong).
     pub probe: FastProbe,
+    /// At most this many tile rows in a lossy tile's transform scratch
+    /// (8, 16, 32 or 64; 0: as many as workgroup memory allows).
+    pub lossy_rows: u32,
 }
 
 impl Default for Tuning {
@@ -817,6 +820,7 @@ impl Default for Tuning {
             fast_wgs: 0,
             fast_stage: 0,
             probe: FastProbe::None,
+            lossy_rows: 0,
         }
     }
 }
@@ -826,7 +830,7 @@ impl Tuning {
     /// `WCODEC_GPU_TILES`, `WCODEC_GPU_STAGE`, `WCODEC_GPU_LUT` (slot32|split),
     /// `WCODEC_GPU_WGS` (the general kernel), `WCODEC_GPU_FAST` (0: general
     /// kernel only), `WCODEC_GPU_FAST_WARPS`, `WCODEC_GPU_FAST_WGS` and
-    /// `WCODEC_GPU_FAST_STAGE`.
+    /// `WCODEC_GPU_FAST_STAGE`, `WCODEC_GPU_LOSSY_ROWS`.
     pub fn from_env() -> Result<Tuning> {
         let mut t = Tuning::default();
         let num = |k: &str| -> Result<Option<u32>> {
@@ -880,6 +884,14 @@ impl Tuning {
         }
         if let Some(v) = num("WCODEC_GPU_FAST_STAGE")? {
             t.fast_stage = v;
+        }
+        if let Some(v) = num("WCODEC_GPU_LOSSY_ROWS")? {
+            if ![0, 8, 16, 32, 64].contains(&v) {
+                return Err(Error::Param(format!(
+                    "WCODEC_GPU_LOSSY_ROWS={v}: expected 8, 16, 32 or 64"
+                )));
+            }
+            t.lossy_rows = v;
         }
         Ok(t)
     }
@@ -963,21 +975,29 @@ pub fn pick_variant(
     } else {
         vec![0]
     };
+    // lossy chunks: the transform scratch holds as many tile rows as fit
+    let rows: &[u32] = if lossy { &[64, 32, 16, 8] } else { &[64] };
     for &stage_words in &stages {
         for &lut_kind in kinds {
             for tiles in (1..=tune.tiles.max(1)).rev() {
-                let v = DecodeVariant {
-                    path,
-                    tiles,
-                    lut_kind,
-                    lut_tables: tables,
-                    stage_words,
-                    modes: modes || lossy,
-                    lossy,
-                    sg32,
-                };
-                if v.workgroup_bytes() <= wg_bytes && v.threads() <= wg_threads {
-                    return Ok(v);
+                for &lx_rows in rows {
+                    if tune.lossy_rows != 0 && lx_rows > tune.lossy_rows {
+                        continue;
+                    }
+                    let v = DecodeVariant {
+                        path,
+                        tiles,
+                        lut_kind,
+                        lut_tables: tables,
+                        stage_words,
+                        modes: modes || lossy,
+                        lossy,
+                        lx_rows,
+                        sg32,
+                    };
+                    if v.workgroup_bytes() <= wg_bytes && v.threads() <= wg_threads {
+                        return Ok(v);
+                    }
                 }
             }
         }
@@ -1030,6 +1050,60 @@ mod tests {
             (v.tiles, v.lut_kind, v.stage_words),
             (4, LutKind::Slot32, 2048)
         );
+    }
+
+    #[test]
+    fn lossy_variants_fit_lavapipe_and_h100() {
+        let t = Tuning::default();
+        for (mem, threads, max_tables) in
+            [(32 << 10, 1024, 4), (48 << 10, 1024, 4), (16 << 10, 256, 1)]
+        {
+            for tables in 1..=max_tables {
+                let v = pick_variant(
+                    DecodePath::SubgroupWide,
+                    false,
+                    tables,
+                    true,
+                    true,
+                    &t,
+                    mem,
+                    threads,
+                )
+                .unwrap();
+                assert!(v.lossy && v.modes && v.workgroup_bytes() <= mem, "{v:?}");
+                assert!([8, 16, 32, 64].contains(&v.lx_rows), "{v:?}");
+            }
+        }
+        // the H100: whole-tile scratch (in the stage area), three tiles a workgroup
+        let v = pick_variant(
+            DecodePath::SubgroupWide,
+            true,
+            1,
+            true,
+            true,
+            &t,
+            48 << 10,
+            1024,
+        )
+        .unwrap();
+        assert_eq!((v.tiles, v.lx_rows, v.lut_kind), (3, 64, LutKind::Slot32));
+        // a cap on the rows
+        let capped = Tuning {
+            lossy_rows: 8,
+            ..Tuning::default()
+        };
+        let v = pick_variant(
+            DecodePath::Workgroup,
+            false,
+            1,
+            true,
+            true,
+            &capped,
+            48 << 10,
+            1024,
+        )
+        .unwrap();
+        assert_eq!(v.lx_rows, 8);
     }
 
     #[test]

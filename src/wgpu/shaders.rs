@@ -101,9 +101,11 @@ pub struct DecodeVariant {
     pub stage_words: u32,
     /// Reconstruction buffers for tiles with a predictor mode.
     pub modes: bool,
-    /// Lossy tiles (shaders/rans_lossy.wgsl; needs `modes`): a 4096-word
-    /// transform scratch in the stage area.
+    /// Lossy tiles (shaders/rans_lossy.wgsl; needs `modes`), with a
+    /// transform scratch of `lx_rows` tile rows (8, 16, 32 or 64; 64 words
+    /// each) in the stage area.
     pub lossy: bool,
+    pub lx_rows: u32,
     /// The subgroup path on subgroups of exactly 32 (NVIDIA): no ballot word select.
     pub sg32: bool,
 }
@@ -159,6 +161,7 @@ impl DecodeVariant {
             ("STAGE_WORDS", self.stage_words.max(2) as f64),
             ("MODES", if self.modes { 1.0 } else { 0.0 }),
             ("LOSSY", if self.lossy { 1.0 } else { 0.0 }),
+            ("LX_ROWS", self.lx_rows.clamp(8, 64) as f64),
         ];
         if self.path != DecodePath::Workgroup {
             c.push((
@@ -192,7 +195,11 @@ impl DecodeVariant {
         } else {
             1
         };
-        let stage = if self.lossy { stage.max(4096) } else { stage };
+        let stage = if self.lossy {
+            stage.max(64 * self.lx_rows.clamp(8, 64))
+        } else {
+            stage
+        };
         let tb = if self.modes { self.tiles * 1024 } else { 1 };
         let path = match self.path {
             DecodePath::SubgroupWide => 1,
@@ -215,7 +222,11 @@ impl DecodeVariant {
             self.lut_tables,
             self.stage_words,
             self.modes,
-            if self.lossy { " lossy" } else { "" }
+            if self.lossy {
+                format!(" lossy rows={}", self.lx_rows)
+            } else {
+                String::new()
+            }
         )
     }
 }
@@ -447,7 +458,12 @@ pub fn all_decode_variants() -> Vec<DecodeVariant> {
             for lut_kind in [LutKind::Slot32, LutKind::Split] {
                 for lut_tables in 1..=4 {
                     for stage_words in [0, 2048, 4096] {
-                        for (modes, lossy) in [(false, false), (true, false), (true, true)] {
+                        for (modes, lossy, lx_rows) in [
+                            (false, false, 64),
+                            (true, false, 64),
+                            (true, true, 64),
+                            (true, true, 16),
+                        ] {
                             for sg32 in [false, true] {
                                 if sg32 && path != DecodePath::SubgroupWide {
                                     continue;
@@ -460,6 +476,7 @@ pub fn all_decode_variants() -> Vec<DecodeVariant> {
                                     stage_words,
                                     modes,
                                     lossy,
+                                    lx_rows,
                                     sg32,
                                 });
                             }
