@@ -1195,7 +1195,9 @@ impl<'c> GpuDecoder<'c> {
 /// A file decoded on the device without uploads: its input already in device
 /// buffers, its dispatches prepared, `copies` sets of (input, output)
 /// buffers to rotate between, so that repeated decodes can be timed alone.
-/// Only for files whose chunks each hold one plane (files of large tensors).
+/// Only for files whose chunks each hold one plane (files of large tensors);
+/// chunks that only copy file bytes (lossy tile scales as int8 output) are
+/// not decode work and are left out (those outputs stay unwritten).
 pub struct Resident {
     sets: Vec<ResidentSet>,
     pub input_bytes: u64,
@@ -1227,6 +1229,8 @@ impl GpuDecoder<'_> {
         let ctx = self.ctx;
         let jobs = jobs(file, Render::As(self.opts.dtype))?;
         let (chunks, slots) = chunks(file, &jobs, &self.limits)?;
+        let copy_only = |c: &Chunk| c.parts.iter().all(|p| matches!(p, Part::Copy { .. }));
+        let chunks: Vec<Chunk> = chunks.into_iter().filter(|c| !copy_only(c)).collect();
         if chunks
             .iter()
             .any(|c| !matches!(c.parts.as_slice(), [Part::Seg { .. }]))
@@ -1360,6 +1364,10 @@ impl GpuDecoder<'_> {
         if check {
             let jobs = jobs(file, Render::As(self.opts.dtype))?;
             let (chunks, _) = chunks(file, &jobs, &self.limits)?;
+            let chunks: Vec<Chunk> = chunks
+                .into_iter()
+                .filter(|c| c.parts.iter().any(|p| matches!(p, Part::Seg { .. })))
+                .collect();
             let words = ctx.read_buffer(&rs.errs, 0, rs.errs.size())?;
             self.check_errors(file, &jobs, &chunks, bytemuck::cast_slice(&words))?;
         }
