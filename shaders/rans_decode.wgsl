@@ -63,8 +63,12 @@ const S_LUT_OFF: u32 = 30u;
 const K_BYTES: u32 = 0u;
 const K_SPLIT: u32 = 1u;
 const K_DEQ: u32 = 2u;
+// lossy pixels times their tile's scale (the scales of the segment's tiles at S_SCALE_BASE)
+const K_LDEQ: u32 = 3u;
 const F_XOR80: u32 = 0x1000u;
 const F_SCRATCH: u32 = 0x2000u;
+// the segment's plane holds lossy tiles (modes 5..8, rans_lossy.wgsl)
+const F_LOSSY: u32 = 0x4000u;
 // error bits
 const E_STATES: u32 = 1u;
 const E_UNDERFLOW: u32 = 2u;
@@ -86,11 +90,16 @@ override LUT_TABLES: u32 = 1u;     // tables held in workgroup memory (1..4)
 override STAGE: bool = true;       // copy each tile's words to workgroup memory first
 override STAGE_WORDS: u32 = 4096u; // u16 words staged per tile (even); longer tiles read global memory
 override MODES: bool = true;       // reconstruction buffers (false: every tile of the dispatch is NONE)
+override LOSSY: bool = false;      // lossy tiles (needs MODES): rans_lossy.wgsl
 // derived sizes
 override NT: u32 = 32u * TILES;
 override LUT_SIZE: u32 = select(LUT_TABLES * 1280u, LUT_TABLES * 4096u, LUT_KIND == 0u);
 override STAGE_U32: u32 = select(1u, TILES * (STAGE_WORDS / 2u), STAGE);  // one contiguous stage per unit
 override TB_SIZE: u32 = select(1u, TILES * 1024u, MODES);
+// rows of a lossy tile in the i32 transform scratch (8, 16, 32 or 64), which
+// the stage area holds (LX_ROWS x 64 words)
+override LX_ROWS: u32 = 64u;
+override STAGE_ALLOC: u32 = max(STAGE_U32, select(1u, LX_ROWS * 64u, LOSSY));
 
 @group(0) @binding(0) var<storage, read> inp: array<u32>;
 @group(0) @binding(1) var<storage, read> plan: array<u32>;
@@ -99,7 +108,7 @@ override TB_SIZE: u32 = select(1u, TILES * 1024u, MODES);
 @group(0) @binding(4) var<storage, read_write> errs: array<atomic<u32>>;
 
 var<workgroup> lut: array<u32, LUT_SIZE>;
-var<workgroup> stage: array<u32, STAGE_U32>;
+var<workgroup> stage: array<u32, STAGE_ALLOC>;
 var<workgroup> tb: array<atomic<u32>, TB_SIZE>;
 var<workgroup> wsum: array<u32, NT>;
 
@@ -332,9 +341,15 @@ fn tile_info(rel: u32) -> Tile {
     ti.mode = m & 15u;
     ti.table = (m >> 4u) & 3u;
     ti.params = m >> 8u;
-    ti.bad_index = ti.mode > M_PLANAR || ti.table >= g[S_NTABLES] || ti.table >= LUT_TABLES;
+    let lossy = LOSSY && (g[S_KIND] & F_LOSSY) != 0u;
+    var mode_ok = ti.mode <= M_PLANAR;
+    if (lossy) {
+        mode_ok = lossy_mode_ok(ti.mode, ti.h, ti.w);
+    }
+    ti.bad_index = !mode_ok || ti.table >= g[S_NTABLES] || ti.table >= LUT_TABLES;
     if (ti.bad_index) {
-        ti.mode = M_NONE;
+        ti.mode = select(M_NONE, M_SPATIAL, lossy);
+        ti.params = select(0u, 16u, lossy);
         ti.table = 0u;
     }
     var end = g[S_WORD_HI];
@@ -497,10 +512,16 @@ fn emit(ti: Tile, slot: u32, k0: u32, cnt: u32, sym4: u32) {
         }
         return;
     }
-    // K_DEQ: code * scale[row] (rows may change inside a group)
+    // K_DEQ: code * scale[row] (rows may change inside a group); K_LDEQ:
+    // pixel * scale[tile]
+    let tile_sc = k == K_LDEQ;
+    let tsc = inp_at(g[S_SCALE_BASE] + ti.t - g[S_TILE_FIRST]);
     for (var i = 0u; i < cnt; i++) {
         let kk = k0 + i;
-        let sc = inp_at(g[S_SCALE_BASE] + row_of(ti, kk) - g[S_ROW_ORG]);
+        var sc = tsc;
+        if (!tile_sc) {
+            sc = inp_at(g[S_SCALE_BASE] + row_of(ti, kk) - g[S_ROW_ORG]);
+        }
         let v = from_f32_bits(mul_i8_f32((sym4 >> (8u * i)) & 0xffu, sc), dst);
         let e = elem_of(ti, kk);
         if (dst == DT_F32) {
@@ -509,7 +530,10 @@ fn emit(ti: Tile, slot: u32, k0: u32, cnt: u32, sym4: u32) {
             var hi = 0u;
             if (i + 1u < cnt) {
                 let k1 = kk + 1u;
-                let sc1 = inp_at(g[S_SCALE_BASE] + row_of(ti, k1) - g[S_ROW_ORG]);
+                var sc1 = tsc;
+                if (!tile_sc) {
+                    sc1 = inp_at(g[S_SCALE_BASE] + row_of(ti, k1) - g[S_ROW_ORG]);
+                }
                 hi = from_f32_bits(mul_i8_f32((sym4 >> (8u * (i + 1u))) & 0xffu, sc1), dst);
             }
             out_store(e >> 1u, (v & 0xffffu) | (hi << 16u));
@@ -1074,9 +1098,17 @@ fn decode_main(li: u32, vl: u32, wg: u32, nwg: u32) {
             for (var jj = 0u; jj < TILES; jj++) {
                 let tj = tile_info(rel0 + jj);
                 if (tj.valid && tj.mode != M_NONE && tj.mode != M_PLANAR) {
-                    let phases = recon_phases(tj);
+                    let lossy = LOSSY && tj.mode >= M_SPATIAL;
+                    var phases = recon_phases(tj);
+                    if (lossy) {
+                        phases = lossy_phases(tj);
+                    }
                     for (var ph = 0u; ph < phases; ph++) {
-                        recon_phase(tj, jj, li, ph);
+                        if (lossy) {
+                            lossy_phase(tj, jj, li, ph);
+                        } else {
+                            recon_phase(tj, jj, li, ph);
+                        }
                         workgroupBarrier();
                     }
                     for (var wi = li; wi < (tj.n + 3u) / 4u; wi += NT) {

@@ -29,6 +29,7 @@ const S_U_WORD_COUNT: u32 = 26u;
 const S_U_ELO: u32 = 27u;
 const S_U_EHI: u32 = 28u;
 const K_DEQ: u32 = 2u;
+const K_LDEQ: u32 = 3u;
 const F_XOR80: u32 = 0x1000u;
 
 override WG: u32 = 256u;
@@ -53,6 +54,15 @@ fn at(a: u32) -> u32 {
     return 0u;
 }
 
+// The tile slot (in the segment) of element `e` (relative to the window).
+fn slot_of(e: u32) -> u32 {
+    let cols = max(seg(S_COLS), 1u);
+    let local = e - seg(S_OUT_ADJ);
+    let row = seg(S_ROW_ORG) + local / cols;
+    let col = local % cols;
+    return (row / 64u) * seg(S_TILES_X) + col / 64u - seg(S_TILE_FIRST);
+}
+
 // The rebuilt byte of element `e` (relative to the window), from scratch.
 fn byte_of(e: u32) -> u32 {
     let cols = max(seg(S_COLS), 1u);
@@ -60,8 +70,7 @@ fn byte_of(e: u32) -> u32 {
     let row = seg(S_ROW_ORG) + local / cols;
     let col = local % cols;
     let tx = col / 64u;
-    let t = (row / 64u) * seg(S_TILES_X) + tx;
-    let slot = t - seg(S_TILE_FIRST);
+    let slot = slot_of(e);
     let w = min(64u, cols - tx * 64u);
     let k = (row % 64u) * w + col % 64u;
     let i = seg(S_SCRATCH_BASE) + slot * 1024u + k / 4u;
@@ -74,7 +83,8 @@ fn byte_of(e: u32) -> u32 {
 @compute @workgroup_size(WG)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let kind = seg(S_KIND);
-    let deq = (kind & 15u) == K_DEQ;
+    let tile_sc = (kind & 15u) == K_LDEQ;
+    let deq = (kind & 15u) == K_DEQ || tile_sc;
     let dst = (kind >> 8u) & 15u;
     let per = select(4u, 2u, deq);
     let lo = seg(S_U_ELO);
@@ -93,7 +103,10 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
             let b = byte_of(e);
             if (deq) {
                 let row = seg(S_ROW_ORG) + (e - seg(S_OUT_ADJ)) / cols;
-                let sc = at(seg(S_SCALE_BASE) + row - seg(S_ROW_ORG));
+                var sc = at(seg(S_SCALE_BASE) + row - seg(S_ROW_ORG));
+                if (tile_sc) {
+                    sc = at(seg(S_SCALE_BASE) + slot_of(e));
+                }
                 v |= (from_f32_bits(mul_i8_f32(b, sc), dst) & 0xffffu) << (16u * i);
             } else {
                 var x = b;

@@ -56,10 +56,7 @@ impl Backend {
 
     /// Whether this build has the backend (CUDA needs the `cuda` feature).
     pub fn compiled(self) -> bool {
-        match self {
-            Backend::Cuda => cfg!(feature = "cuda"),
-            _ => true,
-        }
+        !matches!(self, Backend::Cuda) || cfg!(feature = "cuda")
     }
 
     /// The backends this build has.
@@ -250,8 +247,8 @@ pub fn subset_file(file: &WcodecFile, keep: &[usize]) -> Result<WcodecFile> {
             encoding: e.encoding,
             checksum: e.checksum,
             planes,
-            quant: e.quant.clone(),
-            lossy: e.lossy.clone(),
+            quant: e.quant,
+            lossy: e.lossy,
             quant_sums: None,
         });
     }
@@ -259,15 +256,10 @@ pub fn subset_file(file: &WcodecFile, keep: &[usize]) -> Result<WcodecFile> {
     WcodecFile::from_bytes(bytes)
 }
 
-/// Why the wgpu decoder cannot take tensor `t`, if it cannot.
-pub fn wgpu_unsupported(file: &WcodecFile, t: usize) -> Option<String> {
-    let e = &file.tensors[t];
-    (e.encoding == Encoding::Lossy).then(|| {
-        format!(
-            "tensor {:?} is lossy: the WGSL decoder has no lossy (transform) tiles yet",
-            e.name
-        )
-    })
+/// Why the wgpu decoder cannot take tensor `t`, if it cannot (it takes every
+/// tensor now, lossy transform tiles included).
+pub fn wgpu_unsupported(_file: &WcodecFile, _t: usize) -> Option<String> {
+    None
 }
 
 /// Where byte `off` of tensor `t`'s canonical bytes comes from: the plane,

@@ -910,3 +910,231 @@ fn fast_kernel_tiles() {
         }
     }
 }
+
+/// Weights with structure (a smooth low-rank part, rows of different
+/// spread) and noise, like trained layers, so the lossy encoder's RD choice
+/// picks transforms and predictors on some tiles and SPATIAL on others.
+fn weightlike(rng: &mut Rng, rows: usize, cols: usize) -> Vec<f32> {
+    let (fa, fb) = (
+        3.0 + (rng.next() % 9) as f64,
+        5.0 + (rng.next() % 13) as f64,
+    );
+    let mut v = Vec::with_capacity(rows * cols);
+    for i in 0..rows {
+        let s = 0.01 * (1.0 + rng.unit());
+        for j in 0..cols {
+            let smooth = 0.03 * ((i as f64 / fa).sin() + (j as f64 / fb).cos());
+            let w = if j % 128 < 64 { smooth } else { 0.0 } + s * rng.gauss();
+            v.push(w as f32);
+        }
+    }
+    v
+}
+
+/// Lossy files: whole models at several `--bpw` targets (RD-chosen tile
+/// types, edge shapes 1x1, 65x63, 1xN, non-multiples of 8, rank 3, a 1-D
+/// tensor that stays lossless), and every tile type forced with every
+/// predictor; decoded as the source dtype, as int8 pixels + tile scales,
+/// and dequantised to f32, f16 and bf16, through every path, poisoned,
+/// byte for byte against the CPU reference.
+#[test]
+fn lossy_every_type_shape_bpw_and_output() {
+    use wcodec::codec::encoder::LossyOptions;
+    use wcodec::codec::lossy::{LossyParams, Predictor};
+    use wcodec::codec::lossy_enc::LossyConfig;
+    use wcodec::codec::ratecontrol::{Target, encode_model};
+    let Some(ctx) = ctx() else { return };
+    let mut rng = Rng(0x10551);
+    let lossy = |target, force| EncodeOptions {
+        lossy: Some(LossyOptions {
+            target,
+            per_tensor: false,
+            config: LossyConfig {
+                force,
+                ..Default::default()
+            },
+        }),
+        ..Default::default()
+    };
+    let shapes: &[(&[usize], DType)] = &[
+        (&[1, 1], DType::F32),
+        (&[65, 63], DType::F32),
+        (&[1, 5000], DType::BF16),
+        (&[64, 64], DType::F16),
+        (&[130, 200], DType::F32),
+        (&[3, 50, 70], DType::BF16),
+        (&[72, 40], DType::F32),
+        (&[60, 52], DType::F16),
+        (&[200, 12], DType::F32),
+        (&[9000], DType::F32),
+    ];
+    let data: Vec<Vec<u8>> = shapes
+        .iter()
+        .map(|(s, d)| {
+            let n: usize = s.iter().product();
+            let rows = if s.len() >= 2 { s[0] } else { 1 };
+            bytes_of(*d, &weightlike(&mut rng, rows, n / rows))
+        })
+        .collect();
+    let names: Vec<String> = (0..shapes.len()).map(|i| format!("w{i}")).collect();
+    let inputs: Vec<(&str, DType, &[usize], &[u8])> = shapes
+        .iter()
+        .zip(&data)
+        .zip(&names)
+        .map(|(((s, d), b), n)| (n.as_str(), *d, *s, b.as_slice()))
+        .collect();
+    let mut files = Vec::new();
+    for bpw in [2.0, 3.2, 5.0] {
+        let (ts, _) = encode_model(&inputs, &lossy(Target::Bpw(bpw), None), None).unwrap();
+        files.push((format!("--bpw {bpw}"), file_of(&ts)));
+    }
+    for m in Mode::LOSSY {
+        let mut ts = Vec::new();
+        for p in Predictor::ALL {
+            let o = lossy(Target::RelStep(0.4), Some((m, p)));
+            let (t, _) = encode_model(&inputs[4..7], &o, None).unwrap();
+            ts.extend(t.into_iter().map(|mut t| {
+                t.name = format!("{}.{}", t.name, p.name());
+                t
+            }));
+        }
+        files.push((format!("forced {}", m.name()), file_of(&ts)));
+    }
+    // what the files hold: tile types with each predictor
+    let mut seen = std::collections::BTreeMap::new();
+    for (_, f) in &files {
+        for e in &f.tensors {
+            if let PlaneInfo::Rans { index, .. } = &e.planes[0]
+                && e.encoding == wcodec::codec::Encoding::Lossy
+            {
+                for te in index.iter() {
+                    let p = LossyParams::unpack(te.params).unwrap().pred;
+                    *seen.entry((te.mode.name(), p.name())).or_insert(0) += 1;
+                }
+            }
+        }
+    }
+    eprintln!("lossy tiles by type and predictor: {seen:?}");
+    for m in Mode::LOSSY {
+        for p in Predictor::ALL {
+            assert!(
+                seen.contains_key(&(m.name(), p.name())),
+                "no {m:?}+{p:?} tile"
+            );
+        }
+    }
+    for path in paths(&ctx) {
+        for (what, f) in &files {
+            for dt in [
+                None,
+                Some(DType::I8),
+                Some(DType::F32),
+                Some(DType::F16),
+                Some(DType::BF16),
+            ] {
+                let v = check(&ctx, f, dt, path, None, &format!("lossy {what}"));
+                assert!(v.iter().any(|v| v.contains("lossy")), "{v:?}");
+            }
+        }
+    }
+}
+
+/// Flipped bits in lossy streams: the GPU rejects (naming the tensor) exactly
+/// what the CPU rejects, whether the rANS end checks or the checksum of the
+/// rebuilt pixels catch it; nothing hangs.
+#[test]
+fn lossy_corrupt_streams_are_caught() {
+    use wcodec::codec::encoder::LossyOptions;
+    use wcodec::codec::lossy_enc::LossyConfig;
+    use wcodec::codec::ratecontrol::Target;
+    let Some(ctx) = ctx() else { return };
+    let mut rng = Rng(4242);
+    let mut ts = Vec::new();
+    for (i, force) in [
+        None,
+        Some((Mode::Dct8, wcodec::codec::lossy::Predictor::Left)),
+        Some((Mode::Dst4, wcodec::codec::lossy::Predictor::Top)),
+        Some((Mode::Spatial, wcodec::codec::lossy::Predictor::Left)),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let o = EncodeOptions {
+            lossy: Some(LossyOptions {
+                target: Target::RelStep(0.5),
+                per_tensor: true,
+                config: LossyConfig {
+                    force,
+                    ..Default::default()
+                },
+            }),
+            ..Default::default()
+        };
+        let w = weightlike(&mut rng, 128, 136);
+        ts.push(enc(
+            &format!("l{i}"),
+            DType::F32,
+            &[128, 136],
+            &bytes_of(DType::F32, &w),
+            &o,
+        ));
+    }
+    let clean = wcodec::format::writer::to_bytes(None, &ts).unwrap();
+    let file = WcodecFile::from_bytes(clean.clone()).unwrap();
+    let streams: Vec<_> = file
+        .tensors
+        .iter()
+        .filter_map(|e| match &e.planes[0] {
+            PlaneInfo::Rans { stream, .. } => Some((e.name.clone(), stream.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(streams.len(), 4);
+    let (mut rejected, mut by_checksum) = (0, 0);
+    for trial in 0..32 {
+        let (name, r) = &streams[trial % streams.len()];
+        let mut bytes = clean.clone();
+        let pos = r.start + (rng.next() as usize % r.len());
+        bytes[pos] ^= 1 << (rng.next() % 8);
+        if trial % 4 == 3 {
+            bytes[r.start + (rng.next() as usize % r.len())] = rng.next() as u8;
+        }
+        let f = WcodecFile::from_bytes(bytes).unwrap();
+        let t = f.tensors.iter().position(|e| &e.name == name).unwrap();
+        let cpu = decode_tensor(&f, t);
+        for path in paths(&ctx) {
+            for dtype in [None, Some(DType::I8)] {
+                let opts = GpuDecodeOptions {
+                    verify: true,
+                    dtype,
+                    tuning: Tuning {
+                        path: Some(path),
+                        ..Default::default()
+                    },
+                    ..Default::default()
+                };
+                let mut dec = GpuDecoder::new(&ctx, opts).unwrap();
+                match dec.decode_to_buffers(&f) {
+                    Ok(_) => assert!(
+                        cpu.is_ok(),
+                        "trial {trial} {path:?}: the CPU rejects tensor {name}, the GPU accepted it"
+                    ),
+                    Err(e) => {
+                        let msg = e.to_string();
+                        assert!(msg.contains(name.as_str()), "trial {trial}: {msg}");
+                        assert!(
+                            cpu.is_err(),
+                            "trial {trial} {path:?}: the GPU rejects what the CPU accepts: {msg}"
+                        );
+                        rejected += 1;
+                        if matches!(e, wcodec::Error::Checksum { .. }) {
+                            by_checksum += 1;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    eprintln!("{rejected} rejections, {by_checksum} by the checksum");
+    assert!(rejected > 0 && by_checksum > 0);
+}

@@ -5,7 +5,16 @@
 //! * on any GPU adapter wgpu finds (lavapipe in CI), its standalone kernel
 //!   rebuilds random and extreme tiles of every type, predictor and step bit
 //!   for bit like the CPU reference. Without an adapter that test prints a
-//!   skip line, unless `WCODEC_REQUIRE_GPU` is set.
+//!   skip line, unless `WCODEC_REQUIRE_GPU` is set;
+//! * the kernel the GPU decoder actually runs (`shaders/rans_lossy.wgsl`
+//!   inside `rans_decode.wgsl`) decodes files of chosen extreme codes (all
+//!   ±127 or −128 at every step up to the largest, DC only, a single AC,
+//!   basis-aligned signs, random) byte for byte like the CPU, as pixels and
+//!   dequantised, through the subgroup and the workgroup paths
+//!   (`decoder_rebuilds_extreme_tiles_like_the_cpu`; CUDA runs the same
+//!   files in tests/backends.rs).
+
+mod common;
 
 use wcodec::codec::lossy::{self, LossyParams, MAX_STEP, Predictor};
 use wcodec::codec::predict::Mode;
@@ -366,4 +375,92 @@ fn a_lossy_files_tiles_rebuild_identically_on_the_gpu() {
         tiles.len(),
         file.tensors.len()
     );
+}
+
+/// The GPU decoder's own lossy kernel on extreme codes, every tile type,
+/// predictor and step, through every path the adapter has, as int8 pixels
+/// (+ tile scales) and dequantised to f32, f16 and bf16; with the transform
+/// scratch as large as memory allows and cut to bands of 8 rows.
+#[test]
+fn decoder_rebuilds_extreme_tiles_like_the_cpu() {
+    use wcodec::codec::decoder::{decode_tensor, output_tensors, render};
+    use wcodec::dtype::DType;
+    use wcodec::format::WcodecFile;
+    use wcodec::wgpu::plan::Tuning;
+    use wcodec::wgpu::shaders::{DecodePath, LutKind};
+    use wcodec::wgpu::{GpuDecodeOptions, GpuDecoder, read_tensor};
+
+    let Some(ctx) = common::ctx() else { return };
+    let ts = common::extreme_lossy_tensors(0xe47);
+    let whole =
+        WcodecFile::from_bytes(wcodec::format::writer::to_bytes(None, &ts).unwrap()).unwrap();
+    // the small tensors alone (one table: whole tiles fit the scratch on small devices)
+    let small = wcodec::backend::subset_file(&whole, &[1, 2]).unwrap();
+    let mut paths = vec![DecodePath::Workgroup];
+    if ctx.has(wgpu::Features::SUBGROUP) {
+        paths.push(DecodePath::SubgroupWide);
+    }
+    let mut ran = std::collections::BTreeSet::new();
+    for (file, path) in [&whole, &small]
+        .into_iter()
+        .flat_map(|f| paths.iter().map(move |&p| (f, p)))
+    {
+        // the CPU reference accepts them (checksums are the CPU's pixels)
+        let canon: Vec<Vec<u8>> = (0..file.tensors.len())
+            .map(|t| decode_tensor(file, t).unwrap())
+            .collect();
+        for (dtype, lossy_rows, lut) in [
+            (Some(DType::I8), 0, None),
+            (Some(DType::I8), 8, None),
+            (Some(DType::I8), 0, Some(LutKind::Split)),
+            (None, 0, None),
+            (Some(DType::F16), 16, None),
+            (Some(DType::BF16), 0, Some(LutKind::Split)),
+        ] {
+            let opts = GpuDecodeOptions {
+                dtype,
+                poison: true,
+                verify: true,
+                tuning: Tuning {
+                    path: Some(path),
+                    lossy_rows,
+                    lut,
+                    // one tile a workgroup leaves room for whole-tile scratch on 32 KiB devices
+                    tiles: if lut.is_some() { 1 } else { 4 },
+                    ..Default::default()
+                },
+                ..Default::default()
+            };
+            let mut dec = GpuDecoder::new(&ctx, opts).unwrap();
+            let (got, rep) = dec
+                .decode_to_buffers(file)
+                .unwrap_or_else(|e| panic!("{path:?} {dtype:?}: {e}"));
+            assert!(
+                rep.variants.iter().any(|v| v.contains("lossy")),
+                "{:?}",
+                rep.variants
+            );
+            ran.extend(rep.variants.iter().cloned());
+            let mut k = 0;
+            for (t, e) in file.tensors.iter().enumerate() {
+                let want = render(e, canon[t].clone(), dtype);
+                for (o, w) in output_tensors(e, dtype).iter().zip(want) {
+                    let g = read_tensor(&ctx, &got[k]).unwrap();
+                    k += 1;
+                    if g != w {
+                        let i = g.iter().zip(&w).position(|(a, b)| a != b).unwrap_or(0);
+                        panic!(
+                            "{path:?} {dtype:?} {} ({}): first difference at byte {i}: {}",
+                            o.name,
+                            o.dtype,
+                            wcodec::backend::locate(file, t, i / o.dtype.size())
+                        );
+                    }
+                }
+            }
+        }
+    }
+    eprintln!("kernel variants: {ran:?}");
+    assert!(ran.iter().any(|v| v.contains("lossy rows=8")), "{ran:?}");
+    assert!(ran.iter().any(|v| v.contains("lossy rows=64")), "{ran:?}");
 }

@@ -26,8 +26,10 @@
 //! the matrices' rounding: a coefficient is in the same units (pixels) as the
 //! block it describes, and a DC coefficient `c` is a flat block of `c / N`.
 //!
-//! `shaders/lossy_tile.wgsl` is the WGSL port (tested bit-exact against this
-//! code in `tests/lossy_wgsl.rs`).
+//! `shaders/lossy_tile.wgsl` is a standalone WGSL port and
+//! `shaders/rans_lossy.wgsl` the one the GPU decoder runs (both tested
+//! bit-exact against this code in `tests/lossy_wgsl.rs`; the CUDA decoder's
+//! in `tests/backends.rs`).
 //!
 //! **The forward transform** is the encoder's business and not normative; the
 //! encoder here computes `c = A·x·Aᵀ / (64²·N)` in f64 (exact sums of integer

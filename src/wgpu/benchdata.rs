@@ -119,6 +119,52 @@ pub fn bf16_weights(n: usize, seed: u64) -> Vec<u8> {
     out
 }
 
+/// `rows × cols` f32 weights for the lossy decode benchmark. Each row has
+/// its own scale (0.01 to 0.03, like a dense layer's spread); its values are
+/// MiniLM-like per-row absmax INT8 draws ([`MINILM_INT8_HISTOGRAM`], plus a
+/// uniform dither) over that scale. Every other band of 64 rows is smooth in
+/// both directions, like embedding tables and low-rank parts: a separable
+/// 2-D AR(1) field (ρ = 0.9 along rows and columns) carries 80 % of its
+/// amplitude. I.i.d. draws alone give the lossy encoder no reason for
+/// transforms (it picks SPATIAL everywhere); with these bands its
+/// rate-distortion choice puts DCT/DST tiles on part of the tensor, as on
+/// real models (`bench decode` reports how many).
+pub fn lossy_weights(rows: usize, cols: usize, seed: u64) -> Vec<f32> {
+    let s = Sampler::new(&MINILM_INT8_HISTOGRAM);
+    let mut out = vec![0f32; rows * cols];
+    let cols = cols.max(1);
+    out.par_chunks_mut(64 * cols)
+        .enumerate()
+        .for_each(|(b, band)| {
+            let mut st = seed ^ (b as u64).wrapping_mul(0x2545_f491_4f6c_dd1d);
+            let u = |st: &mut u64| (splitmix(st) >> 11) as f32 / (1u64 << 53) as f32;
+            let smooth = b % 2 == 1;
+            let rho = 0.9f32;
+            let g = 1.0 - rho * rho;
+            let mut prev = vec![0f32; cols];
+            for row in band.chunks_mut(cols) {
+                let scale = 0.01 + 0.02 * u(&mut st);
+                let mut left = 0f32;
+                let mut up_left = 0f32;
+                for (j, w) in row.iter_mut().enumerate() {
+                    let r = splitmix(&mut st);
+                    let v = ((s.sample(r as u32) as i8) as f32 + u(&mut st) - 0.5) / 127.0;
+                    *w = if smooth {
+                        let up = prev[j];
+                        let f = rho * left + rho * up - rho * rho * up_left + g * v;
+                        up_left = up;
+                        left = f;
+                        prev[j] = f;
+                        scale * (0.8 * f + 0.2 * v)
+                    } else {
+                        scale * v
+                    };
+                }
+            }
+        });
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

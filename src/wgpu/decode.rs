@@ -410,9 +410,11 @@ impl<'c> GpuDecoder<'c> {
         let ctx = self.ctx;
         let mut max_tables = 1u32;
         let mut modes = false;
+        let mut lossy = false;
         for p in &c.parts {
             if let Part::Seg { job, tiles, .. } = p {
                 let pl = plane_of(file, jobs[*job].tensor);
+                lossy |= file.tensors[jobs[*job].tensor].encoding == crate::codec::Encoding::Lossy;
                 max_tables = max_tables.max(pl.tables.len() as u32);
                 // PLANAR is applied as tiles are written; the others need the tile buffers
                 modes |= pl.index[tiles.clone()]
@@ -428,6 +430,7 @@ impl<'c> GpuDecoder<'c> {
             sg32,
             max_tables,
             modes,
+            lossy,
             &self.opts.tuning,
             ctx.limits.max_compute_workgroup_storage_size,
             ctx.limits
@@ -592,6 +595,11 @@ impl<'c> GpuDecoder<'c> {
                     let (a, b) = (r.start + 4 * rows.start, r.start + 4 * rows.end);
                     f[S_SCALE_BASE] = (lay.add(Src::File(a..b), (b - a) as u64) / 4) as u32;
                 }
+                OutKind::DeqTile { .. } => {
+                    let r = aux.clone().expect("a lossy job has its tile scales");
+                    let (a, b) = (r.start + 4 * t0, r.start + 4 * t1);
+                    f[S_SCALE_BASE] = (lay.add(Src::File(a..b), (b - a) as u64) / 4) as u32;
+                }
                 OutKind::Bytes { .. } => {}
             }
             let elem = kind.elem_size();
@@ -603,6 +611,9 @@ impl<'c> GpuDecoder<'c> {
             f[S_OUT_ADJ] = u32::try_from(adj)
                 .map_err(|_| Error::Gpu("an output window offset overflows".into()))?;
             let mut k = kind.code();
+            if file.tensors[j.tensor].encoding == crate::codec::Encoding::Lossy {
+                k |= F_LOSSY;
+            }
             if !aligned(&g, elem) {
                 k |= F_SCRATCH;
                 f[S_SCRATCH_BASE] = scratch_words as u32;
@@ -823,8 +834,13 @@ impl<'c> GpuDecoder<'c> {
                     errs.as_entire_buffer_binding(),
                 ],
             );
-            let workgroups =
-                dispatch_size(units, self.opts.tuning.workgroups, &ctx.info, &ctx.limits);
+            let workgroups = dispatch_size(
+                units,
+                self.opts.tuning.workgroups,
+                &ctx.info,
+                &ctx.limits,
+                lossy,
+            );
             dispatches.push(Dispatch {
                 kernel,
                 bind,
@@ -1210,7 +1226,9 @@ impl<'c> GpuDecoder<'c> {
 /// A file decoded on the device without uploads: its input already in device
 /// buffers, its dispatches prepared, `copies` sets of (input, output)
 /// buffers to rotate between, so that repeated decodes can be timed alone.
-/// Only for files whose chunks each hold one plane (files of large tensors).
+/// Only for files whose chunks each hold one plane (files of large tensors);
+/// chunks that only copy file bytes (lossy tile scales as int8 output) are
+/// not decode work and are left out (those outputs stay unwritten).
 pub struct Resident {
     sets: Vec<ResidentSet>,
     pub input_bytes: u64,
@@ -1242,6 +1260,8 @@ impl GpuDecoder<'_> {
         let ctx = self.ctx;
         let jobs = jobs(file, Render::As(self.opts.dtype))?;
         let (chunks, slots) = chunks(file, &jobs, &self.limits)?;
+        let copy_only = |c: &Chunk| c.parts.iter().all(|p| matches!(p, Part::Copy { .. }));
+        let chunks: Vec<Chunk> = chunks.into_iter().filter(|c| !copy_only(c)).collect();
         if chunks
             .iter()
             .any(|c| !matches!(c.parts.as_slice(), [Part::Seg { .. }]))
@@ -1375,6 +1395,10 @@ impl GpuDecoder<'_> {
         if check {
             let jobs = jobs(file, Render::As(self.opts.dtype))?;
             let (chunks, _) = chunks(file, &jobs, &self.limits)?;
+            let chunks: Vec<Chunk> = chunks
+                .into_iter()
+                .filter(|c| c.parts.iter().any(|p| matches!(p, Part::Seg { .. })))
+                .collect();
             let words = ctx.read_buffer(&rs.errs, 0, rs.errs.size())?;
             self.check_errors(file, &jobs, &chunks, bytemuck::cast_slice(&words))?;
         }
@@ -1604,6 +1628,10 @@ impl<'d, 'c, 'f> CanonStream<'d, 'c, 'f> {
 /// workgroups there take at most this many units.
 const CPU_UNITS_PER_WORKGROUP: u32 = 8;
 
+/// The same for chunks with lossy tiles, whose rebuild (a transform's three
+/// phases) costs up to about 1500 more iterations a tile.
+const CPU_LOSSY_UNITS_PER_WORKGROUP: u32 = 2;
+
 /// Rounds (tiles per slot) of a fast-kernel workgroup on such an adapter: a
 /// round costs at most about 1000 loop iterations there.
 const CPU_FAST_ROUNDS: u32 = 16;
@@ -1621,6 +1649,7 @@ pub fn dispatch_size(
     want: u32,
     info: &wgpu::AdapterInfo,
     limits: &wgpu::Limits,
+    lossy: bool,
 ) -> u32 {
     let cpu = info.device_type == wgpu::DeviceType::Cpu;
     let mut n = match want {
@@ -1629,7 +1658,12 @@ pub fn dispatch_size(
         n => n,
     };
     if cpu {
-        n = n.max(units.div_ceil(CPU_UNITS_PER_WORKGROUP));
+        let per = if lossy {
+            CPU_LOSSY_UNITS_PER_WORKGROUP
+        } else {
+            CPU_UNITS_PER_WORKGROUP
+        };
+        n = n.max(units.div_ceil(per));
     }
     n.min(units)
         .min(limits.max_compute_workgroups_per_dimension)

@@ -67,8 +67,11 @@ pub const GRP_WORDS: usize = 8;
 pub const K_BYTES: u32 = 0;
 pub const K_SPLIT: u32 = 1;
 pub const K_DEQ: u32 = 2;
+pub const K_LDEQ: u32 = 3;
 pub const F_XOR80: u32 = 0x1000;
 pub const F_SCRATCH: u32 = 0x2000;
+/// The segment's plane holds lossy tiles (modes 5..=8; shaders/rans_lossy.wgsl).
+pub const F_LOSSY: u32 = 0x4000;
 
 pub const E_STATES: u32 = 1;
 pub const E_UNDERFLOW: u32 = 2;
@@ -133,6 +136,8 @@ pub enum OutKind {
     Split { src: DType, dst: DType },
     /// Quant codes times their row's scale, as `dst`.
     Deq { dst: DType },
+    /// Lossy pixels times their tile's scale, as `dst`.
+    DeqTile { dst: DType },
 }
 
 impl OutKind {
@@ -141,6 +146,7 @@ impl OutKind {
             OutKind::Bytes { xor80 } => K_BYTES | if xor80 { F_XOR80 } else { 0 },
             OutKind::Split { src, dst } => K_SPLIT | dt_code(src) << 4 | dt_code(dst) << 8,
             OutKind::Deq { dst } => K_DEQ | dt_code(dst) << 8,
+            OutKind::DeqTile { dst } => K_LDEQ | dt_code(dst) << 8,
         }
     }
     /// What the fast kernel writes for this kind, if it can.
@@ -151,14 +157,16 @@ impl OutKind {
                 src: dt_code(src),
                 dst: dt_code(dst),
             }),
-            OutKind::Deq { .. } => None,
+            OutKind::Deq { .. } | OutKind::DeqTile { .. } => None,
         }
     }
     /// Bytes per output element.
     pub fn elem_size(self) -> u64 {
         match self {
             OutKind::Bytes { .. } => 1,
-            OutKind::Split { dst, .. } | OutKind::Deq { dst } => dst.size() as u64,
+            OutKind::Split { dst, .. } | OutKind::Deq { dst } | OutKind::DeqTile { dst } => {
+                dst.size() as u64
+            }
         }
     }
 }
@@ -169,7 +177,7 @@ pub enum Producer {
     /// The decode kernel, from the tensor's coded plane (plane 0).
     Kernel {
         kind: OutKind,
-        /// The raw plane: float-split's raw bytes, quant's scales.
+        /// The raw plane: float-split's raw bytes, quant's row scales, lossy's tile scales.
         aux: Option<Range<usize>>,
     },
     /// Bytes of the file, as they are (raw tensors, quant scales for int8 output).
@@ -207,7 +215,7 @@ pub fn jobs(file: &WcodecFile, render_as: Render) -> Result<Vec<OutJob>> {
     for (t, e) in file.tensors.iter().enumerate() {
         let want = match render_as {
             Render::Canonical => {
-                if e.encoding == Encoding::Quant {
+                if matches!(e.encoding, Encoding::Quant | Encoding::Lossy) {
                     Some(DType::I8)
                 } else {
                     None
@@ -219,10 +227,44 @@ pub fn jobs(file: &WcodecFile, render_as: Render) -> Result<Vec<OutJob>> {
         let bytes_of = |o: &crate::io::safetensors::OutTensor| o.bytes() as u64;
         match e.encoding {
             Encoding::Lossy => {
-                return Err(crate::Error::Gpu(format!(
-                    "tensor {:?}: the GPU decoder has no lossy (transform) tiles yet",
-                    e.name
-                )));
+                // pixels (+ the tile scales as they are), or dequantised by the kernel
+                let PlaneInfo::Raw { data, .. } = &e.planes[1] else {
+                    unreachable!("the reader checked the planes")
+                };
+                if outs[0].dtype == DType::I8 {
+                    out.push(OutJob {
+                        tensor: t,
+                        name: outs[0].name.clone(),
+                        dtype: DType::I8,
+                        shape: outs[0].shape.clone(),
+                        bytes: bytes_of(&outs[0]),
+                        producer: Producer::Kernel {
+                            kind: OutKind::Bytes { xor80: false },
+                            aux: None,
+                        },
+                    });
+                    out.push(OutJob {
+                        tensor: t,
+                        name: outs[1].name.clone(),
+                        dtype: DType::F32,
+                        shape: outs[1].shape.clone(),
+                        bytes: bytes_of(&outs[1]),
+                        producer: Producer::File(data.clone()),
+                    });
+                } else {
+                    let o = &outs[0];
+                    out.push(OutJob {
+                        tensor: t,
+                        name: o.name.clone(),
+                        dtype: o.dtype,
+                        shape: o.shape.clone(),
+                        bytes: bytes_of(o),
+                        producer: Producer::Kernel {
+                            kind: OutKind::DeqTile { dst: o.dtype },
+                            aux: Some(data.clone()),
+                        },
+                    });
+                }
             }
             Encoding::Raw => {
                 let PlaneInfo::Raw { data, .. } = &e.planes[0] else {
@@ -454,6 +496,7 @@ fn seg_input(p: &PlaneRefs, kind: OutKind, t0: usize, t1: usize) -> u64 {
             b += (e.end - e.start) * float_split::raw_bytes_per_element(src) as u64 + 32
         }
         OutKind::Deq { .. } => b += 4 * p.rows(t0, t1).len() as u64 + 32,
+        OutKind::DeqTile { .. } => b += 4 * (t1 - t0) as u64 + 32,
         OutKind::Bytes { .. } => {}
     }
     // tables (1 KiB each) and the fast kernel's: host-built tables (16 KiB
@@ -759,6 +802,9 @@ pub struct Tuning {
     pub fast_stage: u32,
     /// A measurement probe (bench only: the outputs are wrong).
     pub probe: FastProbe,
+    /// At most this many tile rows in a lossy tile's transform scratch
+    /// (8, 16, 32 or 64; 0: as many as workgroup memory allows).
+    pub lossy_rows: u32,
 }
 
 impl Default for Tuning {
@@ -774,6 +820,7 @@ impl Default for Tuning {
             fast_wgs: 0,
             fast_stage: 0,
             probe: FastProbe::None,
+            lossy_rows: 0,
         }
     }
 }
@@ -783,7 +830,7 @@ impl Tuning {
     /// `WCODEC_GPU_TILES`, `WCODEC_GPU_STAGE`, `WCODEC_GPU_LUT` (slot32|split),
     /// `WCODEC_GPU_WGS` (the general kernel), `WCODEC_GPU_FAST` (0: general
     /// kernel only), `WCODEC_GPU_FAST_WARPS`, `WCODEC_GPU_FAST_WGS` and
-    /// `WCODEC_GPU_FAST_STAGE`.
+    /// `WCODEC_GPU_FAST_STAGE`, `WCODEC_GPU_LOSSY_ROWS`.
     pub fn from_env() -> Result<Tuning> {
         let mut t = Tuning::default();
         let num = |k: &str| -> Result<Option<u32>> {
@@ -837,6 +884,14 @@ impl Tuning {
         }
         if let Some(v) = num("WCODEC_GPU_FAST_STAGE")? {
             t.fast_stage = v;
+        }
+        if let Some(v) = num("WCODEC_GPU_LOSSY_ROWS")? {
+            if ![0, 8, 16, 32, 64].contains(&v) {
+                return Err(Error::Param(format!(
+                    "WCODEC_GPU_LOSSY_ROWS={v}: expected 8, 16, 32 or 64"
+                )));
+            }
+            t.lossy_rows = v;
         }
         Ok(t)
     }
@@ -897,11 +952,14 @@ pub fn pick_path(
 
 /// The kernel variant for a chunk: as many tiles per workgroup as wanted
 /// and memory allows, the one-read table layout if the tables fit.
+/// `lossy` (chunks with lossy tiles) implies `modes`.
+#[allow(clippy::too_many_arguments)]
 pub fn pick_variant(
     path: DecodePath,
     sg32: bool,
     tables: u32,
     modes: bool,
+    lossy: bool,
     tune: &Tuning,
     wg_bytes: u32,
     wg_threads: u32,
@@ -917,20 +975,29 @@ pub fn pick_variant(
     } else {
         vec![0]
     };
+    // lossy chunks: the transform scratch holds as many tile rows as fit
+    let rows: &[u32] = if lossy { &[64, 32, 16, 8] } else { &[64] };
     for &stage_words in &stages {
         for &lut_kind in kinds {
             for tiles in (1..=tune.tiles.max(1)).rev() {
-                let v = DecodeVariant {
-                    path,
-                    tiles,
-                    lut_kind,
-                    lut_tables: tables,
-                    stage_words,
-                    modes,
-                    sg32,
-                };
-                if v.workgroup_bytes() <= wg_bytes && v.threads() <= wg_threads {
-                    return Ok(v);
+                for &lx_rows in rows {
+                    if tune.lossy_rows != 0 && lx_rows > tune.lossy_rows {
+                        continue;
+                    }
+                    let v = DecodeVariant {
+                        path,
+                        tiles,
+                        lut_kind,
+                        lut_tables: tables,
+                        stage_words,
+                        modes: modes || lossy,
+                        lossy,
+                        lx_rows,
+                        sg32,
+                    };
+                    if v.workgroup_bytes() <= wg_bytes && v.threads() <= wg_threads {
+                        return Ok(v);
+                    }
                 }
             }
         }
@@ -957,6 +1024,7 @@ mod tests {
                         false,
                         tables,
                         modes,
+                        false,
                         &t,
                         mem,
                         threads,
@@ -967,11 +1035,75 @@ mod tests {
             }
         }
         // the common case on the H100: one table, no modes, 4 tiles, staged, one-read tables
-        let v = pick_variant(DecodePath::SubgroupWide, true, 1, false, &t, 48 << 10, 1024).unwrap();
+        let v = pick_variant(
+            DecodePath::SubgroupWide,
+            true,
+            1,
+            false,
+            false,
+            &t,
+            48 << 10,
+            1024,
+        )
+        .unwrap();
         assert_eq!(
             (v.tiles, v.lut_kind, v.stage_words),
             (4, LutKind::Slot32, 2048)
         );
+    }
+
+    #[test]
+    fn lossy_variants_fit_lavapipe_and_h100() {
+        let t = Tuning::default();
+        for (mem, threads, max_tables) in
+            [(32 << 10, 1024, 4), (48 << 10, 1024, 4), (16 << 10, 256, 1)]
+        {
+            for tables in 1..=max_tables {
+                let v = pick_variant(
+                    DecodePath::SubgroupWide,
+                    false,
+                    tables,
+                    true,
+                    true,
+                    &t,
+                    mem,
+                    threads,
+                )
+                .unwrap();
+                assert!(v.lossy && v.modes && v.workgroup_bytes() <= mem, "{v:?}");
+                assert!([8, 16, 32, 64].contains(&v.lx_rows), "{v:?}");
+            }
+        }
+        // the H100: whole-tile scratch (in the stage area), three tiles a workgroup
+        let v = pick_variant(
+            DecodePath::SubgroupWide,
+            true,
+            1,
+            true,
+            true,
+            &t,
+            48 << 10,
+            1024,
+        )
+        .unwrap();
+        assert_eq!((v.tiles, v.lx_rows, v.lut_kind), (3, 64, LutKind::Slot32));
+        // a cap on the rows
+        let capped = Tuning {
+            lossy_rows: 8,
+            ..Tuning::default()
+        };
+        let v = pick_variant(
+            DecodePath::Workgroup,
+            false,
+            1,
+            true,
+            true,
+            &capped,
+            48 << 10,
+            1024,
+        )
+        .unwrap();
+        assert_eq!(v.lx_rows, 8);
     }
 
     #[test]

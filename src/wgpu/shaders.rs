@@ -9,6 +9,7 @@ use super::context::{Binding, KernelSource};
 
 const LIB_FLOAT: &str = include_str!("../../shaders/lib_float.wgsl");
 const RANS_DECODE: &str = include_str!("../../shaders/rans_decode.wgsl");
+const RANS_LOSSY: &str = include_str!("../../shaders/rans_lossy.wgsl");
 const PATH_SUBGROUP: &str = include_str!("../../shaders/rans_decode_subgroup.wgsl");
 const PATH_WORKGROUP: &str = include_str!("../../shaders/rans_decode_workgroup.wgsl");
 const RENDER_UNALIGNED: &str = include_str!("../../shaders/render_unaligned.wgsl");
@@ -18,9 +19,9 @@ const FAST_SUBGROUP: &str = include_str!("../../shaders/rans_fast_subgroup.wgsl"
 const FAST_WORKGROUP: &str = include_str!("../../shaders/rans_fast_workgroup.wgsl");
 
 static DECODE_SUBGROUP_SRC: LazyLock<String> =
-    LazyLock::new(|| [LIB_FLOAT, RANS_DECODE, PATH_SUBGROUP].join("\n"));
+    LazyLock::new(|| [LIB_FLOAT, RANS_DECODE, RANS_LOSSY, PATH_SUBGROUP].join("\n"));
 static DECODE_WORKGROUP_SRC: LazyLock<String> =
-    LazyLock::new(|| [LIB_FLOAT, RANS_DECODE, PATH_WORKGROUP].join("\n"));
+    LazyLock::new(|| [LIB_FLOAT, RANS_DECODE, RANS_LOSSY, PATH_WORKGROUP].join("\n"));
 static FAST_SUBGROUP_SRC: LazyLock<String> =
     LazyLock::new(|| [LIB_FLOAT, RANS_FAST, FAST_SUBGROUP].join("\n"));
 static FAST_WORKGROUP_SRC: LazyLock<String> =
@@ -100,6 +101,11 @@ pub struct DecodeVariant {
     pub stage_words: u32,
     /// Reconstruction buffers for tiles with a predictor mode.
     pub modes: bool,
+    /// Lossy tiles (shaders/rans_lossy.wgsl; needs `modes`), with a
+    /// transform scratch of `lx_rows` tile rows (8, 16, 32 or 64; 64 words
+    /// each) in the stage area.
+    pub lossy: bool,
+    pub lx_rows: u32,
     /// The subgroup path on subgroups of exactly 32 (NVIDIA): no ballot word select.
     pub sg32: bool,
 }
@@ -154,6 +160,8 @@ impl DecodeVariant {
             ("STAGE", if self.stage_words > 0 { 1.0 } else { 0.0 }),
             ("STAGE_WORDS", self.stage_words.max(2) as f64),
             ("MODES", if self.modes { 1.0 } else { 0.0 }),
+            ("LOSSY", if self.lossy { 1.0 } else { 0.0 }),
+            ("LX_ROWS", self.lx_rows.clamp(8, 64) as f64),
         ];
         if self.path != DecodePath::Workgroup {
             c.push((
@@ -187,6 +195,11 @@ impl DecodeVariant {
         } else {
             1
         };
+        let stage = if self.lossy {
+            stage.max(64 * self.lx_rows.clamp(8, 64))
+        } else {
+            stage
+        };
         let tb = if self.modes { self.tiles * 1024 } else { 1 };
         let path = match self.path {
             DecodePath::SubgroupWide => 1,
@@ -198,7 +211,7 @@ impl DecodeVariant {
 
     pub fn describe(&self) -> String {
         format!(
-            "{}{} tiles={} lut={}x{} stage={} modes={}",
+            "{}{} tiles={} lut={}x{} stage={} modes={}{}",
             self.path.name(),
             if self.sg32 { "32" } else { "" },
             self.tiles,
@@ -208,7 +221,12 @@ impl DecodeVariant {
             },
             self.lut_tables,
             self.stage_words,
-            self.modes
+            self.modes,
+            if self.lossy {
+                format!(" lossy rows={}", self.lx_rows)
+            } else {
+                String::new()
+            }
         )
     }
 }
@@ -440,7 +458,12 @@ pub fn all_decode_variants() -> Vec<DecodeVariant> {
             for lut_kind in [LutKind::Slot32, LutKind::Split] {
                 for lut_tables in 1..=4 {
                     for stage_words in [0, 2048, 4096] {
-                        for modes in [false, true] {
+                        for (modes, lossy, lx_rows) in [
+                            (false, false, 64),
+                            (true, false, 64),
+                            (true, true, 64),
+                            (true, true, 16),
+                        ] {
                             for sg32 in [false, true] {
                                 if sg32 && path != DecodePath::SubgroupWide {
                                     continue;
@@ -452,6 +475,8 @@ pub fn all_decode_variants() -> Vec<DecodeVariant> {
                                     lut_tables,
                                     stage_words,
                                     modes,
+                                    lossy,
+                                    lx_rows,
                                     sg32,
                                 });
                             }

@@ -185,3 +185,122 @@ pub fn poison(ctx: &GpuContext, buf: &wgpu::Buffer) {
     ctx.queue
         .write_buffer(buf, 0, &vec![0xffu8; buf.size() as usize]);
 }
+
+/// Lossy tensors whose codes are chosen, not encoded: every tile type and
+/// predictor, at steps 1, 16 and the largest, with extreme blocks (every
+/// code +127, −127 or −128; a DC code only; a single AC code; signs that
+/// align with a basis function) and random codes over the whole byte range.
+/// Shapes with edge tiles of 8 and 4 rows/columns. The checksum is the CPU
+/// reference's (so a backend that disagrees fails it too).
+pub fn extreme_lossy_tensors(seed: u64) -> Vec<EncodedTensor> {
+    use wcodec::codec::encoder::EncodedPlane;
+    use wcodec::codec::lossy::{self, LossyParams, MAX_STEP, Predictor};
+    use wcodec::codec::plane::{PlaneOptions, encode_plane_fixed};
+    use wcodec::codec::predict::Mode;
+    use wcodec::format::header::LossyHeader;
+    let mut rng = Rng(seed);
+    let mut out = Vec::new();
+    for (ti, shape) in [[64 * 16, 64 * 24], [136, 200], [68, 68]]
+        .iter()
+        .enumerate()
+    {
+        let grid = wcodec::codec::grid_for_shape(shape);
+        let mut codes = vec![0u8; grid.symbols()];
+        let mut picked = Vec::new();
+        let mut combo = 0usize;
+        for t in 0..grid.num_tiles() {
+            let r = grid.tile(t);
+            // every type and predictor in turn, where the tile fits it
+            let (mode, pred) = loop {
+                let m = Mode::LOSSY[combo % 4];
+                let p = Predictor::ALL[(combo / 4) % 3];
+                combo += 1;
+                if lossy::fits(m, r.h, r.w) {
+                    break (m, p);
+                }
+            };
+            let step = [1, 16, MAX_STEP, 333][(t / 12) % 4];
+            let fill = (t / 48) % 8;
+            let n = lossy::transform_of(mode).map_or(1, |x| x.size());
+            let pos = rng.below((n * n) as u64) as usize;
+            let sign = if rng.below(2) == 0 { 1i32 } else { -1 };
+            for i in 0..r.h {
+                for j in 0..r.w {
+                    let (u, v) = (i % n, j % n);
+                    let c: i32 = match fill {
+                        0 => 127,
+                        1 => -127,
+                        2 => -128,
+                        3 => {
+                            if u == 0 && v == 0 {
+                                127 * sign
+                            } else {
+                                0
+                            }
+                        }
+                        4 => {
+                            if u * n + v == pos {
+                                -127 * sign
+                            } else {
+                                0
+                            }
+                        }
+                        5 => {
+                            // signs of basis function 1 down the columns, alternating along rows
+                            let s = if (u < n / 2) == (v % 2 == 0) { 1 } else { -1 };
+                            127 * s * sign
+                        }
+                        6 => (rng.below(9) as i32) - 4,
+                        _ => (rng.next() as u8) as i8 as i32,
+                    };
+                    codes[(r.r0 + i) * grid.cols + r.c0 + j] = c as i8 as u8;
+                }
+            }
+            picked.push((mode, LossyParams { step, pred }.pack()));
+        }
+        // one table for the small tensors (so that small devices fit whole-tile scratch)
+        let po = PlaneOptions {
+            max_tables: if ti == 0 { 4 } else { 1 },
+            ..Default::default()
+        };
+        let plane = encode_plane_fixed(&codes, grid, &picked, &po).unwrap();
+        let scales: Vec<u8> = (0..grid.num_tiles())
+            .flat_map(|t| (1e-3f32 * (1.0 + t as f32 / 7.0)).to_le_bytes())
+            .collect();
+        let numel: usize = shape.iter().product();
+        let mut e = EncodedTensor {
+            name: format!("extreme.{ti}"),
+            dtype: if ti == 1 { DType::F16 } else { DType::F32 },
+            shape: shape.to_vec(),
+            encoding: wcodec::codec::Encoding::Lossy,
+            checksum: 0,
+            planes: vec![
+                EncodedPlane::Coded {
+                    role: "coef",
+                    plane,
+                },
+                EncodedPlane::Raw {
+                    role: "scales",
+                    bytes: scales,
+                },
+            ],
+            quant: None,
+            lossy: Some(LossyHeader {
+                rel_step: 1.0,
+                snr_db: None,
+                max_abs_err: 0.0,
+                signal: 1.0,
+            }),
+            quant_sums: None,
+        };
+        let f = WcodecFile::from_bytes(
+            wcodec::format::writer::to_bytes(None, std::slice::from_ref(&e)).unwrap(),
+        )
+        .unwrap();
+        let canon = wcodec::backend::cpu_canonical(&f, 0).unwrap();
+        assert_eq!(canon.len(), numel + 4 * grid.num_tiles());
+        e.checksum = wcodec::codec::checksum(&canon);
+        out.push(e);
+    }
+    out
+}
