@@ -356,6 +356,7 @@ var<workgroup> cum: array<vec2<u32>, CAP>;
 var<workgroup> ncol: atomic<u32>;
 var<workgroup> fs: array<u32, 4>;
 var<workgroup> fsel: array<u32, 4>;
+var<workgroup> gsum: array<u32, 16>;
 
 // Inclusive scan of (cc, cw) or (fc, fw) over 256 bins (`fine_arrays` picks).
 fn scan256(lid: u32, fine_arrays: bool) {
@@ -744,10 +745,23 @@ fn select_token(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
     }
     // 2. Cumulative counts (each bin's invocation adds up the bins before
     // it), the top-k bin c_k and the number of tokens in bins ≤ c_k.
+    // Two levels (16 groups of 16 bins) instead of one serial 256-step sum.
+    workgroupBarrier();
+    if (lid < 16u) {
+        var g = 0u;
+        for (var b = 16u * lid; b < 16u * lid + 16u; b++) {
+            g += cc[b];
+        }
+        gsum[lid] = g;
+    }
     workgroupBarrier();
     var cumc = 0u;
     if (lid < 256u) {
-        for (var b = 0u; b <= lid; b++) {
+        let grp = lid / 16u;
+        for (var q = 0u; q < grp; q++) {
+            cumc += gsum[q];
+        }
+        for (var b = 16u * grp; b <= lid; b++) {
             cumc += cc[b];
         }
     }

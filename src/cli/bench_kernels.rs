@@ -331,6 +331,9 @@ fn bench_gemv(b: &mut Bench<'_>, c: &GemvCase) -> crate::Result<()> {
             );
         }
     }
+    // Like bench --backends: give the pooled buffers back between cases.
+    drop(ws);
+    ctx.trim_pool();
     let note = format!("{} weight copies rotated", copies);
     b.summarize(&c.name, c.target_us, c.peer, note);
     Ok(())
