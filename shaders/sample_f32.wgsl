@@ -39,6 +39,9 @@ override PWG: u32 = 256u;
 override PW: u32 = 4u;
 override SWG: u32 = 1024u;
 override AUTO_STEP: bool = true;
+// Benchmarks only: the general path of `select` stops early (1: after the
+// top-k fine pass, 2: after top-p, 3: before the token search); the token is then meaningless.
+override DIAG: u32 = 0u;
 
 struct Params {
     n: u32,          // row length
@@ -66,6 +69,8 @@ struct Params {
 
 const NEG_MAX: f32 = -3.40282347e+38;
 const D_MAX: u32 = 65535u;
+// The largest distance with a weight > 0 (EXP2[0] >> 31 = 1; 31·2048).
+const D_LAST: u32 = 63488u;
 
 fn sanitize(x: f32) -> f32 {
     let b = bitcast<u32>(x);
@@ -351,6 +356,7 @@ var<workgroup> cum: array<vec2<u32>, CAP>;
 var<workgroup> ncol: atomic<u32>;
 var<workgroup> fs: array<u32, 4>;
 var<workgroup> fsel: array<u32, 4>;
+var<workgroup> gsum: array<u32, 16>;
 
 // Inclusive scan of (cc, cw) or (fc, fw) over 256 bins (`fine_arrays` picks).
 fn scan256(lid: u32, fine_arrays: bool) {
@@ -428,32 +434,56 @@ fn dist_word(row: u32, j: u32) -> vec4<u32> {
     return dist[min(row * p.ld_d + j, arrayLength(&dist) - 1u)];
 }
 
-fn d_of(v: vec4<u32>, e: u32) -> u32 {
-    return (v[e >> 1u] >> (16u * (e & 1u))) & 0xffffu;
-}
 
 // Fine histogram of coarse bin c: (fc, fw) = per distance c·256 + f, counts
-// and count · weight, then scanned.
+// and count · weight, then scanned. Straight-line per word (no arrays, no
+// dynamic indexing: NVIDIA puts those in local memory), four coalesced loads
+// in flight.
+fn fine1(d: u32, c: u32) {
+    if ((d >> 8u) == c && d <= D_LAST) {
+        atomicAdd(&fine[d & 255u], 1u);
+    }
+}
+
+fn fine_word(v: vec4<u32>, c: u32) {
+    fine1(v.x & 0xffffu, c);
+    fine1(v.x >> 16u, c);
+    fine1(v.y & 0xffffu, c);
+    fine1(v.y >> 16u, c);
+    fine1(v.z & 0xffffu, c);
+    fine1(v.z >> 16u, c);
+    fine1(v.w & 0xffffu, c);
+    fine1(v.w >> 16u, c);
+}
+
 fn fine_pass(row: u32, c: u32, lid: u32) {
     for (var f = lid; f < 256u; f += SWG) {
         atomicStore(&fine[f], 0u);
     }
     workgroupBarrier();
-    for (var j0 = lid; j0 < p.ld_d; j0 += SWG * 4u) {
-        var v: array<vec4<u32>, 4>;
-        for (var u = 0u; u < 4u; u++) {
-            v[u] = dist_word(row, j0 + u * SWG);
+    let nd1 = arrayLength(&dist) - 1u;
+    let base = row * p.ld_d;
+    var j = lid;
+    loop {
+        if (j + 3u * SWG >= p.ld_d) {
+            break;
         }
-        for (var u = 0u; u < 4u; u++) {
-            if (j0 + u * SWG < p.ld_d) {
-                for (var e = 0u; e < 8u; e++) {
-                    let d = d_of(v[u], e);
-                    if ((d >> 8u) == c && weight(d) > 0u) {
-                        atomicAdd(&fine[d & 255u], 1u);
-                    }
-                }
-            }
+        let v0 = dist[min(base + j, nd1)];
+        let v1 = dist[min(base + j + SWG, nd1)];
+        let v2 = dist[min(base + j + 2u * SWG, nd1)];
+        let v3 = dist[min(base + j + 3u * SWG, nd1)];
+        fine_word(v0, c);
+        fine_word(v1, c);
+        fine_word(v2, c);
+        fine_word(v3, c);
+        j += 4u * SWG;
+    }
+    loop {
+        if (j >= p.ld_d) {
+            break;
         }
+        fine_word(dist[min(base + j, nd1)], c);
+        j += SWG;
     }
     workgroupBarrier();
     if (lid < 256u) {
@@ -465,16 +495,49 @@ fn fine_pass(row: u32, c: u32, lid: u32) {
     scan256(lid, true);
 }
 
-// The index of the r-th (from 0) token of the row with distance ds, in index order.
+// How many of a word's 8 distances equal ds.
+fn count_eq(v: vec4<u32>, ds: u32) -> u32 {
+    return select(0u, 1u, (v.x & 0xffffu) == ds) + select(0u, 1u, (v.x >> 16u) == ds)
+        + select(0u, 1u, (v.y & 0xffffu) == ds) + select(0u, 1u, (v.y >> 16u) == ds)
+        + select(0u, 1u, (v.z & 0xffffu) == ds) + select(0u, 1u, (v.z >> 16u) == ds)
+        + select(0u, 1u, (v.w & 0xffffu) == ds) + select(0u, 1u, (v.w >> 16u) == ds);
+}
+
+// The position (0..8) in a word of the (left+1)-th distance equal to ds
+// (8 if there are fewer).
+fn pos_eq(v: vec4<u32>, ds: u32, left: u32) -> u32 {
+    var seen = 0u;
+    var at = 8u;
+    let d0 = v.x & 0xffffu;
+    let d1 = v.x >> 16u;
+    let d2 = v.y & 0xffffu;
+    let d3 = v.y >> 16u;
+    let d4 = v.z & 0xffffu;
+    let d5 = v.z >> 16u;
+    let d6 = v.w & 0xffffu;
+    let d7 = v.w >> 16u;
+    if (d0 == ds) { if (seen == left && at == 8u) { at = 0u; } seen += 1u; }
+    if (d1 == ds) { if (seen == left && at == 8u) { at = 1u; } seen += 1u; }
+    if (d2 == ds) { if (seen == left && at == 8u) { at = 2u; } seen += 1u; }
+    if (d3 == ds) { if (seen == left && at == 8u) { at = 3u; } seen += 1u; }
+    if (d4 == ds) { if (seen == left && at == 8u) { at = 4u; } seen += 1u; }
+    if (d5 == ds) { if (seen == left && at == 8u) { at = 5u; } seen += 1u; }
+    if (d6 == ds) { if (seen == left && at == 8u) { at = 6u; } seen += 1u; }
+    if (d7 == ds) { if (seen == left && at == 8u) { at = 7u; } seen += 1u; }
+    return at;
+}
+
+// The index of the r-th (from 0) token of the row with distance ds, in index
+// order: each invocation counts its contiguous run of words, an exclusive
+// scan over invocations finds the run holding the r-th, and that invocation
+// walks its run again.
 fn nth_with_distance(row: u32, ds: u32, r: u32, lid: u32) -> u32 {
     let per = (p.ld_d + SWG - 1u) / SWG;
     let j0 = lid * per;
+    let j1 = min(j0 + per, p.ld_d);
     var cnt = 0u;
-    for (var j = j0; j < min(j0 + per, p.ld_d); j++) {
-        let v = dist_word(row, j);
-        for (var e = 0u; e < 8u; e++) {
-            cnt += select(0u, 1u, d_of(v, e) == ds);
-        }
+    for (var j = j0; j < j1; j++) {
+        cnt += count_eq(dist_word(row, j), ds);
     }
     // Exclusive scan of the counts over invocations.
     seg[lid] = cnt;
@@ -496,15 +559,14 @@ fn nth_with_distance(row: u32, ds: u32, r: u32, lid: u32) -> u32 {
     if (r >= before && r < before + cnt) {
         var left = r - before;
         var found = 0xffffffffu;
-        for (var j = j0; j < min(j0 + per, p.ld_d); j++) {
+        for (var j = j0; j < j1; j++) {
             let v = dist_word(row, j);
-            for (var e = 0u; e < 8u; e++) {
-                if (d_of(v, e) == ds && found == 0xffffffffu) {
-                    if (left == 0u) {
-                        found = j * 8u + e;
-                    } else {
-                        left -= 1u;
-                    }
+            let c = count_eq(v, ds);
+            if (found == 0xffffffffu) {
+                if (left < c) {
+                    found = j * 8u + pos_eq(v, ds, left);
+                } else {
+                    left -= c;
                 }
             }
         }
@@ -554,7 +616,7 @@ fn draw_word(row: u32) -> vec2<u32> {
 
 // Fast path, one token `d` at index `i`: kept if its coarse bin is ≤ c_k and its weight > 0.
 fn collect1(d: u32, i: u32, ck: u32) {
-    if ((d >> 8u) <= ck && weight(d) > 0u) {
+    if ((d >> 8u) <= ck && d <= D_LAST) {
         let s = atomicAdd(&ncol, 1u);
         if (s < CAP) {
             kd[s] = d;
@@ -683,10 +745,23 @@ fn select_token(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
     }
     // 2. Cumulative counts (each bin's invocation adds up the bins before
     // it), the top-k bin c_k and the number of tokens in bins ≤ c_k.
+    // Two levels (16 groups of 16 bins) instead of one serial 256-step sum.
+    workgroupBarrier();
+    if (lid < 16u) {
+        var g = 0u;
+        for (var b = 16u * lid; b < 16u * lid + 16u; b++) {
+            g += cc[b];
+        }
+        gsum[lid] = g;
+    }
     workgroupBarrier();
     var cumc = 0u;
     if (lid < 256u) {
-        for (var b = 0u; b <= lid; b++) {
+        let grp = lid / 16u;
+        for (var q = 0u; q < grp; q++) {
+            cumc += gsum[q];
+        }
+        for (var b = 16u * grp; b <= lid; b++) {
             cumc += cc[b];
         }
     }
@@ -718,6 +793,10 @@ fn select_token(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
     // 2. Top-k: the bin and the distance d_k where the count reaches K.
     let ck = first_set(lid, lid < 256u && cc[min(lid, 255u)] >= kk, 256u);
     fine_pass(row, ck, lid);
+    if (DIAG == 1u) {
+        finish(wid.x, lid, ck);
+        return;
+    }
     let base_cnt = cc_before(ck);
     let fk = first_set(lid, lid < 256u && base_cnt + fc[min(lid, 255u)] >= kk, 256u);
     let dk = ck * 256u + fk;
@@ -744,6 +823,10 @@ fn select_token(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
     let need = divmod64x32(u64_sub(goal, wp_before), wdp);
     let tp = need.x + select(0u, 1u, need.z != 0u);
     let w_all = u64_add(wp_before, mul32(tp, wdp));
+    if (DIAG == 2u) {
+        finish(wid.x, lid, dp);
+        return;
+    }
     // 4. The draw: U = floor(W · R / 2^64).
     let u = mulhi64(w_all, draw_word(row));
     var ds = dp;
@@ -760,6 +843,10 @@ fn select_token(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
         let fs = first_set(lid, lid < 256u && u64_lt(u, u64_add(base_w, fw[min(lid, 255u)])), 256u);
         ds = cs * 256u + fs;
         rank = divmod64x32(u64_sub(u, u64_add(base_w, fw_before(fs))), weight(ds)).x;
+    }
+    if (DIAG == 3u) {
+        finish(wid.x, lid, ds);
+        return;
     }
     // 5. The token: the rank-th with distance ds, in index order.
     finish(wid.x, lid, nth_with_distance(row, ds, rank, lid));

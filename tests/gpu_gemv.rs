@@ -290,6 +290,7 @@ fn gemv_rejects_bad_shapes_with_errors() {
         tpr: 32,
         i8_magic: true,
         blocks: 1,
+        xor: false,
     };
     assert!(
         Gemv::new(

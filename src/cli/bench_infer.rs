@@ -45,13 +45,16 @@ pub fn time_passes(
     reps: usize,
     mut f: impl FnMut(&mut wgpu::ComputePass<'_>, usize),
 ) -> Result<Stats> {
-    // Warm-up: `warmup` passes, then more until ~30 ms of GPU work has run
-    // back to back, so that clocks have left their idle state (a short
-    // burst after a CPU phase would otherwise time partly at idle clocks).
+    // Warm-up: `warmup` passes, then more until ~250 ms of GPU work has run
+    // back to back, so that clocks have left their idle state. 30 ms was not
+    // enough on the H100: after a CPU phase (e.g. the f64 reference of the
+    // batch-8 GEMV) the first variants of a sweep timed at idle SM clocks,
+    // 470 µs instead of 116-135 µs for batch 8 in the same sweep (memory-bound
+    // batch-1 kernels hardly notice; compute-heavier ones run 3-5× slower).
     let mut done = 0usize;
     let mut n = warmup.max(1);
     let t0 = std::time::Instant::now();
-    while done < 4000 {
+    while done < 100_000 {
         let mut enc = ctx.device.create_command_encoder(&Default::default());
         {
             let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
@@ -67,11 +70,12 @@ pub fn time_passes(
         ctx.wait()?;
         done += n;
         let per = t1.elapsed().as_secs_f64() / n as f64;
-        let left = 0.03 - t0.elapsed().as_secs_f64();
+        let left = 0.25 - t0.elapsed().as_secs_f64();
         if left <= 0.0 {
             break;
         }
-        n = ((left / per.max(1e-7)).ceil() as usize).clamp(1, 4000 - done.min(3999));
+        n = ((left / per.max(1e-7)).ceil() as usize)
+            .clamp(1, (100_000 - done.min(99_999)).min(5000));
     }
     if let Some(mut timer) = GpuTimer::new(ctx, reps as u32) {
         let mut enc = ctx.device.create_command_encoder(&Default::default());

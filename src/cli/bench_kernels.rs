@@ -192,7 +192,7 @@ impl Bench<'_> {
 fn gemv_variant(g: &Gemv) -> String {
     let t = g.tuning;
     format!(
-        "{} wg{} nr{} u{}{}{}",
+        "{} wg{} nr{} u{}{}{}{}",
         g.path.name(),
         t.wg,
         t.nr,
@@ -204,6 +204,11 @@ fn gemv_variant(g: &Gemv) -> String {
         },
         if g.dtype == WeightDtype::I8 && !t.i8_magic {
             " cvt"
+        } else {
+            ""
+        },
+        if t.xor && g.path == ReducePath::Subgroup {
+            " xor"
         } else {
             ""
         }
@@ -280,8 +285,15 @@ fn bench_gemv(b: &mut Bench<'_>, c: &GemvCase) -> crate::Result<()> {
         paths.insert(0, ReducePath::Subgroup);
     }
     let default_path = paths[0];
+    let default_t =
+        GemvTuning::default_for_shape(c.dtype, c.batch as u32, default_path, c.rows, c.cols);
     for path in paths {
         let mut tunings = GemvTuning::candidates(c.dtype, c.batch as u32, path);
+        if path == default_path {
+            // The default first (the shape may pick another than the first).
+            tunings.retain(|t| *t != default_t);
+            tunings.insert(0, default_t);
+        }
         if b.a.no_sweep || (path != default_path && !b.a.all_paths) {
             tunings.truncate(1);
         }
@@ -319,6 +331,9 @@ fn bench_gemv(b: &mut Bench<'_>, c: &GemvCase) -> crate::Result<()> {
             );
         }
     }
+    // Like bench --backends: give the pooled buffers back between cases.
+    drop(ws);
+    ctx.trim_pool();
     let note = format!("{} weight copies rotated", copies);
     b.summarize(&c.name, c.target_us, c.peer, note);
     Ok(())
@@ -516,8 +531,9 @@ fn bench_softmax(
         b.record(
             &name,
             format!(
-                "{} wg{} e{} ({} blocks)",
+                "{}{} wg{} e{} ({} blocks)",
                 if t.fused { "fused" } else { "2-pass" },
+                if s.tuning.sg { " sg" } else { "" },
                 t.wg,
                 t.e,
                 s.nb
@@ -589,6 +605,38 @@ fn bench_sample(
         );
         let bytes = (n * 4 * 2 + n.div_ceil(8) * 16 * 4) as u64;
         b.record(&name, v.clone(), st, bytes, ti == 0, check);
+        // The general path of select, stopped early (top-p or temperature alone).
+        if ti == 0 && b.a.stages && p.top_k == 0 && !p.is_greedy() {
+            for (diag, what) in [
+                (1, "select stops after the top-k fine pass"),
+                (2, "select stops after top-p"),
+                (3, "select stops before the token search"),
+            ] {
+                let sd = Sampler::new(
+                    ctx,
+                    None,
+                    n,
+                    1,
+                    n,
+                    &p,
+                    &SamplerOptions {
+                        probs: false,
+                        fixed_step: true,
+                        tuning: SamplerTuning { diag, ..t },
+                    },
+                )?;
+                sd.write_logits(&ctx.queue, &x)?;
+                let st = time_passes(ctx, 5, b.a.reps, |pass, _| sd.encode(pass))?;
+                b.record(
+                    &name,
+                    format!("{v} {what}"),
+                    st,
+                    bytes,
+                    false,
+                    "stage share (not a result)".into(),
+                );
+            }
+        }
         // Each stage's share: the same pass without its last dispatches.
         if ti == 0 && b.a.stages {
             for k in 1..s.stages() {

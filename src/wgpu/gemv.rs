@@ -58,6 +58,10 @@ pub struct GemvTuning {
     /// Blocks of NR rows each group computes one after the other (fewer,
     /// longer-lived workgroups for short rows).
     pub blocks: u32,
+    /// Subgroup path, batch 2, 4 or 8: reduce the B sums of a row by halving
+    /// exchanges (`subgroupShuffleXor`, each lane keeping one half), about
+    /// B + log2(G) shuffles instead of B · log2(G).
+    pub xor: bool,
 }
 
 impl GemvTuning {
@@ -70,9 +74,14 @@ impl GemvTuning {
             tpr: 32,
             i8_magic,
             blocks: 1,
+            xor: false,
         };
         let tb = |wg, nr, unroll, blocks| GemvTuning {
             blocks,
+            ..t(wg, nr, unroll, true)
+        };
+        let tx = |wg, nr, unroll| GemvTuning {
+            xor: true,
             ..t(wg, nr, unroll, true)
         };
         let mut v = match (dtype, batch) {
@@ -106,19 +115,31 @@ impl GemvTuning {
                 t(128, 2, 4, true),
                 t(512, 2, 4, true),
             ],
-            (_, 3..=4) => vec![t(256, 2, 2, true), t(256, 4, 1, true), t(256, 2, 1, true)],
+            (_, 3..=4) => vec![
+                tx(256, 2, 2),
+                t(256, 2, 2, true),
+                t(256, 4, 1, true),
+                t(256, 2, 1, true),
+            ],
+            // H100, 50257×2560 f16 batch 8 at full clocks: xor wg128 nr2 u2
+            // 116.4 µs; plain nr2 u2 129.3, nr4 u1 133.1, nr2 u4 134.9.
             _ => vec![
+                tx(128, 2, 2),
+                tx(256, 4, 1),
+                tx(256, 2, 2),
+                tx(256, 1, 4),
+                tx(256, 2, 4),
+                t(256, 2, 4, true),
+                t(256, 1, 4, true),
                 t(256, 4, 1, true),
                 t(256, 2, 2, true),
                 t(256, 8, 1, true),
-                t(128, 8, 1, true),
-                t(64, 8, 1, true),
-                t(128, 4, 1, true),
                 t(256, 2, 1, true),
-                t(256, 1, 2, true),
-                t(256, 1, 1, true),
             ],
         };
+        if path == ReducePath::Workgroup || !matches!(batch, 2 | 4 | 8) {
+            v.retain(|c| !c.xor);
+        }
         if dtype != WeightDtype::I8 {
             v.retain(|c| c.i8_magic);
         }
@@ -132,9 +153,33 @@ impl GemvTuning {
         v
     }
 
-    /// The default variant.
+    /// The default variant for any shape (the first candidate).
     pub fn default_for(dtype: WeightDtype, batch: u32, path: ReducePath) -> GemvTuning {
         GemvTuning::candidates(dtype, batch, path)[0]
+    }
+
+    /// The default variant for a `rows × cols` weight matrix: the first
+    /// candidate, except where H100 timings picked another one for a class
+    /// of shapes (BENCHMARKS.md).
+    pub fn default_for_shape(
+        dtype: WeightDtype,
+        batch: u32,
+        path: ReducePath,
+        rows: usize,
+        cols: usize,
+    ) -> GemvTuning {
+        let c = GemvTuning::candidates(dtype, batch, path);
+        let pick = |want: GemvTuning| c.iter().copied().find(|t| *t == want);
+        let base = c[0];
+        let special = match (dtype, batch, path) {
+            // H100 (run at full clocks): up to ~32 K rows of ≥ 4096 columns, one
+            // row per subgroup: 4096² 17.9 µs (nr2: 19.9), 14336×4096 45.5 µs.
+            (WeightDtype::F16, 1, ReducePath::Subgroup) if rows <= 32768 && cols >= 4096 => {
+                pick(GemvTuning { nr: 1, ..base })
+            }
+            _ => None,
+        };
+        special.unwrap_or(base)
     }
 
     /// Rows per workgroup: NR per group, `wg / group size` groups.
@@ -173,6 +218,7 @@ impl GemvTuning {
             x_half,
             bias,
             i8_magic: dtype != WeightDtype::I8 || self.i8_magic,
+            xor: self.xor && path == ReducePath::Subgroup,
         }
     }
 
@@ -182,6 +228,7 @@ impl GemvTuning {
             && (1..=8).contains(&self.nr)
             && (1..=4).contains(&self.unroll)
             && (1..=16).contains(&self.blocks)
+            && (!self.xor || matches!(batch, 2 | 4 | 8))
             && self.tpr.is_power_of_two()
             && self.tpr <= self.wg
             && (1..=MAX_BATCH as u32).contains(&batch);
@@ -461,9 +508,15 @@ impl Gemv {
             )));
         }
         let path = resolve_path(ctx, opts.path)?;
-        let tuning = opts
-            .tuning
-            .unwrap_or_else(|| GemvTuning::default_for(weights.dtype, batch as u32, path));
+        let tuning = opts.tuning.unwrap_or_else(|| {
+            GemvTuning::default_for_shape(
+                weights.dtype,
+                batch as u32,
+                path,
+                weights.rows,
+                weights.cols,
+            )
+        });
         tuning.check(batch as u32)?;
         if tuning.wg > ctx.limits.max_compute_invocations_per_workgroup {
             return Err(Error::Gpu(format!(

@@ -43,13 +43,15 @@ pub struct GemvSpec {
     pub bias: bool,
     /// int8 → f32 by the exponent trick (else unpack4xI8 and a conversion).
     pub i8_magic: bool,
+    /// Subgroup path, batch 2/4/8: halving-exchange reduction of the B sums.
+    pub xor: bool,
 }
 
 impl GemvSpec {
     /// A stable name: the pipeline cache's key (with no override constants).
     pub fn name(&self) -> String {
         format!(
-            "gemv_{}_{}_b{}_nr{}_u{}_wg{}_t{}_rw{}_x{}{}{}",
+            "gemv_{}_{}_b{}_nr{}_u{}_wg{}_t{}_rw{}_x{}{}{}{}",
             self.dtype.name(),
             if self.path == ReducePath::Workgroup {
                 "wg"
@@ -68,7 +70,8 @@ impl GemvSpec {
                 "_cvt"
             } else {
                 ""
-            }
+            },
+            if self.xor { "_xor" } else { "" }
         )
     }
 }
@@ -262,6 +265,9 @@ fn main(
             }
         }
         let _ = writeln!(w, "        workgroupBarrier();");
+    } else if s.xor {
+        emit_xor_reduce(w, s);
+        return o;
     } else {
         for r in 0..nr {
             for b in 0..b_n {
@@ -303,6 +309,122 @@ fn main(
     }
     let _ = writeln!(w, "        }}\n    }}\n}}");
     o
+}
+
+/// The halving-exchange reduction and the store (subgroup path, B = 2, 4 or
+/// 8, subgroups of G ≥ B lanes; smaller subgroups take `subgroupAdd`).
+///
+/// Level h (offset G >> (h+1)): a lane with that offset bit set keeps the
+/// upper half of its remaining values and sends the lower half to its
+/// partner, which does the opposite, and both add what they receive: after
+/// log2 B levels each lane holds one batch index's partial sum over G / B
+/// lanes, which plain xor-shuffles finish. Then lane L holds the total of
+/// batch `Σ_h bit_h(L) · B >> (h+1)`; lanes with no bit below G / B set
+/// store it. Every lane runs every shuffle (uniform control flow).
+fn emit_xor_reduce(w: &mut String, s: &GemvSpec) {
+    let (b_n, nr) = (s.batch, s.nr);
+    let levels = b_n.trailing_zeros();
+    let _ = writeln!(
+        w,
+        "        var bidx = 0u;
+        var mine = false;"
+    );
+    for r in 0..nr {
+        let _ = writeln!(w, "        var v{r} = 0.0;");
+    }
+    let _ = writeln!(w, "        if (gsize >= {b_n}u) {{");
+    for r in 0..nr {
+        let mut cur: Vec<String> = (0..b_n).map(|b| format!("a{r}_{b}")).collect();
+        for h in 0..levels {
+            let half = cur.len() / 2;
+            let _ = writeln!(
+                w,
+                "            let up{r}_{h} = (lane & (gsize >> {sh}u)) != 0u;",
+                sh = h + 1
+            );
+            let mut next = Vec::new();
+            for i in 0..half {
+                let (lo, hi) = (&cur[i], &cur[i + half]);
+                let name = format!("h{r}_{h}_{i}");
+                let _ = writeln!(
+                    w,
+                    "            let {name} = select({lo}, {hi}, up{r}_{h}) + subgroupShuffleXor(select({hi}, {lo}, up{r}_{h}), gsize >> {sh}u);",
+                    sh = h + 1
+                );
+                next.push(name);
+            }
+            cur = next;
+        }
+        let _ = writeln!(w, "            v{r} = {};", cur[0]);
+        let _ = writeln!(
+            w,
+            "            for (var off = gsize >> {sh}u; off > 0u; off = off >> 1u) {{
+                v{r} += subgroupShuffleXor(v{r}, off);
+            }}",
+            sh = levels + 1
+        );
+    }
+    let _ = write!(w, "            bidx = 0u");
+    for h in 0..levels {
+        let _ = write!(
+            w,
+            " + select(0u, {}u, (lane & (gsize >> {}u)) != 0u)",
+            b_n >> (h + 1),
+            h + 1
+        );
+    }
+    let _ = writeln!(
+        w,
+        ";
+            mine = (lane & ((gsize >> {levels}u) - 1u)) == 0u;
+        }} else {{"
+    );
+    for r in 0..nr {
+        for b in 0..b_n {
+            let _ = writeln!(w, "            let s{r}_{b} = subgroupAdd(a{r}_{b});");
+        }
+        let mut e = format!("s{r}_0");
+        for b in 1..b_n {
+            e = format!("select({e}, s{r}_{b}, lane == {b}u)");
+        }
+        let _ = writeln!(w, "            v{r} = {e};");
+    }
+    let _ = writeln!(
+        w,
+        "            bidx = lane;
+            mine = lane < {b_n}u;
+        }}
+        if (mine && live) {{"
+    );
+    for r in 0..nr {
+        let _ = writeln!(
+            w,
+            "            if (row0 + {r}u < p.rows) {{
+                let si = p.scale_base + row0 + {r}u;"
+        );
+        if s.dtype == WeightDtype::I8 {
+            let _ = writeln!(
+                w,
+                "                let sc = scales[min(si, arrayLength(&scales) - 1u)];"
+            );
+        } else {
+            let _ = writeln!(w, "                let sc = 1.0;");
+        }
+        if s.bias {
+            let _ = writeln!(
+                w,
+                "                let ad = bias[min(si, arrayLength(&bias) - 1u)];"
+            );
+        } else {
+            let _ = writeln!(w, "                let ad = 0.0;");
+        }
+        let _ = writeln!(
+            w,
+            "                y[min(bidx * p.y_stride + p.row_base + row0 + {r}u, ny1)] = v{r} * sc + ad;
+            }}"
+        );
+    }
+    let _ = writeln!(w, "        }}\n    }}\n}}");
 }
 
 /// `n` steps j, j + gsize, ...: all weight loads first, then per step the x
@@ -404,6 +526,7 @@ mod tests {
                 x_half: true,
                 bias: false,
                 i8_magic: true,
+                xor: std::env::var("WCODEC_PRINT_XOR").is_ok(),
             };
             println!("{}", gemv_wgsl(&s));
         }

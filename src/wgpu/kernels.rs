@@ -155,6 +155,12 @@ pub fn all_variants() -> Vec<(KernelSource, Vec<Constants>)> {
             .flat_map(|t| [t.constants(false), t.constants(true)])
             .collect();
         out.push((super::softmax::source(entry), combos));
+        let combos = super::softmax::SoftmaxTuning::candidates()
+            .iter()
+            .filter(|t| t.sg)
+            .flat_map(|t| [t.constants(false), t.constants(true)])
+            .collect();
+        out.push((super::softmax::source_sg(entry), combos));
     }
     for path in [ReducePath::Subgroup, ReducePath::Workgroup] {
         let mut combos = Vec::new();

@@ -27,6 +27,10 @@ pub struct SamplerTuning {
     pub prepare_words: u32,
     /// `select` invocations (one workgroup per row; ≥ 256).
     pub select_wg: u32,
+    /// Benchmarks only, 0 otherwise: `select`'s general path stops early
+    /// (1: after the top-k fine pass, 2: after top-p, 3: before the token
+    /// search), to time each part; the token is then meaningless.
+    pub diag: u32,
 }
 
 impl SamplerTuning {
@@ -38,6 +42,7 @@ impl SamplerTuning {
             prepare_wg,
             prepare_words,
             select_wg,
+            diag: 0,
         };
         vec![
             t(1024, 1, 512),
@@ -54,6 +59,7 @@ impl SamplerTuning {
             ("PW", self.prepare_words as f64),
             ("SWG", self.select_wg as f64),
             ("AUTO_STEP", auto_step as u32 as f64),
+            ("DIAG", self.diag as f64),
         ]
     }
 
@@ -64,7 +70,7 @@ impl SamplerTuning {
             && pow2(self.select_wg)
             && self.prepare_wg >= 32
             && self.select_wg >= 256;
-        if !shapes_ok || !(1..=16).contains(&self.prepare_words) {
+        if !shapes_ok || !(1..=16).contains(&self.prepare_words) || self.diag > 3 {
             return Err(Error::Param(format!(
                 "sampler tuning {self:?} out of range"
             )));

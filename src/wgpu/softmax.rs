@@ -25,13 +25,31 @@ pub struct SoftmaxTuning {
     pub e: u32,
     /// One dispatch (every block computes the row totals) instead of two.
     pub fused: bool,
+    /// Subgroup reductions (`shaders/softmax_sg.wgsl`); devices without
+    /// subgroups run the same split with workgroup-tree reductions.
+    pub sg: bool,
 }
 
 impl SoftmaxTuning {
     /// The variants worth timing, the default first.
     pub fn candidates() -> Vec<SoftmaxTuning> {
-        let t = |wg, e, fused| SoftmaxTuning { wg, e, fused };
+        let t = |wg, e, fused| SoftmaxTuning {
+            wg,
+            e,
+            fused,
+            sg: false,
+        };
+        let g = |wg, e, fused| SoftmaxTuning {
+            sg: true,
+            ..t(wg, e, fused)
+        };
         vec![
+            g(128, 4, false),
+            g(256, 4, false),
+            g(128, 8, false),
+            g(256, 8, false),
+            g(1024, 4, true),
+            g(1024, 8, true),
             t(1024, 4, true),
             t(1024, 8, true),
             t(512, 8, true),
@@ -82,6 +100,23 @@ const BINDINGS: &[Binding] = &[
     Binding::ReadWrite,
     Binding::Uniform,
 ];
+
+/// `shaders/softmax_sg.wgsl` (subgroup reductions), entry `stats`, `normalize` or `fused`.
+pub fn source_sg(entry: &'static str) -> KernelSource {
+    KernelSource {
+        name: match entry {
+            "stats" => "softmax_sg.stats",
+            "fused" => "softmax_sg.fused",
+            _ => "softmax_sg.normalize",
+        },
+        source: include_str!("../../shaders/softmax_sg.wgsl").into(),
+        entry,
+        bindings: BINDINGS,
+        features: wgpu::Features::SUBGROUP,
+        // bounds come from wgpu's runtime checks unless WCODEC_GPU_CHECKS=0
+        trusted: false,
+    }
+}
 
 /// `shaders/softmax_f32.wgsl`, entry `stats`, `normalize` or `fused`.
 pub fn source(entry: &'static str) -> KernelSource {
@@ -178,6 +213,12 @@ impl Softmax {
     ) -> Result<Softmax> {
         check_temperature(opts.temperature)?;
         opts.tuning.check(ctx)?;
+        let mut tuning = opts.tuning;
+        if tuning.sg && !ctx.has(wgpu::Features::SUBGROUP) {
+            tuning.sg = false;
+        }
+        let opts = &SoftmaxOptions { tuning, ..*opts };
+        let src = if tuning.sg { source_sg } else { source };
         if n == 0 || rows == 0 || ld_in < n {
             return Err(Error::Param(format!(
                 "softmax of {rows} rows of {n} (stride {ld_in})"
@@ -222,12 +263,12 @@ impl Softmax {
         let params = ctx.create_buffer("softmax.params", 32, U::UNIFORM | U::COPY_DST)?;
         let consts = opts.tuning.constants(opts.log);
         let (stats, norm) = if opts.tuning.fused {
-            let k = ctx.kernel(&source("fused"), &consts)?;
+            let k = ctx.kernel(&src("fused"), &consts)?;
             (k.clone(), k)
         } else {
             (
-                ctx.kernel(&source("stats"), &consts)?,
-                ctx.kernel(&source("normalize"), &consts)?,
+                ctx.kernel(&src("stats"), &consts)?,
+                ctx.kernel(&src("normalize"), &consts)?,
             )
         };
         let inbuf: &wgpu::Buffer = match (&input, logits) {
