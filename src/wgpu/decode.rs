@@ -748,25 +748,38 @@ impl<'c> GpuDecoder<'c> {
                 .slice(0..total)
                 .get_mapped_range_mut()
                 .map_err(|e| Error::Gpu(format!("writing a staging buffer: {e}")))?;
-            view.slice(0..4 * plan.len())
-                .copy_from_slice(bytemuck::cast_slice(&plan));
-            let mut cursor = 4 * plan.len() as u64;
-            for (at, src) in &lay.pieces {
-                let a = plan_bytes + at;
-                if a > cursor {
-                    view.slice(cursor as usize..a as usize).fill(0);
+            // (destination offset, source) for every byte of the chunk, gaps as zeros
+            static ZEROS: [u8; 4096] = [0; 4096];
+            let mut jobs: Vec<(usize, &[u8])> = Vec::with_capacity(2 * lay.pieces.len() + 2);
+            jobs.push((0, bytemuck::cast_slice(&plan)));
+            let mut cursor = 4 * plan.len();
+            let gap = |jobs: &mut Vec<(usize, &[u8])>, from: usize, to: usize| {
+                let mut at = from;
+                while at < to {
+                    let n = (to - at).min(ZEROS.len());
+                    jobs.push((at, &ZEROS[..n]));
+                    at += n;
                 }
+            };
+            for (at, src) in &lay.pieces {
+                let a = (plan_bytes + at) as usize;
+                gap(&mut jobs, cursor, a);
                 let s: &[u8] = match src {
                     Src::File(r) => &bytes[r.clone()],
                     Src::Bytes(b) => b,
                 };
-                view.slice(a as usize..a as usize + s.len())
-                    .copy_from_slice(s);
-                cursor = a + s.len() as u64;
+                jobs.push((a, s));
+                cursor = a + s.len();
             }
-            if cursor < total {
-                view.slice(cursor as usize..total as usize).fill(0);
+            gap(&mut jobs, cursor, total as usize);
+            let mut whole = view.slice(..);
+            let len = whole.len();
+            if jobs.iter().any(|(a, s)| a + s.len() > len) {
+                return Err(Error::Gpu(format!(
+                    "a chunk's layout overruns its {len}-byte staging buffer"
+                )));
             }
+            parallel_copy(whole.as_raw_ptr(), len, &jobs);
         }
         let scratch = if scratch_words > 0 {
             Some(ctx.buffer(
@@ -1861,4 +1874,48 @@ pub fn decode_to_safetensors(
 /// Read back a decoded tensor's bytes (tests, tools).
 pub fn read_tensor(ctx: &GpuContext, t: &GpuTensor) -> Result<Vec<u8>> {
     ctx.read_buffer(&t.buffer, 0, t.bytes)
+}
+
+/// A raw destination shared by the threads of [`parallel_copy`]; each writes
+/// a disjoint range.
+#[derive(Clone, Copy)]
+struct Dest(std::ptr::NonNull<[u8]>);
+// SAFETY: the pointer is only written through at disjoint ranges, while the
+// mapping that owns it is held by the caller.
+unsafe impl Send for Dest {}
+unsafe impl Sync for Dest {}
+
+/// Copy `jobs` (destination offset, bytes) into the mapped range at `dst`
+/// (`len` bytes), splitting large pieces so that several threads write at
+/// once: one thread copies into write-combined staging memory at about
+/// 7 GB/s on the H100's host, far below what the bus takes.
+/// The destination ranges must be disjoint and inside `len` (checked by the caller).
+fn parallel_copy(dst: std::ptr::NonNull<[u8]>, len: usize, jobs: &[(usize, &[u8])]) {
+    use rayon::prelude::*;
+    const PIECE: usize = 1 << 20;
+    let d = Dest(dst);
+    let mut work: Vec<(usize, &[u8])> = Vec::with_capacity(jobs.len());
+    for &(at, src) in jobs {
+        debug_assert!(at + src.len() <= len);
+        for (i, part) in src.chunks(PIECE).enumerate() {
+            work.push((at + i * PIECE, part));
+        }
+    }
+    let copy = |&(at, src): &(usize, &[u8])| {
+        let d = d;
+        // SAFETY: `at + src.len() <= len` (checked by the caller); the ranges
+        // of `work` are disjoint, and `dst` stays mapped for this call.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                src.as_ptr(),
+                (d.0.as_ptr() as *mut u8).add(at),
+                src.len(),
+            );
+        }
+    };
+    if len < 4 * PIECE {
+        work.iter().for_each(copy);
+    } else {
+        work.par_iter().for_each(copy);
+    }
 }
