@@ -1885,6 +1885,12 @@ struct Dest(std::ptr::NonNull<[u8]>);
 unsafe impl Send for Dest {}
 unsafe impl Sync for Dest {}
 
+impl Dest {
+    fn ptr(self) -> *mut u8 {
+        self.0.as_ptr() as *mut u8
+    }
+}
+
 /// Copy `jobs` (destination offset, bytes) into the mapped range at `dst`
 /// (`len` bytes), splitting large pieces so that several threads write at
 /// once: one thread copies into write-combined staging memory at about
@@ -1902,15 +1908,10 @@ fn parallel_copy(dst: std::ptr::NonNull<[u8]>, len: usize, jobs: &[(usize, &[u8]
         }
     }
     let copy = |&(at, src): &(usize, &[u8])| {
-        let d = d;
         // SAFETY: `at + src.len() <= len` (checked by the caller); the ranges
         // of `work` are disjoint, and `dst` stays mapped for this call.
         unsafe {
-            std::ptr::copy_nonoverlapping(
-                src.as_ptr(),
-                (d.0.as_ptr() as *mut u8).add(at),
-                src.len(),
-            );
+            std::ptr::copy_nonoverlapping(src.as_ptr(), d.ptr().add(at), src.len());
         }
     };
     if len < 4 * PIECE {
