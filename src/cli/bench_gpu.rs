@@ -52,8 +52,9 @@ pub struct DecodeBenchArgs {
     /// Weight kinds: int8 (lossless INT8) and bf16 (lossless BF16).
     #[arg(long, value_delimiter = ',', default_values = ["int8", "bf16"])]
     pub kinds: Vec<String>,
-    /// Timed decodes per input (GPU time; the median is reported).
-    #[arg(long, default_value_t = 30)]
+    /// Timed decodes per input (GPU time; the median is reported), each
+    /// input after 0.5 s of untimed decodes that bring the GPU clock to boost.
+    #[arg(long, default_value_t = 100)]
     pub reps: usize,
     /// Wall-clock decodes per input (upload + decode + readback).
     #[arg(long, default_value_t = 3)]
@@ -251,7 +252,33 @@ pub(crate) fn make_input(kind: &str, bytes: u64, layout: &str, seed: u64) -> any
     })
 }
 
-/// GPU-timed resident decodes: (median ms, min ms, input bytes, chunks, variants).
+/// Seconds of untimed decodes before each timing: an idle GPU runs far
+/// below its boost clock (the H100: 345 MHz idle, about 1980 MHz after a few
+/// hundred ms of sustained load), and short timings were 2-4x too slow.
+pub(crate) const WARM_UP_S: f64 = 0.5;
+
+/// Keep the GPU busy with decodes of `r` for at least `secs` of wall time,
+/// in submissions of about 50 ms each (few CPU gaps), so that the timing
+/// after it runs at the boost clock.
+pub(crate) fn warm_up(
+    dec: &GpuDecoder,
+    r: &crate::wgpu::decode::Resident,
+    secs: f64,
+) -> anyhow::Result<()> {
+    let t0 = Instant::now();
+    let mut n = 1usize;
+    while t0.elapsed().as_secs_f64() < secs {
+        let t = Instant::now();
+        dec.spin_resident(r, n)?;
+        let dt = t.elapsed().as_secs_f64().max(1e-6);
+        // aim each submission at about 50 ms of work
+        n = ((n as f64 * 0.05 / dt) as usize).clamp(1, 4096);
+    }
+    Ok(())
+}
+
+/// GPU-timed resident decodes, after `WARM_UP_S` of untimed ones:
+/// (median ms, min ms, input bytes, chunks, variants).
 pub(crate) fn time_resident(
     ctx: &GpuContext,
     inp: &Input,
@@ -286,6 +313,7 @@ pub(crate) fn time_resident(
             );
         }
     }
+    warm_up(&dec, &r, WARM_UP_S)?;
     let mut timer = GpuTimer::new(ctx, r.chunks as u32);
     let mut times = Vec::with_capacity(reps);
     for i in 0..reps.max(1) {
@@ -361,6 +389,9 @@ fn sweep_tunings(ctx: &GpuContext, base: &Tuning) -> Vec<(String, Tuning, Option
     v
 }
 
+/// Timed decodes of each probe and sweep variant (at most).
+const PROBE_REPS: usize = 50;
+
 /// The probes: the fast kernel with one stage removed.
 const PROBES: [FastProbe; 4] = [
     FastProbe::NoStore,
@@ -400,6 +431,11 @@ fn decode_run(a: &DecodeBenchArgs, quiet: bool) -> anyhow::Result<()> {
         }
     };
     say(format!("device: {}", ctx.describe()));
+    say(format!(
+        "timing: {} decodes per input (median; probes and sweep {}), each input after {WARM_UP_S} s of untimed decodes (GPU clock to boost)",
+        a.reps,
+        a.reps.min(PROBE_REPS)
+    ));
     let (copy_shader, copy_cmd) = copy_bandwidth(&ctx, 1 << 30, 10)?;
     let copy = copy_shader.max(copy_cmd);
     say(format!(
@@ -488,7 +524,7 @@ fn decode_run(a: &DecodeBenchArgs, quiet: bool) -> anyhow::Result<()> {
                         probe,
                         ..tune.clone()
                     };
-                    let res = time_resident(&ctx, &inp, &t, a.reps.min(15));
+                    let res = time_resident(&ctx, &inp, &t, a.reps.min(PROBE_REPS));
                     ctx.trim_pool();
                     let p = match res {
                         Ok((ms, _, _, _, variants)) => {
@@ -531,7 +567,7 @@ fn decode_run(a: &DecodeBenchArgs, quiet: bool) -> anyhow::Result<()> {
                 for (name, t, checks) in sweep_tunings(&ctx, &tune) {
                     let was = ctx.checks;
                     ctx.checks = checks;
-                    let res = time_resident(&ctx, &inp, &t, a.reps.min(15));
+                    let res = time_resident(&ctx, &inp, &t, a.reps.min(PROBE_REPS));
                     ctx.checks = was;
                     ctx.trim_pool();
                     let s = match res {

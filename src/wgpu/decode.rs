@@ -1300,6 +1300,25 @@ impl GpuDecoder<'_> {
         })
     }
 
+    /// Decode a resident file `n` times (sets in turn) in one submission and
+    /// wait: untimed work that keeps the GPU busy, e.g. to bring its clock
+    /// up to boost before timing (an idle GPU starts far below it).
+    pub fn spin_resident(&self, r: &Resident, n: usize) -> Result<()> {
+        let ctx = self.ctx;
+        let mut enc = ctx
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("wcodec.resident.spin"),
+            });
+        for i in 0..n {
+            for p in &r.sets[i % r.sets.len()].prepared {
+                p.encode(&mut enc, None);
+            }
+        }
+        ctx.queue.submit([enc.finish()]);
+        ctx.wait()
+    }
+
     /// Decode set `set` of a resident file once; returns the GPU seconds of
     /// its decode passes (timestamps) if `timer` is given, and checks the
     /// tile errors when `check` (then the first call also has them).
