@@ -379,6 +379,21 @@ fn sweep_tunings(ctx: &GpuContext, base: &Tuning) -> Vec<(String, Tuning, Option
     for wgs in [528, 1056, 4224, 8192] {
         v.push((format!("fast-wgs={wgs}"), t(&|x| x.fast_wgs = wgs), c));
     }
+    v.push(("fast-ilp=2".into(), t(&|x| x.fast_ilp = 2), c));
+    for (w, wgs) in [(8, 0), (8, 8192), (16, 0), (4, 0)] {
+        for ilp in [1, 2] {
+            v.push((
+                format!("direct warps={w} ilp={ilp} wgs={wgs}"),
+                t(&|x| {
+                    x.fast_direct = true;
+                    x.fast_warps = w;
+                    x.fast_ilp = ilp;
+                    x.fast_wgs = wgs;
+                }),
+                c,
+            ));
+        }
+    }
     v.push((
         "path=workgroup".into(),
         t(&|x| x.path = Some(DecodePath::Workgroup)),

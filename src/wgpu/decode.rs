@@ -665,7 +665,7 @@ impl<'c> GpuDecoder<'c> {
             let max_rounds = if cpu { CPU_FAST_ROUNDS } else { 1 << 20 };
             let lay_out = fast_layout(
                 &counts,
-                fv.warps,
+                fv.tiles_per_round(),
                 target,
                 max_rounds,
                 ctx.limits.max_compute_workgroups_per_dimension,

@@ -510,20 +510,26 @@ pub fn pick_fast_variant(
     let need = |nw: u32| ((nw + 2) / 2).div_ceil(64) * 64;
     let full = need(words[words.len() - 1]).min(cap);
     let p99 = need(words[(words.len() - 1) * 99 / 100]).min(cap);
+    let ilp = tune.fast_ilp.clamp(1, 2);
     let mk = |warps: u32, stage_u32: u32| FastVariant {
         path,
         warps,
         stage_u32,
         out,
         probe: tune.probe,
+        ilp,
+        direct: stage_u32 == 0,
     };
+    let want = tune.fast_warps.clamp(1, (wg_threads / 32).max(1));
+    if tune.fast_direct {
+        return (mk(want, 0).workgroup_bytes() <= wg_bytes).then(|| mk(want, 0));
+    }
     // the largest stage (a multiple of 64 u32) that fits `warps`
     let fit = |warps: u32| -> u32 {
         let v = mk(warps, 0);
         let free = (wg_bytes / 4).saturating_sub(v.workgroup_bytes() / 4);
-        (free / warps / 64 * 64).min(cap)
+        (free / (warps * ilp) / 64 * 64).min(cap)
     };
-    let want = tune.fast_warps.clamp(1, (wg_threads / 32).max(1));
     if fit(want) >= full {
         return Some(mk(want, full));
     }
@@ -540,7 +546,8 @@ pub fn pick_fast_variant(
 }
 
 /// Workgroups and rounds of the fast kernel's groups of `counts` tiles:
-/// about `target` workgroups in all (each slot takes one tile a round),
+/// about `target` workgroups in all (`warps` tiles a round each: the
+/// variant's `tiles_per_round`),
 /// at most `max_rounds` rounds each and `max_wgs` workgroups in all.
 /// Returns (workgroups, rounds) per group.
 pub fn fast_layout(
@@ -759,6 +766,10 @@ pub struct Tuning {
     pub fast_stage: u32,
     /// A measurement probe (bench only: the outputs are wrong).
     pub probe: FastProbe,
+    /// Fast tiles per slot, decoded interleaved (1 or 2).
+    pub fast_ilp: u32,
+    /// Fast kernel: read words from the input buffer instead of staging them.
+    pub fast_direct: bool,
 }
 
 impl Default for Tuning {
@@ -774,6 +785,8 @@ impl Default for Tuning {
             fast_wgs: 0,
             fast_stage: 0,
             probe: FastProbe::None,
+            fast_ilp: 1,
+            fast_direct: false,
         }
     }
 }
@@ -782,8 +795,9 @@ impl Tuning {
     /// Defaults, overridden by `WCODEC_GPU_PATH` (subgroup|workgroup),
     /// `WCODEC_GPU_TILES`, `WCODEC_GPU_STAGE`, `WCODEC_GPU_LUT` (slot32|split),
     /// `WCODEC_GPU_WGS` (the general kernel), `WCODEC_GPU_FAST` (0: general
-    /// kernel only), `WCODEC_GPU_FAST_WARPS`, `WCODEC_GPU_FAST_WGS` and
-    /// `WCODEC_GPU_FAST_STAGE`.
+    /// kernel only), `WCODEC_GPU_FAST_WARPS`, `WCODEC_GPU_FAST_WGS`,
+    /// `WCODEC_GPU_FAST_STAGE`, `WCODEC_GPU_FAST_ILP` (1|2) and
+    /// `WCODEC_GPU_FAST_DIRECT` (1: no stage).
     pub fn from_env() -> Result<Tuning> {
         let mut t = Tuning::default();
         let num = |k: &str| -> Result<Option<u32>> {
@@ -837,6 +851,17 @@ impl Tuning {
         }
         if let Some(v) = num("WCODEC_GPU_FAST_STAGE")? {
             t.fast_stage = v;
+        }
+        if let Some(v) = num("WCODEC_GPU_FAST_ILP")? {
+            if !(1..=2).contains(&v) {
+                return Err(Error::Param(format!(
+                    "WCODEC_GPU_FAST_ILP={v} not in 1..=2"
+                )));
+            }
+            t.fast_ilp = v;
+        }
+        if let Some(v) = num("WCODEC_GPU_FAST_DIRECT")? {
+            t.fast_direct = v != 0;
         }
         Ok(t)
     }
