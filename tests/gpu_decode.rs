@@ -628,7 +628,7 @@ fn corrupt_streams_are_reported() {
                 tuning: Tuning {
                     path: Some(path),
                     fast_ilp: 1 + (trial as u32 / 2 % 2),
-                    fast_direct: trial / 2 % 2 == 1,
+                    fast_direct: Some(trial / 2 % 2 == 1),
                     ..Default::default()
                 },
                 ..Default::default()
@@ -873,7 +873,7 @@ fn fast_kernel_tiles() {
                 fast_wgs: wgs,
                 fast_stage: stage,
                 fast_ilp: ilp,
-                fast_direct: direct,
+                fast_direct: Some(direct),
                 ..Default::default()
             };
             let v = check(
@@ -920,7 +920,7 @@ fn fast_kernel_tiles() {
             let tune = Tuning {
                 fast_wgs: 1,
                 fast_ilp: 1 + (k as u32 % 2),
-                fast_direct: k >= 2,
+                fast_direct: Some(k >= 2),
                 ..Default::default()
             };
             let v = check(&ctx, &file, dt, path, Some(tune), "fast float-split");

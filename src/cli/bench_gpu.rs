@@ -71,6 +71,9 @@ pub struct DecodeBenchArgs {
     /// Also time kernel variants on the largest input of each kind.
     #[arg(long)]
     pub sweep: bool,
+    /// Only the sweep variants whose names contain one of these (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub sweep_only: Vec<String>,
     /// Also time the fast kernel with one stage removed at a time, on every
     /// input (the outputs of these are wrong and not checked).
     #[arg(long)]
@@ -379,13 +382,33 @@ fn sweep_tunings(ctx: &GpuContext, base: &Tuning) -> Vec<(String, Tuning, Option
     for wgs in [528, 1056, 4224, 8192] {
         v.push((format!("fast-wgs={wgs}"), t(&|x| x.fast_wgs = wgs), c));
     }
-    v.push(("fast-ilp=2".into(), t(&|x| x.fast_ilp = 2), c));
-    for (w, wgs) in [(8, 0), (8, 8192), (16, 0), (4, 0)] {
+    for ilp in [1, 2] {
+        for w in [8, 16, 32] {
+            v.push((
+                format!("staged warps={w} ilp={ilp}"),
+                t(&|x| {
+                    x.fast_direct = Some(false);
+                    x.fast_warps = w;
+                    x.fast_ilp = ilp;
+                }),
+                c,
+            ));
+        }
+    }
+    for (w, wgs) in [
+        (4, 0),
+        (8, 0),
+        (16, 0),
+        (32, 0),
+        (16, 264),
+        (32, 132),
+        (32, 264),
+    ] {
         for ilp in [1, 2] {
             v.push((
                 format!("direct warps={w} ilp={ilp} wgs={wgs}"),
                 t(&|x| {
-                    x.fast_direct = true;
+                    x.fast_direct = Some(true);
                     x.fast_warps = w;
                     x.fast_ilp = ilp;
                     x.fast_wgs = wgs;
@@ -580,6 +603,9 @@ fn decode_run(a: &DecodeBenchArgs, quiet: bool) -> anyhow::Result<()> {
             }
             if a.sweep && si + 1 == sizes.len() {
                 for (name, t, checks) in sweep_tunings(&ctx, &tune) {
+                    if !a.sweep_only.is_empty() && !a.sweep_only.iter().any(|p| name.contains(p)) {
+                        continue;
+                    }
                     let was = ctx.checks;
                     ctx.checks = checks;
                     let res = time_resident(&ctx, &inp, &t, a.reps.min(PROBE_REPS));

@@ -510,7 +510,16 @@ pub fn pick_fast_variant(
     let need = |nw: u32| ((nw + 2) / 2).div_ceil(64) * 64;
     let full = need(words[words.len() - 1]).min(cap);
     let p99 = need(words[(words.len() - 1) * 99 / 100]).min(cap);
-    let ilp = tune.fast_ilp.clamp(1, 2);
+    // automatic (0 / None): on subgroups of 32 (NVIDIA), words read through
+    // the cache, two tiles a slot, 32 slots a workgroup, fewer for small
+    // planes; elsewhere staged, one tile a slot, 8 slots
+    let wide = path == DecodePath::SubgroupWide;
+    let direct = tune.fast_direct.unwrap_or(wide);
+    let ilp = match tune.fast_ilp {
+        0 if wide => 2,
+        0 => 1,
+        n => n.clamp(1, 2),
+    };
     let mk = |warps: u32, stage_u32: u32| FastVariant {
         path,
         warps,
@@ -520,8 +529,20 @@ pub fn pick_fast_variant(
         ilp,
         direct: stage_u32 == 0,
     };
-    let want = tune.fast_warps.clamp(1, (wg_threads / 32).max(1));
-    if tune.fast_direct {
+    let mut want = match tune.fast_warps {
+        0 if wide => 32,
+        0 => 8,
+        n => n,
+    }
+    .clamp(1, (wg_threads / 32).max(1));
+    if tune.fast_warps == 0 {
+        // a small plane: smaller workgroups, so that every SM gets some
+        let tiles = words.len() as u32;
+        while want > 4 && tiles < want * ilp * FAST_MIN_WGS {
+            want /= 2;
+        }
+    }
+    if direct {
         return (mk(want, 0).workgroup_bytes() <= wg_bytes).then(|| mk(want, 0));
     }
     // the largest stage (a multiple of 64 u32) that fits `warps`
@@ -544,6 +565,10 @@ pub fn pick_fast_variant(
     let s = fit(1);
     (s >= 64).then(|| mk(1, s))
 }
+
+/// Workgroups a fast dispatch should have at least (about 2 per SM on the
+/// H100's 132): automatic tunings shrink the workgroup for smaller planes.
+pub const FAST_MIN_WGS: u32 = 256;
 
 /// Workgroups and rounds of the fast kernel's groups of `counts` tiles:
 /// about `target` workgroups in all (`warps` tiles a round each: the
@@ -757,7 +782,9 @@ pub struct Tuning {
     pub workgroups: u32,
     /// Use the fast kernel for the tiles it takes.
     pub fast: bool,
-    /// Tiles per workgroup of the fast kernel wanted (fewer if memory is short).
+    /// Tiles per workgroup round (slots of 32 invocations) of the fast
+    /// kernel wanted, fewer if memory is short (0: automatic, see
+    /// `pick_fast_variant`).
     pub fast_warps: u32,
     /// Workgroups of a fast dispatch wanted (0: automatic).
     pub fast_wgs: u32,
@@ -766,10 +793,11 @@ pub struct Tuning {
     pub fast_stage: u32,
     /// A measurement probe (bench only: the outputs are wrong).
     pub probe: FastProbe,
-    /// Fast tiles per slot, decoded interleaved (1 or 2).
+    /// Fast tiles per slot, decoded interleaved (1 or 2; 0: automatic).
     pub fast_ilp: u32,
-    /// Fast kernel: read words from the input buffer instead of staging them.
-    pub fast_direct: bool,
+    /// Fast kernel: read words from the input buffer instead of staging
+    /// them (None: automatic).
+    pub fast_direct: Option<bool>,
 }
 
 impl Default for Tuning {
@@ -781,12 +809,12 @@ impl Default for Tuning {
             lut: None,
             workgroups: 0,
             fast: true,
-            fast_warps: 8,
+            fast_warps: 0,
             fast_wgs: 0,
             fast_stage: 0,
             probe: FastProbe::None,
-            fast_ilp: 1,
-            fast_direct: false,
+            fast_ilp: 0,
+            fast_direct: None,
         }
     }
 }
@@ -861,7 +889,7 @@ impl Tuning {
             t.fast_ilp = v;
         }
         if let Some(v) = num("WCODEC_GPU_FAST_DIRECT")? {
-            t.fast_direct = v != 0;
+            t.fast_direct = Some(v != 0);
         }
         Ok(t)
     }
@@ -1001,7 +1029,34 @@ mod tests {
 
     #[test]
     fn fast_variants_fit_the_h100() {
-        let t = Tuning::default();
+        // the automatic choice on the H100: direct, two tiles a slot, 32
+        // slots; fewer slots for a small plane
+        let auto = |tiles: usize| {
+            pick_fast_variant(
+                DecodePath::SubgroupWide,
+                FastOut::Bytes,
+                &Tuning::default(),
+                &mut vec![1880; tiles],
+                48 << 10,
+                1024,
+            )
+            .unwrap()
+        };
+        let v = auto(262144);
+        assert!(v.direct && v.ilp == 2 && v.warps == 32, "{v:?}");
+        assert!(v.workgroup_bytes() <= 48 << 10);
+        let v = auto(4096);
+        assert!(
+            v.direct && 4096 / v.tiles_per_round() >= FAST_MIN_WGS,
+            "{v:?}"
+        );
+        // staged
+        let t = Tuning {
+            fast_warps: 8,
+            fast_ilp: 1,
+            fast_direct: Some(false),
+            ..Default::default()
+        };
         let pick = |words: &[u32], mem| {
             pick_fast_variant(
                 DecodePath::SubgroupWide,
