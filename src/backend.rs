@@ -56,10 +56,7 @@ impl Backend {
 
     /// Whether this build has the backend (CUDA needs the `cuda` feature).
     pub fn compiled(self) -> bool {
-        match self {
-            Backend::Cuda => cfg!(feature = "cuda"),
-            _ => true,
-        }
+        !matches!(self, Backend::Cuda) || cfg!(feature = "cuda")
     }
 
     /// The backends this build has.
@@ -250,8 +247,8 @@ pub fn subset_file(file: &WcodecFile, keep: &[usize]) -> Result<WcodecFile> {
             encoding: e.encoding,
             checksum: e.checksum,
             planes,
-            quant: e.quant.clone(),
-            lossy: e.lossy.clone(),
+            quant: e.quant,
+            lossy: e.lossy,
             quant_sums: None,
         });
     }

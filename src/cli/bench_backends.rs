@@ -4,8 +4,8 @@
 //! ratio to CUDA's, beside the device copy bandwidth measured in the same
 //! run. Decode: INT8 and BF16 weights drawn like MiniLM's, 16 MiB and 1 GiB
 //! of output by default; GEMV 50257×2560 (f16, f32, int8), 4096², 14336×4096
-//! and batch 8; softmax over 50257 logits (1 and 8 rows); sampling (top-k 50
-//! + top-p 0.9, greedy). wgpu is timed with timestamp queries, CUDA with
+//! and batch 8; softmax over 50257 logits (1 and 8 rows); sampling (top-k
+//! 50, top-p 0.9, greedy). wgpu is timed with timestamp queries, CUDA with
 //! events; both are medians of many runs, inputs rotated past the 50 MB L2
 //! where they are small, and every timed output is checked (decode: byte for
 //! byte against the source; GEMV and softmax: relative L2 < 1e-5 against
