@@ -510,16 +510,32 @@ pub fn pick_fast_variant(
     let need = |nw: u32| ((nw + 2) / 2).div_ceil(64) * 64;
     let full = need(words[words.len() - 1]).min(cap);
     let p99 = need(words[(words.len() - 1) * 99 / 100]).min(cap);
-    // automatic (0 / None): on subgroups of 32 (NVIDIA), words read through
-    // the cache, two tiles a slot, 32 slots a workgroup, fewer for small
-    // planes; elsewhere staged, one tile a slot, 8 slots
+    // Automatic choices (0 / None), measured on the H100 (BENCHMARKS.md):
+    // on subgroups of 32, large planes take two tiles a slot with words read
+    // through the cache (no stage) and big workgroups (32 slots for bytes,
+    // 16 for float-split, whose merge needs more registers); smaller planes
+    // one tile a slot and 16 slots, staged where the stage fits, so that
+    // every SM gets work. Elsewhere: staged, one tile a slot, 8 slots.
     let wide = path == DecodePath::SubgroupWide;
-    let direct = tune.fast_direct.unwrap_or(wide);
+    let tiles = words.len() as u32;
     let ilp = match tune.fast_ilp {
-        0 if wide => 2,
+        0 if wide && tiles >= FAST_ILP_TILES => 2,
         0 => 1,
         n => n.clamp(1, 2),
     };
+    let mut want = match tune.fast_warps {
+        0 if wide && ilp == 2 && out == FastOut::Bytes => 32,
+        0 if wide => 16,
+        0 => 8,
+        n => n,
+    }
+    .clamp(1, (wg_threads / 32).max(1));
+    if tune.fast_warps == 0 {
+        // a small plane: smaller workgroups, so that every SM gets some
+        while want > 4 && tiles < want * ilp * FAST_MIN_WGS {
+            want /= 2;
+        }
+    }
     let mk = |warps: u32, stage_u32: u32| FastVariant {
         path,
         warps,
@@ -529,28 +545,18 @@ pub fn pick_fast_variant(
         ilp,
         direct: stage_u32 == 0,
     };
-    let mut want = match tune.fast_warps {
-        0 if wide => 32,
-        0 => 8,
-        n => n,
-    }
-    .clamp(1, (wg_threads / 32).max(1));
-    if tune.fast_warps == 0 {
-        // a small plane: smaller workgroups, so that every SM gets some
-        let tiles = words.len() as u32;
-        while want > 4 && tiles < want * ilp * FAST_MIN_WGS {
-            want /= 2;
-        }
-    }
-    if direct {
-        return (mk(want, 0).workgroup_bytes() <= wg_bytes).then(|| mk(want, 0));
-    }
     // the largest stage (a multiple of 64 u32) that fits `warps`
     let fit = |warps: u32| -> u32 {
         let v = mk(warps, 0);
         let free = (wg_bytes / 4).saturating_sub(v.workgroup_bytes() / 4);
         (free / (warps * ilp) / 64 * 64).min(cap)
     };
+    let direct = tune
+        .fast_direct
+        .unwrap_or(wide && (ilp == 2 || fit(want) < full));
+    if direct {
+        return (mk(want, 0).workgroup_bytes() <= wg_bytes).then(|| mk(want, 0));
+    }
     if fit(want) >= full {
         return Some(mk(want, full));
     }
@@ -566,9 +572,13 @@ pub fn pick_fast_variant(
     (s >= 64).then(|| mk(1, s))
 }
 
-/// Workgroups a fast dispatch should have at least (about 2 per SM on the
+/// Workgroups a fast dispatch should have at least (about 1 per SM on the
 /// H100's 132): automatic tunings shrink the workgroup for smaller planes.
-pub const FAST_MIN_WGS: u32 = 256;
+pub const FAST_MIN_WGS: u32 = 128;
+
+/// Fast tiles of one output kind from which the automatic tuning decodes
+/// two tiles a slot (on subgroups of 32): 64 MiB of INT8.
+pub const FAST_ILP_TILES: u32 = 16384;
 
 /// Workgroups and rounds of the fast kernel's groups of `counts` tiles:
 /// about `target` workgroups in all (`warps` tiles a round each: the
@@ -1045,11 +1055,33 @@ mod tests {
         let v = auto(262144);
         assert!(v.direct && v.ilp == 2 && v.warps == 32, "{v:?}");
         assert!(v.workgroup_bytes() <= 48 << 10);
+        // 16 MiB: one tile a slot, 16 slots, direct (the stage does not fit 16)
         let v = auto(4096);
-        assert!(
-            v.direct && 4096 / v.tiles_per_round() >= FAST_MIN_WGS,
-            "{v:?}"
-        );
+        assert!(v.direct && v.ilp == 1 && v.warps == 16, "{v:?}");
+        let v = auto(100);
+        assert!(v.warps == 4 && v.ilp == 1, "{v:?}");
+        // BF16 exponents, 16 MiB: staged, 16 slots
+        let v = pick_fast_variant(
+            DecodePath::SubgroupWide,
+            FastOut::Split { src: 2, dst: 2 },
+            &Tuning::default(),
+            &mut vec![720; 2048],
+            48 << 10,
+            1024,
+        )
+        .unwrap();
+        assert!(!v.direct && v.ilp == 1 && v.warps == 16, "{v:?}");
+        // lavapipe (narrow subgroups): staged, 8 slots
+        let v = pick_fast_variant(
+            DecodePath::SubgroupNarrow,
+            FastOut::Bytes,
+            &Tuning::default(),
+            &mut vec![1880; 262144],
+            32 << 10,
+            1024,
+        )
+        .unwrap();
+        assert!(!v.direct && v.ilp == 1, "{v:?}");
         // staged
         let t = Tuning {
             fast_warps: 8,
