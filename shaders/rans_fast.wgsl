@@ -16,11 +16,22 @@
 // "group", and gives each group workgroups in proportion to its tiles. A
 // workgroup has WARPS slots of 32 invocations; it copies its group's decode
 // table (u32 per slot, built on the host) into workgroup memory once, then
-// runs `rounds` rounds: in each, slot k takes one tile of the list, copies
-// the tile's words to its stage with coalesced loads, and decodes it, one
-// symbol per lane per step, four steps per group; every group writes one
-// u32 of bytes (or two/four of floats) per lane. No private arrays, no
+// runs `rounds` rounds: in each, slot k takes ILP tiles of the list, copies
+// each tile's words to its stage with coalesced loads (unless DIRECT), and
+// decodes them, one symbol per lane per step, four steps per group; every
+// group writes one u32 of bytes (or two/four of floats) per lane. No private arrays, no
 // arrays passed by value, no per-tile table work.
+//
+// Two forms that matter on NVIDIA (measured on the H100, BENCHMARKS.md):
+//   ILP 2   each slot takes two tiles a round and decodes them step by step
+//           interleaved: two independent dependency chains (table read,
+//           ballot, word read) per lane;
+//   DIRECT  words are read from `inp` through the cache instead of a stage:
+//           workgroup memory is the table alone, and with subgroups of 32
+//           the tile loop has no barrier at all.
+// The driver caps registers by the workgroup size, and the decode loop is
+// latency bound, so big workgroups (16-32 slots) of the direct form run
+// several times more tiles at once per SM than 8 staged slots did.
 //
 // Safety on corrupt input: loops are bounded by host-written sizes or
 // constants; word reads are clamped to the stage; table indices are masked
@@ -70,8 +81,9 @@ override OUT: u32 = 0u;          // 0: bytes; 1: float-split merge of SRC, writt
 override SRC: u32 = 2u;          // DT_* (lib_float.wgsl)
 override DST: u32 = 2u;
 // Measurement probes (bench only; outputs are wrong): 0 none; 1 no output
-// writes; 2 no table lookups (a constant entry); 3 words read from global
-// memory, no staging; 4 no decode (stage, then write staged words).
+// writes; 2 no table lookups (a constant entry: the renormalisation pattern
+// changes too); 3 words read from global memory, no staging (DIRECT with the
+// end checks skipped); 4 no decode (stage or read words, write them).
 override PROBE: u32 = 0u;
 // Tiles per slot, decoded interleaved (1 or 2): every lane carries one state
 // of each, so two independent dependency chains hide each other's latency.
