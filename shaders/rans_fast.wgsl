@@ -16,11 +16,22 @@
 // "group", and gives each group workgroups in proportion to its tiles. A
 // workgroup has WARPS slots of 32 invocations; it copies its group's decode
 // table (u32 per slot, built on the host) into workgroup memory once, then
-// runs `rounds` rounds: in each, slot k takes one tile of the list, copies
-// the tile's words to its stage with coalesced loads, and decodes it, one
-// symbol per lane per step, four steps per group; every group writes one
-// u32 of bytes (or two/four of floats) per lane. No private arrays, no
+// runs `rounds` rounds: in each, slot k takes ILP tiles of the list, copies
+// each tile's words to its stage with coalesced loads (unless DIRECT), and
+// decodes them, one symbol per lane per step, four steps per group; every
+// group writes one u32 of bytes (or two/four of floats) per lane. No private arrays, no
 // arrays passed by value, no per-tile table work.
+//
+// Two forms that matter on NVIDIA (measured on the H100, BENCHMARKS.md):
+//   ILP 2   each slot takes two tiles a round and decodes them step by step
+//           interleaved: two independent dependency chains (table read,
+//           ballot, word read) per lane;
+//   DIRECT  words are read from `inp` through the cache instead of a stage:
+//           workgroup memory is the table alone, and with subgroups of 32
+//           the tile loop has no barrier at all.
+// The driver caps registers by the workgroup size, and the decode loop is
+// latency bound, so big workgroups (16-32 slots) of the direct form run
+// several times more tiles at once per SM than 8 staged slots did.
 //
 // Safety on corrupt input: loops are bounded by host-written sizes or
 // constants; word reads are clamped to the stage; table indices are masked
@@ -70,11 +81,19 @@ override OUT: u32 = 0u;          // 0: bytes; 1: float-split merge of SRC, writt
 override SRC: u32 = 2u;          // DT_* (lib_float.wgsl)
 override DST: u32 = 2u;
 // Measurement probes (bench only; outputs are wrong): 0 none; 1 no output
-// writes; 2 no table lookups (a constant entry); 3 words read from global
-// memory, no staging; 4 no decode (stage, then write staged words).
+// writes; 2 no table lookups (a constant entry: the renormalisation pattern
+// changes too); 3 words read from global memory, no staging (DIRECT with the
+// end checks skipped); 4 no decode (stage or read words, write them).
 override PROBE: u32 = 0u;
+// Tiles per slot, decoded interleaved (1 or 2): every lane carries one state
+// of each, so two independent dependency chains hide each other's latency.
+override ILP: u32 = 1u;
+// 1: a tile's words are read from `inp` (through the cache), not staged in
+// workgroup memory: no stage, so more workgroups fit an SM, and (subgroups
+// of 32) no barrier at all in the tile loop. STAGE_U32 is then 0.
+override DIRECT: u32 = 0u;
 override NT: u32 = 32u * WARPS;
-override STAGE_ALL: u32 = WARPS * STAGE_U32;
+override STAGE_ALL: u32 = select(WARPS * ILP * STAGE_U32, 1u, STAGE_U32 == 0u);
 
 @group(0) @binding(0) var<storage, read> inp: array<u32>;
 @group(0) @binding(1) var<storage, read> plan: array<u32>;
@@ -124,7 +143,7 @@ fn out_store(i: u32, v: u32) {
 
 // Word at u16 index k of the stage (any k: clamped), or of `inp` (PROBE 3).
 fn word_at(k: u32) -> u32 {
-    if (PROBE == 3u) {
+    if (PROBE == 3u || DIRECT == 1u) {
         return (inp_at(k >> 1u) >> ((k & 1u) << 4u)) & 0xffffu;
     }
     return (stage[min(k >> 1u, STAGE_ALL - 1u)] >> ((k & 1u) << 4u)) & 0xffffu;
@@ -140,14 +159,15 @@ fn tile_word(k0: u32, nw: u32, i: u32) -> u32 {
 
 // One table-coded step of this lane from state x, the tile's next unread
 // word being at u16 index kq: (symbol, new state, words the tile read).
-fn coded_step(x: u32, mask: u32, pb: u32, kq: u32, s: u32, lconst: u32) -> vec3<u32> {
+// `j`: which of the slot's ILP tiles.
+fn coded_step(x: u32, mask: u32, pb: u32, kq: u32, s: u32, lconst: u32, j: u32) -> vec3<u32> {
     var e = lconst;
     if (PROBE != 2u) {
         e = lut[x & mask];
     }
     let xn = (((e >> 8u) & 0xfffu) + 1u) * (x >> pb) + (e >> 20u);
     let need = xn < 0x10000u;
-    let pc = prefix(need, s);
+    let pc = prefix(need, s, j);
     let w = word_at(kq + pc.x);
     return vec3<u32>(e & 0xffu, select(xn, (xn << 16u) | w, need), pc.y);
 }
@@ -243,27 +263,118 @@ fn emit(e: u32, acc: u32, aux: vec3<u32>, xr: u32) {
     }
 }
 
-// Decode the tile whose words sit at u16 index k0 of the stage (nw words)
-// and write it; returns the error bits of FORMAT.md §4 (0: good). `live`
-// is false for a slot without a tile this round (it still takes part in the
-// path's barriers, writing nothing).
-fn decode_tile(
+
+// One tile of a slot in a round.
+struct Job {
     live: bool,
+    // u16 index of its first word: in the stage, or (DIRECT) in `inp`
     k0: u32,
     nw: u32,
     tmeta: u32,
+    // tile number in the segment
+    t: u32,
+    // the lane's first element in the window, and its raw element (float-split)
     e0: u32,
-    estride: u32,
     re0: u32,
-    raw_base: u32,
-    tile_w: u32,
-    pb: u32,
-    tail: u32,
-    xr: u32,
-) -> u32 {
+}
+
+// The segment's fields (set once per workgroup).
+var<private> g_tile_first: u32;
+var<private> g_tile_count: u32;
+var<private> g_cols: u32;
+var<private> g_tile_h: u32;
+var<private> g_tile_w: u32;
+var<private> g_tiles_x: u32;
+var<private> g_ib: u32;
+var<private> g_stream_base: u32;
+var<private> g_worg: u32;
+var<private> g_wlo: u32;
+var<private> g_whi: u32;
+var<private> g_adj: u32;
+var<private> g_row_org: u32;
+var<private> g_col_org: u32;
+
+// Entry e of the group's list (count entries from list0) as this slot's
+// tile j, its words staged at stage word st0 (unless DIRECT).
+fn make_job(e: u32, count: u32, list0: u32, st0: u32) -> Job {
+    let lane = p_lane;
+    var jb: Job;
+    jb.live = e < count;
+    let rel = min(plan_at(list0 + min(e, max(count, 1u) - 1u)), max(g_tile_count, 1u) - 1u);
+    let off = inp_at(g_ib + 2u * rel);
+    jb.tmeta = inp_at(g_ib + 2u * rel + 1u);
+    var end = g_whi;
+    if (rel + 1u < g_tile_count) {
+        end = inp_at(g_ib + 2u * rel + 2u);
+    }
+    let start = clamp(off, g_wlo, g_whi);
+    var nw = clamp(end, start, g_whi) - start;
+    let odd = (start - min(g_worg, start)) & 1u;
+    let u0 = g_stream_base + ((start - min(g_worg, start)) >> 1u);
+    if (!jb.live) {
+        nw = 0u;
+    }
+    jb.nw = nw;
+    // stage the tile's words: sixteen loads in flight per lane
+    let len = min((odd + nw + 1u) >> 1u, STAGE_U32);
+    if (PROBE != 3u && DIRECT == 0u) {
+        for (var i = lane; i < len; i += 512u) {
+            let a0 = inp_at(u0 + i);
+            let a1 = inp_at(u0 + i + 32u);
+            let a2 = inp_at(u0 + i + 64u);
+            let a3 = inp_at(u0 + i + 96u);
+            let a4 = inp_at(u0 + i + 128u);
+            let a5 = inp_at(u0 + i + 160u);
+            let a6 = inp_at(u0 + i + 192u);
+            let a7 = inp_at(u0 + i + 224u);
+            let a8 = inp_at(u0 + i + 256u);
+            let a9 = inp_at(u0 + i + 288u);
+            let a10 = inp_at(u0 + i + 320u);
+            let a11 = inp_at(u0 + i + 352u);
+            let a12 = inp_at(u0 + i + 384u);
+            let a13 = inp_at(u0 + i + 416u);
+            let a14 = inp_at(u0 + i + 448u);
+            let a15 = inp_at(u0 + i + 480u);
+            stage[st0 + i] = a0;
+            if (i + 32u < len) { stage[st0 + i + 32u] = a1; }
+            if (i + 64u < len) { stage[st0 + i + 64u] = a2; }
+            if (i + 96u < len) { stage[st0 + i + 96u] = a3; }
+            if (i + 128u < len) { stage[st0 + i + 128u] = a4; }
+            if (i + 160u < len) { stage[st0 + i + 160u] = a5; }
+            if (i + 192u < len) { stage[st0 + i + 192u] = a6; }
+            if (i + 224u < len) { stage[st0 + i + 224u] = a7; }
+            if (i + 256u < len) { stage[st0 + i + 256u] = a8; }
+            if (i + 288u < len) { stage[st0 + i + 288u] = a9; }
+            if (i + 320u < len) { stage[st0 + i + 320u] = a10; }
+            if (i + 352u < len) { stage[st0 + i + 352u] = a11; }
+            if (i + 384u < len) { stage[st0 + i + 384u] = a12; }
+            if (i + 416u < len) { stage[st0 + i + 416u] = a13; }
+            if (i + 448u < len) { stage[st0 + i + 448u] = a14; }
+            if (i + 480u < len) { stage[st0 + i + 480u] = a15; }
+        }
+    }
+    jb.k0 = 2u * st0 + odd;
+    if (PROBE == 3u || DIRECT == 1u) {
+        jb.k0 = 2u * u0 + odd;
+    }
+    let t = g_tile_first + rel;
+    jb.t = t;
+    let r0 = (t / g_tiles_x) * g_tile_h;
+    let c0 = (t % g_tiles_x) * g_tile_w;
+    // 64x64 tiles write rows 2g and 2g+1 (lanes 0-15 and 16-31)
+    jb.re0 = c0 - min(g_col_org, c0) + 4u * lane;
+    jb.e0 = jb.re0 + g_adj;
+    if (g_tile_h > 1u) {
+        jb.e0 = (r0 - min(g_row_org, r0) + (lane >> 4u)) * g_cols + c0 + 4u * (lane & 15u) + g_adj;
+    }
+    return jb;
+}
+
+// This lane's initial state (FORMAT.md §3.3: 32 lanes, 8 code words) of the
+// tile of nw words at u16 index k0: (state, words before the body, error bits).
+fn tile_init(k0: u32, nw: u32) -> vec3<u32> {
     let lane = p_lane;
     var err = 0u;
-    // ---- initial states (FORMAT.md §3.3): 32 lanes, 8 code words
     if (nw < 8u) {
         err |= E_STATES;
     }
@@ -303,75 +414,13 @@ fn decode_tile(
         v |= hi << (32u - sh);
     }
     v &= (1u << nb) - 1u;
-    var x = (1u << nb) | v;
+    return vec3<u32>((1u << nb) | v, p0, err);
+}
 
-    let pbits = min(pb, 12u);
-    let mask = (1u << pbits) - 1u;
-    let tbits = clamp(tail & 0xffu, 1u, 8u);
-    let tbase = (tail >> 8u) & 0xffu;
-    let tmask = (1u << tbits) - 1u;
-    let ntail = 16u / tbits;
-    let ncoded = 128u - ntail;
-    // groups of four table-coded steps
-    let nfast = ncoded / 4u;
-    let planar = (tmeta & 15u) == M_PLANAR;
-    let params = tmeta >> 8u;
-    let kb = k0 + p0;
-    var lconst = 0u;
-    if (PROBE == 2u) {
-        lconst = lut[2048u & mask];
-    }
-    var q = 0u;
-    var aux = aux_at(raw_base, re0);
-    for (var g = 0u; g < nfast; g++) {
-        // the next group's raw bits, loaded a group ahead
-        let auxn = aux_at(raw_base, re0 + 128u * (g + 1u));
-        var acc = 0u;
-        if (PROBE == 4u) {
-            acc = word_at(kb + 64u * g + 2u * lane) ^ x;
-        } else {
-            for (var i = 0u; i < 4u; i++) {
-                let r = coded_step(x, mask, pbits, kb + q, 4u * g + i, lconst);
-                x = r.y;
-                q += r.z;
-                acc |= r.x << (8u * i);
-            }
-        }
-        if (planar) {
-            acc = planar4(128u * g + 4u * lane, tile_w, params, acc);
-        }
-        if (live) {
-            emit(e0 + g * estride, acc, aux, xr);
-        }
-        aux = auxn;
-    }
-    // the last groups: table-coded steps, then the lane tails (uniform)
-    for (var g = nfast; g < 32u; g++) {
-        var acc = 0u;
-        for (var i = 0u; i < 4u; i++) {
-            let s = 4u * g + i;
-            var sym: u32;
-            if (s < ncoded) {
-                let r = coded_step(x, mask, pbits, kb + q, s, lconst);
-                x = r.y;
-                q += r.z;
-                sym = r.x;
-            } else {
-                sym = (((x >> (tbits * (127u - s))) & tmask) + tbase) & 0xffu;
-            }
-            acc |= sym << (8u * i);
-        }
-        if (planar) {
-            acc = planar4(128u * g + 4u * lane, tile_w, params, acc);
-        }
-        if (live) {
-            emit(e0 + g * estride, acc, aux_at(raw_base, re0 + 128u * g), xr);
-        }
-    }
-    if (PROBE != 0u) {
-        return 0u;
-    }
-    // ---- end conditions (FORMAT.md §4)
+// The end conditions (FORMAT.md §4) of a tile of nw words, p0 before its
+// body, that read q body words and ended in state x.
+fn tile_end(x: u32, q: u32, nw: u32, p0: u32, tbits: u32, ntail: u32) -> u32 {
+    var err = 0u;
     let body = select(0u, nw - p0, nw >= p0);
     if (q > body) {
         err |= E_UNDERFLOW;
@@ -382,6 +431,145 @@ fn decode_tile(
         err |= E_FINAL;
     }
     return err;
+}
+
+// Decode the slot's tiles a and (ILP 2) b, interleaved step by step, and
+// write them; returns their error bits of FORMAT.md §4 (0: good). A tile
+// that is not `live` (no tile this round) still takes part in the path's
+// barriers, writing nothing.
+fn decode_tiles(a: Job, b: Job, estride: u32, raw_base: u32, pb: u32, tail: u32, xr: u32) -> vec2<u32> {
+    let lane = p_lane;
+    let ia = tile_init(a.k0, a.nw);
+    var ib = vec3<u32>(0u);
+    if (ILP > 1u) {
+        ib = tile_init(b.k0, b.nw);
+    }
+    var xa = ia.x;
+    var xb = ib.x;
+    let pbits = min(pb, 12u);
+    let mask = (1u << pbits) - 1u;
+    let tbits = clamp(tail & 0xffu, 1u, 8u);
+    let tbase = (tail >> 8u) & 0xffu;
+    let tmask = (1u << tbits) - 1u;
+    let ntail = 16u / tbits;
+    let ncoded = 128u - ntail;
+    // groups of four table-coded steps
+    let nfast = ncoded / 4u;
+    let pla = (a.tmeta & 15u) == M_PLANAR;
+    let plb = (b.tmeta & 15u) == M_PLANAR;
+    let tile_w = g_tile_w;
+    let kba = a.k0 + ia.y;
+    let kbb = b.k0 + ib.y;
+    var lconst = 0u;
+    if (PROBE == 2u) {
+        lconst = lut[2048u & mask];
+    }
+    var qa = 0u;
+    var qb = 0u;
+    var auxa = aux_at(raw_base, a.re0);
+    var auxb = vec3<u32>(0u);
+    if (ILP > 1u) {
+        auxb = aux_at(raw_base, b.re0);
+    }
+    for (var g = 0u; g < nfast; g++) {
+        // the next group's raw bits, loaded a group ahead
+        let auxna = aux_at(raw_base, a.re0 + 128u * (g + 1u));
+        var auxnb = vec3<u32>(0u);
+        if (ILP > 1u) {
+            auxnb = aux_at(raw_base, b.re0 + 128u * (g + 1u));
+        }
+        var acca = 0u;
+        var accb = 0u;
+        if (PROBE == 4u) {
+            acca = word_at(kba + 64u * g + 2u * lane) ^ xa;
+            accb = word_at(kbb + 64u * g + 2u * lane) ^ xb;
+        } else {
+            for (var i = 0u; i < 4u; i++) {
+                let ra = coded_step(xa, mask, pbits, kba + qa, 4u * g + i, lconst, 0u);
+                if (ILP > 1u) {
+                    let rb = coded_step(xb, mask, pbits, kbb + qb, 4u * g + i, lconst, 1u);
+                    xb = rb.y;
+                    qb += rb.z;
+                    accb |= rb.x << (8u * i);
+                }
+                xa = ra.y;
+                qa += ra.z;
+                acca |= ra.x << (8u * i);
+            }
+        }
+        if (pla) {
+            acca = planar4(128u * g + 4u * lane, tile_w, a.tmeta >> 8u, acca);
+        }
+        if (a.live) {
+            emit(a.e0 + g * estride, acca, auxa, xr);
+        }
+        if (ILP > 1u) {
+            if (plb) {
+                accb = planar4(128u * g + 4u * lane, tile_w, b.tmeta >> 8u, accb);
+            }
+            if (b.live) {
+                emit(b.e0 + g * estride, accb, auxb, xr);
+            }
+        }
+        auxa = auxna;
+        auxb = auxnb;
+    }
+    // the last groups: table-coded steps, then the lane tails (uniform)
+    for (var g = nfast; g < 32u; g++) {
+        var acca = 0u;
+        var accb = 0u;
+        for (var i = 0u; i < 4u; i++) {
+            let s = 4u * g + i;
+            var syma: u32;
+            var symb = 0u;
+            if (s < ncoded) {
+                let ra = coded_step(xa, mask, pbits, kba + qa, s, lconst, 0u);
+                if (ILP > 1u) {
+                    let rb = coded_step(xb, mask, pbits, kbb + qb, s, lconst, 1u);
+                    xb = rb.y;
+                    qb += rb.z;
+                    symb = rb.x;
+                }
+                xa = ra.y;
+                qa += ra.z;
+                syma = ra.x;
+            } else {
+                syma = (((xa >> (tbits * (127u - s))) & tmask) + tbase) & 0xffu;
+                symb = (((xb >> (tbits * (127u - s))) & tmask) + tbase) & 0xffu;
+            }
+            acca |= syma << (8u * i);
+            accb |= symb << (8u * i);
+        }
+        if (pla) {
+            acca = planar4(128u * g + 4u * lane, tile_w, a.tmeta >> 8u, acca);
+        }
+        if (a.live) {
+            emit(a.e0 + g * estride, acca, aux_at(raw_base, a.re0 + 128u * g), xr);
+        }
+        if (ILP > 1u) {
+            if (plb) {
+                accb = planar4(128u * g + 4u * lane, tile_w, b.tmeta >> 8u, accb);
+            }
+            if (b.live) {
+                emit(b.e0 + g * estride, accb, aux_at(raw_base, b.re0 + 128u * g), xr);
+            }
+        }
+    }
+    if (PROBE != 0u) {
+        return vec2<u32>(0u);
+    }
+    var eb = 0u;
+    if (ILP > 1u) {
+        eb = ib.z | tile_end(xb, qb, b.nw, ib.y, tbits, ntail);
+    }
+    return vec2<u32>(ia.z | tile_end(xa, qa, a.nw, ia.y, tbits, ntail), eb);
+}
+
+fn report(jb: Job, err: u32, eslot: u32) {
+    if (jb.live && err != 0u) {
+        atomicOr(&errs[3u * eslot], err);
+        atomicMin(&errs[3u * eslot + 1u], jb.t);
+    }
 }
 
 fn fast_main(li: u32, vl: u32, wg: u32, bad: bool) {
@@ -410,26 +598,30 @@ fn fast_main(li: u32, vl: u32, wg: u32, bad: bool) {
     let lutoff = grp_at(gb + 4u);
     let sb = HDR_WORDS + grp_at(gb + 5u) * SEG_WORDS;
     let rounds = grp_at(gb + 6u);
-    // the segment, as scalars
-    let tile_first = plan_at(sb + S_TILE_FIRST);
-    let tile_count = plan_at(sb + S_TILE_COUNT);
-    let cols = plan_at(sb + S_COLS);
-    let tile_h = plan_at(sb + S_TILE_H);
-    let tile_w = max(plan_at(sb + S_TILE_W), 1u);
-    let tiles_x = max(plan_at(sb + S_TILES_X), 1u);
+    // the segment
+    g_tile_first = plan_at(sb + S_TILE_FIRST);
+    g_tile_count = plan_at(sb + S_TILE_COUNT);
+    g_cols = plan_at(sb + S_COLS);
+    g_tile_h = plan_at(sb + S_TILE_H);
+    g_tile_w = max(plan_at(sb + S_TILE_W), 1u);
+    g_tiles_x = max(plan_at(sb + S_TILES_X), 1u);
     let pb = plan_at(sb + S_PROB_BITS);
     let tail = plan_at(sb + S_TAIL);
-    let ib = plan_at(sb + S_INDEX_BASE);
-    let stream_base = plan_at(sb + S_STREAM_BASE);
-    let worg = plan_at(sb + S_WORD_ORIGIN);
-    let wlo = plan_at(sb + S_WORD_LO);
-    let whi = max(plan_at(sb + S_WORD_HI), wlo);
+    g_ib = plan_at(sb + S_INDEX_BASE);
+    g_stream_base = plan_at(sb + S_STREAM_BASE);
+    g_worg = plan_at(sb + S_WORD_ORIGIN);
+    g_wlo = plan_at(sb + S_WORD_LO);
+    g_whi = max(plan_at(sb + S_WORD_HI), g_wlo);
     let xr = select(0u, 0x80808080u, (plan_at(sb + S_KIND) & F_XOR80) != 0u);
-    let adj = plan_at(sb + S_OUT_ADJ);
-    let row_org = plan_at(sb + S_ROW_ORG);
-    let col_org = plan_at(sb + S_COL_ORG);
+    g_adj = plan_at(sb + S_OUT_ADJ);
+    g_row_org = plan_at(sb + S_ROW_ORG);
+    g_col_org = plan_at(sb + S_COL_ORG);
     let raw_base = plan_at(sb + S_RAW_BASE);
     let eslot = plan_at(sb + S_ERR_SLOT);
+    var estride = 128u;
+    if (g_tile_h > 1u) {
+        estride = 2u * g_cols;
+    }
     // the decode table: eight loads in flight per invocation
     for (var i = li; i < 4096u; i += 8u * NT) {
         let v0 = plan_at(lutoff + i);
@@ -463,108 +655,37 @@ fn fast_main(li: u32, vl: u32, wg: u32, bad: bool) {
             lut[i + 7u * NT] = v7;
         }
     }
-    let st0 = slot * STAGE_U32;
+    workgroupBarrier();
     var done = 0u;
     for (var r = 0u; r < rounds; r++) {
-        // this slot's tile: entry e of the group's list
-        let e = (r * wgc + wl) * WARPS + slot;
-        let live = e < count;
-        let rel = min(plan_at(list0 + min(e, max(count, 1u) - 1u)), max(tile_count, 1u) - 1u);
-        let off = inp_at(ib + 2u * rel);
-        let tmeta = inp_at(ib + 2u * rel + 1u);
-        var end = whi;
-        if (rel + 1u < tile_count) {
-            end = inp_at(ib + 2u * rel + 2u);
+        // this slot's tiles: entries e and e + 1 (ILP 2) of the group's list
+        let e = ((r * wgc + wl) * WARPS + slot) * ILP;
+        let a = make_job(e, count, list0, (slot * ILP) * STAGE_U32);
+        var b = a;
+        if (ILP > 1u) {
+            b = make_job(e + 1u, count, list0, (slot * ILP + 1u) * STAGE_U32);
         }
-        let start = clamp(off, wlo, whi);
-        var nw = clamp(end, start, whi) - start;
-        let odd = (start - min(worg, start)) & 1u;
-        let u0 = stream_base + ((start - min(worg, start)) >> 1u);
-        if (!live) {
-            nw = 0u;
+        if (!BARRIER_FREE) {
+            prefix_reset(li);
+            workgroupBarrier();
         }
-        // stage the tile's words: sixteen loads in flight per lane
-        let len = min((odd + nw + 1u) >> 1u, STAGE_U32);
-        if (PROBE != 3u) {
-            for (var i = lane; i < len; i += 512u) {
-                let a0 = inp_at(u0 + i);
-                let a1 = inp_at(u0 + i + 32u);
-                let a2 = inp_at(u0 + i + 64u);
-                let a3 = inp_at(u0 + i + 96u);
-                let a4 = inp_at(u0 + i + 128u);
-                let a5 = inp_at(u0 + i + 160u);
-                let a6 = inp_at(u0 + i + 192u);
-                let a7 = inp_at(u0 + i + 224u);
-                let a8 = inp_at(u0 + i + 256u);
-                let a9 = inp_at(u0 + i + 288u);
-                let a10 = inp_at(u0 + i + 320u);
-                let a11 = inp_at(u0 + i + 352u);
-                let a12 = inp_at(u0 + i + 384u);
-                let a13 = inp_at(u0 + i + 416u);
-                let a14 = inp_at(u0 + i + 448u);
-                let a15 = inp_at(u0 + i + 480u);
-                stage[st0 + i] = a0;
-                if (i + 32u < len) { stage[st0 + i + 32u] = a1; }
-                if (i + 64u < len) { stage[st0 + i + 64u] = a2; }
-                if (i + 96u < len) { stage[st0 + i + 96u] = a3; }
-                if (i + 128u < len) { stage[st0 + i + 128u] = a4; }
-                if (i + 160u < len) { stage[st0 + i + 160u] = a5; }
-                if (i + 192u < len) { stage[st0 + i + 192u] = a6; }
-                if (i + 224u < len) { stage[st0 + i + 224u] = a7; }
-                if (i + 256u < len) { stage[st0 + i + 256u] = a8; }
-                if (i + 288u < len) { stage[st0 + i + 288u] = a9; }
-                if (i + 320u < len) { stage[st0 + i + 320u] = a10; }
-                if (i + 352u < len) { stage[st0 + i + 352u] = a11; }
-                if (i + 384u < len) { stage[st0 + i + 384u] = a12; }
-                if (i + 416u < len) { stage[st0 + i + 416u] = a13; }
-                if (i + 448u < len) { stage[st0 + i + 448u] = a14; }
-                if (i + 480u < len) { stage[st0 + i + 480u] = a15; }
-            }
+        var err = decode_tiles(a, b, estride, raw_base, pb, tail, xr);
+        if (bad) {
+            err |= vec2<u32>(E_SUBGROUP);
         }
-        prefix_reset(li);
-        workgroupBarrier();
-        {
-            let t = tile_first + rel;
-            let r0 = (t / tiles_x) * tile_h;
-            let c0 = (t % tiles_x) * tile_w;
-            // the lane's first element in the window, and the step per group:
-            // 64x64 tiles write rows 2g and 2g+1 (lanes 0-15 and 16-31)
-            var e0 = c0 - min(col_org, c0) + 4u * lane + adj;
-            var estride = 128u;
-            if (tile_h > 1u) {
-                e0 = (r0 - min(row_org, r0) + (lane >> 4u)) * cols + c0 + 4u * (lane & 15u) + adj;
-                estride = 2u * cols;
-            }
-            var k0 = 2u * st0 + odd;
-            if (PROBE == 3u) {
-                k0 = 2u * u0 + odd;
-            }
-            var err = decode_tile(
-                live,
-                k0,
-                nw,
-                tmeta,
-                e0,
-                estride,
-                c0 - min(col_org, c0) + 4u * lane,
-                raw_base,
-                tile_w,
-                pb,
-                tail,
-                xr,
-            );
-            if (bad) {
-                err |= E_SUBGROUP;
-            }
-            if (live && err != 0u) {
-                atomicOr(&errs[3u * eslot], err);
-                atomicMin(&errs[3u * eslot + 1u], t);
-            }
-            if (live) {
+        report(a, err.x, eslot);
+        if (a.live) {
+            done += 1u;
+        }
+        if (ILP > 1u) {
+            report(b, err.y, eslot);
+            if (b.live) {
                 done += 1u;
             }
         }
-        workgroupBarrier();
+        if (!BARRIER_FREE) {
+            workgroupBarrier();
+        }
     }
     // count finished tiles: a device that stops a shader early is caught
     if (lane == 0u && done > 0u) {

@@ -10,13 +10,16 @@
 // A subgroup size the variant cannot use sets E_SUBGROUP on every tile.
 
 override PREFIX: u32 = 0u;
-// the decode table, then (PREFIX 1) counts per (step mod 3, slot, subgroup of the slot)
-override LUT_WORDS: u32 = select(4096u, 4096u + 24u * WARPS, PREFIX == 1u);
+// the decode table, then (PREFIX 1) counts per (step mod 3, slot, tile of the slot, subgroup of the slot)
+override LUT_WORDS: u32 = select(4096u, 4096u + 24u * WARPS * ILP, PREFIX == 1u);
+// No barrier in the tile loop: a tile is one subgroup and its words are
+// read from `inp` (nothing in workgroup memory is written after the table).
+override BARRIER_FREE: bool = PREFIX == 0u && DIRECT == 1u;
 
 fn prefix_reset(li: u32) {}
 
 // (offset among the tile's lanes that need a word, lanes that need one)
-fn prefix(need: bool, s: u32) -> vec2<u32> {
+fn prefix(need: bool, s: u32, j: u32) -> vec2<u32> {
     let b = subgroupBallot(need);
     if (PREFIX == 0u) {
         return vec2<u32>(countOneBits(b.x & p_ltmask), countOneBits(b.x));
@@ -25,7 +28,7 @@ fn prefix(need: bool, s: u32) -> vec2<u32> {
     let mine = countOneBits(b.x & ((1u << (p_sgi & 31u)) - 1u));
     let sb = min(p_lane / sg, 7u);
     let nsb = min(32u / sg, 8u);
-    let base = 4096u + (s % 3u) * WARPS * 8u + p_slot * 8u;
+    let base = 4096u + (((s % 3u) * WARPS + p_slot) * ILP + j) * 8u;
     if (p_sgi == 0u) {
         lut[min(base + sb, LUT_WORDS - 1u)] = countOneBits(b.x);
     }

@@ -1,11 +1,12 @@
 // The workgroup-memory path of rans_fast.wgsl, for adapters without
 // SUBGROUP: each lane that needs a word sets its bit in its slot's ballot
 // word; after one barrier every lane reads the word and counts the bits
-// below its own. Three ballot words per slot rotate, so a step needs one
+// below its own. Three ballot words per slot tile rotate, so a step needs one
 // barrier (every slot of the workgroup takes the same steps).
 
 override LUT_WORDS: u32 = 4096u;
-override BAL: u32 = 3u * WARPS;
+override BAL: u32 = 3u * WARPS * ILP;
+override BARRIER_FREE: bool = false;
 
 var<workgroup> ballots: array<atomic<u32>, BAL>;
 
@@ -16,9 +17,9 @@ fn prefix_reset(li: u32) {
 }
 
 // (offset among the tile's lanes that need a word, lanes that need one)
-fn prefix(need: bool, s: u32) -> vec2<u32> {
-    let cur = (s % 3u) * WARPS + p_slot;
-    let nxt = ((s + 1u) % 3u) * WARPS + p_slot;
+fn prefix(need: bool, s: u32, j: u32) -> vec2<u32> {
+    let cur = ((s % 3u) * WARPS + p_slot) * ILP + j;
+    let nxt = (((s + 1u) % 3u) * WARPS + p_slot) * ILP + j;
     if (need) {
         atomicOr(&ballots[cur], 1u << p_lane);
     }

@@ -622,10 +622,13 @@ fn corrupt_streams_are_reported() {
         let t = f.tensors.iter().position(|e| &e.name == name).unwrap();
         let cpu_fails = decode_tensor(&f, t).is_err();
         for path in paths(&ctx) {
+            // every other trial through the fast kernel's interleaved, direct form
             let opts = GpuDecodeOptions {
                 verify: true,
                 tuning: Tuning {
                     path: Some(path),
+                    fast_ilp: 1 + (trial as u32 / 2 % 2),
+                    fast_direct: Some(trial / 2 % 2 == 1),
                     ..Default::default()
                 },
                 ..Default::default()
@@ -856,11 +859,21 @@ fn fast_kernel_tiles() {
     ));
     let file = file_of(&ts);
     for path in paths(&ctx) {
-        for (warps, wgs, stage) in [(8, 0, 0), (2, 3, 0), (4, 5, 1024)] {
+        for (warps, wgs, stage, ilp, direct) in [
+            (8, 0, 0, 1, false),
+            (2, 3, 0, 1, false),
+            (4, 5, 1024, 1, false),
+            (4, 3, 0, 2, false),
+            (3, 5, 1024, 2, false),
+            (8, 0, 0, 1, true),
+            (2, 3, 0, 2, true),
+        ] {
             let tune = Tuning {
                 fast_warps: warps,
                 fast_wgs: wgs,
                 fast_stage: stage,
+                fast_ilp: ilp,
+                fast_direct: Some(direct),
                 ..Default::default()
             };
             let v = check(
@@ -869,12 +882,15 @@ fn fast_kernel_tiles() {
                 None,
                 path,
                 Some(tune),
-                &format!("fast int8 warps={warps} wgs={wgs} stage={stage}"),
+                &format!(
+                    "fast int8 warps={warps} wgs={wgs} stage={stage} ilp={ilp} direct={direct}"
+                ),
             );
             assert!(
                 v.iter().any(|v| v.starts_with("fast-")),
                 "{path:?}: the fast kernel did not run: {v:?}"
             );
+            // a direct kernel takes every full NONE/PLANAR tile, whatever its length
             assert!(
                 v.iter().any(|v| !v.starts_with("fast-")),
                 "{path:?}: the general kernel did not run: {v:?}"
@@ -897,9 +913,14 @@ fn fast_kernel_tiles() {
     }
     let file = file_of(&ts);
     for path in paths(&ctx) {
-        for dt in [None, Some(DType::F32), Some(DType::F16), Some(DType::BF16)] {
+        for (k, dt) in [None, Some(DType::F32), Some(DType::F16), Some(DType::BF16)]
+            .into_iter()
+            .enumerate()
+        {
             let tune = Tuning {
                 fast_wgs: 1,
+                fast_ilp: 1 + (k as u32 % 2),
+                fast_direct: Some(k >= 2),
                 ..Default::default()
             };
             let v = check(&ctx, &file, dt, path, Some(tune), "fast float-split");

@@ -62,8 +62,9 @@ pub struct DecodeBenchArgs {
     /// tiles of the benchmark's weights get a transform, as on MiniLM).
     #[arg(long, default_value_t = 2.0)]
     pub lossy_bpw: f64,
-    /// Timed decodes per input (GPU time; the median is reported).
-    #[arg(long, default_value_t = 30)]
+    /// Timed decodes per input (GPU time; the median is reported), each
+    /// input after 0.5 s of untimed decodes that bring the GPU clock to boost.
+    #[arg(long, default_value_t = 100)]
     pub reps: usize,
     /// Wall-clock decodes per input (upload + decode + readback).
     #[arg(long, default_value_t = 3)]
@@ -80,6 +81,9 @@ pub struct DecodeBenchArgs {
     /// Also time kernel variants on the largest input of each kind.
     #[arg(long)]
     pub sweep: bool,
+    /// Only the sweep variants whose names contain one of these (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub sweep_only: Vec<String>,
     /// Also time the fast kernel with one stage removed at a time, on every
     /// input (the outputs of these are wrong and not checked).
     #[arg(long)]
@@ -373,7 +377,33 @@ pub(crate) fn make_input(kind: &str, bytes: u64, layout: &str, seed: u64) -> any
     })
 }
 
-/// GPU-timed resident decodes: (median ms, min ms, input bytes, chunks, variants).
+/// Seconds of untimed decodes before each timing: an idle GPU runs far
+/// below its boost clock (the H100: 345 MHz idle, about 1980 MHz after a few
+/// hundred ms of sustained load), and short timings were 2-4x too slow.
+pub(crate) const WARM_UP_S: f64 = 0.5;
+
+/// Keep the GPU busy with decodes of `r` for at least `secs` of wall time,
+/// in submissions of about 50 ms each (few CPU gaps), so that the timing
+/// after it runs at the boost clock.
+pub(crate) fn warm_up(
+    dec: &GpuDecoder,
+    r: &crate::wgpu::decode::Resident,
+    secs: f64,
+) -> anyhow::Result<()> {
+    let t0 = Instant::now();
+    let mut n = 1usize;
+    while t0.elapsed().as_secs_f64() < secs {
+        let t = Instant::now();
+        dec.spin_resident(r, n)?;
+        let dt = t.elapsed().as_secs_f64().max(1e-6);
+        // aim each submission at about 50 ms of work
+        n = ((n as f64 * 0.05 / dt) as usize).clamp(1, 4096);
+    }
+    Ok(())
+}
+
+/// GPU-timed resident decodes, after `WARM_UP_S` of untimed ones:
+/// (median ms, min ms, input bytes, chunks, variants).
 pub(crate) fn time_resident(
     ctx: &GpuContext,
     inp: &Input,
@@ -409,6 +439,7 @@ pub(crate) fn time_resident(
             );
         }
     }
+    warm_up(&dec, &r, WARM_UP_S)?;
     let mut timer = GpuTimer::new(ctx, r.chunks as u32);
     let mut times = Vec::with_capacity(reps);
     for i in 0..reps.max(1) {
@@ -475,6 +506,41 @@ fn sweep_tunings(ctx: &GpuContext, base: &Tuning) -> Vec<(String, Tuning, Option
     for wgs in [528, 1056, 4224, 8192] {
         v.push((format!("fast-wgs={wgs}"), t(&|x| x.fast_wgs = wgs), c));
     }
+    for ilp in [1, 2] {
+        for w in [8, 16, 32] {
+            v.push((
+                format!("staged warps={w} ilp={ilp}"),
+                t(&|x| {
+                    x.fast_direct = Some(false);
+                    x.fast_warps = w;
+                    x.fast_ilp = ilp;
+                }),
+                c,
+            ));
+        }
+    }
+    for (w, wgs) in [
+        (4, 0),
+        (8, 0),
+        (16, 0),
+        (32, 0),
+        (16, 264),
+        (32, 132),
+        (32, 264),
+    ] {
+        for ilp in [1, 2] {
+            v.push((
+                format!("direct warps={w} ilp={ilp} wgs={wgs}"),
+                t(&|x| {
+                    x.fast_direct = Some(true);
+                    x.fast_warps = w;
+                    x.fast_ilp = ilp;
+                    x.fast_wgs = wgs;
+                }),
+                c,
+            ));
+        }
+    }
     v.push((
         "path=workgroup".into(),
         t(&|x| x.path = Some(DecodePath::Workgroup)),
@@ -484,6 +550,9 @@ fn sweep_tunings(ctx: &GpuContext, base: &Tuning) -> Vec<(String, Tuning, Option
     v.push(("wgpu-checks=on".into(), base.clone(), Some(true)));
     v
 }
+
+/// Timed decodes of each probe and sweep variant (at most).
+const PROBE_REPS: usize = 50;
 
 /// The probes: the fast kernel with one stage removed.
 const PROBES: [FastProbe; 4] = [
@@ -524,6 +593,11 @@ fn decode_run(a: &DecodeBenchArgs, quiet: bool) -> anyhow::Result<()> {
         }
     };
     say(format!("device: {}", ctx.describe()));
+    say(format!(
+        "timing: {} decodes per input (median; probes and sweep {}), each input after {WARM_UP_S} s of untimed decodes (GPU clock to boost)",
+        a.reps,
+        a.reps.min(PROBE_REPS)
+    ));
     let (copy_shader, copy_cmd) = copy_bandwidth(&ctx, 1 << 30, 10)?;
     let copy = copy_shader.max(copy_cmd);
     say(format!(
@@ -672,7 +746,7 @@ fn decode_run(a: &DecodeBenchArgs, quiet: bool) -> anyhow::Result<()> {
                         probe,
                         ..tune.clone()
                     };
-                    let res = time_resident(&ctx, &inp, &t, a.reps.min(15));
+                    let res = time_resident(&ctx, &inp, &t, a.reps.min(PROBE_REPS));
                     ctx.trim_pool();
                     let p = match res {
                         Ok((ms, _, _, _, variants)) => {
@@ -713,9 +787,12 @@ fn decode_run(a: &DecodeBenchArgs, quiet: bool) -> anyhow::Result<()> {
             }
             if a.sweep && si + 1 == sizes.len() {
                 for (name, t, checks) in sweep_tunings(&ctx, &tune) {
+                    if !a.sweep_only.is_empty() && !a.sweep_only.iter().any(|p| name.contains(p)) {
+                        continue;
+                    }
                     let was = ctx.checks;
                     ctx.checks = checks;
-                    let res = time_resident(&ctx, &inp, &t, a.reps.min(15));
+                    let res = time_resident(&ctx, &inp, &t, a.reps.min(PROBE_REPS));
                     ctx.checks = was;
                     ctx.trim_pool();
                     let s = match res {

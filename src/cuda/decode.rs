@@ -25,6 +25,10 @@ use super::{CudaBackend, DevBuf, kernels};
 
 /// Warps (tiles decoded at once) per block.
 pub const WARPS: u32 = 8;
+
+/// Blocks per SM the kernel's registers allow at least (`__launch_bounds__`;
+/// `WCODEC_CUDA_MINB` overrides).
+pub const MINB: u32 = 1;
 /// The most u32 words a warp stages (4224 u16 words: an incompressible
 /// 4096-symbol tile with its state block).
 pub const MAX_STAGE_U32: u32 = 2112;
@@ -279,7 +283,14 @@ impl<'a> CudaDecoder<'a> {
             stage = 0;
         }
         let shared = smem(warps, stage);
+        // blocks per SM the registers must allow (`WCODEC_CUDA_MINB`)
+        let minb = std::env::var("WCODEC_CUDA_MINB")
+            .ok()
+            .and_then(|v| v.parse::<u32>().ok())
+            .unwrap_or(MINB)
+            .clamp(1, 32);
         let defines = [
+            ("MINB", minb as i64),
             ("WARPS", warps as i64),
             ("STAGE_U32", stage as i64),
             ("NTAB", ntab as i64),
@@ -340,7 +351,7 @@ impl<'a> CudaDecoder<'a> {
             params,
             _lut: lut_buf,
             variant: format!(
-                "warps={warps} stage={stage} tables={ntab} modes={} lossy={} blocks={blocks}",
+                "warps={warps} stage={stage} tables={ntab} modes={} lossy={} blocks={blocks} per_sm={per_sm} minb={minb}",
                 modes as u8, lossy as u8
             ),
             ntiles: ntiles as u32,

@@ -138,6 +138,9 @@ impl std::fmt::Debug for CudaBackend {
     }
 }
 
+/// Seconds of untimed runs before a timing (see [`CudaBackend::time_runs`]).
+pub const WARM_UP_S: f64 = 0.5;
+
 impl CudaBackend {
     /// Open device 0. Without the driver, NVRTC, cuBLAS or a device, a clear
     /// error (never a panic).
@@ -404,16 +407,30 @@ impl CudaBackend {
         Ok(EventPair { start, end })
     }
 
-    /// Median milliseconds of `reps` runs of `f(i)` (after `warmup` untimed
-    /// runs), each between its own pair of events.
+    /// Milliseconds of `reps` runs of `f(i)`, each between its own pair of
+    /// events, after untimed runs: at least `warmup`, and more until
+    /// `WARM_UP_S` of wall time has passed, so that the GPU clock is at
+    /// boost (an idle H100 runs at 345 MHz and needs a few hundred ms of
+    /// load to reach about 1980 MHz).
     pub fn time_runs(
         &self,
         warmup: usize,
         reps: usize,
         mut f: impl FnMut(usize) -> Result<()>,
     ) -> Result<Vec<f64>> {
-        for i in 0..warmup {
-            f(i)?;
+        let t0 = std::time::Instant::now();
+        let mut i = 0usize;
+        let mut batch = warmup.max(1);
+        while i < warmup || t0.elapsed().as_secs_f64() < WARM_UP_S {
+            let t = std::time::Instant::now();
+            for _ in 0..batch {
+                f(i)?;
+                i += 1;
+            }
+            self.sync()?;
+            // about 50 ms of work per batch
+            let dt = t.elapsed().as_secs_f64().max(1e-6);
+            batch = ((batch as f64 * 0.05 / dt) as usize).clamp(1, 100_000);
         }
         self.sync()?;
         let mut pairs = Vec::with_capacity(reps);

@@ -696,7 +696,7 @@ impl<'c> GpuDecoder<'c> {
             let max_rounds = if cpu { CPU_FAST_ROUNDS } else { 1 << 20 };
             let lay_out = fast_layout(
                 &counts,
-                fv.warps,
+                fv.tiles_per_round(),
                 target,
                 max_rounds,
                 ctx.limits.max_compute_workgroups_per_dimension,
@@ -1362,6 +1362,25 @@ impl GpuDecoder<'_> {
             chunks: chunks.len(),
             variants: self.variant_names(),
         })
+    }
+
+    /// Decode a resident file `n` times (sets in turn) in one submission and
+    /// wait: untimed work that keeps the GPU busy, e.g. to bring its clock
+    /// up to boost before timing (an idle GPU starts far below it).
+    pub fn spin_resident(&self, r: &Resident, n: usize) -> Result<()> {
+        let ctx = self.ctx;
+        let mut enc = ctx
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("wcodec.resident.spin"),
+            });
+        for i in 0..n {
+            for p in &r.sets[i % r.sets.len()].prepared {
+                p.encode(&mut enc, None);
+            }
+        }
+        ctx.queue.submit([enc.finish()]);
+        ctx.wait()
     }
 
     /// Decode set `set` of a resident file once; returns the GPU seconds of

@@ -553,20 +553,53 @@ pub fn pick_fast_variant(
     let need = |nw: u32| ((nw + 2) / 2).div_ceil(64) * 64;
     let full = need(words[words.len() - 1]).min(cap);
     let p99 = need(words[(words.len() - 1) * 99 / 100]).min(cap);
+    // Automatic choices (0 / None), measured on the H100 (BENCHMARKS.md):
+    // on subgroups of 32, large planes take two tiles a slot with words read
+    // through the cache (no stage) and big workgroups (32 slots for bytes,
+    // 16 for float-split, whose merge needs more registers); smaller planes
+    // one tile a slot and 16 slots, staged where the stage fits, so that
+    // every SM gets work. Elsewhere: staged, one tile a slot, 8 slots.
+    let wide = path == DecodePath::SubgroupWide;
+    let tiles = words.len() as u32;
+    let ilp = match tune.fast_ilp {
+        0 if wide && tiles >= FAST_ILP_TILES => 2,
+        0 => 1,
+        n => n.clamp(1, 2),
+    };
+    let mut want = match tune.fast_warps {
+        0 if wide && ilp == 2 && out == FastOut::Bytes => 32,
+        0 if wide => 16,
+        0 => 8,
+        n => n,
+    }
+    .clamp(1, (wg_threads / 32).max(1));
+    if tune.fast_warps == 0 {
+        // a small plane: smaller workgroups, so that every SM gets some
+        while want > 4 && tiles < want * ilp * FAST_MIN_WGS {
+            want /= 2;
+        }
+    }
     let mk = |warps: u32, stage_u32: u32| FastVariant {
         path,
         warps,
         stage_u32,
         out,
         probe: tune.probe,
+        ilp,
+        direct: stage_u32 == 0,
     };
     // the largest stage (a multiple of 64 u32) that fits `warps`
     let fit = |warps: u32| -> u32 {
         let v = mk(warps, 0);
         let free = (wg_bytes / 4).saturating_sub(v.workgroup_bytes() / 4);
-        (free / warps / 64 * 64).min(cap)
+        (free / (warps * ilp) / 64 * 64).min(cap)
     };
-    let want = tune.fast_warps.clamp(1, (wg_threads / 32).max(1));
+    let direct = tune
+        .fast_direct
+        .unwrap_or(wide && (ilp == 2 || fit(want) < full));
+    if direct {
+        return (mk(want, 0).workgroup_bytes() <= wg_bytes).then(|| mk(want, 0));
+    }
     if fit(want) >= full {
         return Some(mk(want, full));
     }
@@ -582,8 +615,17 @@ pub fn pick_fast_variant(
     (s >= 64).then(|| mk(1, s))
 }
 
+/// Workgroups a fast dispatch should have at least (about 1 per SM on the
+/// H100's 132): automatic tunings shrink the workgroup for smaller planes.
+pub const FAST_MIN_WGS: u32 = 128;
+
+/// Fast tiles of one output kind from which the automatic tuning decodes
+/// two tiles a slot (on subgroups of 32): 64 MiB of INT8.
+pub const FAST_ILP_TILES: u32 = 16384;
+
 /// Workgroups and rounds of the fast kernel's groups of `counts` tiles:
-/// about `target` workgroups in all (each slot takes one tile a round),
+/// about `target` workgroups in all (`warps` tiles a round each: the
+/// variant's `tiles_per_round`),
 /// at most `max_rounds` rounds each and `max_wgs` workgroups in all.
 /// Returns (workgroups, rounds) per group.
 pub fn fast_layout(
@@ -793,7 +835,9 @@ pub struct Tuning {
     pub workgroups: u32,
     /// Use the fast kernel for the tiles it takes.
     pub fast: bool,
-    /// Tiles per workgroup of the fast kernel wanted (fewer if memory is short).
+    /// Tiles per workgroup round (slots of 32 invocations) of the fast
+    /// kernel wanted, fewer if memory is short (0: automatic, see
+    /// `pick_fast_variant`).
     pub fast_warps: u32,
     /// Workgroups of a fast dispatch wanted (0: automatic).
     pub fast_wgs: u32,
@@ -805,6 +849,11 @@ pub struct Tuning {
     /// At most this many tile rows in a lossy tile's transform scratch
     /// (8, 16, 32 or 64; 0: as many as workgroup memory allows).
     pub lossy_rows: u32,
+    /// Fast tiles per slot, decoded interleaved (1 or 2; 0: automatic).
+    pub fast_ilp: u32,
+    /// Fast kernel: read words from the input buffer instead of staging
+    /// them (None: automatic).
+    pub fast_direct: Option<bool>,
 }
 
 impl Default for Tuning {
@@ -816,11 +865,13 @@ impl Default for Tuning {
             lut: None,
             workgroups: 0,
             fast: true,
-            fast_warps: 8,
+            fast_warps: 0,
             fast_wgs: 0,
             fast_stage: 0,
             probe: FastProbe::None,
             lossy_rows: 0,
+            fast_ilp: 0,
+            fast_direct: None,
         }
     }
 }
@@ -829,8 +880,9 @@ impl Tuning {
     /// Defaults, overridden by `WCODEC_GPU_PATH` (subgroup|workgroup),
     /// `WCODEC_GPU_TILES`, `WCODEC_GPU_STAGE`, `WCODEC_GPU_LUT` (slot32|split),
     /// `WCODEC_GPU_WGS` (the general kernel), `WCODEC_GPU_FAST` (0: general
-    /// kernel only), `WCODEC_GPU_FAST_WARPS`, `WCODEC_GPU_FAST_WGS` and
-    /// `WCODEC_GPU_FAST_STAGE`, `WCODEC_GPU_LOSSY_ROWS`.
+    /// kernel only), `WCODEC_GPU_FAST_WARPS`, `WCODEC_GPU_FAST_WGS`,
+    /// `WCODEC_GPU_FAST_STAGE`, `WCODEC_GPU_FAST_ILP` (1|2),
+    /// `WCODEC_GPU_FAST_DIRECT` (1: no stage) and `WCODEC_GPU_LOSSY_ROWS`.
     pub fn from_env() -> Result<Tuning> {
         let mut t = Tuning::default();
         let num = |k: &str| -> Result<Option<u32>> {
@@ -892,6 +944,17 @@ impl Tuning {
                 )));
             }
             t.lossy_rows = v;
+        }
+        if let Some(v) = num("WCODEC_GPU_FAST_ILP")? {
+            if !(1..=2).contains(&v) {
+                return Err(Error::Param(format!(
+                    "WCODEC_GPU_FAST_ILP={v} not in 1..=2"
+                )));
+            }
+            t.fast_ilp = v;
+        }
+        if let Some(v) = num("WCODEC_GPU_FAST_DIRECT")? {
+            t.fast_direct = Some(v != 0);
         }
         Ok(t)
     }
@@ -1108,7 +1171,56 @@ mod tests {
 
     #[test]
     fn fast_variants_fit_the_h100() {
-        let t = Tuning::default();
+        // the automatic choice on the H100: direct, two tiles a slot, 32
+        // slots; fewer slots for a small plane
+        let auto = |tiles: usize| {
+            pick_fast_variant(
+                DecodePath::SubgroupWide,
+                FastOut::Bytes,
+                &Tuning::default(),
+                &mut vec![1880; tiles],
+                48 << 10,
+                1024,
+            )
+            .unwrap()
+        };
+        let v = auto(262144);
+        assert!(v.direct && v.ilp == 2 && v.warps == 32, "{v:?}");
+        assert!(v.workgroup_bytes() <= 48 << 10);
+        // 16 MiB: one tile a slot, 16 slots, direct (the stage does not fit 16)
+        let v = auto(4096);
+        assert!(v.direct && v.ilp == 1 && v.warps == 16, "{v:?}");
+        let v = auto(100);
+        assert!(v.warps == 4 && v.ilp == 1, "{v:?}");
+        // BF16 exponents, 16 MiB: staged, 16 slots
+        let v = pick_fast_variant(
+            DecodePath::SubgroupWide,
+            FastOut::Split { src: 2, dst: 2 },
+            &Tuning::default(),
+            &mut vec![720; 2048],
+            48 << 10,
+            1024,
+        )
+        .unwrap();
+        assert!(!v.direct && v.ilp == 1 && v.warps == 16, "{v:?}");
+        // lavapipe (narrow subgroups): staged, 8 slots
+        let v = pick_fast_variant(
+            DecodePath::SubgroupNarrow,
+            FastOut::Bytes,
+            &Tuning::default(),
+            &mut vec![1880; 262144],
+            32 << 10,
+            1024,
+        )
+        .unwrap();
+        assert!(!v.direct && v.ilp == 1, "{v:?}");
+        // staged
+        let t = Tuning {
+            fast_warps: 8,
+            fast_ilp: 1,
+            fast_direct: Some(false),
+            ..Default::default()
+        };
         let pick = |words: &[u32], mem| {
             pick_fast_variant(
                 DecodePath::SubgroupWide,

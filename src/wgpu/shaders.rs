@@ -299,15 +299,29 @@ pub struct FastVariant {
     pub stage_u32: u32,
     pub out: FastOut,
     pub probe: FastProbe,
+    /// Tiles per slot (1 or 2), decoded interleaved: two independent
+    /// dependency chains per lane.
+    pub ilp: u32,
+    /// Words read from the input buffer, not staged (`stage_u32` is 0).
+    pub direct: bool,
 }
 
 impl FastVariant {
+    /// Tiles a workgroup decodes per round.
+    pub fn tiles_per_round(&self) -> u32 {
+        self.warps * self.ilp
+    }
+
     pub fn threads(&self) -> u32 {
         32 * self.warps
     }
 
     /// Longest tile (in u16 words) the stage holds, whatever its alignment.
     pub fn max_words(&self) -> u32 {
+        if self.direct {
+            // any tile (the general kernel's skip mask holds 16 bits)
+            return 0xffff;
+        }
         2 * self.stage_u32 - 1
     }
 
@@ -352,6 +366,8 @@ impl FastVariant {
             ("SRC", src as f64),
             ("DST", dst as f64),
             ("PROBE", self.probe.code() as f64),
+            ("ILP", self.ilp as f64),
+            ("DIRECT", self.direct as u32 as f64),
         ];
         match self.path {
             DecodePath::SubgroupWide => c.push(("PREFIX", 0.0)),
@@ -365,24 +381,34 @@ impl FastVariant {
     pub fn workgroup_bytes(&self) -> u32 {
         let extra = match self.path {
             DecodePath::SubgroupWide => 0,
-            DecodePath::SubgroupNarrow | DecodePath::Workgroup => 24 * self.warps,
+            DecodePath::SubgroupNarrow | DecodePath::Workgroup => 24 * self.warps * self.ilp,
         };
-        4 * (4096 + self.warps * self.stage_u32 + extra)
+        let stage = (self.warps * self.ilp * self.stage_u32).max(1);
+        4 * (4096 + stage + extra)
     }
 
     pub fn describe(&self) -> String {
         format!(
-            "fast-{} warps={} stage={} out={}{}",
+            "fast-{} warps={} {} out={}{}{}",
             match self.path {
                 DecodePath::SubgroupWide => "subgroup32",
                 DecodePath::SubgroupNarrow => "subgroup-narrow",
                 DecodePath::Workgroup => "workgroup",
             },
             self.warps,
-            2 * self.stage_u32,
+            if self.direct {
+                "direct".to_string()
+            } else {
+                format!("stage={}", 2 * self.stage_u32)
+            },
             match self.out {
                 FastOut::Bytes => "bytes".to_string(),
                 FastOut::Split { src, dst } => format!("split:{}>{}", dt_name(src), dt_name(dst)),
+            },
+            if self.ilp > 1 {
+                format!(" ilp={}", self.ilp)
+            } else {
+                String::new()
             },
             if self.probe == FastProbe::None {
                 String::new()
@@ -415,7 +441,17 @@ pub fn all_fast_variants() -> Vec<FastVariant> {
         DecodePath::SubgroupNarrow,
         DecodePath::Workgroup,
     ] {
-        for (warps, stage_u32) in [(1, 2048), (4, 1024), (8, 960), (8, 384), (16, 512)] {
+        for (warps, stage_u32, ilp) in [
+            (1, 2048, 1),
+            (4, 1024, 1),
+            (8, 960, 1),
+            (8, 384, 1),
+            (16, 512, 1),
+            (4, 960, 2),
+            (8, 0, 1),
+            (8, 0, 2),
+            (16, 0, 2),
+        ] {
             for &out in &outs {
                 v.push(FastVariant {
                     path,
@@ -423,6 +459,8 @@ pub fn all_fast_variants() -> Vec<FastVariant> {
                     stage_u32,
                     out,
                     probe: FastProbe::None,
+                    ilp,
+                    direct: stage_u32 == 0,
                 });
             }
         }
@@ -439,6 +477,8 @@ pub fn all_fast_variants() -> Vec<FastVariant> {
                     stage_u32: 1024,
                     out,
                     probe,
+                    ilp: 1,
+                    direct: false,
                 });
             }
         }

@@ -26,7 +26,8 @@
 //
 // Defines: WARPS (warps per block), STAGE_U32 (u32 words staged per warp;
 // 0: none), NTAB (tables, 1..4), MODES (0: every tile is NONE or PLANAR),
-// LOSSY (the plane holds lossy tiles, modes 5..8).
+// LOSSY (the plane holds lossy tiles, modes 5..8), MINB (blocks per SM for
+// __launch_bounds__).
 
 typedef unsigned int u32;
 typedef unsigned char u8;
@@ -47,6 +48,11 @@ typedef unsigned long long u64;
 #endif
 #ifndef LOSSY
 #define LOSSY 0
+#endif
+// blocks per SM the compiler must leave registers for (__launch_bounds__):
+// the decode loop is latency bound, so occupancy matters more than registers
+#ifndef MINB
+#define MINB 1
 #endif
 
 #define FULL 0xffffffffu
@@ -414,7 +420,7 @@ __device__ void rebuild_lossy(u8* tb, const Tile& ti, u32 mode, u32 params, u32 
 
 // ---- the kernel
 
-extern "C" __global__ void __launch_bounds__(WARPS * 32) rans_decode(const Params p) {
+extern "C" __global__ void __launch_bounds__(WARPS * 32, MINB) rans_decode(const Params p) {
     extern __shared__ u32 smem[];
     u32* lut = smem;
     const u32 lane = threadIdx.x & 31u;
