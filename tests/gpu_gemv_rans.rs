@@ -311,6 +311,7 @@ fn compressed_gemv_reports_corrupt_streams() {
     let bad = RansGemvTuning {
         nw: 4,
         capw: 1 << 20,
+        rounds: 0,
     };
     assert!(
         RansGemv::new(

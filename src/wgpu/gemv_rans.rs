@@ -27,32 +27,49 @@ pub struct RansGemvTuning {
     pub nw: u32,
     /// Stream words staged in workgroup memory per decoder (even).
     pub capw: u32,
+    /// 0: the band kernel (`gemv_rans_i8.wgsl`, a workgroup per 64 rows);
+    /// otherwise the tile kernel (`gemv_rans_tiles.wgsl`), each workgroup
+    /// taking `rounds` rounds of `nw` tiles, then a reduction pass.
+    pub rounds: u32,
 }
 
 impl RansGemvTuning {
     /// Workgroup memory the kernel needs.
     pub fn workgroup_bytes(&self) -> u32 {
-        self.nw * (self.capw * 2 + 4096 + 16 + 12) + 4
+        let lut = if self.rounds > 0 { 4 * 4096 } else { 0 };
+        lut + self.nw * (self.capw * 2 + 4096 + 16 + 12) + 4
     }
 
     /// The variants worth timing that fit the device, the default first.
     pub fn candidates(ctx_limit: u32) -> Vec<RansGemvTuning> {
         let all = [
-            (2, 1024),
-            (2, 2048),
-            (1, 2048),
-            (4, 1024),
-            (4, 2048),
-            (8, 1024),
-            (2, 4096),
+            (4, 2048, 4),
+            (4, 2048, 8),
+            (8, 2048, 2),
+            (8, 2048, 4),
+            (4, 3072, 4),
+            (2, 2048, 8),
+            (2, 1024, 4),
+            (1, 2048, 4),
+            (2, 1024, 0),
+            (2, 2048, 0),
+            (1, 2048, 0),
+            (4, 1024, 0),
+            (4, 2048, 0),
+            (8, 1024, 0),
+            (2, 4096, 0),
         ];
         let v: Vec<RansGemvTuning> = all
             .iter()
-            .map(|&(nw, capw)| RansGemvTuning { nw, capw })
+            .map(|&(nw, capw, rounds)| RansGemvTuning { nw, capw, rounds })
             .filter(|t| t.workgroup_bytes() <= ctx_limit)
             .collect();
         if v.is_empty() {
-            vec![RansGemvTuning { nw: 1, capw: 512 }]
+            vec![RansGemvTuning {
+                nw: 1,
+                capw: 512,
+                rounds: 0,
+            }]
         } else {
             v
         }
@@ -76,6 +93,11 @@ impl RansGemvTuning {
             ("TILE_WORDS", (self.nw * 1024) as f64),
             ("BAL_WORDS", (self.nw * 3) as f64),
         ];
+        if self.rounds > 0 {
+            // The tile kernel: scale and bias belong to the reduction pass.
+            c.retain(|(k, _)| !k.starts_with("HAS_"));
+            c.push(("ROUNDS", self.rounds as f64));
+        }
         if let Some(w) = sg_wide {
             c.push(("SG_WIDE", w as u32 as f64));
         }
@@ -94,9 +116,54 @@ const BINDINGS: &[Binding] = &[
     Binding::Uniform,
 ];
 
-/// The kernel: ballots by subgroup (`Subgroup`) or in workgroup memory (`Workgroup`).
-pub fn source(path: ReducePath) -> KernelSource {
+const REDUCE_BINDINGS: &[Binding] = &[
+    Binding::ReadOnly,
+    Binding::ReadOnly,
+    Binding::ReadWrite,
+    Binding::Uniform,
+];
+
+/// The reduction pass of the tile kernel.
+pub fn reduce_source() -> KernelSource {
+    KernelSource {
+        name: "gemv_rans_reduce",
+        source: include_str!("../../shaders/gemv_rans_reduce.wgsl").into(),
+        entry: "main",
+        bindings: REDUCE_BINDINGS,
+        features: wgpu::Features::empty(),
+        trusted: false,
+    }
+}
+
+/// The reduction pass's constants.
+pub fn reduce_constants(scale: bool, bias: bool) -> Vec<(&'static str, f64)> {
+    vec![
+        ("HAS_SCALE", scale as u32 as f64),
+        ("HAS_BIAS", bias as u32 as f64),
+    ]
+}
+
+/// The kernel: ballots by subgroup (`Subgroup`) or in workgroup memory
+/// (`Workgroup`); the tile kernel if `tiles`, else the band kernel.
+pub fn source(path: ReducePath, tiles: bool) -> KernelSource {
+    let body = if tiles {
+        include_str!("../../shaders/gemv_rans_tiles.wgsl")
+    } else {
+        include_str!("../../shaders/gemv_rans_i8.wgsl")
+    };
     let (name, ballot, entry, features) = match path {
+        ReducePath::Workgroup if tiles => (
+            "gemv_rans_tiles_wg",
+            include_str!("../../shaders/lib/ballot_wg.wgsl"),
+            include_str!("../../shaders/lib/rans_entry_wg.wgsl"),
+            wgpu::Features::empty(),
+        ),
+        _ if tiles => (
+            "gemv_rans_tiles_sg",
+            include_str!("../../shaders/lib/ballot_sg.wgsl"),
+            include_str!("../../shaders/lib/rans_entry_sg.wgsl"),
+            wgpu::Features::SUBGROUP,
+        ),
         ReducePath::Workgroup => (
             "gemv_rans_i8_wg",
             include_str!("../../shaders/lib/ballot_wg.wgsl"),
@@ -114,9 +181,8 @@ pub fn source(path: ReducePath) -> KernelSource {
         name,
         // Overrides before their uses: naga's override processing expects it.
         source: format!(
-            "{}\n{}\n{ballot}\n{entry}",
+            "{}\n{body}\n{ballot}\n{entry}",
             include_str!("../../shaders/lib/rans_tile.wgsl"),
-            include_str!("../../shaders/gemv_rans_i8.wgsl")
         )
         .into(),
         entry: "main",
@@ -142,6 +208,8 @@ pub struct CompressedWeights {
     rowdata: wgpu::Buffer,
     has_scale: bool,
     has_bias: bool,
+    /// Decode table of each tile (the tile kernel's work list groups by it).
+    tile_tables: Vec<u8>,
     /// Device bytes: stream + index + decode tables + scales/bias.
     pub bytes: u64,
     /// Bytes of the coded plane (stream + index + compact tables), as in the file.
@@ -208,6 +276,10 @@ impl CompressedWeights {
         ctx.queue
             .write_buffer(&stream, 0, bytemuck::cast_slice(&words));
         let idx: Vec<u32> = plane.index.iter().flat_map(|e| e.pack()).collect();
+        let tile_tables: Vec<u8> = idx
+            .chunks_exact(2)
+            .map(|e| ((e[1] >> 4) & 3) as u8)
+            .collect();
         let index = ctx.create_buffer(
             "gemv_rans.index",
             (idx.len() * 4) as u64,
@@ -256,6 +328,7 @@ impl CompressedWeights {
             rowdata,
             has_scale: scales.is_some(),
             has_bias: bias.is_some(),
+            tile_tables,
             bytes,
             coded_bytes,
         })
@@ -313,7 +386,19 @@ struct Params {
     tail_base: u32,
     nwords: u32,
     groups_x: u32,
-    _p: [u32; 3],
+    ngroups: u32,
+    rows_pad: u32,
+    _p: u32,
+}
+
+/// The tile kernel's second pass and buffers.
+struct TilePass {
+    kernel: Arc<Kernel>,
+    bind: wgpu::BindGroup,
+    grid: (u32, u32),
+    _params: wgpu::Buffer,
+    _work: wgpu::Buffer,
+    _partials: PooledBuffer,
 }
 
 /// Options of a compressed GEMV.
@@ -346,6 +431,7 @@ pub struct RansGemv {
     pub y: PooledBuffer,
     err: PooledBuffer,
     xlen: usize,
+    reduce: Option<TilePass>,
 }
 
 impl std::fmt::Debug for RansGemv {
@@ -390,6 +476,7 @@ impl RansGemv {
             .unwrap_or_else(|| RansGemvTuning::candidates(limit)[0]);
         if tuning.nw == 0
             || tuning.nw > 32
+            || tuning.rounds > 64
             || tuning.capw < 64
             || tuning.capw % 2 != 0
             || tuning.workgroup_bytes() > limit
@@ -415,7 +502,8 @@ impl RansGemv {
         if opts.diag != 0 {
             consts.push(("DIAG", opts.diag as f64));
         }
-        let kernel = ctx.kernel(&source(path), &consts)?;
+        let tiles = tuning.rounds > 0;
+        let kernel = ctx.kernel(&source(path, tiles), &consts)?;
         use wgpu::BufferUsages as U;
         let xlen = w.tiles_x as usize * 64;
         let x = ctx.buffer(
@@ -431,7 +519,28 @@ impl RansGemv {
         )?;
         let err = ctx.buffer("gemv_rans.err", 16, U::STORAGE | U::COPY_SRC | U::COPY_DST)?;
         ctx.queue.write_buffer(&err, 0, &[0u8; 16]);
-        let (gx, gy) = grid(ctx, w.tiles_y)?;
+        // The tile kernel's work list: tiles by table, in chunks of nw · rounds
+        // of one table (0xffffffff: none).
+        let mut work = Vec::new();
+        if tiles {
+            let chunk = (tuning.nw * tuning.rounds) as usize;
+            for table in 0..4u8 {
+                let list: Vec<u32> = (0..w.tile_tables.len() as u32)
+                    .filter(|&t| w.tile_tables[t as usize] == table)
+                    .collect();
+                for c in list.chunks(chunk) {
+                    work.extend_from_slice(c);
+                    work.resize(work.len() + chunk - c.len(), u32::MAX);
+                }
+            }
+        }
+        let ngroups = if tiles {
+            (work.len() / (tuning.nw * tuning.rounds) as usize) as u32
+        } else {
+            w.tiles_y
+        };
+        let (gx, gy) = grid(ctx, ngroups)?;
+        let rows_pad = w.tiles_y * 64;
         let pr = Params {
             rows: w.rows as u32,
             cols: w.cols as u32,
@@ -442,24 +551,82 @@ impl RansGemv {
             tail_base: w.tail.base as u32,
             nwords: w.nwords,
             groups_x: gx,
-            _p: [0; 3],
+            ngroups,
+            rows_pad,
+            _p: 0,
         };
         let params = ctx.create_buffer("gemv_rans.params", 48, U::UNIFORM | U::COPY_DST)?;
         ctx.queue.write_buffer(&params, 0, bytemuck::bytes_of(&pr));
-        let bind = kernel.bind_group(
-            &ctx.device,
-            "gemv_rans",
-            &[
-                w.stream.as_entire_buffer_binding(),
-                w.index.as_entire_buffer_binding(),
-                w.luts.as_entire_buffer_binding(),
-                x.as_entire_buffer_binding(),
-                w.rowdata.as_entire_buffer_binding(),
-                y.as_entire_buffer_binding(),
-                err.as_entire_buffer_binding(),
-                params.as_entire_buffer_binding(),
-            ],
-        );
+        let mut reduce = None;
+        let bind = if tiles {
+            let wb = ctx.create_buffer(
+                "gemv_rans.work",
+                (work.len().max(1) * 4) as u64,
+                U::STORAGE | U::COPY_DST,
+            )?;
+            if !work.is_empty() {
+                ctx.queue.write_buffer(&wb, 0, bytemuck::cast_slice(&work));
+            }
+            let partials = ctx.buffer(
+                "gemv_rans.partials",
+                (rows_pad as u64 * w.tiles_x as u64 * 4).max(16),
+                U::STORAGE,
+            )?;
+            let bind = kernel.bind_group(
+                &ctx.device,
+                "gemv_rans_tiles",
+                &[
+                    w.stream.as_entire_buffer_binding(),
+                    w.index.as_entire_buffer_binding(),
+                    w.luts.as_entire_buffer_binding(),
+                    x.as_entire_buffer_binding(),
+                    wb.as_entire_buffer_binding(),
+                    partials.as_entire_buffer_binding(),
+                    err.as_entire_buffer_binding(),
+                    params.as_entire_buffer_binding(),
+                ],
+            );
+            let rk = ctx.kernel(&reduce_source(), &reduce_constants(w.has_scale, w.has_bias))?;
+            let (rx, ry) = grid(ctx, (w.rows as u32).div_ceil(256))?;
+            let rp = [w.rows as u32, w.tiles_x, rows_pad, rx];
+            let rparams = ctx.create_buffer("gemv_rans.rparams", 16, U::UNIFORM | U::COPY_DST)?;
+            ctx.queue
+                .write_buffer(&rparams, 0, bytemuck::cast_slice(&rp));
+            let rbind = rk.bind_group(
+                &ctx.device,
+                "gemv_rans_reduce",
+                &[
+                    partials.as_entire_buffer_binding(),
+                    w.rowdata.as_entire_buffer_binding(),
+                    y.as_entire_buffer_binding(),
+                    rparams.as_entire_buffer_binding(),
+                ],
+            );
+            reduce = Some(TilePass {
+                kernel: rk,
+                bind: rbind,
+                grid: (rx, ry),
+                _params: rparams,
+                _work: wb,
+                _partials: partials,
+            });
+            bind
+        } else {
+            kernel.bind_group(
+                &ctx.device,
+                "gemv_rans",
+                &[
+                    w.stream.as_entire_buffer_binding(),
+                    w.index.as_entire_buffer_binding(),
+                    w.luts.as_entire_buffer_binding(),
+                    x.as_entire_buffer_binding(),
+                    w.rowdata.as_entire_buffer_binding(),
+                    y.as_entire_buffer_binding(),
+                    err.as_entire_buffer_binding(),
+                    params.as_entire_buffer_binding(),
+                ],
+            )
+        };
         ctx.check_health()?;
         Ok(RansGemv {
             rows: w.rows,
@@ -475,6 +642,7 @@ impl RansGemv {
             y,
             err,
             xlen,
+            reduce,
         })
     }
 
@@ -503,6 +671,11 @@ impl RansGemv {
         pass.set_pipeline(&self.kernel.pipeline);
         pass.set_bind_group(0, &self.bind, &[]);
         pass.dispatch_workgroups(self.grid.0, self.grid.1, 1);
+        if let Some(r) = &self.reduce {
+            pass.set_pipeline(&r.kernel.pipeline);
+            pass.set_bind_group(0, &r.bind, &[]);
+            pass.dispatch_workgroups(r.grid.0, r.grid.1, 1);
+        }
     }
 
     pub fn execute(&self, device: &wgpu::Device, queue: &wgpu::Queue) {
