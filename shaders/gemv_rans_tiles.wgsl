@@ -31,8 +31,14 @@ override NW: u32 = 4u;
 override CAPW: u32 = 2048u;  // staged words per decoder (even)
 override ROUNDS: u32 = 4u;
 override X_HALF: bool = false;
+// Subgroups of exactly 32 lanes and a work list of full-width NONE / PLANAR
+// tiles only (the host sends the others to a non-FUSED dispatch): no tile
+// buffer; each step group's 16 products of a row are added by a fixed
+// subgroupShuffleXor butterfly (1, 2, 4, 8) and lane l keeps rows
+// 2·(l mod 16) + l div 16 and that + 32 in two registers.
+override FUSED: bool = false;
 // Sizes of the workgroup arrays, set by the host to NW · CAPW / 2, NW · 1024
-// and NW · 3.
+// (1 if FUSED) and NW · 3.
 override STAGE_WORDS: u32 = 4096u;
 override TILE_WORDS: u32 = 4096u;
 override BAL_WORDS: u32 = 12u;
@@ -198,7 +204,7 @@ fn gemv_band(group: u32, lid: u32, dec: u32, lane: u32) {
         let w = min(64u, p.cols - min(c0, p.cols));
         let n = h * w;
         let mode = ti.z & 15u;
-        let fused = (mode == 0u || mode == 4u) && w == 64u;
+        let fused = FUSED || ((mode == 0u || mode == 4u) && w == 64u);
         if (live && mode == 3u && lane == 0u) {
             atomicOr(&any_avg, 1u);
         }
@@ -229,6 +235,8 @@ fn gemv_band(group: u32, lid: u32, dec: u32, lane: u32) {
         let sbase = dec * (CAPW / 2u);
         let xv = x4(c0 + 4u * (lane % 16u));
         let planar = mode == 4u;
+        var acc0 = 0.0;
+        var acc1 = 0.0;
         for (var g = 0u; g < select(32u, 0u, (DIAG & 2u) != 0u); g++) {
             var word = 0u;
             for (var u = 0u; u < 4u; u++) {
@@ -263,7 +271,23 @@ fn gemv_band(group: u32, lid: u32, dec: u32, lane: u32) {
                 word |= sym << (8u * u);
             }
             let cnt = min(nl - min(4u * g, nl), 4u);
-            if (fused) {
+            if (FUSED) {
+                var v = 0.0;
+                if (cnt > 0u && (DIAG & 8u) == 0u) {
+                    var wv = word;
+                    if (planar) {
+                        wv = add_bytes(wv, planar_pred(ti.z, 2u * g + lane / 16u, 4u * (lane % 16u)));
+                    }
+                    v = dot(i8x4(wv), xv);
+                }
+                v = sum16(v);
+                if (g == lane % 16u) {
+                    acc0 = v;
+                }
+                if (g == 16u + lane % 16u) {
+                    acc1 = v;
+                }
+            } else if (fused) {
                 // Row 2g + lane div 16, columns 4·(lane mod 16)..+3.
                 var v = 0.0;
                 if (cnt > 0u && (DIAG & 8u) == 0u) {
@@ -273,7 +297,9 @@ fn gemv_band(group: u32, lid: u32, dec: u32, lane: u32) {
                     }
                     v = dot(i8x4(wv), xv);
                 }
-                atomicStore(&tile[tb + 32u * g + lane], bitcast<u32>(v));
+                if (!FUSED) {
+                    atomicStore(&tile[tb + 32u * g + lane], bitcast<u32>(v));
+                }
             } else if (live && cnt > 0u) {
                 if (w == 64u) {
                     atomicStore(&tile[tb + 32u * g + lane], word);
@@ -299,6 +325,18 @@ fn gemv_band(group: u32, lid: u32, dec: u32, lane: u32) {
             if (bad) {
                 atomicOr(&err[0], 1u);
             }
+        }
+        if (FUSED) {
+            if (live) {
+                let row = 2u * (lane % 16u) + lane / 16u;
+                let o = tx * p.rows_pad + r0 + row;
+                if (o + 32u < arrayLength(&partials)) {
+                    partials[o] = acc0;
+                    partials[o + 32u] = acc1;
+                }
+            }
+            workgroupBarrier();
+            continue;
         }
         workgroupBarrier();
         // 3. Rebuild (§5) the tiles that were not multiplied in the loop.

@@ -193,7 +193,7 @@ fn compressed_gemv_tiles_several_tables() {
     };
     let limit = ctx.limits.max_compute_workgroup_storage_size;
     for path in paths(&ctx) {
-        for t in RansGemvTuning::candidates(limit) {
+        for t in RansGemvTuning::candidates(limit, RansGemvTuning::fused_on(&ctx, path)) {
             let n = check_q(
                 &ctx,
                 &mut rng,
@@ -269,7 +269,7 @@ fn compressed_gemv_precisions_x_types_and_tunings() {
                 None,
             );
         }
-        for t in RansGemvTuning::candidates(limit) {
+        for t in RansGemvTuning::candidates(limit, RansGemvTuning::fused_on(&ctx, path)) {
             check(
                 &ctx,
                 &mut rng,

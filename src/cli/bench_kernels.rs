@@ -409,7 +409,7 @@ fn bench_rans(b: &mut Bench<'_>, rows: usize, cols: usize) -> crate::Result<()> 
         paths.insert(0, ReducePath::Subgroup);
     }
     for (pi, &path) in paths.iter().enumerate() {
-        let mut tunings = RansGemvTuning::candidates(limit);
+        let mut tunings = RansGemvTuning::candidates(limit, RansGemvTuning::fused_on(ctx, path));
         if b.a.no_sweep || pi > 0 {
             tunings.truncate(1);
         }

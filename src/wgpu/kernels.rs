@@ -165,7 +165,7 @@ pub fn all_variants() -> Vec<(KernelSource, Vec<Constants>)> {
     for path in [ReducePath::Subgroup, ReducePath::Workgroup] {
         for tiles in [false, true] {
             let mut combos = Vec::new();
-            for t in super::gemv_rans::RansGemvTuning::candidates(48 << 10) {
+            for t in super::gemv_rans::RansGemvTuning::candidates(48 << 10, true) {
                 if (t.rounds > 0) != tiles {
                     continue;
                 }
@@ -177,6 +177,10 @@ pub fn all_variants() -> Vec<(KernelSource, Vec<Constants>)> {
                     if path == ReducePath::Subgroup {
                         combos.push(t.constants(xh, sc, bias, Some(true)));
                         combos.push(t.constants(xh, sc, bias, Some(false)));
+                        if tiles {
+                            // the non-FUSED side dispatch on wide subgroups
+                            combos.push(t.constants_with(xh, sc, bias, Some(true), false));
+                        }
                     } else {
                         combos.push(t.constants(xh, sc, bias, None));
                     }
