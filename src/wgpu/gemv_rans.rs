@@ -443,12 +443,15 @@ struct Params {
     _p: u32,
 }
 
+/// A non-FUSED dispatch of the tile kernel: kernel, bindings, grid, params.
+type SideDispatch = (Arc<Kernel>, wgpu::BindGroup, (u32, u32), wgpu::Buffer);
+
 /// The tile kernel's reduction pass, its non-FUSED side dispatch and buffers.
 struct TilePass {
     kernel: Arc<Kernel>,
     bind: wgpu::BindGroup,
     grid: (u32, u32),
-    side: Option<(Arc<Kernel>, wgpu::BindGroup, (u32, u32), wgpu::Buffer)>,
+    side: Option<SideDispatch>,
     _keep: Vec<wgpu::Buffer>,
     _partials: PooledBuffer,
 }
