@@ -2,8 +2,18 @@
 //! with Q, an int8 matrix, kept in device memory as its `.wcodec` coded plane
 //! (stream, tile index, decode tables; the VRAM of the compressed size) and
 //! decoded tile by tile into workgroup memory by the GEMV itself; Q is never
-//! materialised. Each workgroup owns a band of 64 rows and adds its tiles'
-//! products in a fixed order, so results are the same run to run.
+//! materialised. Two kernels:
+//! - the tile kernel (`gemv_rans_tiles.wgsl` + `gemv_rans_reduce.wgsl`, the
+//!   default): workgroups of `nw` 32-lane decoders share one decode table in
+//!   workgroup memory and take tiles of a work list; each tile's 64 row sums
+//!   go to a partials buffer, which a second pass adds in column order. On
+//!   subgroups of ≥ 32 lanes full-width NONE / PLANAR tiles are multiplied
+//!   inside the decode loop (FUSED: no tile buffer); other tiles are rebuilt
+//!   in workgroup memory by a side dispatch;
+//! - the band kernel (`gemv_rans_i8.wgsl`, `rounds` 0): a workgroup per band
+//!   of 64 rows, its tiles' products added in a fixed order.
+//!
+//! Both give the same results run to run.
 //!
 //! Sources: a `quant` tensor (int8 codes + per-row scales) or an `int8`
 //! tensor of dtype I8 from a `.wcodec` file ([`CompressedWeights::from_file`]),
@@ -53,16 +63,19 @@ impl RansGemvTuning {
     /// The variants worth timing that fit the device, the default first;
     /// `fused` as [`RansGemvTuning::fused_on`].
     pub fn candidates(ctx_limit: u32, fused: bool) -> Vec<RansGemvTuning> {
+        // H100, 50257×2560 int8 (bench kernels --only compressed, 2026-11-24):
+        // 1054, 1072, 1096, 1231, 1302, 1570, 1609, 2264, 1239 µs; the band
+        // kernel's best 1986 µs.
         let wide = [
+            (8, 256, 2),
+            (16, 256, 2),
+            (12, 1024, 2),
             (8, 1792, 2),
             (8, 1792, 4),
             (8, 1024, 2),
-            (12, 1024, 2),
             (6, 2048, 2),
             (4, 2048, 4),
             (8, 1792, 1),
-            (8, 256, 2),
-            (16, 256, 2),
         ];
         let all = [
             (4, 2048, 4),
