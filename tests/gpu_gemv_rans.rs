@@ -58,8 +58,29 @@ fn check(
     tuning: Option<RansGemvTuning>,
 ) {
     let (q, scales) = codes(rng, rows, cols);
-    let plane = encode_plane(&q, Grid::two_d(rows, cols), opts).unwrap();
+    check_q(
+        ctx, rng, &q, &scales, rows, cols, opts, x_dtype, bias, path, tuning,
+    );
+}
+
+/// `check` on given codes; returns the plane's table count.
+#[allow(clippy::too_many_arguments)]
+fn check_q(
+    ctx: &GpuContext,
+    rng: &mut Rng,
+    q: &[u8],
+    scales: &[f32],
+    rows: usize,
+    cols: usize,
+    opts: &PlaneOptions,
+    x_dtype: VecDtype,
+    bias: bool,
+    path: ReducePath,
+    tuning: Option<RansGemvTuning>,
+) -> usize {
+    let plane = encode_plane(q, Grid::two_d(rows, cols), opts).unwrap();
     let view = plane.view();
+    let scales = scales.to_vec();
     // The CPU decode is the reference of the weights.
     let mut dec = vec![0u8; rows * cols];
     view.decode_into(&mut dec, &Default::default()).unwrap();
@@ -147,6 +168,48 @@ fn check(
         cw.bytes,
         rows * cols
     );
+    view.tables.len()
+}
+
+/// The tile kernel on a plane with several decode tables (its work list
+/// groups tiles by table), every tuning that fits, both kernels agreeing.
+#[test]
+fn compressed_gemv_tiles_several_tables() {
+    let Some(ctx) = ctx() else { return };
+    let mut rng = Rng(45);
+    let (rows, cols) = (320, 200);
+    // Row bands of very different spreads: the encoder picks several tables.
+    let mut q = vec![0u8; rows * cols];
+    for r in 0..rows {
+        let sd = [1.0, 6.0, 30.0, 90.0][(r / 64) % 4];
+        for c in 0..cols {
+            q[r * cols + c] = (rng.normal() * sd).round().clamp(-128.0, 127.0) as i8 as u8;
+        }
+    }
+    let scales = rng.normals(rows, 0.01);
+    let opts = PlaneOptions {
+        max_tables: 4,
+        ..Default::default()
+    };
+    let limit = ctx.limits.max_compute_workgroup_storage_size;
+    for path in paths(&ctx) {
+        for t in RansGemvTuning::candidates(limit, RansGemvTuning::fused_on(&ctx, path)) {
+            let n = check_q(
+                &ctx,
+                &mut rng,
+                &q,
+                &scales,
+                rows,
+                cols,
+                &opts,
+                VecDtype::F32,
+                true,
+                path,
+                Some(t),
+            );
+            assert!(n > 1, "the plane has {n} table(s)");
+        }
+    }
 }
 
 #[test]
@@ -206,7 +269,7 @@ fn compressed_gemv_precisions_x_types_and_tunings() {
                 None,
             );
         }
-        for t in RansGemvTuning::candidates(limit) {
+        for t in RansGemvTuning::candidates(limit, RansGemvTuning::fused_on(&ctx, path)) {
             check(
                 &ctx,
                 &mut rng,
@@ -311,6 +374,7 @@ fn compressed_gemv_reports_corrupt_streams() {
     let bad = RansGemvTuning {
         nw: 4,
         capw: 1 << 20,
+        rounds: 0,
     };
     assert!(
         RansGemv::new(

@@ -409,7 +409,7 @@ fn bench_rans(b: &mut Bench<'_>, rows: usize, cols: usize) -> crate::Result<()> 
         paths.insert(0, ReducePath::Subgroup);
     }
     for (pi, &path) in paths.iter().enumerate() {
-        let mut tunings = RansGemvTuning::candidates(limit);
+        let mut tunings = RansGemvTuning::candidates(limit, RansGemvTuning::fused_on(ctx, path));
         if b.a.no_sweep || pi > 0 {
             tunings.truncate(1);
         }
@@ -434,7 +434,17 @@ fn bench_rans(b: &mut Bench<'_>, rows: usize, cols: usize) -> crate::Result<()> 
             } else {
                 format!("FAIL (rel L2 {e:.1e})")
             };
-            let v = format!("{} nw{} capw{}", path.name(), t.nw, t.capw);
+            let v = if t.rounds > 0 {
+                format!(
+                    "{} tiles nw{} capw{} r{}",
+                    path.name(),
+                    t.nw,
+                    t.capw,
+                    t.rounds
+                )
+            } else {
+                format!("{} nw{} capw{}", path.name(), t.nw, t.capw)
+            };
             let bytes = cw.bytes + cols as u64 * 2 + rows as u64 * 4;
             b.record(&name, v.clone(), st, bytes, pi == 0 && ti == 0, check);
             // Each stage's share: the same kernel with stages dropped.

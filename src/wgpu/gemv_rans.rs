@@ -2,8 +2,18 @@
 //! with Q, an int8 matrix, kept in device memory as its `.wcodec` coded plane
 //! (stream, tile index, decode tables; the VRAM of the compressed size) and
 //! decoded tile by tile into workgroup memory by the GEMV itself; Q is never
-//! materialised. Each workgroup owns a band of 64 rows and adds its tiles'
-//! products in a fixed order, so results are the same run to run.
+//! materialised. Two kernels:
+//! - the tile kernel (`gemv_rans_tiles.wgsl` + `gemv_rans_reduce.wgsl`, the
+//!   default): workgroups of `nw` 32-lane decoders share one decode table in
+//!   workgroup memory and take tiles of a work list; each tile's 64 row sums
+//!   go to a partials buffer, which a second pass adds in column order. On
+//!   subgroups of ≥ 32 lanes full-width NONE / PLANAR tiles are multiplied
+//!   inside the decode loop (FUSED: no tile buffer); other tiles are rebuilt
+//!   in workgroup memory by a side dispatch;
+//! - the band kernel (`gemv_rans_i8.wgsl`, `rounds` 0): a workgroup per band
+//!   of 64 rows, its tiles' products added in a fixed order.
+//!
+//! Both give the same results run to run.
 //!
 //! Sources: a `quant` tensor (int8 codes + per-row scales) or an `int8`
 //! tensor of dtype I8 from a `.wcodec` file ([`CompressedWeights::from_file`]),
@@ -27,38 +37,82 @@ pub struct RansGemvTuning {
     pub nw: u32,
     /// Stream words staged in workgroup memory per decoder (even).
     pub capw: u32,
+    /// 0: the band kernel (`gemv_rans_i8.wgsl`, a workgroup per 64 rows);
+    /// otherwise the tile kernel (`gemv_rans_tiles.wgsl`), each workgroup
+    /// taking `rounds` rounds of `nw` tiles, then a reduction pass.
+    pub rounds: u32,
 }
 
 impl RansGemvTuning {
-    /// Workgroup memory the kernel needs.
-    pub fn workgroup_bytes(&self) -> u32 {
-        self.nw * (self.capw * 2 + 4096 + 16 + 12) + 4
+    /// Workgroup memory the kernel needs; `fused`: the FUSED tile kernel
+    /// (no tile buffer).
+    pub fn workgroup_bytes(&self, fused: bool) -> u32 {
+        let lut = if self.rounds > 0 { 4 * 4096 } else { 0 };
+        let tile = if fused && self.rounds > 0 { 0 } else { 4096 };
+        lut + self.nw * (self.capw * 2 + tile + 16 + 12) + 8
     }
 
-    /// The variants worth timing that fit the device, the default first.
-    pub fn candidates(ctx_limit: u32) -> Vec<RansGemvTuning> {
-        let all = [
-            (2, 1024),
-            (2, 2048),
-            (1, 2048),
-            (4, 1024),
-            (4, 2048),
-            (8, 1024),
-            (2, 4096),
+    /// Whether [`RansGemv::new`] runs the FUSED tile kernel on `path`
+    /// (subgroups of at least 32 lanes).
+    pub fn fused_on(ctx: &GpuContext, path: ReducePath) -> bool {
+        ctx.has(wgpu::Features::SUBGROUP)
+            && ctx.info.subgroup_min_size >= 32
+            && matches!(path, ReducePath::Subgroup | ReducePath::Auto)
+    }
+
+    /// The variants worth timing that fit the device, the default first;
+    /// `fused` as [`RansGemvTuning::fused_on`].
+    pub fn candidates(ctx_limit: u32, fused: bool) -> Vec<RansGemvTuning> {
+        // H100, 50257×2560 int8 (bench kernels --only compressed, 2026-11-24):
+        // 1054, 1072, 1096, 1231, 1302, 1570, 1609, 2264, 1239 µs; the band
+        // kernel's best 1986 µs.
+        let wide = [
+            (8, 256, 2),
+            (16, 256, 2),
+            (12, 1024, 2),
+            (8, 1792, 2),
+            (8, 1792, 4),
+            (8, 1024, 2),
+            (6, 2048, 2),
+            (4, 2048, 4),
+            (8, 1792, 1),
         ];
-        let v: Vec<RansGemvTuning> = all
+        let all = [
+            (4, 2048, 4),
+            (4, 2048, 8),
+            (8, 2048, 2),
+            (8, 2048, 4),
+            (4, 3072, 4),
+            (2, 2048, 8),
+            (2, 1024, 4),
+            (1, 2048, 4),
+            (2, 1024, 0),
+            (2, 2048, 0),
+            (1, 2048, 0),
+            (4, 1024, 0),
+            (4, 2048, 0),
+            (8, 1024, 0),
+            (2, 4096, 0),
+        ];
+        let v: Vec<RansGemvTuning> = (if fused { &wide[..] } else { &[] })
             .iter()
-            .map(|&(nw, capw)| RansGemvTuning { nw, capw })
-            .filter(|t| t.workgroup_bytes() <= ctx_limit)
+            .chain(all.iter())
+            .map(|&(nw, capw, rounds)| RansGemvTuning { nw, capw, rounds })
+            .filter(|t| t.workgroup_bytes(fused) <= ctx_limit)
             .collect();
         if v.is_empty() {
-            vec![RansGemvTuning { nw: 1, capw: 512 }]
+            vec![RansGemvTuning {
+                nw: 1,
+                capw: 512,
+                rounds: 0,
+            }]
         } else {
             v
         }
     }
 
-    /// The override constants; `sg_wide` only for the subgroup path.
+    /// The override constants; `sg_wide` only for the subgroup path (the
+    /// tile kernel is FUSED where it is `Some(true)`).
     pub fn constants(
         &self,
         x_half: bool,
@@ -66,6 +120,19 @@ impl RansGemvTuning {
         bias: bool,
         sg_wide: Option<bool>,
     ) -> Vec<(&'static str, f64)> {
+        self.constants_with(x_half, scale, bias, sg_wide, sg_wide == Some(true))
+    }
+
+    /// [`RansGemvTuning::constants`] with FUSED chosen (tile kernel only).
+    pub fn constants_with(
+        &self,
+        x_half: bool,
+        scale: bool,
+        bias: bool,
+        sg_wide: Option<bool>,
+        fused: bool,
+    ) -> Vec<(&'static str, f64)> {
+        let fused = fused && self.rounds > 0;
         let mut c = vec![
             ("NW", self.nw as f64),
             ("CAPW", self.capw as f64),
@@ -73,9 +140,18 @@ impl RansGemvTuning {
             ("HAS_SCALE", scale as u32 as f64),
             ("HAS_BIAS", bias as u32 as f64),
             ("STAGE_WORDS", (self.nw * self.capw / 2) as f64),
-            ("TILE_WORDS", (self.nw * 1024) as f64),
+            (
+                "TILE_WORDS",
+                if fused { 1.0 } else { (self.nw * 1024) as f64 },
+            ),
             ("BAL_WORDS", (self.nw * 3) as f64),
         ];
+        if self.rounds > 0 {
+            // The tile kernel: scale and bias belong to the reduction pass.
+            c.retain(|(k, _)| !k.starts_with("HAS_"));
+            c.push(("ROUNDS", self.rounds as f64));
+            c.push(("FUSED", fused as u32 as f64));
+        }
         if let Some(w) = sg_wide {
             c.push(("SG_WIDE", w as u32 as f64));
         }
@@ -94,9 +170,54 @@ const BINDINGS: &[Binding] = &[
     Binding::Uniform,
 ];
 
-/// The kernel: ballots by subgroup (`Subgroup`) or in workgroup memory (`Workgroup`).
-pub fn source(path: ReducePath) -> KernelSource {
+const REDUCE_BINDINGS: &[Binding] = &[
+    Binding::ReadOnly,
+    Binding::ReadOnly,
+    Binding::ReadWrite,
+    Binding::Uniform,
+];
+
+/// The reduction pass of the tile kernel.
+pub fn reduce_source() -> KernelSource {
+    KernelSource {
+        name: "gemv_rans_reduce",
+        source: include_str!("../../shaders/gemv_rans_reduce.wgsl").into(),
+        entry: "main",
+        bindings: REDUCE_BINDINGS,
+        features: wgpu::Features::empty(),
+        trusted: false,
+    }
+}
+
+/// The reduction pass's constants.
+pub fn reduce_constants(scale: bool, bias: bool) -> Vec<(&'static str, f64)> {
+    vec![
+        ("HAS_SCALE", scale as u32 as f64),
+        ("HAS_BIAS", bias as u32 as f64),
+    ]
+}
+
+/// The kernel: ballots by subgroup (`Subgroup`) or in workgroup memory
+/// (`Workgroup`); the tile kernel if `tiles`, else the band kernel.
+pub fn source(path: ReducePath, tiles: bool) -> KernelSource {
+    let body = if tiles {
+        include_str!("../../shaders/gemv_rans_tiles.wgsl")
+    } else {
+        include_str!("../../shaders/gemv_rans_i8.wgsl")
+    };
     let (name, ballot, entry, features) = match path {
+        ReducePath::Workgroup if tiles => (
+            "gemv_rans_tiles_wg",
+            include_str!("../../shaders/lib/ballot_wg.wgsl"),
+            include_str!("../../shaders/lib/rans_entry_wg.wgsl"),
+            wgpu::Features::empty(),
+        ),
+        _ if tiles => (
+            "gemv_rans_tiles_sg",
+            include_str!("../../shaders/lib/ballot_sg.wgsl"),
+            include_str!("../../shaders/lib/rans_entry_sg.wgsl"),
+            wgpu::Features::SUBGROUP,
+        ),
         ReducePath::Workgroup => (
             "gemv_rans_i8_wg",
             include_str!("../../shaders/lib/ballot_wg.wgsl"),
@@ -114,9 +235,17 @@ pub fn source(path: ReducePath) -> KernelSource {
         name,
         // Overrides before their uses: naga's override processing expects it.
         source: format!(
-            "{}\n{}\n{ballot}\n{entry}",
+            "{}\n{body}\n{ballot}\n{entry}\n{}",
             include_str!("../../shaders/lib/rans_tile.wgsl"),
-            include_str!("../../shaders/gemv_rans_i8.wgsl")
+            if !tiles {
+                ""
+            } else if path == ReducePath::Workgroup {
+                // FUSED needs subgroups; never set on this path.
+                "fn sum16(v: f32) -> f32 { return v; }"
+            } else {
+                // The sum of v over the 16 lanes of the half-subgroup, in a fixed order.
+                "fn sum16(v: f32) -> f32 {\n    var s = v + subgroupShuffleXor(v, 1u);\n    s += subgroupShuffleXor(s, 2u);\n    s += subgroupShuffleXor(s, 4u);\n    return s + subgroupShuffleXor(s, 8u);\n}"
+            }
         )
         .into(),
         entry: "main",
@@ -142,6 +271,10 @@ pub struct CompressedWeights {
     rowdata: wgpu::Buffer,
     has_scale: bool,
     has_bias: bool,
+    /// Decode table and prediction mode of each tile (the tile kernel's work
+    /// lists group by them).
+    tile_tables: Vec<u8>,
+    tile_modes: Vec<u8>,
     /// Device bytes: stream + index + decode tables + scales/bias.
     pub bytes: u64,
     /// Bytes of the coded plane (stream + index + compact tables), as in the file.
@@ -208,6 +341,11 @@ impl CompressedWeights {
         ctx.queue
             .write_buffer(&stream, 0, bytemuck::cast_slice(&words));
         let idx: Vec<u32> = plane.index.iter().flat_map(|e| e.pack()).collect();
+        let tile_tables: Vec<u8> = idx
+            .chunks_exact(2)
+            .map(|e| ((e[1] >> 4) & 3) as u8)
+            .collect();
+        let tile_modes: Vec<u8> = idx.chunks_exact(2).map(|e| (e[1] & 15) as u8).collect();
         let index = ctx.create_buffer(
             "gemv_rans.index",
             (idx.len() * 4) as u64,
@@ -256,6 +394,8 @@ impl CompressedWeights {
             rowdata,
             has_scale: scales.is_some(),
             has_bias: bias.is_some(),
+            tile_tables,
+            tile_modes,
             bytes,
             coded_bytes,
         })
@@ -313,7 +453,41 @@ struct Params {
     tail_base: u32,
     nwords: u32,
     groups_x: u32,
-    _p: [u32; 3],
+    ngroups: u32,
+    rows_pad: u32,
+    _p: u32,
+}
+
+/// A non-FUSED dispatch of the tile kernel: kernel, bindings, grid, params.
+type SideDispatch = (Arc<Kernel>, wgpu::BindGroup, (u32, u32), wgpu::Buffer);
+
+/// The tile kernel's reduction pass, its non-FUSED side dispatch and buffers.
+struct TilePass {
+    kernel: Arc<Kernel>,
+    bind: wgpu::BindGroup,
+    grid: (u32, u32),
+    side: Option<SideDispatch>,
+    _keep: Vec<wgpu::Buffer>,
+    _partials: PooledBuffer,
+}
+
+/// The tile kernel's work list: `list` by decode table, in chunks of
+/// nw · rounds tiles of one table (0xffffffff: none).
+fn work_list(w: &CompressedWeights, t: &RansGemvTuning, list: &[u32]) -> Vec<u32> {
+    let chunk = (t.nw * t.rounds) as usize;
+    let mut work = Vec::new();
+    for table in 0..4u8 {
+        let l: Vec<u32> = list
+            .iter()
+            .copied()
+            .filter(|&i| w.tile_tables[i as usize] == table)
+            .collect();
+        for c in l.chunks(chunk) {
+            work.extend_from_slice(c);
+            work.resize(work.len() + chunk - c.len(), u32::MAX);
+        }
+    }
+    work
 }
 
 /// Options of a compressed GEMV.
@@ -346,6 +520,7 @@ pub struct RansGemv {
     pub y: PooledBuffer,
     err: PooledBuffer,
     xlen: usize,
+    reduce: Option<TilePass>,
 }
 
 impl std::fmt::Debug for RansGemv {
@@ -385,18 +560,23 @@ impl RansGemv {
             p => resolve_path(ctx, p)?,
         };
         let limit = ctx.limits.max_compute_workgroup_storage_size;
+        let sg_wide = (path == ReducePath::Subgroup).then_some(wide);
+        let fused_ok = sg_wide == Some(true);
         let tuning = opts
             .tuning
-            .unwrap_or_else(|| RansGemvTuning::candidates(limit)[0]);
+            .unwrap_or_else(|| RansGemvTuning::candidates(limit, fused_ok)[0]);
+        let tiles = tuning.rounds > 0;
+        let fused = tiles && fused_ok;
         if tuning.nw == 0
             || tuning.nw > 32
+            || tuning.rounds > 64
             || tuning.capw < 64
             || tuning.capw % 2 != 0
-            || tuning.workgroup_bytes() > limit
+            || tuning.workgroup_bytes(fused) > limit
         {
             return Err(Error::Param(format!(
                 "compressed GEMV tuning {tuning:?} ({} bytes of workgroup memory; the device has {limit})",
-                tuning.workgroup_bytes()
+                tuning.workgroup_bytes(fused)
             )));
         }
         if tuning.nw * 32 > ctx.limits.max_compute_invocations_per_workgroup {
@@ -405,17 +585,15 @@ impl RansGemv {
                 tuning.nw
             )));
         }
-        let sg_wide = (path == ReducePath::Subgroup).then_some(wide);
-        let mut consts = tuning.constants(
-            opts.x_dtype == VecDtype::F16,
-            w.has_scale,
-            w.has_bias,
-            sg_wide,
-        );
-        if opts.diag != 0 {
-            consts.push(("DIAG", opts.diag as f64));
-        }
-        let kernel = ctx.kernel(&source(path), &consts)?;
+        let x_half = opts.x_dtype == VecDtype::F16;
+        let consts_for = |t: &RansGemvTuning, f: bool| {
+            let mut c = t.constants_with(x_half, w.has_scale, w.has_bias, sg_wide, f);
+            if opts.diag != 0 {
+                c.push(("DIAG", opts.diag as f64));
+            }
+            c
+        };
+        let kernel = ctx.kernel(&source(path, tiles), &consts_for(&tuning, fused))?;
         use wgpu::BufferUsages as U;
         let xlen = w.tiles_x as usize * 64;
         let x = ctx.buffer(
@@ -431,8 +609,8 @@ impl RansGemv {
         )?;
         let err = ctx.buffer("gemv_rans.err", 16, U::STORAGE | U::COPY_SRC | U::COPY_DST)?;
         ctx.queue.write_buffer(&err, 0, &[0u8; 16]);
-        let (gx, gy) = grid(ctx, w.tiles_y)?;
-        let pr = Params {
+        let rows_pad = w.tiles_y * 64;
+        let params_for = |ngroups: u32, gx: u32| Params {
             rows: w.rows as u32,
             cols: w.cols as u32,
             tiles_x: w.tiles_x,
@@ -442,24 +620,125 @@ impl RansGemv {
             tail_base: w.tail.base as u32,
             nwords: w.nwords,
             groups_x: gx,
-            _p: [0; 3],
+            ngroups,
+            rows_pad,
+            _p: 0,
         };
-        let params = ctx.create_buffer("gemv_rans.params", 48, U::UNIFORM | U::COPY_DST)?;
-        ctx.queue.write_buffer(&params, 0, bytemuck::bytes_of(&pr));
-        let bind = kernel.bind_group(
-            &ctx.device,
-            "gemv_rans",
-            &[
-                w.stream.as_entire_buffer_binding(),
-                w.index.as_entire_buffer_binding(),
-                w.luts.as_entire_buffer_binding(),
-                x.as_entire_buffer_binding(),
-                w.rowdata.as_entire_buffer_binding(),
-                y.as_entire_buffer_binding(),
-                err.as_entire_buffer_binding(),
-                params.as_entire_buffer_binding(),
-            ],
-        );
+        let mut reduce = None;
+        let mut extra = Vec::new();
+        let (bind, grid_main, params) = if tiles {
+            // FUSED takes the full-width NONE / PLANAR tiles; the rest go to a
+            // second, non-FUSED dispatch of the tile kernel.
+            let full_w = w.cols % 64 == 0;
+            let fusable = |t: usize| {
+                let m = w.tile_modes[t];
+                (m == 0 || m == 4) && (full_w || (t as u32 % w.tiles_x) + 1 < w.tiles_x)
+            };
+            let n = w.tile_tables.len();
+            let (main_list, rest): (Vec<u32>, Vec<u32>) = if fused {
+                (0..n as u32).partition(|&t| fusable(t as usize))
+            } else {
+                ((0..n as u32).collect(), Vec::new())
+            };
+            let partials = ctx.buffer(
+                "gemv_rans.partials",
+                (rows_pad as u64 * w.tiles_x as u64 * 4).max(16),
+                U::STORAGE,
+            )?;
+            let mut disp = |t: &RansGemvTuning,
+                            list: &[u32],
+                            k: &Kernel|
+             -> Result<(wgpu::BindGroup, (u32, u32), wgpu::Buffer)> {
+                let work = work_list(w, t, list);
+                let ngroups = (work.len() / (t.nw * t.rounds) as usize) as u32;
+                let (gx, gy) = grid(ctx, ngroups)?;
+                let wb = ctx.create_buffer(
+                    "gemv_rans.work",
+                    (work.len().max(1) * 4) as u64,
+                    U::STORAGE | U::COPY_DST,
+                )?;
+                if !work.is_empty() {
+                    ctx.queue.write_buffer(&wb, 0, bytemuck::cast_slice(&work));
+                }
+                let params = ctx.create_buffer("gemv_rans.params", 48, U::UNIFORM | U::COPY_DST)?;
+                ctx.queue
+                    .write_buffer(&params, 0, bytemuck::bytes_of(&params_for(ngroups, gx)));
+                let bind = k.bind_group(
+                    &ctx.device,
+                    "gemv_rans_tiles",
+                    &[
+                        w.stream.as_entire_buffer_binding(),
+                        w.index.as_entire_buffer_binding(),
+                        w.luts.as_entire_buffer_binding(),
+                        x.as_entire_buffer_binding(),
+                        wb.as_entire_buffer_binding(),
+                        partials.as_entire_buffer_binding(),
+                        err.as_entire_buffer_binding(),
+                        params.as_entire_buffer_binding(),
+                    ],
+                );
+                extra.push(wb);
+                Ok((bind, (gx, gy), params))
+            };
+            let main = disp(&tuning, &main_list, &kernel)?;
+            let mut side = None;
+            if !rest.is_empty() {
+                let ft = RansGemvTuning {
+                    nw: 1,
+                    capw: 1024,
+                    rounds: 4,
+                };
+                let k = ctx.kernel(&source(path, true), &consts_for(&ft, false))?;
+                let (b, g, p) = disp(&ft, &rest, &k)?;
+                side = Some((k, b, g, p));
+            }
+            let rk = ctx.kernel(&reduce_source(), &reduce_constants(w.has_scale, w.has_bias))?;
+            let (rx, ry) = grid(ctx, (w.rows as u32).div_ceil(256))?;
+            let rp = [w.rows as u32, w.tiles_x, rows_pad, rx];
+            let rparams = ctx.create_buffer("gemv_rans.rparams", 16, U::UNIFORM | U::COPY_DST)?;
+            ctx.queue
+                .write_buffer(&rparams, 0, bytemuck::cast_slice(&rp));
+            let rbind = rk.bind_group(
+                &ctx.device,
+                "gemv_rans_reduce",
+                &[
+                    partials.as_entire_buffer_binding(),
+                    w.rowdata.as_entire_buffer_binding(),
+                    y.as_entire_buffer_binding(),
+                    rparams.as_entire_buffer_binding(),
+                ],
+            );
+            extra.push(rparams);
+            reduce = Some(TilePass {
+                kernel: rk,
+                bind: rbind,
+                grid: (rx, ry),
+                side,
+                _keep: extra,
+                _partials: partials,
+            });
+            main
+        } else {
+            let (gx, gy) = grid(ctx, w.tiles_y)?;
+            let params = ctx.create_buffer("gemv_rans.params", 48, U::UNIFORM | U::COPY_DST)?;
+            ctx.queue
+                .write_buffer(&params, 0, bytemuck::bytes_of(&params_for(w.tiles_y, gx)));
+            let bind = kernel.bind_group(
+                &ctx.device,
+                "gemv_rans",
+                &[
+                    w.stream.as_entire_buffer_binding(),
+                    w.index.as_entire_buffer_binding(),
+                    w.luts.as_entire_buffer_binding(),
+                    x.as_entire_buffer_binding(),
+                    w.rowdata.as_entire_buffer_binding(),
+                    y.as_entire_buffer_binding(),
+                    err.as_entire_buffer_binding(),
+                    params.as_entire_buffer_binding(),
+                ],
+            );
+            (bind, (gx, gy), params)
+        };
         ctx.check_health()?;
         Ok(RansGemv {
             rows: w.rows,
@@ -469,12 +748,13 @@ impl RansGemv {
             tuning,
             kernel,
             bind,
-            grid: (gx, gy),
+            grid: grid_main,
             _params: params,
             x,
             y,
             err,
             xlen,
+            reduce,
         })
     }
 
@@ -503,6 +783,16 @@ impl RansGemv {
         pass.set_pipeline(&self.kernel.pipeline);
         pass.set_bind_group(0, &self.bind, &[]);
         pass.dispatch_workgroups(self.grid.0, self.grid.1, 1);
+        if let Some(r) = &self.reduce {
+            if let Some((k, b, g, _)) = &r.side {
+                pass.set_pipeline(&k.pipeline);
+                pass.set_bind_group(0, b, &[]);
+                pass.dispatch_workgroups(g.0, g.1, 1);
+            }
+            pass.set_pipeline(&r.kernel.pipeline);
+            pass.set_bind_group(0, &r.bind, &[]);
+            pass.dispatch_workgroups(r.grid.0, r.grid.1, 1);
+        }
     }
 
     pub fn execute(&self, device: &wgpu::Device, queue: &wgpu::Queue) {

@@ -163,23 +163,39 @@ pub fn all_variants() -> Vec<(KernelSource, Vec<Constants>)> {
         out.push((super::softmax::source_sg(entry), combos));
     }
     for path in [ReducePath::Subgroup, ReducePath::Workgroup] {
-        let mut combos = Vec::new();
-        for t in super::gemv_rans::RansGemvTuning::candidates(48 << 10) {
-            for (xh, sc, bias) in [
-                (false, true, false),
-                (true, false, true),
-                (false, true, true),
-            ] {
-                if path == ReducePath::Subgroup {
-                    combos.push(t.constants(xh, sc, bias, Some(true)));
-                    combos.push(t.constants(xh, sc, bias, Some(false)));
-                } else {
-                    combos.push(t.constants(xh, sc, bias, None));
+        for tiles in [false, true] {
+            let mut combos = Vec::new();
+            for t in super::gemv_rans::RansGemvTuning::candidates(48 << 10, true) {
+                if (t.rounds > 0) != tiles {
+                    continue;
+                }
+                for (xh, sc, bias) in [
+                    (false, true, false),
+                    (true, false, true),
+                    (false, true, true),
+                ] {
+                    if path == ReducePath::Subgroup {
+                        combos.push(t.constants(xh, sc, bias, Some(true)));
+                        combos.push(t.constants(xh, sc, bias, Some(false)));
+                        if tiles {
+                            // the non-FUSED side dispatch on wide subgroups
+                            combos.push(t.constants_with(xh, sc, bias, Some(true), false));
+                        }
+                    } else {
+                        combos.push(t.constants(xh, sc, bias, None));
+                    }
                 }
             }
+            out.push((super::gemv_rans::source(path, tiles), combos));
         }
-        out.push((super::gemv_rans::source(path), combos));
     }
+    out.push((
+        super::gemv_rans::reduce_source(),
+        [(false, false), (true, false), (true, true)]
+            .iter()
+            .map(|&(s, b)| super::gemv_rans::reduce_constants(s, b))
+            .collect(),
+    ));
     for entry in ["prepare", "select_token"] {
         let combos = super::sample::SamplerTuning::candidates()
             .iter()

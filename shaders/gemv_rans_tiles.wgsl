@@ -1,0 +1,424 @@
+// Compressed GEMV, tile-parallel: partial products of whole 64×64 tiles,
+// modelled on the fast decoder (rans_fast*.wgsl). Assembled as
+//   lib/ballot_{sg,wg}.wgsl + lib/rans_tile.wgsl + this file + lib/rans_entry_{sg,wg}.wgsl.
+//
+// The host lists the tiles sorted by decode table, cut into chunks of
+// NW · ROUNDS entries that share a table (dead entries 0xffffffff). A
+// workgroup takes one chunk: it copies the chunk's decode table into
+// workgroup memory once, then runs ROUNDS rounds; in each, decoder d (32
+// lanes) takes entry round · NW + d and
+//   1. stages the tile's words (up to CAPW) in workgroup memory;
+//   2. decodes it (§4), 32 interleaved lanes, lane l's word of step group g
+//      being row 2g + l div 16, columns 4·(l mod 16)..+3 of the tile. Full-
+//      width NONE and PLANAR tiles are multiplied right there: the lane adds
+//      the PLANAR prediction, takes the dot product with its 4 x values and
+//      stores it at [row][l mod 16] of its f32 buffer; other tiles store the
+//      bytes, are rebuilt (§5: LEFT, TOP, AVG wavefront) and multiplied into
+//      the same layout;
+//   3. sums each row's 16 products in a fixed order and writes the tile's 64
+//      row sums to partials[tile column][row].
+// A second kernel (gemv_rans_reduce.wgsl) adds the partials of each row in
+// column order and applies scale and bias: results are the same run to run.
+//
+// All loops are bounded by constants or clamped sizes; indices are clamped;
+// a tile that does not end as §4 requires sets err[0].
+//
+// Bindings: 0 stream (u16 words in u32), 1 index (offset, meta per tile),
+// 2 luts (4 tables × 4096), 3 x (f32 or packed f16, zero-padded to whole
+// tiles), 4 work (tile list), 5 partials, 6 err, 7 params.
+
+override NW: u32 = 4u;
+override CAPW: u32 = 2048u;  // staged words per decoder (even)
+override ROUNDS: u32 = 4u;
+override X_HALF: bool = false;
+// Subgroups of exactly 32 lanes and a work list of full-width NONE / PLANAR
+// tiles only (the host sends the others to a non-FUSED dispatch): no tile
+// buffer; each step group's 16 products of a row are added by a fixed
+// subgroupShuffleXor butterfly (1, 2, 4, 8) and lane l keeps rows
+// 2·(l mod 16) + l div 16 and that + 32 in two registers.
+override FUSED: bool = false;
+// Sizes of the workgroup arrays, set by the host to NW · CAPW / 2, NW · 1024
+// (1 if FUSED) and NW · 3.
+override STAGE_WORDS: u32 = 4096u;
+override TILE_WORDS: u32 = 4096u;
+override BAL_WORDS: u32 = 12u;
+// Diagnostics only (wrong results; `bench kernels --stages`): 2 no decode
+// loop, 4 no rebuild, 8 no multiply, 16 no staging.
+override DIAG: u32 = 0u;
+
+struct Params {
+    rows: u32,
+    cols: u32,
+    tiles_x: u32,
+    tiles_y: u32,
+    prob_bits: u32,
+    tail_bits: u32,
+    tail_base: u32,
+    nwords: u32,
+    groups_x: u32,
+    ngroups: u32,   // chunks in the work list
+    rows_pad: u32,  // tiles_y · 64: the pitch of partials
+    _p2: u32,
+}
+
+@group(0) @binding(0) var<storage, read> stream: array<u32>;
+@group(0) @binding(1) var<storage, read> index: array<vec2<u32>>;
+@group(0) @binding(2) var<storage, read> lut: array<u32>;
+@group(0) @binding(3) var<storage, read> x: array<u32>;
+@group(0) @binding(4) var<storage, read> work: array<u32>;
+@group(0) @binding(5) var<storage, read_write> partials: array<f32>;
+@group(0) @binding(6) var<storage, read_write> err: array<atomic<u32>>;
+@group(0) @binding(7) var<uniform> p: Params;
+
+var<private> SG_LANE: u32;
+
+var<workgroup> wlut: array<u32, 4096>;
+var<workgroup> stage: array<u32, STAGE_WORDS>;
+// Per decoder: bytes of the tile (pitch 16 words), then its f32 products.
+var<workgroup> tile: array<atomic<u32>, TILE_WORDS>;
+// Per decoder: first word, word count, meta, list entry.
+var<workgroup> tinfo: array<vec4<u32>, NW>;
+var<workgroup> any_avg: atomic<u32>;
+
+fn stream_word(k: u32) -> u32 {
+    let i = min(k, p.nwords - 1u);
+    return (stream[min(i >> 1u, arrayLength(&stream) - 1u)] >> ((i & 1u) << 4u)) & 0xffffu;
+}
+
+// Word k of decoder d's tile (0 past its end).
+fn tile_word(d: u32, k: u32) -> u32 {
+    let t = tinfo[d];
+    if (k >= t.y) {
+        return 0u;
+    }
+    let pos = (t.x & 1u) + k;
+    if (pos < CAPW) {
+        return (stage[min(d * (CAPW / 2u) + (pos >> 1u), STAGE_WORDS - 1u)] >> ((pos & 1u) << 4u)) & 0xffffu;
+    }
+    return stream_word(t.x + k);
+}
+
+fn tb_get(d: u32, i: u32, j: u32) -> u32 {
+    let a = d * 1024u + i * 16u + (j >> 2u);
+    return (atomicLoad(&tile[a]) >> ((j & 3u) * 8u)) & 0xffu;
+}
+fn tb_set(d: u32, i: u32, j: u32, v: u32) {
+    let a = d * 1024u + i * 16u + (j >> 2u);
+    let sh = (j & 3u) * 8u;
+    let old = atomicLoad(&tile[a]);
+    atomicStore(&tile[a], (old & ~(0xffu << sh)) | ((v & 0xffu) << sh));
+}
+
+fn add_bytes(a: u32, b: u32) -> u32 {
+    return ((a & 0x7f7f7f7fu) + (b & 0x7f7f7f7fu)) ^ ((a ^ b) & 0x80808080u);
+}
+
+fn sx8(v: u32) -> i32 {
+    return (i32(v << 24u)) >> 24u;
+}
+
+fn i8x4(u: u32) -> vec4<f32> {
+    let b = u ^ 0x80808080u;
+    let m = vec4<u32>(b & 0xffu, (b >> 8u) & 0xffu, (b >> 16u) & 0xffu, b >> 24u) | vec4<u32>(0x4B000000u);
+    return bitcast<vec4<f32>>(m) - vec4<f32>(8388736.0);
+}
+
+fn x4(c: u32) -> vec4<f32> {
+    let nx = arrayLength(&x);
+    if (X_HALF) {
+        let i = min(c >> 1u, nx - 2u);
+        return vec4<f32>(unpack2x16float(x[i]), unpack2x16float(x[i + 1u]));
+    }
+    let i = min(c, nx - 4u);
+    return vec4<f32>(bitcast<f32>(x[i]), bitcast<f32>(x[i + 1u]), bitcast<f32>(x[i + 2u]), bitcast<f32>(x[i + 3u]));
+}
+
+// PLANAR prediction of row i, columns j0..j0+3, packed as bytes.
+fn planar_pred(mt: u32, i: u32, j0: u32) -> u32 {
+    let pa = sx8(mt >> 8u);
+    let pb = sx8(mt >> 16u);
+    let pc = sx8(mt >> 24u);
+    let base = pa * i32(i) + pb * i32(j0) + 16 * pc + 8;
+    var o = 0u;
+    for (var b = 0u; b < 4u; b++) {
+        let pr = clamp((base + pb * i32(b)) >> 4u, -128, 127);
+        o |= (u32(pr) & 0xffu) << (8u * b);
+    }
+    return o;
+}
+
+fn work_at(i: u32) -> u32 {
+    if (i < arrayLength(&work)) {
+        return work[i];
+    }
+    return 0xffffffffu;
+}
+
+// Named as the band kernel's so that the shared entry points call it.
+fn gemv_band(group: u32, lid: u32, dec: u32, lane: u32) {
+    let g_ok = group < p.ngroups;
+    let gbase = min(group, p.ngroups) * NW * ROUNDS;
+    // The chunk's table (host: every live entry of a chunk shares it).
+    let first = work_at(gbase);
+    let table = select(0u, (index[min(first, arrayLength(&index) - 1u)].y >> 4u) & 3u, first != 0xffffffffu);
+    for (var k = lid; k < 4096u; k += NW * 32u) {
+        wlut[k] = lut[min(table * 4096u + k, arrayLength(&lut) - 1u)];
+    }
+    let ntiles = p.tiles_x * p.tiles_y;
+    let mask = (1u << p.prob_bits) - 1u;
+    let tmask = (1u << p.tail_bits) - 1u;
+    let ntail = 16u / p.tail_bits;
+    let lt = (1u << lane) - 1u;
+    let tb = dec * 1024u;
+    for (var round = 0u; round < ROUNDS; round++) {
+        // 1. Stage.
+        if (lane == 0u) {
+            var t = 0xffffffffu;
+            if (g_ok) {
+                t = work_at(gbase + round * NW + dec);
+            }
+            var info = vec4<u32>(0u, 0u, 0u, 0xffffffffu);
+            if (t < ntiles) {
+                let e = index[min(t, arrayLength(&index) - 1u)];
+                var end = p.nwords;
+                if (t + 1u < ntiles) {
+                    end = index[min(t + 1u, arrayLength(&index) - 1u)].x;
+                }
+                let start = min(e.x, p.nwords);
+                info = vec4<u32>(start, max(end, start) - start, e.y, t);
+            }
+            tinfo[dec] = info;
+            if (dec == 0u) {
+                atomicStore(&any_avg, 0u);
+            }
+        }
+        workgroupBarrier();
+        let ti = tinfo[dec];
+        let live = ti.w != 0xffffffffu;
+        let t = min(ti.w, ntiles - 1u);
+        let band = t / p.tiles_x;
+        let tx = t % p.tiles_x;
+        let r0 = band * 64u;
+        let c0 = tx * 64u;
+        let h = min(64u, p.rows - min(r0, p.rows));
+        let w = min(64u, p.cols - min(c0, p.cols));
+        let n = h * w;
+        let mode = ti.z & 15u;
+        let fused = FUSED || ((mode == 0u || mode == 4u) && w == 64u);
+        if (live && mode == 3u && lane == 0u) {
+            atomicOr(&any_avg, 1u);
+        }
+        {
+            let fw = ti.x >> 1u;
+            let nstage = min(((ti.x & 1u) + ti.y + 1u) / 2u, CAPW / 2u);
+            for (var k = lane; k < select(nstage, 0u, (DIAG & 16u) != 0u); k += 32u) {
+                stage[min(dec * (CAPW / 2u) + k, STAGE_WORDS - 1u)] = stream[min(fw + k, arrayLength(&stream) - 1u)];
+            }
+        }
+        if (!fused && n < 4096u) {
+            for (var k = lane; k < 1024u; k += 32u) {
+                atomicStore(&tile[tb + k], 0u);
+            }
+        }
+        init_ballot(dec, lane);
+        workgroupBarrier();
+        // 2. Decode (§4), a constant 32 step groups (4096 symbols at most);
+        // lanes with no symbols left idle.
+        let nl = select(0u, rans_lane_count(n, lane), live);
+        let rl = min(ntail, nl);
+        let st = rans_initial_state(dec, n, lane);
+        var xs = st.x;
+        var q = st.y;
+        let tstart = ti.x;
+        let tcount = ti.y;
+        let tsh = ti.x & 1u;
+        let sbase = dec * (CAPW / 2u);
+        let xv = x4(c0 + 4u * (lane % 16u));
+        let planar = mode == 4u;
+        var acc0 = 0.0;
+        var acc1 = 0.0;
+        for (var g = 0u; g < select(32u, 0u, (DIAG & 2u) != 0u); g++) {
+            var word = 0u;
+            for (var u = 0u; u < 4u; u++) {
+                let s = 4u * g + u;
+                var need = false;
+                var sym = 0u;
+                if (s < nl) {
+                    if (s + rl >= nl) {
+                        sym = (((xs >> (p.tail_bits * (nl - 1u - s))) & tmask) + p.tail_base) & 0xffu;
+                    } else {
+                        let e = wlut[xs & mask & 4095u];
+                        sym = e & 0xffu;
+                        xs = (((e >> 8u) & 0xfffu) + 1u) * (xs >> p.prob_bits) + (e >> 20u);
+                        need = xs < RANS_L;
+                    }
+                }
+                let m = ballot32(dec, lane, need, s);
+                if (need) {
+                    let k = q + countOneBits(m & lt);
+                    var wd = 0u;
+                    if (k < tcount) {
+                        let pos = tsh + k;
+                        if (pos < CAPW) {
+                            wd = (stage[min(sbase + (pos >> 1u), STAGE_WORDS - 1u)] >> ((pos & 1u) << 4u)) & 0xffffu;
+                        } else {
+                            wd = stream_word(tstart + k);
+                        }
+                    }
+                    xs = (xs << 16u) | wd;
+                }
+                q += countOneBits(m);
+                word |= sym << (8u * u);
+            }
+            let cnt = min(nl - min(4u * g, nl), 4u);
+            if (FUSED) {
+                var v = 0.0;
+                if (cnt > 0u && (DIAG & 8u) == 0u) {
+                    var wv = word;
+                    if (planar) {
+                        wv = add_bytes(wv, planar_pred(ti.z, 2u * g + lane / 16u, 4u * (lane % 16u)));
+                    }
+                    v = dot(i8x4(wv), xv);
+                }
+                v = sum16(v);
+                if (g == lane % 16u) {
+                    acc0 = v;
+                }
+                if (g == 16u + lane % 16u) {
+                    acc1 = v;
+                }
+            } else if (fused) {
+                // Row 2g + lane div 16, columns 4·(lane mod 16)..+3.
+                var v = 0.0;
+                if (cnt > 0u && (DIAG & 8u) == 0u) {
+                    var wv = word;
+                    if (planar) {
+                        wv = add_bytes(wv, planar_pred(ti.z, 2u * g + lane / 16u, 4u * (lane % 16u)));
+                    }
+                    v = dot(i8x4(wv), xv);
+                }
+                if (!FUSED) {
+                    atomicStore(&tile[tb + 32u * g + lane], bitcast<u32>(v));
+                }
+            } else if (live && cnt > 0u) {
+                if (w == 64u) {
+                    atomicStore(&tile[tb + 32u * g + lane], word);
+                } else {
+                    let kb = 128u * g + 4u * lane;
+                    for (var b = 0u; b < cnt; b++) {
+                        let k = kb + b;
+                        let i = k / w;
+                        let j = k % w;
+                        atomicOr(&tile[tb + min(i, 63u) * 16u + (j >> 2u)], ((word >> (8u * b)) & 0xffu) << ((j & 3u) * 8u));
+                    }
+                }
+            }
+        }
+        if (live) {
+            var bad = false;
+            if (lane < rans_active_lanes(n)) {
+                bad = (xs >> 16u) != 1u || ((xs & 0xffffu) >> min(p.tail_bits * rl, 16u)) != 0u;
+            }
+            if (lane == 0u && q != ti.y) {
+                bad = true;
+            }
+            if (bad) {
+                atomicOr(&err[0], 1u);
+            }
+        }
+        if (FUSED) {
+            if (live) {
+                let row = 2u * (lane % 16u) + lane / 16u;
+                let o = tx * p.rows_pad + r0 + row;
+                if (o + 32u < arrayLength(&partials)) {
+                    partials[o] = acc0;
+                    partials[o + 32u] = acc1;
+                }
+            }
+            workgroupBarrier();
+            continue;
+        }
+        workgroupBarrier();
+        // 3. Rebuild (§5) the tiles that were not multiplied in the loop.
+        let rmode = select(mode, 0u, (DIAG & 4u) != 0u || fused || !live);
+        if (rmode == 1u) {
+            for (var i = lane; i < h; i += 32u) {
+                var carry = 0u;
+                for (var c = 0u; c < 16u; c++) {
+                    let a = tb + i * 16u + c;
+                    var v = atomicLoad(&tile[a]);
+                    v = add_bytes(v, v << 8u);
+                    v = add_bytes(v, v << 16u);
+                    v = add_bytes(v, carry * 0x01010101u);
+                    atomicStore(&tile[a], v);
+                    carry = v >> 24u;
+                }
+            }
+        } else if (rmode == 2u) {
+            if (lane < 16u) {
+                var prev = atomicLoad(&tile[tb + lane]);
+                for (var i = 1u; i < h; i++) {
+                    let a = tb + i * 16u + lane;
+                    prev = add_bytes(atomicLoad(&tile[a]), prev);
+                    atomicStore(&tile[a], prev);
+                }
+            }
+        } else if (rmode == 4u) {
+            for (var k = lane; k < h * 16u; k += 32u) {
+                let a = tb + k;
+                atomicStore(&tile[a], add_bytes(atomicLoad(&tile[a]), planar_pred(ti.z, k / 16u, (k % 16u) * 4u)));
+            }
+        }
+        if (workgroupUniformLoad(&any_avg) != 0u && (DIAG & 4u) == 0u) {
+            let avg = live && mode == 3u;
+            for (var dg = 0u; dg < 127u; dg++) {
+                if (avg) {
+                    for (var i = lane; i < h; i += 32u) {
+                        if (dg >= i && dg - i < w) {
+                            let j = dg - i;
+                            let r = tb_get(dec, i, j);
+                            var pr = 0;
+                            if (i == 0u && j > 0u) {
+                                pr = sx8(tb_get(dec, 0u, j - 1u));
+                            } else if (j == 0u && i > 0u) {
+                                pr = sx8(tb_get(dec, i - 1u, 0u));
+                            } else if (i > 0u && j > 0u) {
+                                pr = (sx8(tb_get(dec, i, j - 1u)) + sx8(tb_get(dec, i - 1u, j))) >> 1u;
+                            }
+                            tb_set(dec, i, j, r + u32(pr));
+                        }
+                    }
+                }
+                workgroupBarrier();
+            }
+        }
+        workgroupBarrier();
+        // The rebuilt tiles' products, in place (each word read and written by one lane).
+        if (!fused) {
+            for (var g = 0u; g < 32u; g++) {
+                let a = tb + 32u * g + lane;
+                var v = 0.0;
+                if (live && (DIAG & 8u) == 0u) {
+                    v = dot(i8x4(atomicLoad(&tile[a])), xv);
+                }
+                atomicStore(&tile[a], bitcast<u32>(v));
+            }
+        }
+        workgroupBarrier();
+        // 4. Row sums in a fixed order; lane l takes rows l and l + 32.
+        if (live) {
+            for (var hh = 0u; hh < 2u; hh++) {
+                let row = lane + 32u * hh;
+                var sum = 0.0;
+                for (var c = 0u; c < 16u; c++) {
+                    sum += bitcast<f32>(atomicLoad(&tile[tb + row * 16u + c]));
+                }
+                let o = tx * p.rows_pad + r0 + row;
+                if (o < arrayLength(&partials)) {
+                    partials[o] = sum;
+                }
+            }
+        }
+        workgroupBarrier();
+    }
+}
