@@ -149,6 +149,14 @@ impl OutKind {
             OutKind::DeqTile { dst } => K_LDEQ | dt_code(dst) << 8,
         }
     }
+    /// What the fast lossy kernel writes for this kind, if it can.
+    pub fn fast_lossy_out(self) -> Option<FastOut> {
+        match self {
+            OutKind::Bytes { xor80: false } => Some(FastOut::Lossy { dq: 3 }),
+            OutKind::DeqTile { dst } => Some(FastOut::Lossy { dq: dt_code(dst) }),
+            _ => None,
+        }
+    }
     /// What the fast kernel writes for this kind, if it can.
     pub fn fast_out(self) -> Option<FastOut> {
         match self {
@@ -519,6 +527,14 @@ pub fn fast_candidate(grid: &Grid, e: &TileEntry, t: usize) -> bool {
         )
 }
 
+/// A lossy tile the fast lossy kernel (rans_fast_lossy.wgsl) may take: a
+/// full 64×64 tile (any lossy type fits it); the general kernel skips the
+/// listed ones by the same `S_FAST` test.
+pub fn fast_lossy_candidate(grid: &Grid, t: usize) -> bool {
+    let r = grid.tile(t);
+    r.h == 64 && r.w == 64
+}
+
 /// The fast kernel's path for the general kernel's: subgroups of exactly
 /// 32, narrow subgroups, or workgroup memory; none for other wide subgroups.
 pub fn fast_path(path: DecodePath, sg32: bool) -> Option<DecodePath> {
@@ -550,7 +566,13 @@ pub fn pick_fast_variant(
         0 => 2048,
         w => (w / 2 / 64 * 64).clamp(64, 2048),
     };
-    let need = |nw: u32| ((nw + 2) / 2).div_ceil(64) * 64;
+    // the lossy kernel's stage is also its transform scratch: 8 rows at least
+    let floor = match out {
+        FastOut::Lossy { .. } => 512,
+        _ => 64,
+    };
+    let cap = cap.max(floor);
+    let need = |nw: u32| (((nw + 2) / 2).div_ceil(64) * 64).max(floor);
     let full = need(words[words.len() - 1]).min(cap);
     let p99 = need(words[(words.len() - 1) * 99 / 100]).min(cap);
     let mk = |warps: u32, stage_u32: u32| FastVariant {
@@ -570,7 +592,7 @@ pub fn pick_fast_variant(
     if fit(want) >= full {
         return Some(mk(want, full));
     }
-    if fit(want) >= p99 && fit(want) >= 64 {
+    if fit(want) >= p99 && fit(want) >= floor {
         return Some(mk(want, fit(want)));
     }
     for warps in (1..want).rev() {
@@ -579,7 +601,7 @@ pub fn pick_fast_variant(
         }
     }
     let s = fit(1);
-    (s >= 64).then(|| mk(1, s))
+    (s >= floor).then(|| mk(1, s))
 }
 
 /// Workgroups and rounds of the fast kernel's groups of `counts` tiles:
@@ -805,6 +827,8 @@ pub struct Tuning {
     /// At most this many tile rows in a lossy tile's transform scratch
     /// (8, 16, 32 or 64; 0: as many as workgroup memory allows).
     pub lossy_rows: u32,
+    /// Use the fast lossy kernel for full lossy tiles (with `fast`).
+    pub fast_lossy: bool,
 }
 
 impl Default for Tuning {
@@ -821,6 +845,7 @@ impl Default for Tuning {
             fast_stage: 0,
             probe: FastProbe::None,
             lossy_rows: 0,
+            fast_lossy: true,
         }
     }
 }
@@ -830,7 +855,8 @@ impl Tuning {
     /// `WCODEC_GPU_TILES`, `WCODEC_GPU_STAGE`, `WCODEC_GPU_LUT` (slot32|split),
     /// `WCODEC_GPU_WGS` (the general kernel), `WCODEC_GPU_FAST` (0: general
     /// kernel only), `WCODEC_GPU_FAST_WARPS`, `WCODEC_GPU_FAST_WGS` and
-    /// `WCODEC_GPU_FAST_STAGE`, `WCODEC_GPU_LOSSY_ROWS`.
+    /// `WCODEC_GPU_FAST_STAGE`, `WCODEC_GPU_LOSSY_ROWS`, `WCODEC_GPU_FAST_LOSSY`
+    /// (0: lossy tiles through the general kernel only).
     pub fn from_env() -> Result<Tuning> {
         let mut t = Tuning::default();
         let num = |k: &str| -> Result<Option<u32>> {
@@ -870,6 +896,9 @@ impl Tuning {
         }
         if let Some(v) = num("WCODEC_GPU_FAST")? {
             t.fast = v != 0;
+        }
+        if let Some(v) = num("WCODEC_GPU_FAST_LOSSY")? {
+            t.fast_lossy = v != 0;
         }
         if let Some(v) = num("WCODEC_GPU_FAST_WARPS")? {
             if !(1..=32).contains(&v) {
