@@ -89,6 +89,9 @@ var<workgroup> lut: array<u32, LUT_WORDS>;
 var<workgroup> stage: array<u32, STAGE_ALL>;
 // per slot: the tile's 4096 codes, then pixels (bytes, four to a word, row-major)
 var<workgroup> tb: array<u32, TB_WORDS>;
+// phases each slot's tile needs this round, and their maximum (uniform)
+var<workgroup> slot_ph: array<u32, WARPS>;
+var<workgroup> max_ph: u32;
 
 // Per invocation (set once): tile slot, lane, lanes below as a mask, subgroup facts.
 var<private> p_slot: u32;
@@ -661,9 +664,22 @@ fn fast_main(li: u32, vl: u32, wg: u32, bad: bool) {
             err |= E_INDEX;
         }
         let nph = select(0u, tile_phases(mode, (params >> 12u) & 3u), live);
+        if (lane == 0u) {
+            slot_ph[slot] = nph;
+        }
         // the stage becomes the transform's scratch: every lane has read its words
         workgroupBarrier();
-        for (var ph = 0u; ph < NPH; ph++) {
+        if (li == 0u) {
+            var m = 0u;
+            for (var i = 0u; i < WARPS; i++) {
+                m = max(m, slot_ph[i]);
+            }
+            max_ph = min(m, NPH);
+        }
+        // only as many phases as the workgroup's slowest tile needs (the host
+        // sorts tiles by type, so that a workgroup's tiles tend to agree)
+        let wph = workgroupUniformLoad(&max_ph);
+        for (var ph = 0u; ph < wph; ph++) {
             if (ph < nph) {
                 rebuild_phase(base, st0, mode, params, lane, ph);
             }

@@ -654,6 +654,16 @@ impl<'c> GpuDecoder<'c> {
                         per_table[tab as usize].push(rel);
                     }
                 }
+                if matches!(fo, FastOut::Lossy { .. }) {
+                    // tiles of one type and predictor together: a fast lossy
+                    // workgroup runs the rebuild phases its slowest tile needs
+                    for list in &mut per_table {
+                        list.sort_by_key(|&rel| {
+                            let e = &pl.index[t0 + rel as usize];
+                            (e.mode as u32, (e.params >> 12) & 3)
+                        });
+                    }
+                }
                 let mut mask = 0u32;
                 for (k, list) in per_table.iter().enumerate() {
                     if !list.is_empty() {
