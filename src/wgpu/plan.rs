@@ -566,9 +566,10 @@ pub fn pick_fast_variant(
         0 => 2048,
         w => (w / 2 / 64 * 64).clamp(64, 2048),
     };
-    // the lossy kernel's stage is also its transform scratch: 8 rows at least
+    // the lossy kernel's stage is also its transform scratch: 8 rows at
+    // least (`lossy_rows` rows if set)
     let floor = match out {
-        FastOut::Lossy { .. } => 512,
+        FastOut::Lossy { .. } => 64 * tune.lossy_rows.max(8),
         _ => 64,
     };
     let cap = cap.max(floor);
@@ -825,7 +826,8 @@ pub struct Tuning {
     /// A measurement probe (bench only: the outputs are wrong).
     pub probe: FastProbe,
     /// At most this many tile rows in a lossy tile's transform scratch
-    /// (8, 16, 32 or 64; 0: as many as workgroup memory allows).
+    /// (8, 16, 32 or 64; 0: as many as workgroup memory allows); for the
+    /// fast lossy kernel, at least this many (0: 8).
     pub lossy_rows: u32,
     /// Use the fast lossy kernel for full lossy tiles (with `fast`).
     pub fast_lossy: bool,
