@@ -360,9 +360,10 @@ fn tile_info(rel: u32) -> Tile {
     let hi = max(g[S_WORD_HI], lo);
     ti.start = clamp(off, lo, hi);
     ti.nw = clamp(end, ti.start, hi) - ti.start;
-    // a tile the fast kernel decodes (the same test as plan.rs `fast_tile`)
+    // a tile the fast kernel decodes (the same test as plan.rs `fast_candidate`;
+    // of a lossy plane, `fast_lossy_candidate`: rans_fast_lossy.wgsl)
     let fast = g[S_FAST];
-    if (((fast >> ti.table) & 1u) != 0u && !ti.bad_index && (ti.mode == M_NONE || ti.mode == M_PLANAR)
+    if (((fast >> ti.table) & 1u) != 0u && !ti.bad_index && (ti.mode == M_NONE || ti.mode == M_PLANAR || lossy)
         && ti.h * ti.w == 4096u && ti.nw <= (fast >> 16u)) {
         ti.valid = false;
     }

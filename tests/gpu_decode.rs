@@ -1044,6 +1044,19 @@ fn lossy_every_type_shape_bpw_and_output() {
             );
         }
     }
+    // full 64x64 tiles go to the fast lossy kernel (rans_fast_lossy.wgsl)
+    let full_tiles = |f: &WcodecFile| {
+        f.tensors.iter().any(|e| {
+            e.encoding == wcodec::codec::Encoding::Lossy
+                && e.shape.len() >= 2
+                && e.shape[0] >= 64
+                && e.shape[1..].iter().product::<usize>() >= 64
+        })
+    };
+    let no_fast = Tuning {
+        fast_lossy: false,
+        ..Default::default()
+    };
     for path in paths(&ctx) {
         for (what, f) in &files {
             for dt in [
@@ -1055,6 +1068,19 @@ fn lossy_every_type_shape_bpw_and_output() {
             ] {
                 let v = check(&ctx, f, dt, path, None, &format!("lossy {what}"));
                 assert!(v.iter().any(|v| v.contains("lossy")), "{v:?}");
+                if full_tiles(f) {
+                    assert!(v.iter().any(|v| v.starts_with("fast-lossy-")), "{v:?}");
+                }
+                // the general kernel alone
+                let v = check(
+                    &ctx,
+                    f,
+                    dt,
+                    path,
+                    Some(no_fast.clone()),
+                    &format!("lossy {what} general"),
+                );
+                assert!(!v.iter().any(|v| v.starts_with("fast-lossy-")), "{v:?}");
             }
         }
     }

@@ -409,13 +409,18 @@ fn decoder_rebuilds_extreme_tiles_like_the_cpu() {
         let canon: Vec<Vec<u8>> = (0..file.tensors.len())
             .map(|t| decode_tensor(file, t).unwrap())
             .collect();
-        for (dtype, lossy_rows, lut) in [
-            (Some(DType::I8), 0, None),
-            (Some(DType::I8), 8, None),
-            (Some(DType::I8), 0, Some(LutKind::Split)),
-            (None, 0, None),
-            (Some(DType::F16), 16, None),
-            (Some(DType::BF16), 0, Some(LutKind::Split)),
+        for (dtype, lossy_rows, lut, fast_lossy) in [
+            (Some(DType::I8), 0, None, false),
+            (Some(DType::I8), 8, None, false),
+            (Some(DType::I8), 0, Some(LutKind::Split), false),
+            (None, 0, None, false),
+            (Some(DType::F16), 16, None, false),
+            (Some(DType::BF16), 0, Some(LutKind::Split), false),
+            // full 64x64 tiles through the fast lossy kernel (rans_fast_lossy.wgsl)
+            (Some(DType::I8), 0, None, true),
+            (None, 0, None, true),
+            (Some(DType::F16), 0, None, true),
+            (Some(DType::BF16), 0, None, true),
         ] {
             let opts = GpuDecodeOptions {
                 dtype,
@@ -425,6 +430,7 @@ fn decoder_rebuilds_extreme_tiles_like_the_cpu() {
                     path: Some(path),
                     lossy_rows,
                     lut,
+                    fast_lossy,
                     // one tile a workgroup leaves room for whole-tile scratch on 32 KiB devices
                     tiles: if lut.is_some() { 1 } else { 4 },
                     ..Default::default()
@@ -463,4 +469,5 @@ fn decoder_rebuilds_extreme_tiles_like_the_cpu() {
     eprintln!("kernel variants: {ran:?}");
     assert!(ran.iter().any(|v| v.contains("lossy rows=8")), "{ran:?}");
     assert!(ran.iter().any(|v| v.contains("lossy rows=64")), "{ran:?}");
+    assert!(ran.iter().any(|v| v.starts_with("fast-lossy-")), "{ran:?}");
 }

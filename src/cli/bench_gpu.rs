@@ -547,6 +547,21 @@ fn sweep_tunings(ctx: &GpuContext, base: &Tuning) -> Vec<(String, Tuning, Option
         c,
     ));
     v.push(("fast=off".into(), t(&|x| x.fast = false), c));
+    // the fast lossy kernel (lossy inputs): warps, a 16-row scratch (its stage), off
+    for w in [1, 2, 3] {
+        v.push((format!("fast-warps={w}"), t(&|x| x.fast_warps = w), c));
+    }
+    for w in [2, 3, 4] {
+        v.push((
+            format!("fast-warps={w} rows=16"),
+            t(&|x| {
+                x.fast_warps = w;
+                x.lossy_rows = 16;
+            }),
+            c,
+        ));
+    }
+    v.push(("fast-lossy=off".into(), t(&|x| x.fast_lossy = false), c));
     v.push(("wgpu-checks=on".into(), base.clone(), Some(true)));
     v
 }

@@ -463,7 +463,15 @@ impl<'c> GpuDecoder<'c> {
                 let Producer::Kernel { kind, .. } = jobs[*job].producer else {
                     continue;
                 };
-                let Some(fo) = kind.fast_out() else {
+                // lossy planes: the fast lossy kernel (full tiles, any type)
+                let is_lossy =
+                    file.tensors[jobs[*job].tensor].encoding == crate::codec::Encoding::Lossy;
+                let fo = if is_lossy {
+                    kind.fast_lossy_out().filter(|_| tune.fast_lossy)
+                } else {
+                    kind.fast_out()
+                };
+                let Some(fo) = fo else {
                     continue;
                 };
                 let pl = plane_of(file, jobs[*job].tensor);
@@ -473,7 +481,12 @@ impl<'c> GpuDecoder<'c> {
                 let mut v = Vec::new();
                 for t in tiles.clone() {
                     let e = &pl.index[t];
-                    if fast_candidate(&pl.grid, e, t) {
+                    let cand = if is_lossy {
+                        fast_lossy_candidate(&pl.grid, t)
+                    } else {
+                        fast_candidate(&pl.grid, e, t)
+                    };
+                    if cand {
                         let nw = (pl.tile_end(t) - e.offset as u64) as u32;
                         v.push(((t - tiles.start) as u32, e.table, nw));
                     }
@@ -639,6 +652,16 @@ impl<'c> GpuDecoder<'c> {
                 for &(rel, tab, nw) in v {
                     if nw <= maxw {
                         per_table[tab as usize].push(rel);
+                    }
+                }
+                if matches!(fo, FastOut::Lossy { .. }) {
+                    // tiles of one type and predictor together: a fast lossy
+                    // workgroup runs the rebuild phases its slowest tile needs
+                    for list in &mut per_table {
+                        list.sort_by_key(|&rel| {
+                            let e = &pl.index[t0 + rel as usize];
+                            (e.mode as u32, (e.params >> 12) & 3)
+                        });
                     }
                 }
                 let mut mask = 0u32;

@@ -149,6 +149,14 @@ impl OutKind {
             OutKind::DeqTile { dst } => K_LDEQ | dt_code(dst) << 8,
         }
     }
+    /// What the fast lossy kernel writes for this kind, if it can.
+    pub fn fast_lossy_out(self) -> Option<FastOut> {
+        match self {
+            OutKind::Bytes { xor80: false } => Some(FastOut::Lossy { dq: 3 }),
+            OutKind::DeqTile { dst } => Some(FastOut::Lossy { dq: dt_code(dst) }),
+            _ => None,
+        }
+    }
     /// What the fast kernel writes for this kind, if it can.
     pub fn fast_out(self) -> Option<FastOut> {
         match self {
@@ -519,6 +527,14 @@ pub fn fast_candidate(grid: &Grid, e: &TileEntry, t: usize) -> bool {
         )
 }
 
+/// A lossy tile the fast lossy kernel (rans_fast_lossy.wgsl) may take: a
+/// full 64×64 tile (any lossy type fits it); the general kernel skips the
+/// listed ones by the same `S_FAST` test.
+pub fn fast_lossy_candidate(grid: &Grid, t: usize) -> bool {
+    let r = grid.tile(t);
+    r.h == 64 && r.w == 64
+}
+
 /// The fast kernel's path for the general kernel's: subgroups of exactly
 /// 32, narrow subgroups, or workgroup memory; none for other wide subgroups.
 pub fn fast_path(path: DecodePath, sg32: bool) -> Option<DecodePath> {
@@ -550,7 +566,14 @@ pub fn pick_fast_variant(
         0 => 2048,
         w => (w / 2 / 64 * 64).clamp(64, 2048),
     };
-    let need = |nw: u32| ((nw + 2) / 2).div_ceil(64) * 64;
+    // the lossy kernel's stage is also its transform scratch: 8 rows at
+    // least (`lossy_rows` rows if set)
+    let floor = match out {
+        FastOut::Lossy { .. } => 64 * tune.lossy_rows.max(8),
+        _ => 64,
+    };
+    let cap = cap.max(floor);
+    let need = |nw: u32| (((nw + 2) / 2).div_ceil(64) * 64).max(floor);
     let full = need(words[words.len() - 1]).min(cap);
     let p99 = need(words[(words.len() - 1) * 99 / 100]).min(cap);
     // Automatic choices (0 / None), measured on the H100 (BENCHMARKS.md):
@@ -561,12 +584,17 @@ pub fn pick_fast_variant(
     // every SM gets work. Elsewhere: staged, one tile a slot, 8 slots.
     let wide = path == DecodePath::SubgroupWide;
     let tiles = words.len() as u32;
+    // the lossy kernel decodes one tile a slot into workgroup memory and
+    // rebuilds it there: no ILP, always staged, 8 slots at most by default
+    let lossy = matches!(out, FastOut::Lossy { .. });
     let ilp = match tune.fast_ilp {
+        _ if lossy => 1,
         0 if wide && tiles >= FAST_ILP_TILES => 2,
         0 => 1,
         n => n.clamp(1, 2),
     };
     let mut want = match tune.fast_warps {
+        0 if lossy => 8,
         0 if wide && ilp == 2 && out == FastOut::Bytes => 32,
         0 if wide => 16,
         0 => 8,
@@ -594,16 +622,17 @@ pub fn pick_fast_variant(
         let free = (wg_bytes / 4).saturating_sub(v.workgroup_bytes() / 4);
         (free / (warps * ilp) / 64 * 64).min(cap)
     };
-    let direct = tune
-        .fast_direct
-        .unwrap_or(wide && (ilp == 2 || fit(want) < full));
+    let direct = !lossy
+        && tune
+            .fast_direct
+            .unwrap_or(wide && (ilp == 2 || fit(want) < full));
     if direct {
         return (mk(want, 0).workgroup_bytes() <= wg_bytes).then(|| mk(want, 0));
     }
     if fit(want) >= full {
         return Some(mk(want, full));
     }
-    if fit(want) >= p99 && fit(want) >= 64 {
+    if fit(want) >= p99 && fit(want) >= floor {
         return Some(mk(want, fit(want)));
     }
     for warps in (1..want).rev() {
@@ -612,7 +641,7 @@ pub fn pick_fast_variant(
         }
     }
     let s = fit(1);
-    (s >= 64).then(|| mk(1, s))
+    (s >= floor).then(|| mk(1, s))
 }
 
 /// Workgroups a fast dispatch should have at least (about 1 per SM on the
@@ -847,13 +876,16 @@ pub struct Tuning {
     /// A measurement probe (bench only: the outputs are wrong).
     pub probe: FastProbe,
     /// At most this many tile rows in a lossy tile's transform scratch
-    /// (8, 16, 32 or 64; 0: as many as workgroup memory allows).
+    /// (8, 16, 32 or 64; 0: as many as workgroup memory allows); for the
+    /// fast lossy kernel, at least this many (0: 8).
     pub lossy_rows: u32,
     /// Fast tiles per slot, decoded interleaved (1 or 2; 0: automatic).
     pub fast_ilp: u32,
     /// Fast kernel: read words from the input buffer instead of staging
     /// them (None: automatic).
     pub fast_direct: Option<bool>,
+    /// Use the fast lossy kernel for full lossy tiles (with `fast`).
+    pub fast_lossy: bool,
 }
 
 impl Default for Tuning {
@@ -872,6 +904,7 @@ impl Default for Tuning {
             lossy_rows: 0,
             fast_ilp: 0,
             fast_direct: None,
+            fast_lossy: true,
         }
     }
 }
@@ -882,7 +915,8 @@ impl Tuning {
     /// `WCODEC_GPU_WGS` (the general kernel), `WCODEC_GPU_FAST` (0: general
     /// kernel only), `WCODEC_GPU_FAST_WARPS`, `WCODEC_GPU_FAST_WGS`,
     /// `WCODEC_GPU_FAST_STAGE`, `WCODEC_GPU_FAST_ILP` (1|2),
-    /// `WCODEC_GPU_FAST_DIRECT` (1: no stage) and `WCODEC_GPU_LOSSY_ROWS`.
+    /// `WCODEC_GPU_FAST_DIRECT` (1: no stage), `WCODEC_GPU_LOSSY_ROWS` and
+    /// `WCODEC_GPU_FAST_LOSSY` (0: lossy tiles through the general kernel only).
     pub fn from_env() -> Result<Tuning> {
         let mut t = Tuning::default();
         let num = |k: &str| -> Result<Option<u32>> {
@@ -922,6 +956,9 @@ impl Tuning {
         }
         if let Some(v) = num("WCODEC_GPU_FAST")? {
             t.fast = v != 0;
+        }
+        if let Some(v) = num("WCODEC_GPU_FAST_LOSSY")? {
+            t.fast_lossy = v != 0;
         }
         if let Some(v) = num("WCODEC_GPU_FAST_WARPS")? {
             if !(1..=32).contains(&v) {

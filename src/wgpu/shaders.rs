@@ -17,6 +17,9 @@ const COPY_U32: &str = include_str!("../../shaders/copy_u32.wgsl");
 const RANS_FAST: &str = include_str!("../../shaders/rans_fast.wgsl");
 const FAST_SUBGROUP: &str = include_str!("../../shaders/rans_fast_subgroup.wgsl");
 const FAST_WORKGROUP: &str = include_str!("../../shaders/rans_fast_workgroup.wgsl");
+const FAST_LOSSY: &str = include_str!("../../shaders/rans_fast_lossy.wgsl");
+const FAST_LOSSY_SUBGROUP: &str = include_str!("../../shaders/rans_fast_lossy_subgroup.wgsl");
+const FAST_LOSSY_WORKGROUP: &str = include_str!("../../shaders/rans_fast_lossy_workgroup.wgsl");
 
 static DECODE_SUBGROUP_SRC: LazyLock<String> =
     LazyLock::new(|| [LIB_FLOAT, RANS_DECODE, RANS_LOSSY, PATH_SUBGROUP].join("\n"));
@@ -26,6 +29,10 @@ static FAST_SUBGROUP_SRC: LazyLock<String> =
     LazyLock::new(|| [LIB_FLOAT, RANS_FAST, FAST_SUBGROUP].join("\n"));
 static FAST_WORKGROUP_SRC: LazyLock<String> =
     LazyLock::new(|| [LIB_FLOAT, RANS_FAST, FAST_WORKGROUP].join("\n"));
+static FAST_LOSSY_SUBGROUP_SRC: LazyLock<String> =
+    LazyLock::new(|| [LIB_FLOAT, FAST_LOSSY, FAST_LOSSY_SUBGROUP].join("\n"));
+static FAST_LOSSY_WORKGROUP_SRC: LazyLock<String> =
+    LazyLock::new(|| [LIB_FLOAT, FAST_LOSSY, FAST_LOSSY_WORKGROUP].join("\n"));
 static RENDER_UNALIGNED_SRC: LazyLock<String> =
     LazyLock::new(|| [LIB_FLOAT, RENDER_UNALIGNED].join("\n"));
 
@@ -239,6 +246,9 @@ pub enum FastOut {
     /// Float-split planes merged into `src` floats, written as `dst`
     /// (`DT_*` codes of lib_float.wgsl: 0 F32, 1 F16, 2 BF16).
     Split { src: u32, dst: u32 },
+    /// Full lossy tiles rebuilt (shaders/rans_fast_lossy*.wgsl): `dq` 3 for
+    /// int8 pixels, else the `DT_*` code of pixel × tile scale.
+    Lossy { dq: u32 },
 }
 
 /// A measurement probe of the fast kernel: each removes one stage, so its
@@ -325,8 +335,27 @@ impl FastVariant {
         2 * self.stage_u32 - 1
     }
 
+    /// Tile rows of the lossy kernel's transform scratch (its stage).
+    pub fn lx_rows(&self) -> u32 {
+        [64, 32, 16, 8]
+            .into_iter()
+            .find(|&r| 64 * r <= self.stage_u32)
+            .unwrap_or(8)
+    }
+
     pub fn source(&self) -> KernelSource {
+        let lossy = matches!(self.out, FastOut::Lossy { .. });
         let (name, src, features) = match self.path {
+            DecodePath::Workgroup if lossy => (
+                "rans_fast_lossy_workgroup",
+                FAST_LOSSY_WORKGROUP_SRC.as_str(),
+                wgpu::Features::empty(),
+            ),
+            _ if lossy => (
+                "rans_fast_lossy_subgroup",
+                FAST_LOSSY_SUBGROUP_SRC.as_str(),
+                wgpu::Features::SUBGROUP,
+            ),
             DecodePath::Workgroup => (
                 "rans_fast_workgroup",
                 FAST_WORKGROUP_SRC.as_str(),
@@ -358,6 +387,20 @@ impl FastVariant {
         let (out, src, dst) = match self.out {
             FastOut::Bytes => (0, 2, 2),
             FastOut::Split { src, dst } => (1, src, dst),
+            FastOut::Lossy { dq } => {
+                let mut c = vec![
+                    ("WARPS", self.warps as f64),
+                    ("STAGE_U32", self.stage_u32 as f64),
+                    ("LX_ROWS", self.lx_rows() as f64),
+                    ("DQ", dq as f64),
+                ];
+                match self.path {
+                    DecodePath::SubgroupWide => c.push(("PREFIX", 0.0)),
+                    DecodePath::SubgroupNarrow => c.push(("PREFIX", 1.0)),
+                    DecodePath::Workgroup => {}
+                }
+                return c;
+            }
         };
         let mut c = vec![
             ("WARPS", self.warps as f64),
@@ -384,12 +427,21 @@ impl FastVariant {
             DecodePath::SubgroupNarrow | DecodePath::Workgroup => 24 * self.warps * self.ilp,
         };
         let stage = (self.warps * self.ilp * self.stage_u32).max(1);
-        4 * (4096 + stage + extra)
+        let tiles = match self.out {
+            FastOut::Lossy { .. } => 1024 * self.warps,
+            _ => 0,
+        };
+        4 * (4096 + stage + extra + tiles)
     }
 
     pub fn describe(&self) -> String {
         format!(
-            "fast-{} warps={} {} out={}{}{}",
+            "fast-{}{} warps={} {} out={}{}{}",
+            if matches!(self.out, FastOut::Lossy { .. }) {
+                "lossy-"
+            } else {
+                ""
+            },
             match self.path {
                 DecodePath::SubgroupWide => "subgroup32",
                 DecodePath::SubgroupNarrow => "subgroup-narrow",
@@ -404,6 +456,8 @@ impl FastVariant {
             match self.out {
                 FastOut::Bytes => "bytes".to_string(),
                 FastOut::Split { src, dst } => format!("split:{}>{}", dt_name(src), dt_name(dst)),
+                FastOut::Lossy { dq: 3 } => format!("int8 rows={}", self.lx_rows()),
+                FastOut::Lossy { dq } => format!("{} rows={}", dt_name(dq), self.lx_rows()),
             },
             if self.ilp > 1 {
                 format!(" ilp={}", self.ilp)
@@ -461,6 +515,26 @@ pub fn all_fast_variants() -> Vec<FastVariant> {
                     probe: FastProbe::None,
                     ilp,
                     direct: stage_u32 == 0,
+                });
+            }
+        }
+        for (warps, stage_u32) in [
+            (1, 512),
+            (2, 1024),
+            (4, 512),
+            (5, 576),
+            (4, 1024),
+            (1, 4096),
+        ] {
+            for dq in 0..4 {
+                v.push(FastVariant {
+                    path,
+                    warps,
+                    stage_u32,
+                    out: FastOut::Lossy { dq },
+                    probe: FastProbe::None,
+                    ilp: 1,
+                    direct: false,
                 });
             }
         }
