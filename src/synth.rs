@@ -61,6 +61,12 @@ impl Sampler {
         Sampler { table }
     }
 
+    /// The byte that 16 uniform random bits `r` select.
+    #[inline]
+    pub fn sample(&self, r: u16) -> u8 {
+        self.table[r as usize]
+    }
+
     /// `n` i.i.d. bytes, deterministic in `seed`, generated in parallel.
     pub fn draw(&self, n: usize, seed: u64) -> Vec<u8> {
         let mut out = vec![0u8; n];
@@ -71,7 +77,7 @@ impl Sampler {
                 for quad in chunk.chunks_mut(4) {
                     let r = splitmix(&mut s);
                     for (k, b) in quad.iter_mut().enumerate() {
-                        *b = self.table[(r >> (16 * k)) as usize & 0xffff];
+                        *b = self.sample((r >> (16 * k)) as u16);
                     }
                 }
             });
@@ -79,7 +85,8 @@ impl Sampler {
     }
 }
 
-fn splitmix(s: &mut u64) -> u64 {
+/// SplitMix64: the generator behind every draw here.
+pub(crate) fn splitmix(s: &mut u64) -> u64 {
     *s = s.wrapping_add(0x9e37_79b9_7f4a_7c15);
     let mut z = *s;
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
