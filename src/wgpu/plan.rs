@@ -234,46 +234,6 @@ pub fn jobs(file: &WcodecFile, render_as: Render) -> Result<Vec<OutJob>> {
         let outs = output_tensors(e, want);
         let bytes_of = |o: &crate::io::safetensors::OutTensor| o.bytes() as u64;
         match e.encoding {
-            Encoding::Lossy => {
-                // pixels (+ the tile scales as they are), or dequantised by the kernel
-                let PlaneInfo::Raw { data, .. } = &e.planes[1] else {
-                    unreachable!("the reader checked the planes")
-                };
-                if outs[0].dtype == DType::I8 {
-                    out.push(OutJob {
-                        tensor: t,
-                        name: outs[0].name.clone(),
-                        dtype: DType::I8,
-                        shape: outs[0].shape.clone(),
-                        bytes: bytes_of(&outs[0]),
-                        producer: Producer::Kernel {
-                            kind: OutKind::Bytes { xor80: false },
-                            aux: None,
-                        },
-                    });
-                    out.push(OutJob {
-                        tensor: t,
-                        name: outs[1].name.clone(),
-                        dtype: DType::F32,
-                        shape: outs[1].shape.clone(),
-                        bytes: bytes_of(&outs[1]),
-                        producer: Producer::File(data.clone()),
-                    });
-                } else {
-                    let o = &outs[0];
-                    out.push(OutJob {
-                        tensor: t,
-                        name: o.name.clone(),
-                        dtype: o.dtype,
-                        shape: o.shape.clone(),
-                        bytes: bytes_of(o),
-                        producer: Producer::Kernel {
-                            kind: OutKind::DeqTile { dst: o.dtype },
-                            aux: Some(data.clone()),
-                        },
-                    });
-                }
-            }
             Encoding::Raw => {
                 let PlaneInfo::Raw { data, .. } = &e.planes[0] else {
                     unreachable!("the reader checked the planes")
@@ -330,7 +290,9 @@ pub fn jobs(file: &WcodecFile, render_as: Render) -> Result<Vec<OutJob>> {
                     },
                 });
             }
-            Encoding::Quant => {
+            Encoding::Lossy | Encoding::Quant => {
+                // int8 codes (lossy: pixels) + their scales as they are, or
+                // dequantised by the kernel (per row; lossy: per tile)
                 let PlaneInfo::Raw { data, .. } = &e.planes[1] else {
                     unreachable!("the reader checked the planes")
                 };
@@ -363,7 +325,11 @@ pub fn jobs(file: &WcodecFile, render_as: Render) -> Result<Vec<OutJob>> {
                         shape: o.shape.clone(),
                         bytes: bytes_of(o),
                         producer: Producer::Kernel {
-                            kind: OutKind::Deq { dst: o.dtype },
+                            kind: if e.encoding == Encoding::Lossy {
+                                OutKind::DeqTile { dst: o.dtype }
+                            } else {
+                                OutKind::Deq { dst: o.dtype }
+                            },
                             aux: Some(data.clone()),
                         },
                     });
