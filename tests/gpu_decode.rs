@@ -204,6 +204,18 @@ fn check(
         }
     }
     assert_eq!(k, got.len());
+    // the host's time by phase is accounted, and within the decode's wall time
+    let ph = rep.phases;
+    let sum = ph.plan_s + ph.acquire_s + ph.stage_s + ph.submit_s + ph.wait_s;
+    assert!(
+        ph.plan_s > 0.0 && (rep.chunks == 0 || ph.stage_s > 0.0 && ph.submit_s > 0.0),
+        "{what}: phases {ph:?}"
+    );
+    assert!(
+        sum <= rep.wall_s + 1e-6,
+        "{what}: phases {ph:?} exceed wall {}",
+        rep.wall_s
+    );
     // the canonical stream (what the safetensors writer and verify read)
     let mut sums = wcodec::wgpu::decode::ChecksumSink::new(file).unwrap();
     let mut s = CanonStream::new(&mut dec, file).unwrap();
