@@ -4,6 +4,9 @@
 //
 // Dispatches (no softmax needed):
 //
+//   max_part (MAXSPLIT only): grid (NBS, rows), PWG invocations: block b's
+//            maximum (and its first index) over its own PWG · PW words,
+//            stored after the histograms in `hist`.
 //   prepare: grid (NBS, rows), PWG invocations. Every block first finds the
 //            row maximum M (and its first index) itself, reading the whole
 //            row (16-byte loads; the row is in L2): that costs far less than
@@ -39,8 +42,13 @@ override PWG: u32 = 256u;
 override PW: u32 = 4u;
 override SWG: u32 = 1024u;
 override AUTO_STEP: bool = true;
+// The row maximum from a `max_part` dispatch before `prepare` (each block's
+// maximum over its own tokens, then `prepare` combines the NBS partials in
+// block order) instead of every `prepare` block reading the whole row.
+override MAXSPLIT: bool = false;
 // Benchmarks only: the general path of `select` stops early (1: after the
-// top-k fine pass, 2: after top-p, 3: before the token search); the token is then meaningless.
+// top-k fine pass, 2: after top-p, 3: before the token search); 4: `prepare`
+// stops after the row maximum. The token is then meaningless.
 override DIAG: u32 = 0u;
 
 struct Params {
@@ -265,6 +273,89 @@ fn run_add(r: Run, d: u32) -> Run {
     return o;
 }
 
+// Where block `blk` of `row` keeps its partial maximum in `hist` (after the histograms).
+fn part_at(row: u32, blk: u32) -> u32 {
+    return min(p.rows * p.nbs * 256u + row * p.nbs + blk, arrayLength(&hist) - 1u);
+}
+
+// `b` updated with token i's logit x (ignored past the row).
+fn best1(b: Best, x: f32, i: u32) -> Best {
+    if (i >= p.n) {
+        return b;
+    }
+    let v = sanitize(x);
+    if (better(v, i, b.m, b.i)) {
+        return Best(v, i);
+    }
+    return b;
+}
+
+@compute @workgroup_size(PWG)
+fn max_part(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let blk = wid.x;
+    let row = min(wid.y, max(p.rows, 1u) - 1u);
+    let start = row * p.ld_in;
+    let aligned = p.vec_ok != 0u && (start & 3u) == 0u;
+    var best = Best(NEG_MAX, 0xffffffffu);
+    for (var k = 0u; k < PW; k++) {
+        let j = (blk * PW + k) * PWG + lid;
+        if (j < p.ld_d) {
+            let i0 = j * 8u;
+            var lo = vec4<f32>(NEG_MAX);
+            var hi = vec4<f32>(NEG_MAX);
+            let w4 = (start + i0) / 4u;
+            if (aligned && w4 + 1u < arrayLength(&logits4)) {
+                lo = logits4[w4];
+                hi = logits4[w4 + 1u];
+            } else {
+                lo = vec4<f32>(logit_at(start, i0), logit_at(start, i0 + 1u), logit_at(start, i0 + 2u), logit_at(start, i0 + 3u));
+                hi = vec4<f32>(logit_at(start, i0 + 4u), logit_at(start, i0 + 5u), logit_at(start, i0 + 6u), logit_at(start, i0 + 7u));
+            }
+            best = best1(best, lo.x, i0);
+            best = best1(best, lo.y, i0 + 1u);
+            best = best1(best, lo.z, i0 + 2u);
+            best = best1(best, lo.w, i0 + 3u);
+            best = best1(best, hi.x, i0 + 4u);
+            best = best1(best, hi.y, i0 + 5u);
+            best = best1(best, hi.z, i0 + 6u);
+            best = best1(best, hi.w, i0 + 7u);
+        }
+    }
+    pm[lid] = best.m;
+    pi[lid] = best.i;
+    for (var off = PWG / 2u; off > 0u; off = off / 2u) {
+        workgroupBarrier();
+        if (lid < off) {
+            let n2 = pm[lid + off];
+            let j2 = pi[lid + off];
+            if (better(n2, j2, pm[lid], pi[lid])) {
+                pm[lid] = n2;
+                pi[lid] = j2;
+            }
+        }
+    }
+    workgroupBarrier();
+    if (lid == 0u && wid.y < p.rows && blk < p.nbs) {
+        hist[part_at(row, blk)] = vec4<u32>(bitcast<u32>(pm[0]), pi[0], 0u, 0u);
+    }
+}
+
+// The row maximum (bits, .x) and its first index (.y) from the NBS partials
+// of `max_part`, combined in block order (the same in every invocation).
+fn row_max_split(row: u32) -> vec2<u32> {
+    var m = NEG_MAX;
+    var mi = 0xffffffffu;
+    for (var b = 0u; b < p.nbs; b++) {
+        let q = hist[part_at(row, b)];
+        let v = bitcast<f32>(q.x);
+        if (better(v, q.y, m, mi)) {
+            m = v;
+            mi = q.y;
+        }
+    }
+    return vec2<u32>(bitcast<u32>(m), mi);
+}
+
 @compute @workgroup_size(PWG)
 fn prepare(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let blk = wid.x;
@@ -274,7 +365,19 @@ fn prepare(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_inde
         atomicStore(&pwl[b], 0u);
         atomicStore(&pwh[b], 0u);
     }
-    let mx = row_max(row, lid);
+    var mx: vec2<u32>;
+    if (MAXSPLIT) {
+        mx = row_max_split(row);
+        workgroupBarrier();
+    } else {
+        mx = row_max(row, lid);
+    }
+    if (DIAG == 4u) {
+        if (blk == 0u) {
+            finish(wid.y, lid, mx.y);
+        }
+        return;
+    }
     if (p.greedy != 0u) {
         // Greedy: the first index of the maximum (one block per row is dispatched).
         if (blk == 0u) {

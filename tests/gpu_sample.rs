@@ -197,6 +197,31 @@ fn sampling_every_tuning_candidate() {
             2,
             t,
         );
+        // Greedy with the maximum tied across blocks of every split: the first index wins.
+        let mut xt = x.clone();
+        for r in 0..3 {
+            for i in [20010, 9000, 777 + r, 15000] {
+                xt[r * 20011 + i] = 50.0;
+            }
+        }
+        check(
+            &ctx,
+            &xt,
+            3,
+            20011,
+            &params(1.0, 1, 1.0, rng.next_u64()),
+            2,
+            t,
+        );
+        check(
+            &ctx,
+            &xt,
+            3,
+            20011,
+            &params(1.0, 3, 0.9, rng.next_u64()),
+            2,
+            t,
+        );
     }
 }
 

@@ -29,6 +29,11 @@ pub struct HeadArgs {
     pub tokens: usize,
     #[arg(long, default_value_t = 20)]
     pub warmup: usize,
+    /// Then keep stepping for this long before timing: an idle GPU runs at
+    /// low clocks (the H100 idles at 345 MHz and needs a few hundred ms of
+    /// load to reach 1980 MHz).
+    #[arg(long, default_value_t = 500)]
+    pub warm_ms: u64,
     #[arg(long, default_value_t = 1.0)]
     pub temperature: f32,
     #[arg(long, default_value_t = 50)]
@@ -66,6 +71,14 @@ pub struct HeadRun {
     /// token's commands recorded (overlapping the GPU's work).
     pub submitted_us: f64,
     pub recorded_us: f64,
+    /// Median µs from the step's start until the wait saw the result.
+    pub done_us: f64,
+    /// Median non-blocking polls per step (0 when blocking).
+    pub polls: f64,
+    /// The same round trip with no work: one submission of only the
+    /// 4-byte-per-sequence copy, mapped and waited for the same way.
+    pub floor: Stats,
+    pub floor_submitted_us: f64,
     pub tokens_per_s: f64,
     pub before: AllocCounters,
     pub after: AllocCounters,
@@ -160,10 +173,17 @@ pub fn run(a: &HeadArgs, quiet: bool) -> anyhow::Result<()> {
         for i in 0..a.warmup {
             head.step(&ctx, hid(i), i % 2 == 0)?;
         }
+        let tw = std::time::Instant::now();
+        let mut i = 0;
+        while tw.elapsed().as_millis() < a.warm_ms as u128 {
+            head.step(&ctx, hid(i), false)?;
+            i += 1;
+        }
         ctx.wait()?;
         let before = AllocCounters::read(&ctx);
         let mut wall = Vec::with_capacity(a.tokens);
-        let (mut sub, mut rec) = (Vec::new(), Vec::new());
+        let (mut sub, mut rec, mut done, mut polls) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         let t_all = std::time::Instant::now();
         for i in 0..a.tokens {
             let t0 = std::time::Instant::now();
@@ -171,6 +191,8 @@ pub fn run(a: &HeadArgs, quiet: bool) -> anyhow::Result<()> {
             wall.push(t0.elapsed().as_secs_f64());
             sub.push(head.last_timing.submitted);
             rec.push(head.last_timing.recorded);
+            done.push(head.last_timing.done);
+            polls.push(head.last_timing.polls as f64 * 1e-6);
         }
         let total = t_all.elapsed().as_secs_f64();
         let mut gpu = Vec::with_capacity(a.tokens);
@@ -178,6 +200,13 @@ pub fn run(a: &HeadArgs, quiet: bool) -> anyhow::Result<()> {
             if let (_, Some(s)) = head.step(&ctx, hid(i), true)? {
                 gpu.push(s);
             }
+        }
+        // The floor: the same submission/mapping/wait with only the copy.
+        let (mut floor, mut floor_sub) = (Vec::with_capacity(a.tokens), Vec::new());
+        for _ in 0..a.tokens {
+            let t = head.step_floor(&ctx)?;
+            floor.push(t.total);
+            floor_sub.push(t.submitted);
         }
         ctx.wait()?;
         let after = AllocCounters::read(&ctx);
@@ -190,6 +219,10 @@ pub fn run(a: &HeadArgs, quiet: bool) -> anyhow::Result<()> {
             gpu: stats(&gpu, true),
             submitted_us: stats(&sub, false).median_us,
             recorded_us: stats(&rec, false).median_us,
+            done_us: stats(&done, false).median_us,
+            polls: stats(&polls, false).median_us,
+            floor: stats(&floor, false),
+            floor_submitted_us: stats(&floor_sub, false).median_us,
             tokens_per_s: (batch * a.tokens) as f64 / total,
             allocated_during_loop: before != after,
             before,
@@ -198,13 +231,17 @@ pub fn run(a: &HeadArgs, quiet: bool) -> anyhow::Result<()> {
         };
         if !quiet {
             eprintln!(
-                "  batch {batch}: wall {:.1} µs/token step (p90 {:.1}; submitted at {:.1}, next recorded at {:.1}), GPU {:.1} µs, {:.0} tokens/s, allocations during the loop: {}",
+                "  batch {batch}: wall {:.1} µs/token step (p90 {:.1}; submitted at {:.1}, next recorded at {:.1}, result seen at {:.1} after {:.0} polls), GPU {:.1} µs, {:.0} tokens/s; empty round trip {:.1} µs (submitted at {:.1}); allocations during the loop: {}",
                 r.wall.median_us,
                 r.wall.p90_us,
                 r.submitted_us,
                 r.recorded_us,
+                r.done_us,
+                r.polls,
                 r.gpu.median_us,
                 r.tokens_per_s,
+                r.floor.median_us,
+                r.floor_submitted_us,
                 if r.allocated_during_loop {
                     "YES"
                 } else {
@@ -234,18 +271,19 @@ pub fn run(a: &HeadArgs, quiet: bool) -> anyhow::Result<()> {
             a.vocab, a.hidden, report.dtype, report.params
         );
         println!(
-            "{:>5} {:>7} {:>12} {:>12} {:>12} {:>12}  allocations in loop",
-            "batch", "upload", "wall µs", "wall p90", "GPU µs", "tokens/s"
+            "{:>5} {:>7} {:>12} {:>12} {:>12} {:>12} {:>12}  allocations in loop",
+            "batch", "upload", "wall µs", "wall p90", "GPU µs", "tokens/s", "empty trip"
         );
         for r in &report.runs {
             println!(
-                "{:>5} {:>7} {:>12.1} {:>12.1} {:>12.1} {:>12.0}  {}{}",
+                "{:>5} {:>7} {:>12.1} {:>12.1} {:>12.1} {:>12.0} {:>12.1}  {}{}",
                 r.batch,
                 r.upload,
                 r.wall.median_us,
                 r.wall.p90_us,
                 r.gpu.median_us,
                 r.tokens_per_s,
+                r.floor.median_us,
                 if r.allocated_during_loop {
                     "YES"
                 } else {

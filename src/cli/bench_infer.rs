@@ -117,6 +117,9 @@ pub struct CopyBandwidth {
     /// `copy_buffer_to_buffer` (vkCmdCopyBuffer), if the device can time it.
     pub device_gbps: Option<f64>,
     pub device: Option<Stats>,
+    /// A timed pass with one workgroup copying 4 KiB: the fixed cost that
+    /// every timed kernel pays (launch, timestamps), not subtracted anywhere.
+    pub null_pass: Stats,
 }
 
 impl CopyBandwidth {
@@ -169,6 +172,23 @@ pub fn copy_bandwidth(ctx: &GpuContext, want_bytes: u64, reps: usize) -> Result<
         pass.set_bind_group(0, &bg, &[]);
         pass.dispatch_workgroups(groups, 1, 1);
     })?;
+    let small = ctx.create_buffer("bench.copy.params.small", 16, U::STORAGE | U::COPY_DST)?;
+    ctx.queue
+        .write_buffer(&small, 0, bytemuck::cast_slice(&[256u32, 0, 0, 0]));
+    let bg_small = k.bind_group(
+        &ctx.device,
+        "bench.copy.small",
+        &[
+            src.as_entire_buffer_binding(),
+            dst.as_entire_buffer_binding(),
+            small.as_entire_buffer_binding(),
+        ],
+    );
+    let null_pass = time_passes(ctx, 3, reps, |pass, _| {
+        pass.set_pipeline(&k.pipeline);
+        pass.set_bind_group(0, &bg_small, &[]);
+        pass.dispatch_workgroups(1, 1, 1);
+    })?;
     let gb = |s: &Stats| 2.0 * bytes as f64 / (s.median_us * 1e-6) / 1e9;
     let mut out = CopyBandwidth {
         bytes,
@@ -176,6 +196,7 @@ pub fn copy_bandwidth(ctx: &GpuContext, want_bytes: u64, reps: usize) -> Result<
         shader,
         device_gbps: None,
         device: None,
+        null_pass,
     };
     if ctx.has(wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS) {
         let set = ctx.device.create_query_set(&wgpu::QuerySetDescriptor {

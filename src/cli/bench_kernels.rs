@@ -610,8 +610,11 @@ fn bench_sample(
             format!("FAIL (GPU {got}, CPU {cpu})")
         };
         let v = format!(
-            "pwg{} pw{} swg{}",
-            t.prepare_wg, t.prepare_words, t.select_wg
+            "pwg{} pw{} swg{}{}",
+            t.prepare_wg,
+            t.prepare_words,
+            t.select_wg,
+            if t.max_split { " split" } else { "" }
         );
         let bytes = (n * 4 * 2 + n.div_ceil(8) * 16 * 4) as u64;
         b.record(&name, v.clone(), st, bytes, ti == 0, check);
@@ -647,8 +650,35 @@ fn bench_sample(
                 );
             }
         }
+        // The row maximum's share: prepare stopped right after it.
+        if ti <= 1 && b.a.stages && !p.is_greedy() {
+            let sd = Sampler::new(
+                ctx,
+                None,
+                n,
+                1,
+                n,
+                &p,
+                &SamplerOptions {
+                    probs: false,
+                    fixed_step: true,
+                    tuning: SamplerTuning { diag: 4, ..t },
+                },
+            )?;
+            sd.write_logits(&ctx.queue, &x)?;
+            let k = sd.stages() - 1;
+            let st = time_passes(ctx, 5, b.a.reps, |pass, _| sd.encode_stages(pass, k))?;
+            b.record(
+                &name,
+                format!("{v} only the row maximum"),
+                st,
+                bytes,
+                false,
+                "stage share (not a result)".into(),
+            );
+        }
         // Each stage's share: the same pass without its last dispatches.
-        if ti == 0 && b.a.stages {
+        if ti <= 1 && b.a.stages {
             for k in 1..s.stages() {
                 let st = time_passes(ctx, 5, b.a.reps, |pass, _| s.encode_stages(pass, k))?;
                 b.record(
@@ -698,11 +728,12 @@ pub fn run(a: &KernelsArgs, quiet: bool) -> anyhow::Result<()> {
     )?;
     if !quiet {
         eprintln!(
-            "copy bandwidth: shader {:.0} GB/s, device copy {} (read + write, {} MB)",
+            "copy bandwidth: shader {:.0} GB/s, device copy {} (read + write, {} MB); a timed pass of one workgroup: {:.1} µs",
             copy.shader_gbps,
             copy.device_gbps
                 .map_or("-".into(), |g| format!("{g:.0} GB/s")),
-            copy.bytes / 1_000_000
+            copy.bytes / 1_000_000,
+            copy.null_pass.median_us
         );
     }
     let mut b = Bench {

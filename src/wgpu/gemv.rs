@@ -94,6 +94,12 @@ impl GemvTuning {
                 t(256, 4, 2, true),
                 t(256, 2, 4, true),
                 t(256, 4, 2, false),
+                t(256, 2, 2, false),
+                t(512, 2, 2, true),
+                t(256, 1, 4, true),
+                t(128, 2, 2, true),
+                t(256, 2, 3, true),
+                t(256, 1, 2, true),
             ],
             (WeightDtype::I8, _) => vec![
                 t(256, 2, 2, true),
@@ -125,6 +131,9 @@ impl GemvTuning {
             // 116.4 µs; plain nr2 u2 129.3, nr4 u1 133.1, nr2 u4 134.9.
             _ => vec![
                 tx(128, 2, 2),
+                tx(128, 2, 1),
+                tx(64, 2, 2),
+                tx(128, 4, 1),
                 tx(256, 4, 1),
                 tx(256, 2, 2),
                 tx(256, 1, 4),

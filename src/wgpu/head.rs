@@ -111,8 +111,12 @@ pub struct StepTiming {
     pub submitted: f64,
     /// The next token's commands were recorded (the GPU is working meanwhile).
     pub recorded: f64,
+    /// The wait saw both mappings complete.
+    pub done: f64,
     /// The tokens were read (the step's wall time).
     pub total: f64,
+    /// Non-blocking polls made while waiting (0 when blocking).
+    pub polls: u32,
 }
 
 impl std::fmt::Debug for Head {
@@ -209,6 +213,79 @@ impl Head {
         enc.finish()
     }
 
+    /// Wait for the readback (and the upload buffer's re-mapping when `up`),
+    /// then copy the tokens out and unmap. Returns when (seconds after `t0`)
+    /// the wait ended and the polls it took.
+    fn wait_and_read(
+        &mut self,
+        ctx: &GpuContext,
+        up: bool,
+        t0: std::time::Instant,
+    ) -> Result<(f64, u32)> {
+        let mut polls = 0u32;
+        if self.block {
+            ctx.wait()?;
+        } else {
+            // Spin until both mappings have completed (their callbacks run inside poll).
+            loop {
+                ctx.device
+                    .poll(wgpu::PollType::Poll)
+                    .map_err(|e| Error::Gpu(format!("polling the device: {e}")))?;
+                polls += 1;
+                let done = self.read_flag.load(Ordering::Acquire) != PENDING
+                    && (!up || self.upload_flag.load(Ordering::Acquire) != PENDING);
+                if done {
+                    break;
+                }
+                std::hint::spin_loop();
+            }
+            ctx.check_health()?;
+        }
+        let t_done = t0.elapsed().as_secs_f64();
+        let rb = (self.batch * 4) as u64;
+        if self.read_flag.load(Ordering::Acquire) != MAPPED {
+            return Err(Error::Gpu("mapping the token readback failed".into()));
+        }
+        {
+            let view = self
+                .readback
+                .get_mapped_range(0..rb)
+                .map_err(|e| Error::Gpu(format!("reading the tokens: {e}")))?;
+            for (t, c) in self.tokens.iter_mut().zip(view.chunks_exact(4)) {
+                *t = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+            }
+        }
+        self.readback.unmap();
+        Ok((t_done, polls))
+    }
+
+    /// The round trip without the work: one submission of only the 4-byte
+    /// token copy, the same mapping and wait as [`Head::step`]. Its wall
+    /// time is the floor that the host path puts under every token.
+    pub fn step_floor(&mut self, ctx: &GpuContext) -> Result<StepTiming> {
+        let t0 = std::time::Instant::now();
+        let mut enc = ctx
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("head.floor"),
+            });
+        let rb = (self.batch * 4) as u64;
+        enc.copy_buffer_to_buffer(&self.sampler.tokens, 0, &self.readback, 0, rb);
+        let cmd = enc.finish();
+        let recorded = t0.elapsed().as_secs_f64();
+        ctx.queue.submit([cmd]);
+        let submitted = t0.elapsed().as_secs_f64();
+        map(&self.readback, wgpu::MapMode::Read, rb, &self.read_flag);
+        let (done, polls) = self.wait_and_read(ctx, false, t0)?;
+        Ok(StepTiming {
+            submitted,
+            recorded,
+            done,
+            total: t0.elapsed().as_secs_f64(),
+            polls,
+        })
+    }
+
     /// Set the hidden states (`batch × hidden` values) outside the token loop.
     pub fn set_hidden(&self, queue: &wgpu::Queue, x: &[f32]) -> Result<()> {
         self.gemv.write_x(queue, x)
@@ -265,37 +342,7 @@ impl Head {
         // Record the next token's commands (same kind of step, untimed) while the GPU works.
         self.prepared = Some((self.record(ctx, want_copy, false), want_copy));
         let t_recorded = t0.elapsed().as_secs_f64();
-        if self.block {
-            ctx.wait()?;
-        } else {
-            // Spin until both mappings have completed (their callbacks run inside poll).
-            let up = hidden.is_some();
-            loop {
-                ctx.device
-                    .poll(wgpu::PollType::Poll)
-                    .map_err(|e| Error::Gpu(format!("polling the device: {e}")))?;
-                let done = self.read_flag.load(Ordering::Acquire) != PENDING
-                    && (!up || self.upload_flag.load(Ordering::Acquire) != PENDING);
-                if done {
-                    break;
-                }
-                std::hint::spin_loop();
-            }
-            ctx.check_health()?;
-        }
-        if self.read_flag.load(Ordering::Acquire) != MAPPED {
-            return Err(Error::Gpu("mapping the token readback failed".into()));
-        }
-        {
-            let view = self
-                .readback
-                .get_mapped_range(0..rb)
-                .map_err(|e| Error::Gpu(format!("reading the tokens: {e}")))?;
-            for (t, c) in self.tokens.iter_mut().zip(view.chunks_exact(4)) {
-                *t = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
-            }
-        }
-        self.readback.unmap();
+        let (t_done, polls) = self.wait_and_read(ctx, hidden.is_some(), t0)?;
         let secs = if timed {
             self.timer
                 .as_mut()
@@ -309,7 +356,9 @@ impl Head {
         self.last_timing = StepTiming {
             submitted: t_submit,
             recorded: t_recorded,
+            done: t_done,
             total: t0.elapsed().as_secs_f64(),
+            polls,
         };
         Ok((&self.tokens, secs))
     }

@@ -196,7 +196,7 @@ pub fn all_variants() -> Vec<(KernelSource, Vec<Constants>)> {
             .map(|&(s, b)| super::gemv_rans::reduce_constants(s, b))
             .collect(),
     ));
-    for entry in ["prepare", "select_token"] {
+    for entry in ["max_part", "prepare", "select_token"] {
         let combos = super::sample::SamplerTuning::candidates()
             .iter()
             .flat_map(|t| [t.constants(false), t.constants(true)])

@@ -27,9 +27,14 @@ pub struct SamplerTuning {
     pub prepare_words: u32,
     /// `select` invocations (one workgroup per row; ≥ 256).
     pub select_wg: u32,
+    /// The row maximum from a dispatch of its own (`max_part`: each block's
+    /// maximum over its own tokens) instead of every `prepare` block reading
+    /// the whole row.
+    pub max_split: bool,
     /// Benchmarks only, 0 otherwise: `select`'s general path stops early
     /// (1: after the top-k fine pass, 2: after top-p, 3: before the token
-    /// search), to time each part; the token is then meaningless.
+    /// search), 4: `prepare` stops after the row maximum, to time each part;
+    /// the token is then meaningless.
     pub diag: u32,
 }
 
@@ -42,10 +47,19 @@ impl SamplerTuning {
             prepare_wg,
             prepare_words,
             select_wg,
+            max_split: false,
             diag: 0,
+        };
+        let ts = |prepare_wg, prepare_words, select_wg| SamplerTuning {
+            max_split: true,
+            ..t(prepare_wg, prepare_words, select_wg)
         };
         vec![
             t(1024, 1, 512),
+            ts(1024, 1, 512),
+            ts(512, 1, 512),
+            ts(256, 1, 512),
+            ts(256, 2, 512),
             t(512, 1, 512),
             t(256, 2, 512),
             t(1024, 1, 256),
@@ -59,6 +73,7 @@ impl SamplerTuning {
             ("PW", self.prepare_words as f64),
             ("SWG", self.select_wg as f64),
             ("AUTO_STEP", auto_step as u32 as f64),
+            ("MAXSPLIT", self.max_split as u32 as f64),
             ("DIAG", self.diag as f64),
         ]
     }
@@ -70,7 +85,7 @@ impl SamplerTuning {
             && pow2(self.select_wg)
             && self.prepare_wg >= 32
             && self.select_wg >= 256;
-        if !shapes_ok || !(1..=16).contains(&self.prepare_words) || self.diag > 3 {
+        if !shapes_ok || !(1..=16).contains(&self.prepare_words) || self.diag > 4 {
             return Err(Error::Param(format!(
                 "sampler tuning {self:?} out of range"
             )));
@@ -101,13 +116,13 @@ const BINDINGS: &[Binding] = &[
     Binding::Uniform,
 ];
 
-/// `lib/u64.wgsl` + `sample_f32.wgsl`, entry `prepare` or `select_token`.
+/// `lib/u64.wgsl` + `sample_f32.wgsl`, entry `max_part`, `prepare` or `select_token`.
 pub fn source(entry: &'static str) -> KernelSource {
     KernelSource {
-        name: if entry == "prepare" {
-            "sample_f32.prepare"
-        } else {
-            "sample_f32.select"
+        name: match entry {
+            "prepare" => "sample_f32.prepare",
+            "max_part" => "sample_f32.max_part",
+            _ => "sample_f32.select",
         },
         source: format!(
             "{}\n{}",
@@ -161,6 +176,7 @@ pub struct Sampler {
     /// The softmax (run only with `probs`; it also owns the input when the
     /// sampler has its own).
     pub softmax: Softmax,
+    max_part: Option<Arc<Kernel>>,
     prepare: Arc<Kernel>,
     select: Arc<Kernel>,
     bind: wgpu::BindGroup,
@@ -237,7 +253,8 @@ impl Sampler {
         ctx.queue
             .write_buffer(&table, 0, bytemuck::cast_slice(exp2_table()));
         let dist = ctx.buffer("sample.dist", (rows * ld_d * 16) as u64, U::STORAGE)?;
-        let hist = ctx.buffer("sample.hist", (rows * nbs * 256 * 16) as u64, U::STORAGE)?;
+        // The coarse histograms, then (max_split) one partial maximum per block.
+        let hist = ctx.buffer("sample.hist", (rows * nbs * 257 * 16) as u64, U::STORAGE)?;
         let steps = ctx.buffer(
             "sample.steps",
             (rows * 8) as u64,
@@ -252,6 +269,11 @@ impl Sampler {
         let uniform = ctx.create_buffer("sample.params", 48, U::UNIFORM | U::COPY_DST)?;
         let consts = opts.tuning.constants(!opts.fixed_step);
         let prepare = ctx.kernel(&source("prepare"), &consts)?;
+        let max_part = if opts.tuning.max_split {
+            Some(ctx.kernel(&source("max_part"), &consts)?)
+        } else {
+            None
+        };
         let select = ctx.kernel(&source("select_token"), &consts)?;
         let input: &wgpu::Buffer = match (&softmax.input, logits) {
             (Some(b), _) => b,
@@ -291,6 +313,7 @@ impl Sampler {
             tuning: opts.tuning,
             probs: opts.probs,
             softmax,
+            max_part,
             prepare,
             select,
             bind,
@@ -372,7 +395,7 @@ impl Sampler {
     }
 
     /// Record only the first `n` dispatches ([softmax statistics, normalize],
-    /// prepare, select): the benchmark times each stage's share this way.
+    /// [max_part], prepare, select): the benchmark times each stage's share this way.
     pub fn encode_stages(&self, pass: &mut wgpu::ComputePass<'_>, n: usize) {
         let mut left = n;
         let mut take = || {
@@ -384,6 +407,11 @@ impl Sampler {
             self.softmax.encode(pass);
         }
         let greedy = self.params.is_greedy();
+        if let Some(k) = self.max_part.as_ref().filter(|_| take()) {
+            pass.set_pipeline(&k.pipeline);
+            pass.set_bind_group(0, &self.bind, &[]);
+            pass.dispatch_workgroups(self.nbs, self.rows as u32, 1);
+        }
         if take() {
             pass.set_pipeline(&self.prepare.pipeline);
             pass.set_bind_group(0, &self.bind, &[]);
@@ -400,7 +428,10 @@ impl Sampler {
 
     /// Dispatches [`Sampler::encode`] records.
     pub fn stages(&self) -> usize {
-        self.probs as usize + 1 + !self.params.is_greedy() as usize
+        self.probs as usize
+            + self.max_part.is_some() as usize
+            + 1
+            + !self.params.is_greedy() as usize
     }
 
     /// One submission sampling every row.
