@@ -48,7 +48,9 @@ override AUTO_STEP: bool = true;
 override MAXSPLIT: bool = false;
 // Benchmarks only: the general path of `select` stops early (1: after the
 // top-k fine pass, 2: after top-p, 3: before the token search); 4: `prepare`
-// stops after the row maximum. The token is then meaningless.
+// stops after the row maximum; 5: `select` stops once it has the top-k bin,
+// 6: the fast path stops after collecting its candidates. The token is then
+// meaningless.
 override DIAG: u32 = 0u;
 
 struct Params {
@@ -777,6 +779,9 @@ fn fast_select(row: u32, ck: u32, kk: u32, lid: u32) -> u32 {
         fs[3] = min(atomicLoad(&ncol), CAP);
     }
     let c = workgroupUniformLoad(&fs[3]);
+    if (DIAG == 6u) {
+        return c;
+    }
     // Rank = the number of candidates before this one in (d, index) order.
     for (var q = lid; q < c; q += SWG) {
         let dq = kd[q];
@@ -882,6 +887,10 @@ fn select_token(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
     }
     let ck0 = workgroupUniformLoad(&fsel[0]);
     let through = workgroupUniformLoad(&fsel[1]);
+    if (DIAG == 5u) {
+        finish(wid.x, lid, ck0);
+        return;
+    }
     if (through <= CAP) {
         finish(wid.x, lid, fast_select(row, ck0, kk0, lid));
         return;

@@ -574,13 +574,18 @@ fn bench_sample(
     p: SampleParams,
     target: Option<f64>,
     sweep: bool,
+    sigma: f64,
 ) -> crate::Result<()> {
-    let name = format!("sample {label} {n}");
+    let name = if sigma == 3.0 {
+        format!("sample {label} {n}")
+    } else {
+        format!("sample {label} {n} logits σ {sigma}")
+    };
     if !b.wanted(&name) {
         return Ok(());
     }
     let ctx = b.ctx;
-    let x = normals(n, 3.0, 11 + n as u64);
+    let x = normals(n, sigma, 11 + n as u64);
     let mut tunings = SamplerTuning::candidates();
     tunings.retain(|t| t.select_wg <= ctx.limits.max_compute_invocations_per_workgroup);
     if b.a.no_sweep || !sweep {
@@ -624,6 +629,38 @@ fn bench_sample(
                 (1, "select stops after the top-k fine pass"),
                 (2, "select stops after top-p"),
                 (3, "select stops before the token search"),
+            ] {
+                let sd = Sampler::new(
+                    ctx,
+                    None,
+                    n,
+                    1,
+                    n,
+                    &p,
+                    &SamplerOptions {
+                        probs: false,
+                        fixed_step: true,
+                        tuning: SamplerTuning { diag, ..t },
+                    },
+                )?;
+                sd.write_logits(&ctx.queue, &x)?;
+                let st = time_passes(ctx, 5, b.a.reps, |pass, _| sd.encode(pass))?;
+                b.record(
+                    &name,
+                    format!("{v} {what}"),
+                    st,
+                    bytes,
+                    false,
+                    "stage share (not a result)".into(),
+                );
+            }
+        }
+        // The fast path's shares: select stopped once it has the top-k bin,
+        // and after collecting the candidates.
+        if ti <= 1 && b.a.stages && p.top_k != 0 && !p.is_greedy() {
+            for (diag, what) in [
+                (5, "select stops at the top-k bin"),
+                (6, "select stops after collecting"),
             ] {
                 let sd = Sampler::new(
                     ctx,
@@ -864,10 +901,22 @@ pub fn run(a: &KernelsArgs, quiet: bool) -> anyhow::Result<()> {
         p(1.0, 50, 0.9),
         Some(30.0),
         true,
+        3.0,
     )?;
-    bench_sample(&mut b, "top-p 0.9", v, p(1.0, 0, 0.9), None, false)?;
-    bench_sample(&mut b, "temperature 0.8", v, p(0.8, 0, 1.0), None, false)?;
-    bench_sample(&mut b, "greedy", v, p(0.0, 0, 1.0), None, false)?;
+    // The decoder head's logits (weights N(0, 0.02²), hidden states N(0, 1),
+    // 2560 columns) have σ ≈ 1: more tokens share each distance bin.
+    bench_sample(
+        &mut b,
+        "top-k 50 top-p 0.9",
+        v,
+        p(1.0, 50, 0.9),
+        None,
+        true,
+        1.0,
+    )?;
+    bench_sample(&mut b, "top-p 0.9", v, p(1.0, 0, 0.9), None, false, 3.0)?;
+    bench_sample(&mut b, "temperature 0.8", v, p(0.8, 0, 1.0), None, false, 3.0)?;
+    bench_sample(&mut b, "greedy", v, p(0.0, 0, 1.0), None, false, 3.0)?;
     bench_sample(
         &mut b,
         "top-k 50 top-p 0.9",
@@ -875,6 +924,7 @@ pub fn run(a: &KernelsArgs, quiet: bool) -> anyhow::Result<()> {
         p(1.0, 50, 0.9),
         None,
         false,
+        3.0,
     )?;
     let report = Report {
         device: ctx.describe(),

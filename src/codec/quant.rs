@@ -154,6 +154,26 @@ pub fn f32_to_bf16_bits(x: f32) -> u16 {
 
 #[cfg(test)]
 mod tests {
+
+    /// The GEMV packs x with `half`'s slice conversion (F16C where present):
+    /// it must round exactly like this function, for every non-NaN f32 class
+    /// (normals, subnormal results, overflow, ties), sampled over all bit patterns.
+    #[test]
+    fn f16_rounding_equals_the_half_crate_slice_conversion() {
+        use half::slice::HalfFloatSliceExt;
+        let mut xs: Vec<f32> = (0..(1u64 << 32))
+            .step_by(997)
+            .map(|b| f32::from_bits(b as u32))
+            .filter(|v| !v.is_nan())
+            .collect();
+        xs.extend([65519.99, 65520.0, -65520.0, 6.0e-8, 2.98e-8, 2.9802322e-8, 0.0, -0.0]);
+        let mut h = vec![half::f16::ZERO; xs.len()];
+        h.convert_from_f32_slice(&xs);
+        for (x, h) in xs.iter().zip(&h) {
+            assert_eq!(f32_to_f16_bits(*x), h.to_bits(), "{x:e} ({:#x})", x.to_bits());
+        }
+    }
+
     use super::*;
 
     #[test]
