@@ -43,7 +43,20 @@ pub fn time_passes(
     ctx: &GpuContext,
     warmup: usize,
     reps: usize,
+    f: impl FnMut(&mut wgpu::ComputePass<'_>, usize),
+) -> Result<Stats> {
+    time_passes_after(ctx, warmup, reps, f, None)
+}
+
+/// [`time_passes`], each timed pass preceded by an untimed pass recorded by
+/// `before` (e.g. one that streams a large buffer, so that the timed kernel
+/// starts with the caches as a preceding GEMV leaves them).
+pub fn time_passes_after(
+    ctx: &GpuContext,
+    warmup: usize,
+    reps: usize,
     mut f: impl FnMut(&mut wgpu::ComputePass<'_>, usize),
+    before: Option<&dyn Fn(&mut wgpu::ComputePass<'_>)>,
 ) -> Result<Stats> {
     // Warm-up: `warmup` passes, then more until ~250 ms of GPU work has run
     // back to back, so that clocks have left their idle state. 30 ms was not
@@ -80,6 +93,13 @@ pub fn time_passes(
     if let Some(mut timer) = GpuTimer::new(ctx, reps as u32) {
         let mut enc = ctx.device.create_command_encoder(&Default::default());
         for i in 0..reps {
+            if let Some(b) = before {
+                let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                    label: Some("before"),
+                    timestamp_writes: None,
+                });
+                b(&mut pass);
+            }
             let tw = timer.next_pass();
             let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
                 label: Some("timed"),
@@ -94,6 +114,12 @@ pub fn time_passes(
     }
     let mut secs = Vec::with_capacity(reps);
     for i in 0..reps {
+        if let Some(b) = before {
+            let mut enc = ctx.device.create_command_encoder(&Default::default());
+            b(&mut enc.begin_compute_pass(&Default::default()));
+            ctx.queue.submit([enc.finish()]);
+            ctx.wait()?;
+        }
         let t0 = std::time::Instant::now();
         let mut enc = ctx.device.create_command_encoder(&Default::default());
         {
@@ -105,6 +131,58 @@ pub fn time_passes(
         secs.push(t0.elapsed().as_secs_f64());
     }
     Ok(stats(&secs, false))
+}
+
+/// A pass that copies 2 × 64 MiB (more than the H100's 50 MB L2): recorded
+/// before a timed kernel, it leaves the caches as a weight-streaming GEMV does.
+pub struct CacheFlush {
+    kernel: std::sync::Arc<crate::wgpu::context::Kernel>,
+    bind: wgpu::BindGroup,
+    groups: u32,
+    _bufs: Vec<wgpu::Buffer>,
+}
+
+impl CacheFlush {
+    pub fn new(ctx: &GpuContext) -> Result<CacheFlush> {
+        use wgpu::BufferUsages as U;
+        let lim = ctx
+            .limits
+            .max_storage_buffer_binding_size
+            .min(ctx.limits.max_buffer_size);
+        let bytes = (64u64 << 20).min(lim) / 16 * 16;
+        let src = ctx.create_buffer("bench.flush.src", bytes, U::STORAGE | U::COPY_DST)?;
+        let dst = ctx.create_buffer("bench.flush.dst", bytes, U::STORAGE)?;
+        let params = ctx.create_buffer("bench.flush.params", 16, U::STORAGE | U::COPY_DST)?;
+        let n = (bytes / 16) as u32;
+        ctx.queue
+            .write_buffer(&params, 0, bytemuck::cast_slice(&[n, 0, 0, 0]));
+        let wg = 256u32;
+        let kernel = ctx.kernel(&crate::wgpu::shaders::copy_u32(), &[("WG", wg as f64)])?;
+        let bind = kernel.bind_group(
+            &ctx.device,
+            "bench.flush",
+            &[
+                src.as_entire_buffer_binding(),
+                dst.as_entire_buffer_binding(),
+                params.as_entire_buffer_binding(),
+            ],
+        );
+        let groups = n
+            .div_ceil(wg * 8)
+            .clamp(1, ctx.limits.max_compute_workgroups_per_dimension);
+        Ok(CacheFlush {
+            kernel,
+            bind,
+            groups,
+            _bufs: vec![src, dst, params],
+        })
+    }
+
+    pub fn encode(&self, pass: &mut wgpu::ComputePass<'_>) {
+        pass.set_pipeline(&self.kernel.pipeline);
+        pass.set_bind_group(0, &self.bind, &[]);
+        pass.dispatch_workgroups(self.groups, 1, 1);
+    }
 }
 
 /// Copy bandwidth (bytes read + bytes written per second), measured now.

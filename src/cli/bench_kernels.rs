@@ -655,6 +655,27 @@ fn bench_sample(
                 );
             }
         }
+        // With cold caches, as in the decoder head (the GEMV before it streams
+        // its weights through L2): an untimed 128 MiB copy before each pass.
+        if ti == 0 && b.a.stages {
+            let fl = crate::cli::bench_infer::CacheFlush::new(ctx)?;
+            let before = |pass: &mut wgpu::ComputePass<'_>| fl.encode(pass);
+            let st = crate::cli::bench_infer::time_passes_after(
+                ctx,
+                5,
+                b.a.reps,
+                |pass, _| s.encode(pass),
+                Some(&before),
+            )?;
+            b.record(
+                &name,
+                format!("{v} after a 128 MiB copy (cold caches)"),
+                st,
+                bytes,
+                false,
+                "stage share (not a result)".into(),
+            );
+        }
         // The fast path's shares: select stopped once it has the top-k bin,
         // and after collecting the candidates.
         if ti <= 1 && b.a.stages && p.top_k != 0 && !p.is_greedy() {
