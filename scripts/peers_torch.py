@@ -150,9 +150,24 @@ def main():
         logits = torch.matmul(wh, hs[i % 4]).float()
         return sort_topk_topp(logits.view(1, -1))
 
+    def head_multinomial(i):
+        # Plain temperature sampling: softmax, then one multinomial draw.
+        logits = torch.matmul(wh, hs[i % 4]).float()
+        return torch.multinomial(torch.softmax(logits.view(1, -1), -1), 1)
+
+    def head_greedy(i):
+        return torch.argmax(torch.matmul(wh, hs[i % 4]).float())
+
     add(f"head f16 {V}x{H} GPU time (topk first)", cuda_time(head, a.reps))
     add(f"head f16 {V}x{H} GPU time (full sort)", cuda_time(head_sort, a.reps))
-    for name, fn in [("topk first", head), ("full sort", head_sort)]:
+    add(f"head f16 {V}x{H} GPU time (softmax + multinomial)", cuda_time(head_multinomial, a.reps))
+    add(f"head f16 {V}x{H} GPU time (greedy)", cuda_time(head_greedy, a.reps))
+    # A few hundred ms of work first: the GPU idles at low clocks.
+    t_end = time.perf_counter() + 0.5
+    while time.perf_counter() < t_end:
+        head(0).item()
+    for name, fn in [("topk first", head), ("full sort", head_sort),
+                     ("softmax + multinomial", head_multinomial), ("greedy", head_greedy)]:
         for i in range(20):
             fn(i).item()
         wall = []
