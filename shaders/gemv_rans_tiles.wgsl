@@ -33,10 +33,12 @@ override ROUNDS: u32 = 4u;
 override X_HALF: bool = false;
 // A work list of full-width NONE / PLANAR tiles only (the host sends the
 // others to a non-FUSED dispatch): no tile buffer; each step group's 16
-// products of a row are added in the fixed order of a butterfly (1, 2, 4, 8;
-// on subgroups of ≥ 32 lanes by subgroupShuffleXor, elsewhere through
-// workgroup memory, the same bits) and lane l keeps rows 2·(l mod 16) +
-// l div 16 and that + 32 in two registers. See `fused_band`.
+// products of a row are added in the fixed order of a butterfly (lanes ^ 1,
+// 2, 4, 8), done as a reduce-scatter over blocks of 4 groups (the same
+// additions; DIAG 32: each group's butterfly on its own), by
+// subgroupShuffleXor on subgroups of ≥ 32 lanes, elsewhere through workgroup
+// memory (the same bits); lane l keeps rows 2·(l mod 16) + l div 16 and that
+// + 32 in two registers. See `fused_band`.
 override FUSED: bool = false;
 // FUSED only, the fast decoder's two forms (rans_fast.wgsl):
 // ILP 2: each decoder takes two tiles a round and decodes them step by step
@@ -54,7 +56,8 @@ override TILE_WORDS: u32 = 4096u;
 override BAL_WORDS: u32 = 12u;
 override SUM_WORDS: u32 = 1u;
 // Diagnostics only (wrong results; `bench kernels --stages`): 2 no decode
-// loop, 4 no rebuild, 8 no multiply, 16 no staging.
+// loop, 4 no rebuild, 8 no multiply, 16 no staging; 32 (right results,
+// FUSED): the row sums group by group (the order's reference form).
 override DIAG: u32 = 0u;
 
 struct Params {
@@ -90,8 +93,8 @@ var<workgroup> tile: array<atomic<u32>, TILE_WORDS>;
 // Per decoder: first word, word count, meta, list entry.
 var<workgroup> tinfo: array<vec4<u32>, NW>;
 var<workgroup> any_avg: atomic<u32>;
-// FUSED without wide subgroups: the products of a step group, two parities.
-var<workgroup> fsum: array<vec2<f32>, SUM_WORDS>;
+// FUSED without wide subgroups: lane exchanges (xor_lanes), two buffers.
+var<workgroup> fsum: array<f32, SUM_WORDS>;
 
 // FUSED: this lane's decoder and its tiles of the round (.x tile 0, .y tile 1).
 var<private> f_dec: u32;
@@ -100,6 +103,8 @@ var<private> f_count: vec2<u32>;
 // FUSED: slot and tail masks.
 var<private> f_mask: u32;
 var<private> f_tmask: u32;
+// FUSED without wide subgroups: the buffer of the last lane exchange.
+var<private> f_par: u32;
 
 fn stream_word(k: u32) -> u32 {
     let i = min(k, p.nwords - 1u);
@@ -191,28 +196,26 @@ fn work_at(i: u32) -> u32 {
     return 0xffffffffu;
 }
 
-// FUSED: the sums of v.x and v.y over the 16 lanes of this lane's half of
-// its decoder, added in the butterfly's order (1, 2, 4, 8), so the same bits
-// on every path. `par`: alternates call by call (workgroup path: two buffers,
-// one barrier a call). Must be called in uniform control flow.
-fn row_sums(lane: u32, v: vec2<f32>, par: u32) -> vec2<f32> {
+// FUSED: v of lane ^ m of this decoder (m < 32): a subgroup shuffle on wide
+// subgroups, else through workgroup memory (two buffers used in turn, one
+// barrier a call). Must be called in uniform control flow.
+fn xor_lanes(v: f32, m: u32, lane: u32) -> f32 {
     if (SG_WIDE) {
-        var r = vec2<f32>(sum16(v.x), 0.0);
-        if (ILP > 1u) {
-            r.y = sum16(v.y);
-        }
-        return r;
+        return shfl_xor(v, m);
     }
-    let base = ((par & 1u) * NW + f_dec) * 32u;
+    f_par ^= 1u;
+    let base = (f_par * NW + f_dec) * 32u;
     fsum[min(base + lane, SUM_WORDS - 1u)] = v;
     workgroupBarrier();
-    let h = base + (lane & 16u);
-    return (sum4(h) + sum4(h + 4u)) + (sum4(h + 8u) + sum4(h + 12u));
+    return fsum[min(base + (lane ^ m), SUM_WORDS - 1u)];
 }
 
-fn sum4(a: u32) -> vec2<f32> {
-    return (fsum[min(a, SUM_WORDS - 1u)] + fsum[min(a + 1u, SUM_WORDS - 1u)])
-        + (fsum[min(a + 2u, SUM_WORDS - 1u)] + fsum[min(a + 3u, SUM_WORDS - 1u)]);
+// FUSED: the butterfly's last three steps (2, 4, 8) on the values `keep` of
+// this lane and `send` of lane ^ 2.
+fn sum_rest(keep: f32, send: f32, lane: u32) -> f32 {
+    var s = keep + xor_lanes(send, 2u, lane);
+    s += xor_lanes(s, 4u, lane);
+    return s + xor_lanes(s, 8u, lane);
 }
 
 // FUSED: entry i of the work list as a tile of this decoder: (first word,
@@ -432,6 +435,8 @@ fn fused_band(group: u32, lid: u32, dec: u32, lane: u32) {
         let rlb = min(ntail, nlb);
         var acc0 = vec2<f32>(0.0);
         var acc1 = vec2<f32>(0.0);
+        var hold = vec2<f32>(0.0);
+        var pair = vec2<f32>(0.0);
         for (var g = 0u; g < select(32u, 0u, (DIAG & 2u) != 0u); g++) {
             var wa = 0u;
             var wb = 0u;
@@ -452,12 +457,57 @@ fn fused_band(group: u32, lid: u32, dec: u32, lane: u32) {
             if (ILP > 1u) {
                 v.y = fused_dot(wb, tb.z, g, lane, min(nlb - min(4u * g, nlb), 4u), xvb);
             }
-            let sm = row_sums(lane, v, g);
-            if (g == lane % 16u) {
-                acc0 = sm;
-            }
-            if (g == 16u + lane % 16u) {
-                acc1 = sm;
+            if ((DIAG & 32u) != 0u) {
+                // Each group's butterfly on its own (the reference form).
+                let s1x = v.x + xor_lanes(v.x, 1u, lane);
+                var sm = vec2<f32>(sum_rest(s1x, s1x, lane), 0.0);
+                if (ILP > 1u) {
+                    let s1y = v.y + xor_lanes(v.y, 1u, lane);
+                    sm.y = sum_rest(s1y, s1y, lane);
+                }
+                if (g == lane % 16u) {
+                    acc0 = sm;
+                }
+                if (g == 16u + lane % 16u) {
+                    acc1 = sm;
+                }
+            } else {
+                // The butterfly of each group's 16 products, as a reduce-
+                // scatter over blocks of 4 groups: the same additions (each
+                // lane's own value plus its partner's), 5 exchanges a block
+                // instead of 16. Groups 2i, 2i + 1: even lanes keep the
+                // first, odd lanes the second; then lanes with bit 1 clear
+                // keep the block's first pair, the others its second pair.
+                // Lane l ends with group 4·(g div 4) + (l mod 4).
+                let odd = (lane & 1u) != 0u;
+                if ((g & 1u) == 0u) {
+                    hold = v;
+                } else {
+                    let keep = select(hold, v, odd);
+                    let send = select(v, hold, odd);
+                    var s1 = vec2<f32>(keep.x + xor_lanes(send.x, 1u, lane), 0.0);
+                    if (ILP > 1u) {
+                        s1.y = keep.y + xor_lanes(send.y, 1u, lane);
+                    }
+                    if ((g & 2u) == 0u) {
+                        pair = s1;
+                    } else {
+                        let hi = (lane & 2u) != 0u;
+                        let k2 = select(pair, s1, hi);
+                        let n2 = select(s1, pair, hi);
+                        var sm = vec2<f32>(sum_rest(k2.x, n2.x, lane), 0.0);
+                        if (ILP > 1u) {
+                            sm.y = sum_rest(k2.y, n2.y, lane);
+                        }
+                        let gl = (g & ~3u) | (lane & 3u);
+                        if (gl == lane % 16u) {
+                            acc0 = sm;
+                        }
+                        if (gl == 16u + lane % 16u) {
+                            acc1 = sm;
+                        }
+                    }
+                }
             }
         }
         fused_finish(ta, lane, xa.x, xa.y, acc0.x, acc1.x);

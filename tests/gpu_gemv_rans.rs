@@ -61,7 +61,7 @@ fn check(
 ) {
     let (q, scales) = codes(rng, rows, cols);
     check_q(
-        ctx, rng, &q, &scales, rows, cols, opts, x_dtype, bias, path, tuning, None,
+        ctx, rng, &q, &scales, rows, cols, opts, x_dtype, bias, path, tuning, None, 0,
     );
 }
 
@@ -81,6 +81,7 @@ fn check_q(
     path: ReducePath,
     tuning: Option<RansGemvTuning>,
     fused: Option<bool>,
+    diag: u32,
 ) -> (usize, Vec<f32>) {
     let plane = encode_plane(q, Grid::two_d(rows, cols), opts).unwrap();
     let view = plane.view();
@@ -111,7 +112,7 @@ fn check_q(
             path,
             tuning,
             fused,
-            ..Default::default()
+            diag,
         },
     )
     .unwrap();
@@ -215,6 +216,7 @@ fn compressed_gemv_tiles_several_tables() {
                 path,
                 Some(t),
                 None,
+                0,
             );
             assert!(n > 1, "the plane has {n} table(s)");
         }
@@ -445,7 +447,9 @@ fn fused_forms(ctx: &GpuContext, limit: u32, wide: bool) -> Vec<RansGemvTuning> 
 /// decode loop) in every ILP / DIRECT form, on every path this machine has
 /// (asked for where subgroups are narrower than 32 lanes, whose row sums go
 /// through workgroup memory in the butterfly's order): right against the CPU
-/// reference, and the same y bit for bit from every form and path. Shapes
+/// reference, and the same y bit for bit from every form and path, and with
+/// the row sums added group by group (DIAG 32) instead of by the
+/// reduce-scatter. Shapes
 /// with a short bottom band, a short last column (its tiles go to the side
 /// dispatch), several decode tables, PLANAR tiles, f16 x.
 #[test]
@@ -478,7 +482,11 @@ fn compressed_gemv_fused_forms_agree_bit_for_bit() {
         let mut n = 0;
         for path in paths(&ctx) {
             let wide = RansGemvTuning::fused_on(&ctx, path);
-            for t in fused_forms(&ctx, limit, wide) {
+            let forms = fused_forms(&ctx, limit, wide);
+            // DIAG 32: the first form with its row sums added group by group
+            // (the order's reference form; the same bits)
+            let runs = forms.iter().map(|&t| (t, 0)).chain([(forms[0], 32)]);
+            for (t, diag) in runs {
                 // the same x and bias each time
                 let mut r = Rng(7);
                 let (nt, y) = check_q(
@@ -494,6 +502,7 @@ fn compressed_gemv_fused_forms_agree_bit_for_bit() {
                     path,
                     Some(t),
                     Some(true),
+                    diag,
                 );
                 assert!(tables == 1 || nt > 1, "the plane has {nt} table(s)");
                 let bits: Vec<u32> = y.iter().map(|v| v.to_bits()).collect();
@@ -501,7 +510,7 @@ fn compressed_gemv_fused_forms_agree_bit_for_bit() {
                     None => want = Some(bits),
                     Some(w) => assert!(
                         *w == bits,
-                        "{rows}x{cols} {} {t:?}: y differs from the first FUSED form's",
+                        "{rows}x{cols} {} {t:?} diag {diag}: y differs from the first FUSED form's",
                         path.name()
                     ),
                 }

@@ -463,6 +463,41 @@ fn bench_rans(b: &mut Bench<'_>, rows: usize, cols: usize) -> crate::Result<()> 
             } else {
                 format!("FAIL (rel L2 {e:.1e}{same})")
             };
+            if fused_bits.as_ref().is_some_and(|(first, _)| *first == v) && !b.a.no_sweep {
+                // The first FUSED variant with its row sums added group by
+                // group (DIAG 32): the order's reference form, the same bits.
+                let r = RansGemv::new(
+                    ctx,
+                    &cw,
+                    &RansGemvOptions {
+                        x_dtype: VecDtype::F16,
+                        path,
+                        tuning: Some(t),
+                        fused: Some(fused),
+                        diag: 32,
+                    },
+                )?;
+                r.write_x(&ctx.queue, &x)?;
+                let st = time_passes(ctx, 2, b.a.reps.min(30), |pass, _| r.encode(pass))?;
+                let yr = r.read_y(ctx)?;
+                let er = rel_l2(&yr, &want.y);
+                let bits: Vec<u32> = yr.iter().map(|v| v.to_bits()).collect();
+                let fb = &fused_bits.as_ref().map(|f| &f.1);
+                let same = fb.is_some_and(|f| *f == bits);
+                let okr = er < 1e-5 && r.check_stream(ctx).is_ok() && same;
+                b.record(
+                    &name,
+                    format!("{v} groupwise sums"),
+                    st,
+                    cw.bytes + cols as u64 * 2 + rows as u64 * 4,
+                    false,
+                    format!(
+                        "{} (rel L2 {er:.1e}, bits {} {v})",
+                        if okr { "ok" } else { "FAIL" },
+                        if same { "=" } else { "differ from" }
+                    ),
+                );
+            }
             let bytes = cw.bytes + cols as u64 * 2 + rows as u64 * 4;
             b.record(&name, v.clone(), st, bytes, pi == 0 && ti == 0, check);
             // Each stage's share: the same kernel with stages dropped.

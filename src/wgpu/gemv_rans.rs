@@ -93,9 +93,9 @@ impl RansGemvTuning {
         };
         let tile = if fused { 4 } else { self.nw * 4096 };
         let sums = if fused && !wide {
-            2 * self.nw * 32 * 8
+            2 * self.nw * 32 * 4
         } else {
-            8
+            4
         };
         4 * 4096 + stage + tile + sums + self.nw * (16 + 12 * ilp) + 8
     }
@@ -396,10 +396,10 @@ pub fn source(path: ReducePath, tiles: bool) -> KernelSource {
                 ""
             } else if path == ReducePath::Workgroup {
                 // Never called: FUSED adds through workgroup memory here.
-                "fn sum16(v: f32) -> f32 { return v; }"
+                "fn shfl_xor(v: f32, m: u32) -> f32 { return v; }"
             } else {
-                // The sum of v over the 16 lanes of the half-subgroup, in a fixed order.
-                "fn sum16(v: f32) -> f32 {\n    var s = v + subgroupShuffleXor(v, 1u);\n    s += subgroupShuffleXor(s, 2u);\n    s += subgroupShuffleXor(s, 4u);\n    return s + subgroupShuffleXor(s, 8u);\n}"
+                // FUSED row sums on wide subgroups (SG_WIDE).
+                "fn shfl_xor(v: f32, m: u32) -> f32 { return subgroupShuffleXor(v, m); }"
             }
         )
         .into(),
