@@ -7,9 +7,11 @@
 //!   default): workgroups of `nw` 32-lane decoders share one decode table in
 //!   workgroup memory and take tiles of a work list; each tile's 64 row sums
 //!   go to a partials buffer, which a second pass adds in column order. On
-//!   subgroups of ≥ 32 lanes full-width NONE / PLANAR tiles are multiplied
-//!   inside the decode loop (FUSED: no tile buffer); other tiles are rebuilt
-//!   in workgroup memory by a side dispatch;
+//!   subgroups of ≥ 32 lanes (or when asked) full-width NONE / PLANAR tiles
+//!   are multiplied inside the decode loop (FUSED: no tile buffer; with
+//!   [`RansGemvTuning::ilp`] 2 two tiles a decoder interleaved, with
+//!   [`RansGemvTuning::direct`] words read from the stream, not staged);
+//!   other tiles are rebuilt in workgroup memory by a side dispatch;
 //! - the band kernel (`gemv_rans_i8.wgsl`, `rounds` 0): a workgroup per band
 //!   of 64 rows, its tiles' products added in a fixed order.
 //!
