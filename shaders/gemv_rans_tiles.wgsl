@@ -31,19 +31,33 @@ override NW: u32 = 4u;
 override CAPW: u32 = 2048u;  // staged words per decoder (even)
 override ROUNDS: u32 = 4u;
 override X_HALF: bool = false;
-// Subgroups of exactly 32 lanes and a work list of full-width NONE / PLANAR
-// tiles only (the host sends the others to a non-FUSED dispatch): no tile
-// buffer; each step group's 16 products of a row are added by a fixed
-// subgroupShuffleXor butterfly (1, 2, 4, 8) and lane l keeps rows
-// 2·(l mod 16) + l div 16 and that + 32 in two registers.
+// A work list of full-width NONE / PLANAR tiles only (the host sends the
+// others to a non-FUSED dispatch): no tile buffer; each step group's 16
+// products of a row are added in the fixed order of a butterfly (lanes ^ 1,
+// 2, 4, 8), done as a reduce-scatter over blocks of 4 groups (the same
+// additions; DIAG 32: each group's butterfly on its own), by
+// subgroupShuffleXor on subgroups of ≥ 32 lanes, elsewhere through workgroup
+// memory (the same bits); lane l keeps rows 2·(l mod 16) + l div 16 and that
+// + 32 in two registers. See `fused_band`.
 override FUSED: bool = false;
-// Sizes of the workgroup arrays, set by the host to NW · CAPW / 2, NW · 1024
-// (1 if FUSED) and NW · 3.
+// FUSED only, the fast decoder's two forms (rans_fast.wgsl):
+// ILP 2: each decoder takes two tiles a round and decodes them step by step
+// interleaved (two independent dependency chains per lane);
+// DIRECT: words are read from `stream` (through the cache), not staged:
+// workgroup memory is the table alone and, on subgroups of ≥ 32 lanes, the
+// tile loop has no barrier at all.
+override ILP: u32 = 1u;
+override DIRECT: bool = false;
+// Sizes of the workgroup arrays, set by the host to NW · ILP · CAPW / 2 (1 if
+// DIRECT), NW · 1024 (1 if FUSED), NW · ILP · 3 and 2 · NW · 32 (FUSED on
+// subgroups narrower than 32 lanes or without subgroups; else 1).
 override STAGE_WORDS: u32 = 4096u;
 override TILE_WORDS: u32 = 4096u;
 override BAL_WORDS: u32 = 12u;
+override SUM_WORDS: u32 = 1u;
 // Diagnostics only (wrong results; `bench kernels --stages`): 2 no decode
-// loop, 4 no rebuild, 8 no multiply, 16 no staging.
+// loop, 4 no rebuild, 8 no multiply, 16 no staging; 32 (right results,
+// FUSED): the row sums group by group (the order's reference form).
 override DIAG: u32 = 0u;
 
 struct Params {
@@ -79,10 +93,38 @@ var<workgroup> tile: array<atomic<u32>, TILE_WORDS>;
 // Per decoder: first word, word count, meta, list entry.
 var<workgroup> tinfo: array<vec4<u32>, NW>;
 var<workgroup> any_avg: atomic<u32>;
+// FUSED without wide subgroups: lane exchanges (xor_lanes), two buffers.
+var<workgroup> fsum: array<f32, SUM_WORDS>;
+
+// FUSED: this lane's decoder and its tiles of the round (.x tile 0, .y tile 1).
+var<private> f_dec: u32;
+var<private> f_start: vec2<u32>;
+var<private> f_count: vec2<u32>;
+// FUSED: slot and tail masks.
+var<private> f_mask: u32;
+var<private> f_tmask: u32;
+// FUSED without wide subgroups: the buffer of the last lane exchange.
+var<private> f_par: u32;
 
 fn stream_word(k: u32) -> u32 {
     let i = min(k, p.nwords - 1u);
     return (stream[min(i >> 1u, arrayLength(&stream) - 1u)] >> ((i & 1u) << 4u)) & 0xffffu;
+}
+
+// FUSED: word k of this decoder's tile j of the round (0 past its end).
+fn fused_word(j: u32, k: u32) -> u32 {
+    let start = select(f_start.x, f_start.y, j != 0u);
+    if (k >= select(f_count.x, f_count.y, j != 0u)) {
+        return 0u;
+    }
+    if (!DIRECT) {
+        let pos = (start & 1u) + k;
+        if (pos < CAPW) {
+            let a = (f_dec * ILP + j) * (CAPW / 2u) + (pos >> 1u);
+            return (stage[min(a, STAGE_WORDS - 1u)] >> ((pos & 1u) << 4u)) & 0xffffu;
+        }
+    }
+    return stream_word(start + k);
 }
 
 // Word k of decoder d's tile (0 past its end).
@@ -154,8 +196,333 @@ fn work_at(i: u32) -> u32 {
     return 0xffffffffu;
 }
 
+// FUSED: v of lane ^ m of this decoder (m < 32): a subgroup shuffle on wide
+// subgroups, else through workgroup memory (two buffers used in turn, one
+// barrier a call). Must be called in uniform control flow.
+fn xor_lanes(v: f32, m: u32, lane: u32) -> f32 {
+    if (SG_WIDE) {
+        return shfl_xor(v, m);
+    }
+    f_par ^= 1u;
+    let base = (f_par * NW + f_dec) * 32u;
+    fsum[min(base + lane, SUM_WORDS - 1u)] = v;
+    workgroupBarrier();
+    return fsum[min(base + (lane ^ m), SUM_WORDS - 1u)];
+}
+
+// FUSED: the butterfly's last three steps (2, 4, 8) on the values `keep` of
+// this lane and `send` of lane ^ 2.
+fn sum_rest(keep: f32, send: f32, lane: u32) -> f32 {
+    var s = keep + xor_lanes(send, 2u, lane);
+    s += xor_lanes(s, 4u, lane);
+    return s + xor_lanes(s, 8u, lane);
+}
+
+// FUSED: entry i of the work list as a tile of this decoder: (first word,
+// word count, meta, tile; 0xffffffff: none). Every lane computes it.
+fn fused_tile(ok: bool, i: u32, ntiles: u32) -> vec4<u32> {
+    var t = 0xffffffffu;
+    if (ok) {
+        t = work_at(i);
+    }
+    if (t >= ntiles) {
+        return vec4<u32>(0u, 0u, 0u, 0xffffffffu);
+    }
+    let e = index[min(t, arrayLength(&index) - 1u)];
+    var end = p.nwords;
+    if (t + 1u < ntiles) {
+        end = index[min(t + 1u, arrayLength(&index) - 1u)].x;
+    }
+    let start = min(e.x, p.nwords);
+    return vec4<u32>(start, max(end, start) - start, e.y, t);
+}
+
+// FUSED: rans_initial_state (lib/rans_tile.wgsl) of tile j, n symbols, for
+// lane l, reading the tile's 8 first words once each (at most 32 lanes: at
+// most 8 words of nibbles).
+fn fused_init(j: u32, n: u32, l: u32) -> vec2<u32> {
+    let a = rans_active_lanes(n);
+    let ncw = (a + 3u) / 4u;
+    var below = 0u;
+    var total = 0u;
+    var mine = 0u;
+    for (var w = 0u; w < 8u; w++) {
+        let wv = fused_word(j, w);
+        for (var b = 0u; b < 4u; b++) {
+            let i = 4u * w + b;
+            let c = 16u + ((wv >> (4u * b)) & 15u);
+            if (i < a) {
+                total += c;
+                if (i < l) {
+                    below += c;
+                }
+                if (i == l) {
+                    mine = c;
+                }
+            }
+        }
+    }
+    let body = ncw + (total + 15u) / 16u;
+    if (l >= a) {
+        return vec2<u32>(RANS_L, body);
+    }
+    let pos = ncw * 16u + below;
+    let w0 = pos / 16u;
+    let sh = pos % 16u;
+    let lo = fused_word(j, w0) | (fused_word(j, w0 + 1u) << 16u);
+    var v = lo >> sh;
+    if (sh != 0u) {
+        v |= fused_word(j, w0 + 2u) << (32u - sh);
+    }
+    v &= (1u << mine) - 1u;
+    return vec2<u32>((1u << mine) | v, body);
+}
+
+// x's raw words for columns c..c+3 (f16: .xy) and their values.
+fn x_raw(c: u32) -> vec4<u32> {
+    let nx = arrayLength(&x);
+    if (X_HALF) {
+        let i = min(c >> 1u, nx - 2u);
+        return vec4<u32>(x[i], x[i + 1u], 0u, 0u);
+    }
+    let i = min(c, nx - 4u);
+    return vec4<u32>(x[i], x[i + 1u], x[i + 2u], x[i + 3u]);
+}
+fn x_val(r: vec4<u32>) -> vec4<f32> {
+    if (X_HALF) {
+        return vec4<f32>(unpack2x16float(r.x), unpack2x16float(r.y));
+    }
+    return bitcast<vec4<f32>>(r);
+}
+
+// FUSED: stage tile j's words (up to CAPW) into the decoder's stage.
+fn fused_stage(j: u32, lane: u32) {
+    let start = select(f_start.x, f_start.y, j != 0u);
+    let count = select(f_count.x, f_count.y, j != 0u);
+    let fw = start >> 1u;
+    let nstage = min(((start & 1u) + count + 1u) / 2u, CAPW / 2u);
+    let sb = (f_dec * ILP + j) * (CAPW / 2u);
+    for (var k = lane; k < select(nstage, 0u, (DIAG & 16u) != 0u); k += 32u) {
+        stage[min(sb + k, STAGE_WORDS - 1u)] = stream[min(fw + k, arrayLength(&stream) - 1u)];
+    }
+}
+
+// FUSED: one decode step (§4) of this lane in tile j from (state, words the
+// decoder read); returns (state, words read, symbol). `step` counts the
+// decoder's ballots (their rotating slots). Uniform control flow.
+fn fused_step(j: u32, lane: u32, xq: vec2<u32>, s: u32, step: u32, nl: u32, rl: u32) -> vec3<u32> {
+    var xs = xq.x;
+    var need = false;
+    var sym = 0u;
+    if (s < nl) {
+        if (s + rl >= nl) {
+            sym = (((xs >> (p.tail_bits * (nl - 1u - s))) & f_tmask) + p.tail_base) & 0xffu;
+        } else {
+            let e = wlut[xs & f_mask];
+            sym = e & 0xffu;
+            xs = (((e >> 8u) & 0xfffu) + 1u) * (xs >> p.prob_bits) + (e >> 20u);
+            need = xs < RANS_L;
+        }
+    }
+    let m = ballot32(f_dec * ILP + j, lane, need, step);
+    if (need) {
+        xs = (xs << 16u) | fused_word(j, xq.y + countOneBits(m & ((1u << lane) - 1u)));
+    }
+    return vec3<u32>(xs, xq.y + countOneBits(m), sym);
+}
+
+// FUSED: the product of this lane's 4 symbols (packed) of step group g of a
+// tile (meta mt) with its x values; 0 if it has none.
+fn fused_dot(word: u32, mt: u32, g: u32, lane: u32, cnt: u32, xr: vec4<u32>) -> f32 {
+    if (cnt == 0u || (DIAG & 8u) != 0u) {
+        return 0.0;
+    }
+    var wv = word;
+    if ((mt & 15u) == 4u) {
+        wv = add_bytes(wv, planar_pred(mt, 2u * g + lane / 16u, 4u * (lane % 16u)));
+    }
+    return dot(i8x4(wv), x_val(xr));
+}
+
+// FUSED: the end conditions (§4) of a tile; its 64 row sums to partials.
+fn fused_finish(ti: vec4<u32>, lane: u32, xs: u32, q: u32, acc0: f32, acc1: f32) {
+    if (ti.w == 0xffffffffu) {
+        return;
+    }
+    let t = ti.w;
+    let r0 = (t / p.tiles_x) * 64u;
+    let h = min(64u, p.rows - min(r0, p.rows));
+    let n = h * 64u;
+    let rl = min(16u / p.tail_bits, rans_lane_count(n, lane));
+    var bad = false;
+    if (lane < rans_active_lanes(n)) {
+        bad = (xs >> 16u) != 1u || ((xs & 0xffffu) >> min(p.tail_bits * rl, 16u)) != 0u;
+    }
+    if (lane == 0u && q != ti.y) {
+        bad = true;
+    }
+    if (bad) {
+        atomicOr(&err[0], 1u);
+    }
+    let row = 2u * (lane % 16u) + lane / 16u;
+    let o = (t % p.tiles_x) * p.rows_pad + r0 + row;
+    if (o + 32u < arrayLength(&partials)) {
+        partials[o] = acc0;
+        partials[o + 32u] = acc1;
+    }
+}
+
+// The FUSED tile kernel: every tile of the list is full width (64 columns)
+// and of mode NONE or PLANAR. Decoder d takes entries (round · NW + d) · ILP
+// + j, j < ILP, of its chunk; with ILP 2 its two tiles advance step by step
+// together. Barriers: the table's; with a stage, two a round; ballots and
+// row sums on paths without wide subgroups, theirs.
+fn fused_band(group: u32, lid: u32, dec: u32, lane: u32) {
+    let g_ok = group < p.ngroups;
+    let gbase = min(group, p.ngroups) * NW * ILP * ROUNDS;
+    let first = work_at(gbase);
+    let table = select(0u, (index[min(first, arrayLength(&index) - 1u)].y >> 4u) & 3u, first != 0xffffffffu);
+    for (var k = lid; k < 4096u; k += NW * 32u) {
+        wlut[k] = lut[min(table * 4096u + k, arrayLength(&lut) - 1u)];
+    }
+    for (var j = 0u; j < ILP; j++) {
+        init_ballot(dec * ILP + j, lane);
+    }
+    f_dec = dec;
+    f_mask = ((1u << p.prob_bits) - 1u) & 4095u;
+    f_tmask = (1u << p.tail_bits) - 1u;
+    workgroupBarrier();
+    let ntiles = p.tiles_x * p.tiles_y;
+    let ntail = 16u / p.tail_bits;
+    var step = 0u;
+    for (var round = 0u; round < ROUNDS; round++) {
+        let e = gbase + (round * NW + dec) * ILP;
+        let ta = fused_tile(g_ok, e, ntiles);
+        var tb = vec4<u32>(0u, 0u, 0u, 0xffffffffu);
+        if (ILP > 1u) {
+            tb = fused_tile(g_ok, e + 1u, ntiles);
+        }
+        f_start = vec2<u32>(ta.x, tb.x);
+        f_count = vec2<u32>(ta.y, tb.y);
+        if (!DIRECT) {
+            if (round > 0u) {
+                // every decoder is done with its stage
+                workgroupBarrier();
+            }
+            for (var j = 0u; j < ILP; j++) {
+                fused_stage(j, lane);
+            }
+            workgroupBarrier();
+        }
+        // Tile a (and b): symbols of this lane, its tail, state.
+        let ha = min(64u, p.rows - min((min(ta.w, ntiles - 1u) / p.tiles_x) * 64u, p.rows));
+        let nla = select(0u, rans_lane_count(ha * 64u, lane), ta.w != 0xffffffffu);
+        let rla = min(ntail, nla);
+        let sa = fused_init(0u, ha * 64u, lane);
+        var xa = vec2<u32>(sa.x, sa.y);
+        let xva = x_raw((min(ta.w, ntiles - 1u) % p.tiles_x) * 64u + 4u * (lane % 16u));
+        var hb = 0u;
+        var nlb = 0u;
+        var xb = vec2<u32>(0u);
+        var xvb = vec4<u32>(0u);
+        if (ILP > 1u) {
+            hb = min(64u, p.rows - min((min(tb.w, ntiles - 1u) / p.tiles_x) * 64u, p.rows));
+            nlb = select(0u, rans_lane_count(hb * 64u, lane), tb.w != 0xffffffffu);
+            let sb = fused_init(1u, hb * 64u, lane);
+            xb = vec2<u32>(sb.x, sb.y);
+            xvb = x_raw((min(tb.w, ntiles - 1u) % p.tiles_x) * 64u + 4u * (lane % 16u));
+        }
+        let rlb = min(ntail, nlb);
+        var acc0 = vec2<f32>(0.0);
+        var acc1 = vec2<f32>(0.0);
+        var hold = vec2<f32>(0.0);
+        var pair = vec2<f32>(0.0);
+        for (var g = 0u; g < select(32u, 0u, (DIAG & 2u) != 0u); g++) {
+            var wa = 0u;
+            var wb = 0u;
+            for (var u = 0u; u < 4u; u++) {
+                let s = 4u * g + u;
+                let ra = fused_step(0u, lane, xa, s, step, nla, rla);
+                xa = ra.xy;
+                wa |= ra.z << (8u * u);
+                if (ILP > 1u) {
+                    let rb = fused_step(1u, lane, xb, s, step, nlb, rlb);
+                    xb = rb.xy;
+                    wb |= rb.z << (8u * u);
+                }
+                step++;
+            }
+            var v = vec2<f32>(0.0);
+            v.x = fused_dot(wa, ta.z, g, lane, min(nla - min(4u * g, nla), 4u), xva);
+            if (ILP > 1u) {
+                v.y = fused_dot(wb, tb.z, g, lane, min(nlb - min(4u * g, nlb), 4u), xvb);
+            }
+            if ((DIAG & 32u) != 0u) {
+                // Each group's butterfly on its own (the reference form).
+                let s1x = v.x + xor_lanes(v.x, 1u, lane);
+                var sm = vec2<f32>(sum_rest(s1x, s1x, lane), 0.0);
+                if (ILP > 1u) {
+                    let s1y = v.y + xor_lanes(v.y, 1u, lane);
+                    sm.y = sum_rest(s1y, s1y, lane);
+                }
+                if (g == lane % 16u) {
+                    acc0 = sm;
+                }
+                if (g == 16u + lane % 16u) {
+                    acc1 = sm;
+                }
+            } else {
+                // The butterfly of each group's 16 products, as a reduce-
+                // scatter over blocks of 4 groups: the same additions (each
+                // lane's own value plus its partner's), 5 exchanges a block
+                // instead of 16. Groups 2i, 2i + 1: even lanes keep the
+                // first, odd lanes the second; then lanes with bit 1 clear
+                // keep the block's first pair, the others its second pair.
+                // Lane l ends with group 4·(g div 4) + (l mod 4).
+                let odd = (lane & 1u) != 0u;
+                if ((g & 1u) == 0u) {
+                    hold = v;
+                } else {
+                    let keep = select(hold, v, odd);
+                    let send = select(v, hold, odd);
+                    var s1 = vec2<f32>(keep.x + xor_lanes(send.x, 1u, lane), 0.0);
+                    if (ILP > 1u) {
+                        s1.y = keep.y + xor_lanes(send.y, 1u, lane);
+                    }
+                    if ((g & 2u) == 0u) {
+                        pair = s1;
+                    } else {
+                        let hi = (lane & 2u) != 0u;
+                        let k2 = select(pair, s1, hi);
+                        let n2 = select(s1, pair, hi);
+                        var sm = vec2<f32>(sum_rest(k2.x, n2.x, lane), 0.0);
+                        if (ILP > 1u) {
+                            sm.y = sum_rest(k2.y, n2.y, lane);
+                        }
+                        let gl = (g & ~3u) | (lane & 3u);
+                        if (gl == lane % 16u) {
+                            acc0 = sm;
+                        }
+                        if (gl == 16u + lane % 16u) {
+                            acc1 = sm;
+                        }
+                    }
+                }
+            }
+        }
+        fused_finish(ta, lane, xa.x, xa.y, acc0.x, acc1.x);
+        if (ILP > 1u) {
+            fused_finish(tb, lane, xb.x, xb.y, acc0.y, acc1.y);
+        }
+    }
+}
+
 // Named as the band kernel's so that the shared entry points call it.
 fn gemv_band(group: u32, lid: u32, dec: u32, lane: u32) {
+    if (FUSED) {
+        fused_band(group, lid, dec, lane);
+        return;
+    }
     let g_ok = group < p.ngroups;
     let gbase = min(group, p.ngroups) * NW * ROUNDS;
     // The chunk's table (host: every live entry of a chunk shares it).
@@ -204,7 +571,7 @@ fn gemv_band(group: u32, lid: u32, dec: u32, lane: u32) {
         let w = min(64u, p.cols - min(c0, p.cols));
         let n = h * w;
         let mode = ti.z & 15u;
-        let fused = FUSED || ((mode == 0u || mode == 4u) && w == 64u);
+        let fused = (mode == 0u || mode == 4u) && w == 64u;
         if (live && mode == 3u && lane == 0u) {
             atomicOr(&any_avg, 1u);
         }
@@ -235,8 +602,6 @@ fn gemv_band(group: u32, lid: u32, dec: u32, lane: u32) {
         let sbase = dec * (CAPW / 2u);
         let xv = x4(c0 + 4u * (lane % 16u));
         let planar = mode == 4u;
-        var acc0 = 0.0;
-        var acc1 = 0.0;
         for (var g = 0u; g < select(32u, 0u, (DIAG & 2u) != 0u); g++) {
             var word = 0u;
             for (var u = 0u; u < 4u; u++) {
@@ -271,23 +636,7 @@ fn gemv_band(group: u32, lid: u32, dec: u32, lane: u32) {
                 word |= sym << (8u * u);
             }
             let cnt = min(nl - min(4u * g, nl), 4u);
-            if (FUSED) {
-                var v = 0.0;
-                if (cnt > 0u && (DIAG & 8u) == 0u) {
-                    var wv = word;
-                    if (planar) {
-                        wv = add_bytes(wv, planar_pred(ti.z, 2u * g + lane / 16u, 4u * (lane % 16u)));
-                    }
-                    v = dot(i8x4(wv), xv);
-                }
-                v = sum16(v);
-                if (g == lane % 16u) {
-                    acc0 = v;
-                }
-                if (g == 16u + lane % 16u) {
-                    acc1 = v;
-                }
-            } else if (fused) {
+            if (fused) {
                 // Row 2g + lane div 16, columns 4·(lane mod 16)..+3.
                 var v = 0.0;
                 if (cnt > 0u && (DIAG & 8u) == 0u) {
@@ -297,9 +646,7 @@ fn gemv_band(group: u32, lid: u32, dec: u32, lane: u32) {
                     }
                     v = dot(i8x4(wv), xv);
                 }
-                if (!FUSED) {
-                    atomicStore(&tile[tb + 32u * g + lane], bitcast<u32>(v));
-                }
+                atomicStore(&tile[tb + 32u * g + lane], bitcast<u32>(v));
             } else if (live && cnt > 0u) {
                 if (w == 64u) {
                     atomicStore(&tile[tb + 32u * g + lane], word);
@@ -325,18 +672,6 @@ fn gemv_band(group: u32, lid: u32, dec: u32, lane: u32) {
             if (bad) {
                 atomicOr(&err[0], 1u);
             }
-        }
-        if (FUSED) {
-            if (live) {
-                let row = 2u * (lane % 16u) + lane / 16u;
-                let o = tx * p.rows_pad + r0 + row;
-                if (o + 32u < arrayLength(&partials)) {
-                    partials[o] = acc0;
-                    partials[o + 32u] = acc1;
-                }
-            }
-            workgroupBarrier();
-            continue;
         }
         workgroupBarrier();
         // 3. Rebuild (§5) the tiles that were not multiplied in the loop.

@@ -19,7 +19,9 @@ use wcodec::codec::tile::Grid;
 use wcodec::cpu::gemv::{Weights, gemv_f64, rel_l2};
 use wcodec::wgpu::context::GpuContext;
 use wcodec::wgpu::gemv::{Gemv, GemvOptions, GemvWeights, ReducePath, VecDtype};
-use wcodec::wgpu::gemv_rans::{CompressedWeights, RansGemv, RansGemvOptions, RansGemvTuning};
+use wcodec::wgpu::gemv_rans::{
+    CompressedWeights, RansGemv, RansGemvOptions, RansGemvTuning, tuning,
+};
 
 /// Int8 codes drawn like quantised weights, with some smooth rows so that
 /// predictive modes matter.
@@ -59,11 +61,12 @@ fn check(
 ) {
     let (q, scales) = codes(rng, rows, cols);
     check_q(
-        ctx, rng, &q, &scales, rows, cols, opts, x_dtype, bias, path, tuning,
+        ctx, rng, &q, &scales, rows, cols, opts, x_dtype, bias, path, tuning, None, 0,
     );
 }
 
-/// `check` on given codes; returns the plane's table count.
+/// `check` on given codes (`fused`: as `RansGemvOptions::fused`); returns
+/// the plane's table count and y.
 #[allow(clippy::too_many_arguments)]
 fn check_q(
     ctx: &GpuContext,
@@ -77,7 +80,9 @@ fn check_q(
     bias: bool,
     path: ReducePath,
     tuning: Option<RansGemvTuning>,
-) -> usize {
+    fused: Option<bool>,
+    diag: u32,
+) -> (usize, Vec<f32>) {
     let plane = encode_plane(q, Grid::two_d(rows, cols), opts).unwrap();
     let view = plane.view();
     let scales = scales.to_vec();
@@ -106,10 +111,14 @@ fn check_q(
             x_dtype,
             path,
             tuning,
-            ..Default::default()
+            fused,
+            diag,
         },
     )
     .unwrap();
+    if let Some(f) = fused {
+        assert_eq!(g.fused, f && g.tuning.rounds > 0, "{g:?}");
+    }
     g.write_x(&ctx.queue, &x).unwrap();
     let plain_w = GemvWeights::upload(ctx, &w, rows, cols, b.as_deref()).unwrap();
     let plain = Gemv::new(
@@ -168,7 +177,7 @@ fn check_q(
         cw.bytes,
         rows * cols
     );
-    view.tables.len()
+    (view.tables.len(), first.unwrap())
 }
 
 /// The tile kernel on a plane with several decode tables (its work list
@@ -194,7 +203,7 @@ fn compressed_gemv_tiles_several_tables() {
     let limit = ctx.limits.max_compute_workgroup_storage_size;
     for path in paths(&ctx) {
         for t in RansGemvTuning::candidates(limit, RansGemvTuning::fused_on(&ctx, path)) {
-            let n = check_q(
+            let (n, _) = check_q(
                 &ctx,
                 &mut rng,
                 &q,
@@ -206,6 +215,8 @@ fn compressed_gemv_tiles_several_tables() {
                 true,
                 path,
                 Some(t),
+                None,
+                0,
             );
             assert!(n > 1, "the plane has {n} table(s)");
         }
@@ -371,11 +382,29 @@ fn compressed_gemv_reports_corrupt_streams() {
     assert!(g.check_stream(&ctx).is_err());
     assert!(g.check_stream(&ctx).is_ok(), "the flag clears");
     assert!(g.write_x(&ctx.queue, &[1.0; 3]).is_err());
-    let bad = RansGemvTuning {
-        nw: 4,
-        capw: 1 << 20,
-        rounds: 0,
-    };
+    // The FUSED kernel in every form (asked for on any path) reports it too.
+    let limit = ctx.limits.max_compute_workgroup_storage_size;
+    for path in paths(&ctx) {
+        let wide = RansGemvTuning::fused_on(&ctx, path);
+        for t in fused_forms(&ctx, limit, wide) {
+            let g = RansGemv::new(
+                &ctx,
+                &cw,
+                &RansGemvOptions {
+                    path,
+                    tuning: Some(t),
+                    fused: Some(true),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+            g.write_x(&ctx.queue, &rng.normals(cols, 1.0)).unwrap();
+            g.execute(&ctx.device, &ctx.queue);
+            let _ = g.read_y(&ctx).unwrap();
+            assert!(g.check_stream(&ctx).is_err(), "{g:?}");
+        }
+    }
+    let bad = tuning(4, 1 << 20, 0);
     assert!(
         RansGemv::new(
             &ctx,
@@ -387,4 +416,107 @@ fn compressed_gemv_reports_corrupt_streams() {
         )
         .is_err()
     );
+}
+
+/// Tile-kernel tunings of the FUSED kernel that fit this device, with every
+/// ILP / DIRECT form among them.
+fn fused_forms(ctx: &GpuContext, limit: u32, wide: bool) -> Vec<RansGemvTuning> {
+    let max_inv = ctx.limits.max_compute_invocations_per_workgroup;
+    let mut v: Vec<RansGemvTuning> = RansGemvTuning::candidates_for(limit, true, wide)
+        .into_iter()
+        .filter(|t| t.rounds > 0 && t.nw * 32 <= max_inv)
+        .collect();
+    // small workgroups of each form, so that short work lists have dead entries
+    for (ilp, direct) in [(1, false), (1, true), (2, false), (2, true)] {
+        v.push(RansGemvTuning {
+            ilp,
+            direct,
+            ..tuning(2, 256, 3)
+        });
+    }
+    for (ilp, direct) in [(1, false), (1, true), (2, false), (2, true)] {
+        assert!(
+            v.iter().any(|t| t.ilp == ilp && t.direct == direct),
+            "no FUSED form ilp {ilp} direct {direct} fits ({limit} bytes)"
+        );
+    }
+    v
+}
+
+/// The FUSED kernel (full-width NONE / PLANAR tiles multiplied inside the
+/// decode loop) in every ILP / DIRECT form, on every path this machine has
+/// (asked for where subgroups are narrower than 32 lanes, whose row sums go
+/// through workgroup memory in the butterfly's order): right against the CPU
+/// reference, and the same y bit for bit from every form and path, and with
+/// the row sums added group by group (DIAG 32) instead of by the
+/// reduce-scatter. Shapes
+/// with a short bottom band, a short last column (its tiles go to the side
+/// dispatch), several decode tables, PLANAR tiles, f16 x.
+#[test]
+fn compressed_gemv_fused_forms_agree_bit_for_bit() {
+    let Some(ctx) = ctx() else { return };
+    let mut rng = Rng(46);
+    let limit = ctx.limits.max_compute_workgroup_storage_size;
+    let cases = [
+        (300, 448, None, 1, VecDtype::F32),
+        (130, 200, Some(Mode::Planar), 1, VecDtype::F16),
+        (320, 256, None, 4, VecDtype::F32),
+    ];
+    for (rows, cols, mode, tables, xd) in cases {
+        let (mut q, scales) = codes(&mut rng, rows, cols);
+        if tables > 1 {
+            // Row bands of very different spreads: the encoder picks several tables.
+            for r in 0..rows {
+                let sd = [1.0, 6.0, 30.0, 90.0][(r / 64) % 4];
+                for c in 0..cols {
+                    q[r * cols + c] = (rng.normal() * sd).round().clamp(-128.0, 127.0) as i8 as u8;
+                }
+            }
+        }
+        let opts = PlaneOptions {
+            force_mode: mode,
+            max_tables: tables,
+            ..Default::default()
+        };
+        let mut want: Option<Vec<u32>> = None;
+        let mut n = 0;
+        for path in paths(&ctx) {
+            let wide = RansGemvTuning::fused_on(&ctx, path);
+            let forms = fused_forms(&ctx, limit, wide);
+            // DIAG 32: the first form with its row sums added group by group
+            // (the order's reference form; the same bits)
+            let runs = forms.iter().map(|&t| (t, 0)).chain([(forms[0], 32)]);
+            for (t, diag) in runs {
+                // the same x and bias each time
+                let mut r = Rng(7);
+                let (nt, y) = check_q(
+                    &ctx,
+                    &mut r,
+                    &q,
+                    &scales,
+                    rows,
+                    cols,
+                    &opts,
+                    xd,
+                    true,
+                    path,
+                    Some(t),
+                    Some(true),
+                    diag,
+                );
+                assert!(tables == 1 || nt > 1, "the plane has {nt} table(s)");
+                let bits: Vec<u32> = y.iter().map(|v| v.to_bits()).collect();
+                match &want {
+                    None => want = Some(bits),
+                    Some(w) => assert!(
+                        *w == bits,
+                        "{rows}x{cols} {} {t:?} diag {diag}: y differs from the first FUSED form's",
+                        path.name()
+                    ),
+                }
+                n += 1;
+            }
+        }
+        assert!(n >= 4);
+    }
 }

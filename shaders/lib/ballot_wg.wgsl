@@ -4,6 +4,9 @@
 // (s + 1) mod 3, which nobody reads or writes until after this step's barrier.
 // Must be called in uniform control flow.
 
+// No subgroups: never wide (ballot_sg.wgsl's override of the same name).
+const SG_WIDE: bool = false;
+
 var<workgroup> bal: array<atomic<u32>, BAL_WORDS>;
 
 fn ballot32(dec: u32, lane: u32, need: bool, step: u32) -> u32 {

@@ -408,8 +408,19 @@ fn bench_rans(b: &mut Bench<'_>, rows: usize, cols: usize) -> crate::Result<()> 
     if ctx.has(wgpu::Features::SUBGROUP) {
         paths.insert(0, ReducePath::Subgroup);
     }
+    let mut fused_bits: Option<(String, Vec<u32>)> = None;
     for (pi, &path) in paths.iter().enumerate() {
-        let mut tunings = RansGemvTuning::candidates(limit, RansGemvTuning::fused_on(ctx, path));
+        // WCODEC_GPU_CGEMV_FUSED=1: the FUSED forms also where subgroups are
+        // narrower than 32 lanes (a smoke test of them on lavapipe).
+        let fused = RansGemvTuning::fused_default(ctx, path)?;
+        let wide = RansGemvTuning::fused_on(ctx, path);
+        let mut tunings = RansGemvTuning::candidates_for(limit, fused, wide);
+        // WCODEC_GPU_CGEMV_* pick the variant timed first (and alone with --no-sweep).
+        let first = tunings[0].from_env()?;
+        tunings.retain(|t| *t != first);
+        tunings.insert(0, first);
+        let max_inv = ctx.limits.max_compute_invocations_per_workgroup;
+        tunings.retain(|t| t.nw * 32 <= max_inv);
         if b.a.no_sweep || pi > 0 {
             tunings.truncate(1);
         }
@@ -421,6 +432,7 @@ fn bench_rans(b: &mut Bench<'_>, rows: usize, cols: usize) -> crate::Result<()> 
                     x_dtype: VecDtype::F16,
                     path,
                     tuning: Some(t),
+                    fused: Some(fused),
                     diag: 0,
                 },
             )?;
@@ -428,23 +440,64 @@ fn bench_rans(b: &mut Bench<'_>, rows: usize, cols: usize) -> crate::Result<()> 
             let st = time_passes(ctx, 2, b.a.reps.min(30), |pass, _| g.encode(pass))?;
             let y = g.read_y(ctx)?;
             let e = rel_l2(&y, &want.y);
-            let ok = e < 1e-5 && g.check_stream(ctx).is_ok();
+            let v = format!("{} {}", path.name(), t.name(g.fused));
+            // Every FUSED form adds in the same order: the same bits as the
+            // first FUSED variant timed.
+            let mut same = String::new();
+            if g.fused {
+                let bits: Vec<u32> = y.iter().map(|v| v.to_bits()).collect();
+                match &fused_bits {
+                    None => fused_bits = Some((v.clone(), bits)),
+                    Some((first, fb)) => {
+                        same = if *fb == bits {
+                            format!(", bits = {first}")
+                        } else {
+                            format!(", bits differ from {first}")
+                        }
+                    }
+                }
+            }
+            let ok = e < 1e-5 && g.check_stream(ctx).is_ok() && !same.contains("differ");
             let check = if ok {
-                format!("ok (rel L2 {e:.1e})")
+                format!("ok (rel L2 {e:.1e}{same})")
             } else {
-                format!("FAIL (rel L2 {e:.1e})")
+                format!("FAIL (rel L2 {e:.1e}{same})")
             };
-            let v = if t.rounds > 0 {
-                format!(
-                    "{} tiles nw{} capw{} r{}",
-                    path.name(),
-                    t.nw,
-                    t.capw,
-                    t.rounds
-                )
-            } else {
-                format!("{} nw{} capw{}", path.name(), t.nw, t.capw)
-            };
+            if fused_bits.as_ref().is_some_and(|(first, _)| *first == v) && !b.a.no_sweep {
+                // The first FUSED variant with its row sums added group by
+                // group (DIAG 32): the order's reference form, the same bits.
+                let r = RansGemv::new(
+                    ctx,
+                    &cw,
+                    &RansGemvOptions {
+                        x_dtype: VecDtype::F16,
+                        path,
+                        tuning: Some(t),
+                        fused: Some(fused),
+                        diag: 32,
+                    },
+                )?;
+                r.write_x(&ctx.queue, &x)?;
+                let st = time_passes(ctx, 2, b.a.reps.min(30), |pass, _| r.encode(pass))?;
+                let yr = r.read_y(ctx)?;
+                let er = rel_l2(&yr, &want.y);
+                let bits: Vec<u32> = yr.iter().map(|v| v.to_bits()).collect();
+                let fb = &fused_bits.as_ref().map(|f| &f.1);
+                let same = fb.is_some_and(|f| *f == bits);
+                let okr = er < 1e-5 && r.check_stream(ctx).is_ok() && same;
+                b.record(
+                    &name,
+                    format!("{v} groupwise sums"),
+                    st,
+                    cw.bytes + cols as u64 * 2 + rows as u64 * 4,
+                    false,
+                    format!(
+                        "{} (rel L2 {er:.1e}, bits {} {v})",
+                        if okr { "ok" } else { "FAIL" },
+                        if same { "=" } else { "differ from" }
+                    ),
+                );
+            }
             let bytes = cw.bytes + cols as u64 * 2 + rows as u64 * 4;
             b.record(&name, v.clone(), st, bytes, pi == 0 && ti == 0, check);
             // Each stage's share: the same kernel with stages dropped.
@@ -465,6 +518,7 @@ fn bench_rans(b: &mut Bench<'_>, rows: usize, cols: usize) -> crate::Result<()> 
                             x_dtype: VecDtype::F16,
                             path,
                             tuning: Some(t),
+                            fused: Some(fused),
                             diag,
                         },
                     )?;

@@ -7,9 +7,11 @@
 //!   default): workgroups of `nw` 32-lane decoders share one decode table in
 //!   workgroup memory and take tiles of a work list; each tile's 64 row sums
 //!   go to a partials buffer, which a second pass adds in column order. On
-//!   subgroups of ≥ 32 lanes full-width NONE / PLANAR tiles are multiplied
-//!   inside the decode loop (FUSED: no tile buffer); other tiles are rebuilt
-//!   in workgroup memory by a side dispatch;
+//!   subgroups of ≥ 32 lanes (or when asked) full-width NONE / PLANAR tiles
+//!   are multiplied inside the decode loop (FUSED: no tile buffer; with
+//!   [`RansGemvTuning::ilp`] 2 two tiles a decoder interleaved, with
+//!   [`RansGemvTuning::direct`] words read from the stream, not staged);
+//!   other tiles are rebuilt in workgroup memory by a side dispatch;
 //! - the band kernel (`gemv_rans_i8.wgsl`, `rounds` 0): a workgroup per band
 //!   of 64 rows, its tiles' products added in a fixed order.
 //!
@@ -39,34 +41,95 @@ pub struct RansGemvTuning {
     pub capw: u32,
     /// 0: the band kernel (`gemv_rans_i8.wgsl`, a workgroup per 64 rows);
     /// otherwise the tile kernel (`gemv_rans_tiles.wgsl`), each workgroup
-    /// taking `rounds` rounds of `nw` tiles, then a reduction pass.
+    /// taking `rounds` rounds of `nw` tiles (`nw · ilp` where FUSED), then a
+    /// reduction pass.
     pub rounds: u32,
+    /// FUSED tile kernel only (elsewhere 1): tiles per decoder and round,
+    /// decoded interleaved step by step (1 or 2), as the fast decoder's ILP.
+    pub ilp: u32,
+    /// FUSED tile kernel only: words read from the stream buffer through the
+    /// cache instead of staged (`capw` unused there): workgroup memory holds
+    /// the decode table alone, and on subgroups of ≥ 32 lanes the tile loop
+    /// has no barrier.
+    pub direct: bool,
+}
+
+/// `RansGemvTuning { nw, capw, rounds, ilp: 1, direct: false }`.
+pub const fn tuning(nw: u32, capw: u32, rounds: u32) -> RansGemvTuning {
+    RansGemvTuning {
+        nw,
+        capw,
+        rounds,
+        ilp: 1,
+        direct: false,
+    }
 }
 
 impl RansGemvTuning {
-    /// Workgroup memory the kernel needs; `fused`: the FUSED tile kernel
-    /// (no tile buffer).
-    pub fn workgroup_bytes(&self, fused: bool) -> u32 {
-        let lut = if self.rounds > 0 { 4 * 4096 } else { 0 };
-        let tile = if fused && self.rounds > 0 { 0 } else { 4096 };
-        lut + self.nw * (self.capw * 2 + tile + 16 + 12) + 8
+    /// Tiles per decoder and round in the kernel built with `fused`.
+    pub fn ilp_in(&self, fused: bool) -> u32 {
+        if fused && self.rounds > 0 {
+            self.ilp
+        } else {
+            1
+        }
     }
 
-    /// Whether [`RansGemv::new`] runs the FUSED tile kernel on `path`
-    /// (subgroups of at least 32 lanes).
+    /// Whether the kernel built with `fused` reads words directly.
+    pub fn direct_in(&self, fused: bool) -> bool {
+        fused && self.rounds > 0 && self.direct
+    }
+
+    /// Workgroup memory the kernel needs; `fused`: the FUSED tile kernel
+    /// (no tile buffer), `wide`: on subgroups of ≥ 32 lanes (FUSED row sums
+    /// by subgroup shuffles, else through workgroup memory).
+    pub fn workgroup_bytes(&self, fused: bool, wide: bool) -> u32 {
+        if self.rounds == 0 {
+            return self.nw * (self.capw * 2 + 4096 + 16 + 12) + 8;
+        }
+        let ilp = self.ilp_in(fused);
+        let stage = if self.direct_in(fused) {
+            4
+        } else {
+            self.nw * ilp * self.capw * 2
+        };
+        let tile = if fused { 4 } else { self.nw * 4096 };
+        let sums = if fused && !wide {
+            2 * self.nw * 32 * 4
+        } else {
+            4
+        };
+        4 * 4096 + stage + tile + sums + self.nw * (16 + 12 * ilp) + 8
+    }
+
+    /// Whether [`RansGemv::new`] runs the FUSED tile kernel on `path` by
+    /// default (subgroups of at least 32 lanes).
     pub fn fused_on(ctx: &GpuContext, path: ReducePath) -> bool {
         ctx.has(wgpu::Features::SUBGROUP)
             && ctx.info.subgroup_min_size >= 32
             && matches!(path, ReducePath::Subgroup | ReducePath::Auto)
     }
 
+    /// Whether [`RansGemv::new`] runs the FUSED tile kernel on `path` when
+    /// not told: `WCODEC_GPU_CGEMV_FUSED` (0|1) if set, else
+    /// [`RansGemvTuning::fused_on`].
+    pub fn fused_default(ctx: &GpuContext, path: ReducePath) -> Result<bool> {
+        Ok(env_num("WCODEC_GPU_CGEMV_FUSED")?.map_or(Self::fused_on(ctx, path), |v| v != 0))
+    }
+
     /// The variants worth timing that fit the device, the default first;
     /// `fused` as [`RansGemvTuning::fused_on`].
     pub fn candidates(ctx_limit: u32, fused: bool) -> Vec<RansGemvTuning> {
+        Self::candidates_for(ctx_limit, fused, fused)
+    }
+
+    /// [`RansGemvTuning::candidates`] for a FUSED kernel on any path
+    /// (`wide`: subgroups of ≥ 32 lanes).
+    pub fn candidates_for(ctx_limit: u32, fused: bool, wide: bool) -> Vec<RansGemvTuning> {
         // H100, 50257×2560 int8 (bench kernels --only compressed, 2026-11-24):
         // 1054, 1072, 1096, 1231, 1302, 1570, 1609, 2264, 1239 µs; the band
         // kernel's best 1986 µs.
-        let wide = [
+        let wide_list = [
             (8, 256, 2),
             (16, 256, 2),
             (12, 1024, 2),
@@ -76,6 +139,20 @@ impl RansGemvTuning {
             (6, 2048, 2),
             (4, 2048, 4),
             (8, 1792, 1),
+        ];
+        // The fast decoder's forms (not yet measured here): (nw, capw,
+        // rounds, ilp, direct). Direct ones stage nothing (capw unused).
+        let fast = [
+            (32, 256, 1, 2, true),
+            (32, 256, 2, 2, true),
+            (16, 256, 2, 2, true),
+            (16, 256, 4, 2, true),
+            (8, 256, 4, 2, true),
+            (32, 256, 2, 1, true),
+            (16, 256, 2, 1, true),
+            (8, 256, 2, 1, true),
+            (8, 512, 2, 2, false),
+            (4, 1792, 2, 2, false),
         ];
         let all = [
             (4, 2048, 4),
@@ -94,21 +171,71 @@ impl RansGemvTuning {
             (8, 1024, 0),
             (2, 4096, 0),
         ];
-        let v: Vec<RansGemvTuning> = (if fused { &wide[..] } else { &[] })
+        let plain = |&(nw, capw, rounds): &(u32, u32, u32)| tuning(nw, capw, rounds);
+        let v: Vec<RansGemvTuning> = (if fused { &wide_list[..] } else { &[] })
             .iter()
-            .chain(all.iter())
-            .map(|&(nw, capw, rounds)| RansGemvTuning { nw, capw, rounds })
-            .filter(|t| t.workgroup_bytes(fused) <= ctx_limit)
+            .map(plain)
+            .chain((if fused { &fast[..] } else { &[] }).iter().map(
+                |&(nw, capw, rounds, ilp, direct)| RansGemvTuning {
+                    ilp,
+                    direct,
+                    ..tuning(nw, capw, rounds)
+                },
+            ))
+            .chain(all.iter().map(plain))
+            .filter(|t| t.workgroup_bytes(fused, wide) <= ctx_limit)
             .collect();
         if v.is_empty() {
-            vec![RansGemvTuning {
-                nw: 1,
-                capw: 512,
-                rounds: 0,
-            }]
+            vec![tuning(1, 512, 0)]
         } else {
             v
         }
+    }
+
+    /// `self` with the fields set by `WCODEC_GPU_CGEMV_NW`, `_CAPW`,
+    /// `_ROUNDS` (0: the band kernel), `_ILP` (1|2) and `_DIRECT` (0|1).
+    pub fn from_env(self) -> Result<RansGemvTuning> {
+        let mut t = self;
+        if let Some(v) = env_num("WCODEC_GPU_CGEMV_NW")? {
+            t.nw = v;
+        }
+        if let Some(v) = env_num("WCODEC_GPU_CGEMV_CAPW")? {
+            t.capw = v;
+        }
+        if let Some(v) = env_num("WCODEC_GPU_CGEMV_ROUNDS")? {
+            t.rounds = v;
+        }
+        if let Some(v) = env_num("WCODEC_GPU_CGEMV_ILP")? {
+            if !(1..=2).contains(&v) {
+                return Err(Error::Param(format!(
+                    "WCODEC_GPU_CGEMV_ILP={v} not in 1..=2"
+                )));
+            }
+            t.ilp = v;
+        }
+        if let Some(v) = env_num("WCODEC_GPU_CGEMV_DIRECT")? {
+            t.direct = v != 0;
+        }
+        Ok(t)
+    }
+
+    /// A short name: `tiles nw8 capw256 r2` (`… ilp2 direct`), `nw2 capw1024`.
+    pub fn name(&self, fused: bool) -> String {
+        if self.rounds == 0 {
+            return format!("nw{} capw{}", self.nw, self.capw);
+        }
+        let mut s = if self.direct_in(fused) {
+            format!("tiles nw{} r{}", self.nw, self.rounds)
+        } else {
+            format!("tiles nw{} capw{} r{}", self.nw, self.capw, self.rounds)
+        };
+        if self.ilp_in(fused) > 1 {
+            s += &format!(" ilp{}", self.ilp);
+        }
+        if self.direct_in(fused) {
+            s += " direct";
+        }
+        s
     }
 
     /// The override constants; `sg_wide` only for the subgroup path (the
@@ -123,7 +250,8 @@ impl RansGemvTuning {
         self.constants_with(x_half, scale, bias, sg_wide, sg_wide == Some(true))
     }
 
-    /// [`RansGemvTuning::constants`] with FUSED chosen (tile kernel only).
+    /// [`RansGemvTuning::constants`] with FUSED chosen (tile kernel only;
+    /// on any path).
     pub fn constants_with(
         &self,
         x_half: bool,
@@ -133,29 +261,58 @@ impl RansGemvTuning {
         fused: bool,
     ) -> Vec<(&'static str, f64)> {
         let fused = fused && self.rounds > 0;
+        let ilp = self.ilp_in(fused);
+        let direct = self.direct_in(fused);
         let mut c = vec![
             ("NW", self.nw as f64),
             ("CAPW", self.capw as f64),
             ("X_HALF", x_half as u32 as f64),
             ("HAS_SCALE", scale as u32 as f64),
             ("HAS_BIAS", bias as u32 as f64),
-            ("STAGE_WORDS", (self.nw * self.capw / 2) as f64),
+            (
+                "STAGE_WORDS",
+                if direct {
+                    1.0
+                } else {
+                    (self.nw * ilp * self.capw / 2) as f64
+                },
+            ),
             (
                 "TILE_WORDS",
                 if fused { 1.0 } else { (self.nw * 1024) as f64 },
             ),
-            ("BAL_WORDS", (self.nw * 3) as f64),
+            ("BAL_WORDS", (self.nw * ilp * 3) as f64),
         ];
         if self.rounds > 0 {
             // The tile kernel: scale and bias belong to the reduction pass.
             c.retain(|(k, _)| !k.starts_with("HAS_"));
             c.push(("ROUNDS", self.rounds as f64));
             c.push(("FUSED", fused as u32 as f64));
+            c.push(("ILP", ilp as f64));
+            c.push(("DIRECT", direct as u32 as f64));
+            c.push((
+                "SUM_WORDS",
+                if fused && sg_wide != Some(true) {
+                    (2 * self.nw * 32) as f64
+                } else {
+                    1.0
+                },
+            ));
         }
         if let Some(w) = sg_wide {
             c.push(("SG_WIDE", w as u32 as f64));
         }
         c
+    }
+}
+
+fn env_num(k: &str) -> Result<Option<u32>> {
+    match std::env::var(k) {
+        Ok(v) => v
+            .parse()
+            .map(Some)
+            .map_err(|_| Error::Param(format!("{k}={v:?} is not a number"))),
+        Err(_) => Ok(None),
     }
 }
 
@@ -240,11 +397,11 @@ pub fn source(path: ReducePath, tiles: bool) -> KernelSource {
             if !tiles {
                 ""
             } else if path == ReducePath::Workgroup {
-                // FUSED needs subgroups; never set on this path.
-                "fn sum16(v: f32) -> f32 { return v; }"
+                // Never called: FUSED adds through workgroup memory here.
+                "fn shfl_xor(v: f32, m: u32) -> f32 { return v; }"
             } else {
-                // The sum of v over the 16 lanes of the half-subgroup, in a fixed order.
-                "fn sum16(v: f32) -> f32 {\n    var s = v + subgroupShuffleXor(v, 1u);\n    s += subgroupShuffleXor(s, 2u);\n    s += subgroupShuffleXor(s, 4u);\n    return s + subgroupShuffleXor(s, 8u);\n}"
+                // FUSED row sums on wide subgroups (SG_WIDE).
+                "fn shfl_xor(v: f32, m: u32) -> f32 { return subgroupShuffleXor(v, m); }"
             }
         )
         .into(),
@@ -458,6 +615,11 @@ struct Params {
     _p: u32,
 }
 
+/// The tuning of the non-FUSED side dispatch (the tiles FUSED does not take).
+pub const fn tuning_side() -> RansGemvTuning {
+    tuning(1, 1024, 4)
+}
+
 /// A non-FUSED dispatch of the tile kernel: kernel, bindings, grid, params.
 type SideDispatch = (Arc<Kernel>, wgpu::BindGroup, (u32, u32), wgpu::Buffer);
 
@@ -472,9 +634,8 @@ struct TilePass {
 }
 
 /// The tile kernel's work list: `list` by decode table, in chunks of
-/// nw · rounds tiles of one table (0xffffffff: none).
-fn work_list(w: &CompressedWeights, t: &RansGemvTuning, list: &[u32]) -> Vec<u32> {
-    let chunk = (t.nw * t.rounds) as usize;
+/// nw · ilp · rounds tiles of one table (0xffffffff: none).
+fn work_list(w: &CompressedWeights, chunk: usize, list: &[u32]) -> Vec<u32> {
     let mut work = Vec::new();
     for table in 0..4u8 {
         let l: Vec<u32> = list
@@ -498,7 +659,14 @@ pub struct RansGemvOptions {
     /// barriers; narrower ones of up to 32 combine ballots through workgroup
     /// memory); `Auto` picks it where subgroups are ≥ 32 lanes, else `Workgroup`.
     pub path: ReducePath,
+    /// None: the first of [`RansGemvTuning::candidates`], with the fields
+    /// set by `WCODEC_GPU_CGEMV_*` ([`RansGemvTuning::from_env`]).
     pub tuning: Option<RansGemvTuning>,
+    /// The FUSED tile kernel for full-width NONE / PLANAR tiles. None:
+    /// `WCODEC_GPU_CGEMV_FUSED` (0|1) if set, else on subgroups of ≥ 32
+    /// lanes only. Elsewhere it adds each row's products through workgroup
+    /// memory (a barrier a step group; slower, the same bits).
+    pub fused: Option<bool>,
     /// Diagnostics only: drop stages (the shader's `DIAG` bits; results are
     /// then wrong). 0 for real use.
     pub diag: u32,
@@ -511,6 +679,8 @@ pub struct RansGemv {
     pub x_dtype: VecDtype,
     pub path: ReducePath,
     pub tuning: RansGemvTuning,
+    /// Whether full-width NONE / PLANAR tiles go through the FUSED kernel.
+    pub fused: bool,
     kernel: Arc<Kernel>,
     bind: wgpu::BindGroup,
     grid: (u32, u32),
@@ -527,11 +697,12 @@ impl std::fmt::Debug for RansGemv {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "RansGemv({}×{}, {}, {:?}, x {})",
+            "RansGemv({}×{}, {}, {}{}, x {})",
             self.rows,
             self.cols,
             self.path.name(),
-            self.tuning,
+            self.tuning.name(self.fused),
+            if self.fused { " fused" } else { "" },
             self.x_dtype.name()
         )
     }
@@ -562,21 +733,27 @@ impl RansGemv {
         let limit = ctx.limits.max_compute_workgroup_storage_size;
         let sg_wide = (path == ReducePath::Subgroup).then_some(wide);
         let fused_ok = sg_wide == Some(true);
-        let tuning = opts
-            .tuning
-            .unwrap_or_else(|| RansGemvTuning::candidates(limit, fused_ok)[0]);
+        let want_fused = match opts.fused {
+            Some(f) => f,
+            None => RansGemvTuning::fused_default(ctx, path)?,
+        };
+        let tuning = match opts.tuning {
+            Some(t) => t,
+            None => RansGemvTuning::candidates_for(limit, want_fused, fused_ok)[0].from_env()?,
+        };
         let tiles = tuning.rounds > 0;
-        let fused = tiles && fused_ok;
+        let fused = tiles && want_fused;
+        let wg_bytes = tuning.workgroup_bytes(fused, fused_ok);
         if tuning.nw == 0
             || tuning.nw > 32
             || tuning.rounds > 64
             || tuning.capw < 64
             || tuning.capw % 2 != 0
-            || tuning.workgroup_bytes(fused) > limit
+            || !(1..=2).contains(&tuning.ilp)
+            || wg_bytes > limit
         {
             return Err(Error::Param(format!(
-                "compressed GEMV tuning {tuning:?} ({} bytes of workgroup memory; the device has {limit})",
-                tuning.workgroup_bytes(fused)
+                "compressed GEMV tuning {tuning:?} ({wg_bytes} bytes of workgroup memory; the device has {limit})"
             )));
         }
         if tuning.nw * 32 > ctx.limits.max_compute_invocations_per_workgroup {
@@ -646,11 +823,13 @@ impl RansGemv {
                 U::STORAGE,
             )?;
             let mut disp = |t: &RansGemvTuning,
+                            f: bool,
                             list: &[u32],
                             k: &Kernel|
              -> Result<(wgpu::BindGroup, (u32, u32), wgpu::Buffer)> {
-                let work = work_list(w, t, list);
-                let ngroups = (work.len() / (t.nw * t.rounds) as usize) as u32;
+                let chunk = (t.nw * t.rounds * t.ilp_in(f)) as usize;
+                let work = work_list(w, chunk, list);
+                let ngroups = (work.len() / chunk) as u32;
                 let (gx, gy) = grid(ctx, ngroups)?;
                 let wb = ctx.create_buffer(
                     "gemv_rans.work",
@@ -680,16 +859,12 @@ impl RansGemv {
                 extra.push(wb);
                 Ok((bind, (gx, gy), params))
             };
-            let main = disp(&tuning, &main_list, &kernel)?;
+            let main = disp(&tuning, fused, &main_list, &kernel)?;
             let mut side = None;
             if !rest.is_empty() {
-                let ft = RansGemvTuning {
-                    nw: 1,
-                    capw: 1024,
-                    rounds: 4,
-                };
+                let ft = tuning_side();
                 let k = ctx.kernel(&source(path, true), &consts_for(&ft, false))?;
-                let (b, g, p) = disp(&ft, &rest, &k)?;
+                let (b, g, p) = disp(&ft, false, &rest, &k)?;
                 side = Some((k, b, g, p));
             }
             let rk = ctx.kernel(&reduce_source(), &reduce_constants(w.has_scale, w.has_bias))?;
@@ -746,6 +921,7 @@ impl RansGemv {
             x_dtype: opts.x_dtype,
             path,
             tuning,
+            fused,
             kernel,
             bind,
             grid: grid_main,

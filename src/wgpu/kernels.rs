@@ -180,9 +180,15 @@ pub fn all_variants() -> Vec<(KernelSource, Vec<Constants>)> {
                         if tiles {
                             // the non-FUSED side dispatch on wide subgroups
                             combos.push(t.constants_with(xh, sc, bias, Some(true), false));
+                            // FUSED asked for on narrow subgroups
+                            combos.push(t.constants_with(xh, sc, bias, Some(false), true));
                         }
                     } else {
                         combos.push(t.constants(xh, sc, bias, None));
+                        if tiles {
+                            // FUSED asked for without subgroups
+                            combos.push(t.constants_with(xh, sc, bias, None, true));
+                        }
                     }
                 }
             }
