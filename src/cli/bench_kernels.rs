@@ -708,7 +708,7 @@ fn bench_sample(
 pub fn run(a: &KernelsArgs, quiet: bool) -> anyhow::Result<()> {
     let ctx = GpuContext::new(&ContextOptions {
         adapter: a.adapter.map_or(AdapterChoice::Best, AdapterChoice::Index),
-        no_subgroups: false,
+        ..Default::default()
     })?;
     if !quiet {
         eprintln!(
@@ -720,6 +720,9 @@ pub fn run(a: &KernelsArgs, quiet: bool) -> anyhow::Result<()> {
                 "on"
             }
         );
+    }
+    if !quiet {
+        eprintln!("cooperative matrices: {}", ctx.coop_summary());
     }
     let copy = copy_bandwidth(
         &ctx,
