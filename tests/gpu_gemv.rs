@@ -387,9 +387,20 @@ fn gemv_coop_odd_shapes_and_batches() {
     let mut worst = 0f64;
     // Rows and columns not multiples of 16 (a moved-back last tile, zero
     // column padding), one exact tile, more tiles than a workgroup holds.
-    for (rows, cols) in [(16, 16), (17, 8), (37, 100), (203, 517), (4099, 64), (300, 2560)] {
+    for (rows, cols) in [
+        (16, 16),
+        (17, 8),
+        (37, 100),
+        (203, 517),
+        (4099, 64),
+        (300, 2560),
+    ] {
         for (batch, bias) in [(2, false), (3, true), (8, true), (1, false), (5, false)] {
-            worst = worst.max(check(&ctx, &mut rng, &coop_case(rows, cols, batch, bias, t)));
+            worst = worst.max(check(
+                &ctx,
+                &mut rng,
+                &coop_case(rows, cols, batch, bias, t),
+            ));
         }
     }
     eprintln!("coop: worst relative L2 error {worst:.2e}");
@@ -420,7 +431,9 @@ fn gemv_coop_row_blocks_and_refusals() {
     check(&ctx, &mut rng, &case);
     // Blocks smaller than a tile, f32 x or f32 weights: refused with an error.
     let w16 = vec![0x3c00u16; 100 * 200];
-    let small = GemvWeights::upload_split(&ctx, &Weights::F16(&w16), 100, 200, None, Some(7 * 208 * 2)).unwrap();
+    let small =
+        GemvWeights::upload_split(&ctx, &Weights::F16(&w16), 100, 200, None, Some(7 * 208 * 2))
+            .unwrap();
     let opts = GemvOptions {
         batch: 2,
         x_dtype: VecDtype::F16,
@@ -429,7 +442,17 @@ fn gemv_coop_row_blocks_and_refusals() {
     };
     assert!(Gemv::new(&ctx, &small, &opts).is_err());
     let whole = GemvWeights::upload(&ctx, &Weights::F16(&w16), 100, 200, None).unwrap();
-    assert!(Gemv::new(&ctx, &whole, &GemvOptions { x_dtype: VecDtype::F32, ..opts }).is_err());
+    assert!(
+        Gemv::new(
+            &ctx,
+            &whole,
+            &GemvOptions {
+                x_dtype: VecDtype::F32,
+                ..opts
+            }
+        )
+        .is_err()
+    );
     let w32 = vec![1.0f32; 100 * 200];
     let g32 = GemvWeights::upload(&ctx, &Weights::F32(&w32), 100, 200, None).unwrap();
     assert!(Gemv::new(&ctx, &g32, &opts).is_err());

@@ -550,7 +550,11 @@ impl GpuContext {
         if self.coop.is_empty() {
             "none".into()
         } else {
-            self.coop.iter().map(coop_name).collect::<Vec<_>>().join(", ")
+            self.coop
+                .iter()
+                .map(coop_name)
+                .collect::<Vec<_>>()
+                .join(", ")
         }
     }
 

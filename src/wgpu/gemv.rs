@@ -709,7 +709,9 @@ impl Gemv {
         tuning.check(batch as u32)?;
         if tuning.coop {
             if let Some(why) = coop_unavailable(ctx, weights, batch, opts.x_dtype, &tuning) {
-                return Err(Error::Gpu(format!("the tensor-core GEMV cannot run: {why}")));
+                return Err(Error::Gpu(format!(
+                    "the tensor-core GEMV cannot run: {why}"
+                )));
             }
             path = ReducePath::Subgroup;
         }

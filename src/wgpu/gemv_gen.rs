@@ -749,5 +749,9 @@ mod tests {
             };
             println!("{}", gemv_wgsl(&s));
         }
+        if std::env::var("WCODEC_PRINT_COOP").is_ok() {
+            let t = crate::wgpu::gemv::GemvTuning::coop_candidates()[3];
+            println!("{}", gemv_wgsl(&t.coop_spec(3, true, 32, 32)));
+        }
     }
 }
