@@ -12,6 +12,12 @@
 //!   (~3e-6 at n = 14336): 1e-5 leaves a 3× margin and fails on any
 //!   missing, doubled or misplaced term.
 //!
+//! The tensor-core kernel (`coop` tunings, cooperative matrices) multiplies
+//! f16 by f16 exactly but its f32 accumulation need not round to nearest
+//! (NVIDIA's tensor cores truncate): its outputs must lie within 16× the
+//! bound above and its relative L2 error below 1e-3 (the brief's limit; the
+//! error is printed, and expected near 1e-7).
+//!
 //! Inputs are fresh random data (normal, never zero); y is poisoned with NaN
 //! before every run.
 
@@ -78,8 +84,9 @@ struct Case {
     part_bytes: Option<u64>,
 }
 
-/// The one test body: upload, run on poisoned y, compare with f64.
-fn check(ctx: &GpuContext, rng: &mut Rng, c: &Case) {
+/// The one test body: upload, run on poisoned y, compare with f64; the
+/// relative L2 error.
+fn check(ctx: &GpuContext, rng: &mut Rng, c: &Case) -> f64 {
     let hw = HostW::new(rng, c.rows, c.cols);
     let w = hw.weights(c.dtype);
     let bias = c.bias.then(|| rng.normals(c.rows, 0.5));
@@ -104,7 +111,10 @@ fn check(ctx: &GpuContext, rng: &mut Rng, c: &Case) {
     )
     .unwrap();
     let label = format!("{g:?} x {} bias {}", c.x_dtype.name(), c.bias);
+    let coop = g.tuning.coop;
+    let (slack, max_l2) = if coop { (16.0, 1e-3) } else { (1.0, 1e-5) };
     g.write_x(&ctx.queue, &x).unwrap();
+    let mut worst = 0f64;
     for rep in 0..2 {
         poison(ctx, &g.y);
         g.execute(&ctx.device, &ctx.queue);
@@ -114,14 +124,16 @@ fn check(ctx: &GpuContext, rng: &mut Rng, c: &Case) {
             let b = bias.as_ref().map_or(0.0, |bb| bb[i % c.rows] as f64);
             let err = (gv as f64 - wv).abs();
             assert!(
-                err <= want.bound(i, b),
-                "{label} rep {rep}: y[{i}] = {gv}, want {wv} (error {err:e} > bound {:e})",
+                err <= slack * want.bound(i, b),
+                "{label} rep {rep}: y[{i}] = {gv}, want {wv} (error {err:e} > {slack} × bound {:e})",
                 want.bound(i, b)
             );
         }
         let e = rel_l2(&got, &want.y);
-        assert!(e < 1e-5, "{label}: relative L2 error {e:e}");
+        assert!(e < max_l2, "{label}: relative L2 error {e:e}");
+        worst = worst.max(e);
     }
+    worst
 }
 
 #[test]
@@ -291,6 +303,7 @@ fn gemv_rejects_bad_shapes_with_errors() {
         i8_magic: true,
         blocks: 1,
         xor: false,
+        coop: false,
     };
     assert!(
         Gemv::new(
@@ -305,6 +318,22 @@ fn gemv_rejects_bad_shapes_with_errors() {
     );
     let g = Gemv::new(&ctx, &gw, &GemvOptions::default()).unwrap();
     assert!(g.write_x(&ctx.queue, &[1.0; 4]).is_err());
+    if !ctx.has_coop_f16() {
+        // The tensor-core kernel is refused cleanly where it cannot run.
+        let w16 = vec![0x3c00u16; 32 * 32];
+        let g16 = GemvWeights::upload(&ctx, &Weights::F16(&w16), 32, 32, None).unwrap();
+        let e = Gemv::new(
+            &ctx,
+            &g16,
+            &GemvOptions {
+                batch: 2,
+                x_dtype: VecDtype::F16,
+                tuning: Some(GemvTuning::coop_candidates()[0]),
+                ..Default::default()
+            },
+        );
+        assert!(e.is_err());
+    }
     if !ctx.has(wgpu::Features::SUBGROUP) {
         assert!(
             Gemv::new(
@@ -318,4 +347,113 @@ fn gemv_rejects_bad_shapes_with_errors() {
             .is_err()
         );
     }
+}
+
+/// The tensor-core context, or `None` after a skip line.
+fn coop_ctx() -> Option<common::Gpu> {
+    let ctx = ctx()?;
+    if !ctx.has_coop_f16() {
+        eprintln!(
+            "skipped: {} has no 16x16x16 f16->f32 cooperative matrices (EXPERIMENTAL_COOPERATIVE_MATRIX {}, SHADER_F16 {}, configurations: {})",
+            ctx.describe(),
+            ctx.has(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX),
+            ctx.has(wgpu::Features::SHADER_F16),
+            ctx.coop_summary()
+        );
+        return None;
+    }
+    Some(ctx)
+}
+
+fn coop_case(rows: usize, cols: usize, batch: usize, bias: bool, t: GemvTuning) -> Case {
+    Case {
+        rows,
+        cols,
+        batch,
+        dtype: WeightDtype::F16,
+        x_dtype: VecDtype::F16,
+        bias,
+        path: ReducePath::Auto,
+        tuning: Some(t),
+        part_bytes: None,
+    }
+}
+
+#[test]
+fn gemv_coop_odd_shapes_and_batches() {
+    let Some(ctx) = coop_ctx() else { return };
+    let mut rng = Rng(5);
+    let t = GemvTuning::coop_candidates()[0];
+    let mut worst = 0f64;
+    // Rows and columns not multiples of 16 (a moved-back last tile, zero
+    // column padding), one exact tile, more tiles than a workgroup holds.
+    for (rows, cols) in [
+        (16, 16),
+        (17, 8),
+        (37, 100),
+        (203, 517),
+        (4099, 64),
+        (300, 2560),
+    ] {
+        for (batch, bias) in [(2, false), (3, true), (8, true), (1, false), (5, false)] {
+            worst = worst.max(check(
+                &ctx,
+                &mut rng,
+                &coop_case(rows, cols, batch, bias, t),
+            ));
+        }
+    }
+    eprintln!("coop: worst relative L2 error {worst:.2e}");
+}
+
+#[test]
+fn gemv_coop_every_tuning_candidate() {
+    let Some(ctx) = coop_ctx() else { return };
+    let mut rng = Rng(6);
+    for t in GemvTuning::coop_candidates() {
+        for batch in [2, 8] {
+            let e = check(&ctx, &mut rng, &coop_case(333, 200, batch, true, t));
+            eprintln!("coop {t:?} batch {batch}: relative L2 error {e:.2e}");
+        }
+    }
+}
+
+#[test]
+fn gemv_coop_row_blocks_and_refusals() {
+    let Some(ctx) = coop_ctx() else { return };
+    let mut rng = Rng(7);
+    let t = GemvTuning::coop_candidates()[0];
+    // Blocks of 20 rows of 208 padded columns: a partial tile in every block.
+    let case = Case {
+        part_bytes: Some(20 * 208 * 2),
+        ..coop_case(100, 200, 4, true, t)
+    };
+    check(&ctx, &mut rng, &case);
+    // Blocks smaller than a tile, f32 x or f32 weights: refused with an error.
+    let w16 = vec![0x3c00u16; 100 * 200];
+    let small =
+        GemvWeights::upload_split(&ctx, &Weights::F16(&w16), 100, 200, None, Some(7 * 208 * 2))
+            .unwrap();
+    let opts = GemvOptions {
+        batch: 2,
+        x_dtype: VecDtype::F16,
+        path: ReducePath::Auto,
+        tuning: Some(t),
+    };
+    assert!(Gemv::new(&ctx, &small, &opts).is_err());
+    let whole = GemvWeights::upload(&ctx, &Weights::F16(&w16), 100, 200, None).unwrap();
+    assert!(
+        Gemv::new(
+            &ctx,
+            &whole,
+            &GemvOptions {
+                x_dtype: VecDtype::F32,
+                ..opts
+            }
+        )
+        .is_err()
+    );
+    let w32 = vec![1.0f32; 100 * 200];
+    let g32 = GemvWeights::upload(&ctx, &Weights::F32(&w32), 100, 200, None).unwrap();
+    assert!(Gemv::new(&ctx, &g32, &opts).is_err());
 }

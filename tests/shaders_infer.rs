@@ -20,6 +20,9 @@ fn caps(features: wgpu::Features) -> Capabilities {
     if features.contains(wgpu::Features::SHADER_F16) {
         c |= Capabilities::SHADER_FLOAT16;
     }
+    if features.contains(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX) {
+        c |= Capabilities::COOPERATIVE_MATRIX;
+    }
     c
 }
 
@@ -60,8 +63,26 @@ fn every_inference_kernel_and_constant_combination_validates() {
                 shader_stage: naga::ShaderStage::Compute,
                 entry_point: src.entry.to_string(),
             };
-            naga::back::spv::write_vec(&m2, &i2, &opts, Some(&pipe))
+            let words = naga::back::spv::write_vec(&m2, &i2, &opts, Some(&pipe))
                 .unwrap_or_else(|e| panic!("{} {consts:?}: {e}", src.name));
+            if let Ok(dir) = std::env::var("WCODEC_DUMP_SPV") {
+                // For `spirv-val` / `spirv-dis` by hand (WCODEC_DUMP_SPV_VERSION=1.3
+                // etc.; default 1.6, what wgpu gives a Vulkan 1.3 driver).
+                let o16 = naga::back::spv::Options {
+                    lang_version: std::env::var("WCODEC_DUMP_SPV_VERSION")
+                        .ok()
+                        .and_then(|v| {
+                            let (a, b) = v.split_once('.')?;
+                            Some((a.parse().ok()?, b.parse().ok()?))
+                        })
+                        .unwrap_or((1, 6)),
+                    ..Default::default()
+                };
+                let w16 = naga::back::spv::write_vec(&m2, &i2, &o16, Some(&pipe)).unwrap();
+                let bytes: Vec<u8> = w16.iter().flat_map(|w| w.to_le_bytes()).collect();
+                std::fs::write(format!("{dir}/{}.spv", src.name), bytes).unwrap();
+            }
+            assert!(!words.is_empty());
             checked += 1;
         }
     }

@@ -114,7 +114,7 @@ pub fn run(a: &HeadArgs, quiet: bool) -> anyhow::Result<()> {
     anyhow::ensure!(a.tokens > 0, "--tokens must be > 0");
     let ctx = GpuContext::new(&ContextOptions {
         adapter: a.adapter.map_or(AdapterChoice::Best, AdapterChoice::Index),
-        no_subgroups: false,
+        ..Default::default()
     })?;
     if !quiet {
         eprintln!("device: {}", ctx.describe());

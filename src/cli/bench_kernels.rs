@@ -19,7 +19,8 @@ use crate::cpu::gemv::{Weights, gemv_f64, rel_l2};
 use crate::cpu::sample::{SampleParams, sample_row};
 use crate::wgpu::context::{AdapterChoice, ContextOptions, GpuContext};
 use crate::wgpu::gemv::{
-    Gemv, GemvOptions, GemvTuning, GemvWeights, ReducePath, VecDtype, WeightDtype,
+    Gemv, GemvOptions, GemvTuning, GemvWeights, ReducePath, VecDtype, WeightDtype, coop_possible,
+    coop_preferred,
 };
 use crate::wgpu::gemv_rans::{CompressedWeights, RansGemv, RansGemvOptions, RansGemvTuning};
 use crate::wgpu::sample::{Sampler, SamplerOptions, SamplerTuning};
@@ -89,6 +90,8 @@ pub struct Summary {
 #[derive(Debug, Serialize)]
 pub struct Report {
     pub device: String,
+    /// The device's cooperative-matrix configurations (`none` without them).
+    pub cooperative_matrix: String,
     pub checked_shaders: bool,
     pub copy: CopyBandwidth,
     pub rows: Vec<Row>,
@@ -191,6 +194,9 @@ impl Bench<'_> {
 
 fn gemv_variant(g: &Gemv) -> String {
     let t = g.tuning;
+    if t.coop {
+        return format!("coop wg{} tiles{} u{}", t.wg, t.nr, t.unroll);
+    }
     format!(
         "{} wg{} nr{} u{}{}{}{}",
         g.path.name(),
@@ -287,6 +293,11 @@ fn bench_gemv(b: &mut Bench<'_>, c: &GemvCase) -> crate::Result<()> {
     let default_path = paths[0];
     let default_t =
         GemvTuning::default_for_shape(c.dtype, c.batch as u32, default_path, c.rows, c.cols);
+    // The tensor-core kernel, where the device has it (f16 W and x, batch ≥ 2);
+    // the default when WCODEC_GPU_GEMV_COOP=1.
+    let coop = c.batch >= 2 && coop_possible(ctx, &ws[0], c.batch, c.x);
+    let coop_default = coop && coop_preferred() && default_path == ReducePath::Subgroup;
+    let mut runs: Vec<(ReducePath, GemvTuning, bool)> = Vec::new();
     for path in paths {
         let mut tunings = GemvTuning::candidates(c.dtype, c.batch as u32, path);
         if path == default_path {
@@ -298,38 +309,44 @@ fn bench_gemv(b: &mut Bench<'_>, c: &GemvCase) -> crate::Result<()> {
             tunings.truncate(1);
         }
         for (ti, t) in tunings.into_iter().enumerate() {
-            let opts = GemvOptions {
-                batch: c.batch,
-                x_dtype: c.x,
-                path,
-                tuning: Some(t),
-            };
-            let gs: Vec<Gemv> = ws
-                .iter()
-                .map(|w| Gemv::new(ctx, w, &opts))
-                .collect::<crate::Result<_>>()?;
-            for g in &gs {
-                g.write_x(&ctx.queue, &x)?;
-            }
-            let st = time_passes(ctx, 3, b.a.reps, |pass, i| gs[i % gs.len()].encode(pass))?;
-            let y = gs[0].read_y(ctx)?;
-            let e = rel_l2(&y, &want.y);
-            let check = if e < 1e-5 {
-                format!("ok (rel L2 {e:.1e})")
-            } else {
-                format!("FAIL (rel L2 {e:.1e})")
-            };
-            let bytes =
-                ws[0].weight_bytes() + gs[0].x_bytes() as u64 + (c.batch * c.rows * 4) as u64;
-            b.record(
-                &c.name,
-                gemv_variant(&gs[0]),
-                st,
-                bytes,
-                path == default_path && ti == 0,
-                check,
-            );
+            runs.push((path, t, !coop_default && path == default_path && ti == 0));
         }
+    }
+    if coop {
+        let mut tunings = GemvTuning::coop_candidates();
+        if b.a.no_sweep {
+            tunings.truncate(1);
+        }
+        for (ti, t) in tunings.into_iter().enumerate() {
+            runs.push((ReducePath::Subgroup, t, coop_default && ti == 0));
+        }
+    }
+    for (path, t, is_default) in runs {
+        let opts = GemvOptions {
+            batch: c.batch,
+            x_dtype: c.x,
+            path,
+            tuning: Some(t),
+        };
+        let gs: Vec<Gemv> = ws
+            .iter()
+            .map(|w| Gemv::new(ctx, w, &opts))
+            .collect::<crate::Result<_>>()?;
+        for g in &gs {
+            g.write_x(&ctx.queue, &x)?;
+        }
+        let st = time_passes(ctx, 3, b.a.reps, |pass, i| gs[i % gs.len()].encode(pass))?;
+        let y = gs[0].read_y(ctx)?;
+        let e = rel_l2(&y, &want.y);
+        // Tensor cores: exact f16 products, f32 sums that may truncate.
+        let limit = if t.coop { 1e-3 } else { 1e-5 };
+        let check = if e < limit {
+            format!("ok (rel L2 {e:.1e})")
+        } else {
+            format!("FAIL (rel L2 {e:.1e})")
+        };
+        let bytes = ws[0].weight_bytes() + gs[0].x_bytes() as u64 + (c.batch * c.rows * 4) as u64;
+        b.record(&c.name, gemv_variant(&gs[0]), st, bytes, is_default, check);
     }
     // Like bench --backends: give the pooled buffers back between cases.
     drop(ws);
@@ -820,7 +837,7 @@ fn bench_sample(
 pub fn run(a: &KernelsArgs, quiet: bool) -> anyhow::Result<()> {
     let ctx = GpuContext::new(&ContextOptions {
         adapter: a.adapter.map_or(AdapterChoice::Best, AdapterChoice::Index),
-        no_subgroups: false,
+        ..Default::default()
     })?;
     if !quiet {
         eprintln!(
@@ -832,6 +849,9 @@ pub fn run(a: &KernelsArgs, quiet: bool) -> anyhow::Result<()> {
                 "on"
             }
         );
+    }
+    if !quiet {
+        eprintln!("cooperative matrices: {}", ctx.coop_summary());
     }
     let copy = copy_bandwidth(
         &ctx,
@@ -1003,6 +1023,7 @@ pub fn run(a: &KernelsArgs, quiet: bool) -> anyhow::Result<()> {
     )?;
     let report = Report {
         device: ctx.describe(),
+        cooperative_matrix: ctx.coop_summary(),
         checked_shaders: ctx.checks != Some(false),
         copy,
         rows: b.rows,

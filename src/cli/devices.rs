@@ -49,6 +49,14 @@ pub fn run(a: &DevicesArgs) -> anyhow::Result<()> {
             s.max_compute_workgroups_per_dimension,
             s.min_storage_buffer_offset_alignment
         );
+        println!(
+            "    cooperative matrices: {}",
+            if s.cooperative_matrix.is_empty() {
+                "-".to_string()
+            } else {
+                s.cooperative_matrix.join(", ")
+            }
+        );
         if let Some(u) = &s.unusable {
             println!("    unusable for decoding: {u}");
         }

@@ -107,6 +107,9 @@ pub struct AdapterSummary {
     pub max_compute_invocations_per_workgroup: u32,
     pub max_compute_workgroups_per_dimension: u32,
     pub min_storage_buffer_offset_alignment: u32,
+    /// The adapter's cooperative-matrix configurations (`MxNxK A/B->C/R`),
+    /// empty without EXPERIMENTAL_COOPERATIVE_MATRIX.
+    pub cooperative_matrix: Vec<String>,
     /// Why this adapter cannot run the decoder, if it cannot.
     pub unusable: Option<String>,
 }
@@ -120,6 +123,36 @@ pub fn wanted_features() -> wgpu::Features {
         | wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS
         | wgpu::Features::SHADER_F16
         | wgpu::Features::SHADER_INT64
+}
+
+/// One cooperative-matrix configuration as text, e.g. `16x16x16 f16->f32`.
+pub fn coop_name(p: &wgpu::CooperativeMatrixProperties) -> String {
+    format!(
+        "{}x{}x{} {:?}->{:?}{}",
+        p.m_size,
+        p.n_size,
+        p.k_size,
+        p.ab_type,
+        p.cr_type,
+        if p.saturating_accumulation {
+            " sat"
+        } else {
+            ""
+        }
+    )
+    .to_lowercase()
+}
+
+/// Whether `props` offers 16×16×16 tiles of f16 A/B with f32 accumulation,
+/// the configuration of the tensor-core GEMV (`gemv_gen.rs`).
+pub fn coop_f16_f32_16(props: &[wgpu::CooperativeMatrixProperties]) -> bool {
+    props.iter().any(|p| {
+        p.m_size == 16
+            && p.n_size == 16
+            && p.k_size == 16
+            && p.ab_type == wgpu::CooperativeScalarType::F16
+            && p.cr_type == wgpu::CooperativeScalarType::F32
+    })
 }
 
 /// Feature names worth printing (the ones the kernels can use).
@@ -197,6 +230,11 @@ fn summarize(index: usize, a: &wgpu::Adapter) -> AdapterSummary {
         max_compute_invocations_per_workgroup: l.max_compute_invocations_per_workgroup,
         max_compute_workgroups_per_dimension: l.max_compute_workgroups_per_dimension,
         min_storage_buffer_offset_alignment: l.min_storage_buffer_offset_alignment,
+        cooperative_matrix: a
+            .cooperative_matrix_properties()
+            .iter()
+            .map(coop_name)
+            .collect(),
         unusable: unusable_reason(&info, &l),
     }
 }
@@ -265,6 +303,8 @@ pub struct ContextOptions {
     pub adapter: AdapterChoice,
     /// Do not request SUBGROUP even if the adapter has it (tests the fallback path).
     pub no_subgroups: bool,
+    /// Do not request EXPERIMENTAL_COOPERATIVE_MATRIX even if the adapter has it.
+    pub no_coop: bool,
 }
 
 /// Counts of the pool's device memory, in bytes.
@@ -340,6 +380,10 @@ pub struct GpuContext {
     pub info: wgpu::AdapterInfo,
     pub features: wgpu::Features,
     pub limits: wgpu::Limits,
+    /// The adapter's cooperative-matrix configurations when the device was
+    /// created with EXPERIMENTAL_COOPERATIVE_MATRIX (else empty; also empty
+    /// for [`GpuContext::from_device`], which cannot see the adapter).
+    pub coop: Vec<wgpu::CooperativeMatrixProperties>,
     pipelines: Mutex<HashMap<PipelineKey, Arc<Kernel>>>,
     pool: Arc<Mutex<PoolInner>>,
     stats: Arc<PoolStats>,
@@ -398,17 +442,38 @@ impl GpuContext {
         if opts.no_subgroups {
             features.remove(wgpu::Features::SUBGROUP | wgpu::Features::SUBGROUP_BARRIER);
         }
+        // Cooperative matrices (tensor cores) only where the adapter offers
+        // the tiles the GEMV uses, with f16 shaders and subgroups.
+        let coop_props = adapter.cooperative_matrix_properties();
+        let coop = !opts.no_coop
+            && adapter
+                .features()
+                .contains(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX)
+            && features.contains(wgpu::Features::SHADER_F16 | wgpu::Features::SUBGROUP)
+            && coop_f16_f32_16(&coop_props);
+        let experimental = if coop {
+            features |= wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX;
+            // SAFETY: the experimental feature requested is cooperative
+            // matrices, used only by the GEMV kernel of `gemv_gen.rs` whose
+            // loads stay inside their bindings (see its header).
+            unsafe { wgpu::ExperimentalFeatures::enabled() }
+        } else {
+            wgpu::ExperimentalFeatures::disabled()
+        };
         let limits = adapter.limits();
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("wcodec"),
             required_features: features,
             required_limits: limits.clone(),
-            experimental_features: wgpu::ExperimentalFeatures::disabled(),
+            experimental_features: experimental,
             memory_hints: wgpu::MemoryHints::Performance,
             trace: wgpu::Trace::Off,
         }))
         .map_err(|e| Error::Gpu(format!("creating a device on {}: {e}", info.name)))?;
         let mut ctx = GpuContext::from_device(device, queue);
+        if coop {
+            ctx.coop = coop_props;
+        }
         ctx.instance = Some(instance);
         ctx.install_handlers();
         Ok(ctx)
@@ -429,6 +494,7 @@ impl GpuContext {
             info,
             features,
             limits,
+            coop: Vec::new(),
             pipelines: Mutex::new(HashMap::new()),
             pool: Arc::new(Mutex::new(PoolInner::default())),
             stats: Arc::new(PoolStats::default()),
@@ -459,7 +525,7 @@ impl GpuContext {
     /// A one-line description: name, backend, subgroup sizes.
     pub fn describe(&self) -> String {
         format!(
-            "{} ({:?}, {:?}, subgroups {}..{}{})",
+            "{} ({:?}, {:?}, subgroups {}..{}{}{})",
             self.info.name,
             self.info.backend,
             self.info.device_type,
@@ -469,12 +535,41 @@ impl GpuContext {
                 ""
             } else {
                 ", SUBGROUP off"
+            },
+            if self.has_coop_f16() {
+                ", cooperative matrices"
+            } else {
+                ""
             }
         )
     }
 
+    /// The cooperative-matrix configurations the device was created with, as
+    /// text (`none` without EXPERIMENTAL_COOPERATIVE_MATRIX).
+    pub fn coop_summary(&self) -> String {
+        if self.coop.is_empty() {
+            "none".into()
+        } else {
+            self.coop
+                .iter()
+                .map(coop_name)
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+    }
+
     pub fn has(&self, f: wgpu::Features) -> bool {
         self.features.contains(f)
+    }
+
+    /// Whether the tensor-core GEMV can run here: cooperative matrices of
+    /// 16×16×16 f16 → f32, f16 shaders and subgroups.
+    pub fn has_coop_f16(&self) -> bool {
+        self.has(
+            wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX
+                | wgpu::Features::SHADER_F16
+                | wgpu::Features::SUBGROUP,
+        ) && coop_f16_f32_16(&self.coop)
     }
 
     /// An error if the device was lost or an uncaptured error was recorded.

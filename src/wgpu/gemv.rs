@@ -62,6 +62,10 @@ pub struct GemvTuning {
     /// exchanges (`subgroupShuffleXor`, each lane keeping one half), about
     /// B + log2(G) shuffles instead of B · log2(G).
     pub xor: bool,
+    /// Tensor cores (cooperative matrices; f16 W and x, subgroup path, see
+    /// [`coop_possible`]): `nr` is then 16-row tiles per subgroup (1..=4),
+    /// `unroll` 16-column steps per iteration (1..=8).
+    pub coop: bool,
 }
 
 impl GemvTuning {
@@ -75,6 +79,7 @@ impl GemvTuning {
             i8_magic,
             blocks: 1,
             xor: false,
+            coop: false,
         };
         let tb = |wg, nr, unroll, blocks| GemvTuning {
             blocks,
@@ -168,6 +173,32 @@ impl GemvTuning {
         v
     }
 
+    /// The tensor-core variants worth timing (f16 W and x, batch ≥ 2), the
+    /// default first.
+    pub fn coop_candidates() -> Vec<GemvTuning> {
+        let t = |wg, nr, unroll| GemvTuning {
+            wg,
+            nr,
+            unroll,
+            tpr: 32,
+            i8_magic: true,
+            blocks: 1,
+            xor: false,
+            coop: true,
+        };
+        vec![
+            t(128, 1, 4),
+            t(128, 1, 2),
+            t(128, 1, 8),
+            t(128, 2, 2),
+            t(128, 2, 4),
+            t(64, 1, 4),
+            t(256, 1, 4),
+            t(128, 4, 2),
+            t(32, 1, 4),
+        ]
+    }
+
     /// The default variant for any shape (the first candidate).
     pub fn default_for(dtype: WeightDtype, batch: u32, path: ReducePath) -> GemvTuning {
         GemvTuning::candidates(dtype, batch, path)[0]
@@ -199,6 +230,9 @@ impl GemvTuning {
 
     /// Rows per workgroup: NR per group, `wg / group size` groups.
     pub fn rows_per_workgroup(&self, path: ReducePath, subgroup_max: u32) -> u32 {
+        if self.coop {
+            return 16 * self.nr * (self.wg / subgroup_max.clamp(1, self.wg)).max(1);
+        }
         let group = if path == ReducePath::Workgroup {
             self.tpr
         } else {
@@ -234,10 +268,54 @@ impl GemvTuning {
             bias,
             i8_magic: dtype != WeightDtype::I8 || self.i8_magic,
             xor: self.xor && path == ReducePath::Subgroup,
+            coop: false,
+            sg_min: 0,
+        }
+    }
+
+    /// The tensor-core kernel's specialisation (a `coop` tuning; f16 W and
+    /// x), for subgroups of `subgroup_min..=subgroup_max` lanes.
+    pub fn coop_spec(
+        &self,
+        batch: u32,
+        bias: bool,
+        subgroup_min: u32,
+        subgroup_max: u32,
+    ) -> GemvSpec {
+        let sg_max = subgroup_max.clamp(1, self.wg);
+        GemvSpec {
+            dtype: WeightDtype::F16,
+            path: ReducePath::Subgroup,
+            batch,
+            nr: self.nr,
+            unroll: self.unroll,
+            wg: self.wg,
+            tpr: 0,
+            rw: self.rows_per_workgroup(ReducePath::Subgroup, sg_max),
+            x_half: true,
+            bias,
+            i8_magic: true,
+            xor: false,
+            coop: true,
+            sg_min: subgroup_min.clamp(1, sg_max),
         }
     }
 
     fn check(&self, batch: u32) -> Result<()> {
+        if self.coop {
+            let ok = self.wg.is_power_of_two()
+                && (32..=1024).contains(&self.wg)
+                && (1..=4).contains(&self.nr)
+                && (1..=8).contains(&self.unroll)
+                && (1..=MAX_BATCH as u32).contains(&batch);
+            return if ok {
+                Ok(())
+            } else {
+                Err(Error::Param(format!(
+                    "GEMV coop tuning {self:?} with batch {batch} is out of range"
+                )))
+            };
+        }
         let ok = self.wg.is_power_of_two()
             && (32..=1024).contains(&self.wg)
             && (1..=8).contains(&self.nr)
@@ -332,7 +410,14 @@ impl GemvWeights {
             Weights::I8 { .. } => WeightDtype::I8,
         };
         let es = dtype.size();
-        let ld = cols.div_ceil(dtype.step_elems()) * dtype.step_elems();
+        // Rows padded to whole steps; f16 rows to whole 16-column tiles where
+        // the tensor-core kernel may run (zero columns, read by its last step).
+        let pad = if dtype == WeightDtype::F16 && ctx.has_coop_f16() {
+            16
+        } else {
+            dtype.step_elems()
+        };
+        let ld = cols.div_ceil(pad) * pad;
         let row_bytes = (ld * es) as u64;
         let limit = ctx
             .limits
@@ -401,6 +486,11 @@ impl GemvWeights {
         self.parts.iter().map(|p| p.buf.size()).sum()
     }
 
+    /// The fewest rows of any row block (binding).
+    pub fn min_part_rows(&self) -> usize {
+        self.parts.iter().map(|p| p.rows).min().unwrap_or(0)
+    }
+
     pub fn has_bias(&self) -> bool {
         self.bias.is_some()
     }
@@ -440,6 +530,88 @@ pub fn resolve_path(ctx: &GpuContext, path: ReducePath) -> Result<ReducePath> {
         )),
         p => Ok(p),
     }
+}
+
+/// The smallest subgroup size (32 if the adapter does not say, like [`subgroup_max`]).
+pub fn subgroup_min(ctx: &GpuContext) -> u32 {
+    match ctx.info.subgroup_min_size {
+        0 => subgroup_max(ctx),
+        n => n.clamp(1, subgroup_max(ctx)),
+    }
+}
+
+/// `WCODEC_GPU_GEMV_COOP=1`: pick the tensor-core kernel by default where
+/// [`coop_possible`] (f16 W and x, batch ≥ 2); otherwise (the default for
+/// now) only an explicit `coop` tuning runs it.
+pub fn coop_preferred() -> bool {
+    std::env::var("WCODEC_GPU_GEMV_COOP").is_ok_and(|v| v == "1")
+}
+
+/// Why the tensor-core GEMV cannot run `weights` with `batch` vectors of
+/// `x_dtype` on this device with `tuning` (`None`: it can).
+pub fn coop_unavailable(
+    ctx: &GpuContext,
+    weights: &GemvWeights,
+    batch: usize,
+    x_dtype: VecDtype,
+    tuning: &GemvTuning,
+) -> Option<String> {
+    if !ctx.has_coop_f16() {
+        return Some(format!(
+            "the device has no 16x16x16 f16->f32 cooperative matrices ({})",
+            ctx.coop_summary()
+        ));
+    }
+    if weights.dtype != WeightDtype::F16 || x_dtype != VecDtype::F16 {
+        return Some(format!(
+            "cooperative matrices take f16 W and f16 x, not {} and {}",
+            weights.dtype.name(),
+            x_dtype.name()
+        ));
+    }
+    if weights.ld % 16 != 0 {
+        return Some("the weights' rows are not padded to 16 columns".into());
+    }
+    if weights.min_part_rows() < 16 {
+        return Some(format!(
+            "a row block of {} rows is smaller than one 16-row tile",
+            weights.min_part_rows()
+        ));
+    }
+    if !(1..=MAX_BATCH).contains(&batch) {
+        return Some(format!("batch {batch}"));
+    }
+    let spec = tuning.coop_spec(
+        batch as u32,
+        weights.has_bias(),
+        subgroup_min(ctx),
+        subgroup_max(ctx),
+    );
+    let stage = crate::wgpu::gemv_gen::coop_stage_bytes(&spec);
+    if stage > ctx.limits.max_compute_workgroup_storage_size {
+        return Some(format!(
+            "{stage} bytes of workgroup memory exceed the device's {}",
+            ctx.limits.max_compute_workgroup_storage_size
+        ));
+    }
+    None
+}
+
+/// Whether the default tensor-core GEMV can run `weights` × `batch` vectors of `x_dtype`.
+pub fn coop_possible(
+    ctx: &GpuContext,
+    weights: &GemvWeights,
+    batch: usize,
+    x_dtype: VecDtype,
+) -> bool {
+    coop_unavailable(
+        ctx,
+        weights,
+        batch,
+        x_dtype,
+        &GemvTuning::coop_candidates()[0],
+    )
+    .is_none()
 }
 
 /// The largest subgroup size kernels must plan for (32 if the adapter does not say).
@@ -522,17 +694,33 @@ impl Gemv {
                 "GEMV batch {batch} exceeds {MAX_BATCH}"
             )));
         }
-        let path = resolve_path(ctx, opts.path)?;
-        let tuning = opts.tuning.unwrap_or_else(|| {
-            GemvTuning::default_for_shape(
+        let mut path = resolve_path(ctx, opts.path)?;
+        let tuning = match opts.tuning {
+            Some(t) => t,
+            None if batch >= 2
+                && path == ReducePath::Subgroup
+                && coop_preferred()
+                && coop_possible(ctx, weights, batch, opts.x_dtype) =>
+            {
+                GemvTuning::coop_candidates()[0]
+            }
+            None => GemvTuning::default_for_shape(
                 weights.dtype,
                 batch as u32,
                 path,
                 weights.rows,
                 weights.cols,
-            )
-        });
+            ),
+        };
         tuning.check(batch as u32)?;
+        if tuning.coop {
+            if let Some(why) = coop_unavailable(ctx, weights, batch, opts.x_dtype, &tuning) {
+                return Err(Error::Gpu(format!(
+                    "the tensor-core GEMV cannot run: {why}"
+                )));
+            }
+            path = ReducePath::Subgroup;
+        }
         if tuning.wg > ctx.limits.max_compute_invocations_per_workgroup {
             return Err(Error::Gpu(format!(
                 "GEMV workgroup of {} exceeds the device's {} invocations",
@@ -540,18 +728,24 @@ impl Gemv {
             )));
         }
         let sgmax = subgroup_max(ctx);
-        let spec = tuning.spec(
-            weights.dtype,
-            path,
-            batch as u32,
-            opts.x_dtype == VecDtype::F16,
-            weights.has_bias(),
-            sgmax,
-        );
+        let spec = if tuning.coop {
+            tuning.coop_spec(batch as u32, weights.has_bias(), subgroup_min(ctx), sgmax)
+        } else {
+            tuning.spec(
+                weights.dtype,
+                path,
+                batch as u32,
+                opts.x_dtype == VecDtype::F16,
+                weights.has_bias(),
+                sgmax,
+            )
+        };
         let kernel = ctx.kernel(&crate::wgpu::kernels::gemv(&spec), &[])?;
         let ld = weights.ld;
         let xs = opts.x_dtype.size();
-        let x_bytes = (batch * ld * xs) as u64;
+        // The tensor-core kernel reads 16 vectors (those past the batch zero).
+        let x_vecs = if tuning.coop { 16 } else { batch };
+        let x_bytes = (x_vecs * ld * xs) as u64;
         let y_bytes = (batch * weights.rows * 4) as u64;
         let lim = ctx.limits.max_storage_buffer_binding_size;
         if x_bytes > lim || y_bytes > lim {
@@ -565,8 +759,16 @@ impl Gemv {
         // Pooled buffers may be reused: zero x so that its padding is zero.
         ctx.queue.write_buffer(&x, 0, &vec![0u8; x.size() as usize]);
         let rw = tuning.rows_per_workgroup(path, sgmax);
-        let steps = (ld / weights.dtype.step_elems()) as u32;
-        let w_stride = (ld * weights.dtype.size() / 16) as u32;
+        // The coop kernel counts in f16 elements and 16-column steps.
+        let (steps, w_stride, x_stride) = if tuning.coop {
+            ((ld / 16) as u32, ld as u32, ld as u32)
+        } else {
+            (
+                (ld / weights.dtype.step_elems()) as u32,
+                (ld * weights.dtype.size() / 16) as u32,
+                (ld * xs / 16) as u32,
+            )
+        };
         let bias_buf = weights.bias.as_ref().unwrap_or(&weights.scales);
         let mut dispatches = Vec::new();
         let mut params = Vec::new();
@@ -578,7 +780,7 @@ impl Gemv {
                 row_base: part.row0 as u32,
                 steps,
                 w_stride,
-                x_stride: (ld * xs / 16) as u32,
+                x_stride,
                 y_stride: weights.rows as u32,
                 groups_x: gx,
                 scale_base: part.row0 as u32,

@@ -97,7 +97,11 @@ pub fn gemv(spec: &super::gemv_gen::GemvSpec) -> KernelSource {
         source: Cow::Owned(super::gemv_gen::gemv_wgsl(spec)),
         entry: "main",
         bindings: GEMV_BINDINGS,
-        features: if spec.path == ReducePath::Workgroup {
+        features: if spec.coop {
+            wgpu::Features::SUBGROUP
+                | wgpu::Features::SHADER_F16
+                | wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX
+        } else if spec.path == ReducePath::Workgroup {
             wgpu::Features::empty()
         } else {
             wgpu::Features::SUBGROUP
@@ -144,6 +148,21 @@ pub fn all_variants() -> Vec<(KernelSource, Vec<Constants>)> {
                                 out.push((gemv(&spec), vec![Vec::new()]));
                             }
                         }
+                    }
+                }
+            }
+        }
+    }
+    // The tensor-core GEMV: every coop tuning × batch × bias × subgroup sizes
+    // (fixed 32; 32..64; 8..32).
+    let mut seen = std::collections::HashSet::new();
+    for t in super::gemv::GemvTuning::coop_candidates() {
+        for batch in 1..=super::gemv::MAX_BATCH as u32 {
+            for bias in [false, true] {
+                for (lo, hi) in [(32, 32), (32, 64), (8, 32)] {
+                    let spec = t.coop_spec(batch, bias, lo, hi);
+                    if seen.insert(spec) {
+                        out.push((gemv(&spec), vec![Vec::new()]));
                     }
                 }
             }
