@@ -90,9 +90,23 @@ fn sanitize(x: f32) -> f32 {
     return clamp(x, NEG_MAX, -NEG_MAX);
 }
 
+// The EXP2 table in workgroup memory: `prepare` and `select_token` copy it
+// first (load_exp2; one round trip overlapping their first loads) so that no
+// weight lookup waits on memory: after a GEMV has streamed its weights
+// through L2, each of those was a cache miss on the critical path.
+var<workgroup> e2: array<u32, 2048>;
+
+fn load_exp2(lid: u32, threads: u32) {
+    let n = min(arrayLength(&exp2tab), 2048u);
+    for (var i = lid; i < 2048u; i += threads) {
+        e2[i] = exp2tab[min(i, n - 1u)];
+    }
+}
+
+// Needs load_exp2 and a barrier since.
 fn weight(d: u32) -> u32 {
     let dd = min(d, D_MAX);
-    return exp2tab[min(dd & 2047u, arrayLength(&exp2tab) - 1u)] >> (dd >> 11u);
+    return e2[dd & 2047u] >> (dd >> 11u);
 }
 
 fn distance(m: f32, s: f32) -> u32 {
@@ -366,6 +380,9 @@ fn prepare(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_inde
         atomicStore(&pc[b], 0u);
         atomicStore(&pwl[b], 0u);
         atomicStore(&pwh[b], 0u);
+    }
+    if (p.greedy == 0u) {
+        load_exp2(lid, PWG);
     }
     var mx: vec2<u32>;
     if (MAXSPLIT) {
@@ -745,7 +762,7 @@ fn collect_word(v: vec4<u32>, i0: u32, ck: u32) {
 // first kk in (d, index) order are among them) collected, ranked by
 // counting, their weights prefix-summed; top-k, top-p and the draw are then
 // "first j with ..." tests. Exactly the CPU reference's steps 5–8.
-fn fast_select(row: u32, ck: u32, kk: u32, lid: u32) -> u32 {
+fn fast_select(row: u32, ck: u32, kk: u32, lid: u32, draw: vec2<u32>) -> u32 {
     if (lid == 0u) {
         atomicStore(&ncol, 0u);
     }
@@ -822,7 +839,7 @@ fn fast_select(row: u32, ck: u32, kk: u32, lid: u32) -> u32 {
     }
     let jp = min(workgroupUniformLoad(&fs[0]), kn - 1u);
     // The draw U = floor(W · R / 2^64) and the first q with U < prefix.
-    let u = mulhi64(cum[jp], draw_word(row));
+    let u = mulhi64(cum[jp], draw);
     for (var q = lid; q <= jp; q += SWG) {
         if (u64_lt(u, cum[q]) && (q == 0u || u64_ge(u, cum[q - 1u]))) {
             fs[1] = si[q];
@@ -838,6 +855,9 @@ fn select_token(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
         // Greedy rows are finished by `prepare`.
         return;
     }
+    // The step counter and the table first: their loads overlap the histograms'.
+    let draw = draw_word(row);
+    load_exp2(lid, SWG);
     // 1. Coarse histogram of the row, scanned.
     let nh = arrayLength(&hist);
     if (lid < 256u) {
@@ -892,7 +912,7 @@ fn select_token(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
         return;
     }
     if (through <= CAP) {
-        finish(wid.x, lid, fast_select(row, ck0, kk0, lid));
+        finish(wid.x, lid, fast_select(row, ck0, kk0, lid, draw));
         return;
     }
     // General path.
@@ -940,7 +960,7 @@ fn select_token(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
         return;
     }
     // 4. The draw: U = floor(W · R / 2^64).
-    let u = mulhi64(w_all, draw_word(row));
+    let u = mulhi64(w_all, draw);
     var ds = dp;
     var rank = 0u;
     if (uniform_flag(lid, u64_ge(u, wp_before))) {

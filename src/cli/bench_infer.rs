@@ -90,6 +90,33 @@ pub fn time_passes_after(
         n = ((left / per.max(1e-7)).ceil() as usize)
             .clamp(1, (100_000 - done.min(99_999)).min(5000));
     }
+    // Then ~50 ms chunks until a chunk's time per pass stops falling (within
+    // 3 %), at most 2 s in all: after a long CPU phase (the f64 reference of
+    // the batch-8 GEMV) 250 ms was not always enough on the H100 and the
+    // first variant of the sweep timed at 331 µs instead of 116.
+    let mut prev = f64::INFINITY;
+    while t0.elapsed().as_secs_f64() < 2.0 {
+        let t1 = std::time::Instant::now();
+        let mut enc = ctx.device.create_command_encoder(&Default::default());
+        {
+            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some("warmup"),
+                timestamp_writes: None,
+            });
+            for i in 0..n {
+                f(&mut pass, done + i);
+            }
+        }
+        ctx.queue.submit([enc.finish()]);
+        ctx.wait()?;
+        done += n;
+        let per = t1.elapsed().as_secs_f64() / n as f64;
+        if per >= 0.97 * prev {
+            break;
+        }
+        prev = per;
+        n = ((0.05 / per.max(1e-7)).ceil() as usize).clamp(1, 5000);
+    }
     if let Some(mut timer) = GpuTimer::new(ctx, reps as u32) {
         let mut enc = ctx.device.create_command_encoder(&Default::default());
         for i in 0..reps {

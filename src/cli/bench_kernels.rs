@@ -1010,7 +1010,15 @@ pub fn run(a: &KernelsArgs, quiet: bool) -> anyhow::Result<()> {
         1.0,
     )?;
     bench_sample(&mut b, "top-p 0.9", v, p(1.0, 0, 0.9), None, false, 3.0)?;
-    bench_sample(&mut b, "temperature 0.8", v, p(0.8, 0, 1.0), None, false, 3.0)?;
+    bench_sample(
+        &mut b,
+        "temperature 0.8",
+        v,
+        p(0.8, 0, 1.0),
+        None,
+        false,
+        3.0,
+    )?;
     bench_sample(&mut b, "greedy", v, p(0.0, 0, 1.0), None, false, 3.0)?;
     bench_sample(
         &mut b,

@@ -90,9 +90,11 @@ impl GemvTuning {
             ..t(wg, nr, unroll, true)
         };
         let mut v = match (dtype, batch) {
-            // H100 (full clocks, 50257×2560, x f16): nr1 u2 53.9 µs, nr2 u2 55.9,
-            // nr2 u2 wg512 54.7, nr2 u2 cvt 54.7, nr1 u4 55.6.
+            // H100 (full clocks, 50257×2560, x f16): wg128 nr1 u2 52.6 µs,
+            // wg256 nr1 u2 53.7-53.9, nr2 u2 55.9, nr2 u2 wg512 54.7, nr2 u2
+            // cvt 54.7, nr1 u4 55.6.
             (WeightDtype::I8, 1..=2) => vec![
+                t(128, 1, 2, true),
                 t(256, 1, 2, true),
                 t(256, 2, 2, true),
                 tb(256, 2, 2, 2),
@@ -109,8 +111,9 @@ impl GemvTuning {
                 t(256, 2, 3, true),
                 t(256, 1, 2, false),
                 t(512, 1, 2, true),
-                t(128, 1, 2, true),
                 t(256, 1, 3, true),
+                t(64, 1, 2, true),
+                t(128, 1, 4, true),
             ],
             (WeightDtype::I8, _) => vec![
                 t(256, 2, 2, true),

@@ -140,15 +140,21 @@ impl RansGemvTuning {
             (4, 2048, 4),
             (8, 1792, 1),
         ];
-        // The fast decoder's forms (not yet measured here): (nw, capw,
-        // rounds, ilp, direct). Direct ones stage nothing (capw unused).
+        // The fast decoder's forms: (nw, capw, rounds, ilp, direct). Direct
+        // ones stage nothing (capw unused). H100 (session 3): nw32 r2 direct
+        // 447.8 µs (the default on wide subgroups: 2.26× faster than the
+        // staged nw8 r2 at 1011.2, the same bits); with ILP 2 559.1 (nw32
+        // r2), 565.1 (r1), 571.8 (nw16 r2); nw16 r2 direct 569.9; nw8 r2
+        // direct 1005.7; staged ILP 2 1781 and 2068.
         let fast = [
+            (32, 256, 2, 1, true),
+            (32, 256, 1, 1, true),
+            (32, 256, 4, 1, true),
             (32, 256, 1, 2, true),
             (32, 256, 2, 2, true),
             (16, 256, 2, 2, true),
             (16, 256, 4, 2, true),
             (8, 256, 4, 2, true),
-            (32, 256, 2, 1, true),
             (16, 256, 2, 1, true),
             (8, 256, 2, 1, true),
             (8, 512, 2, 2, false),
@@ -172,16 +178,29 @@ impl RansGemvTuning {
             (2, 4096, 0),
         ];
         let plain = |&(nw, capw, rounds): &(u32, u32, u32)| tuning(nw, capw, rounds);
-        let v: Vec<RansGemvTuning> = (if fused { &wide_list[..] } else { &[] })
-            .iter()
-            .map(plain)
-            .chain((if fused { &fast[..] } else { &[] }).iter().map(
-                |&(nw, capw, rounds, ilp, direct)| RansGemvTuning {
-                    ilp,
-                    direct,
-                    ..tuning(nw, capw, rounds)
-                },
-            ))
+        let fast_t =
+            |&(nw, capw, rounds, ilp, direct): &(u32, u32, u32, u32, bool)| RansGemvTuning {
+                ilp,
+                direct,
+                ..tuning(nw, capw, rounds)
+            };
+        // On wide subgroups the direct forms lead (measured); elsewhere
+        // (lane exchanges through workgroup memory, unmeasured) the staged ones.
+        let lead: Vec<RansGemvTuning> = match (fused, wide) {
+            (true, true) => fast
+                .iter()
+                .map(fast_t)
+                .chain(wide_list.iter().map(plain))
+                .collect(),
+            (true, false) => wide_list
+                .iter()
+                .map(plain)
+                .chain(fast.iter().map(fast_t))
+                .collect(),
+            _ => Vec::new(),
+        };
+        let v: Vec<RansGemvTuning> = lead
+            .into_iter()
             .chain(all.iter().map(plain))
             .filter(|t| t.workgroup_bytes(fused, wide) <= ctx_limit)
             .collect();
