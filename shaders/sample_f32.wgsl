@@ -922,42 +922,54 @@ fn select_token(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
     if (p.top_k != 0u) {
         kk = min(p.top_k, ncand);
     }
-    // 2. Top-k: the bin and the distance d_k where the count reaches K.
-    let ck = first_set(lid, lid < 256u && cc[min(lid, 255u)] >= kk, 256u);
-    fine_pass(row, ck, lid);
-    if (DIAG == 1u) {
-        finish(wid.x, lid, ck);
-        return;
-    }
-    let base_cnt = cc_before(ck);
-    let fk = first_set(lid, lid < 256u && base_cnt + fc[min(lid, 255u)] >= kk, 256u);
-    let dk = ck * 256u + fk;
-    let tk = kk - (base_cnt + fc_before(fk));
-    let wk_before = u64_add(cw_before(ck), fw_before(fk));
-    let w_k = u64_add(wk_before, mul32(tk, weight(dk)));
-    // 3. Top-p: goal = ceil(W_K · P / 2^24).
-    let goal = top_p_goal(w_k);
-    // The bin where the weight reaches the goal: before ck (all of those
-    // bins are inside the top-k set), or ck itself.
-    let cp = first_set(lid, lid < 256u && lid < ck && u64_ge(cw[min(lid, 255u)], goal), ck);
-    var fp: u32;
-    if (cp < ck) {
-        fine_pass(row, cp, lid);
-        let base_w = cw_before(cp);
-        fp = first_set(lid, lid < 256u && u64_ge(u64_add(base_w, fw[min(lid, 255u)]), goal), 256u);
-    } else {
-        let base_w = cw_before(ck);
-        fp = first_set(lid, lid < 256u && lid < fk && u64_ge(u64_add(base_w, fw[min(lid, 255u)]), goal), fk);
-    }
-    let dp = cp * 256u + fp;
-    let wp_before = u64_add(cw_before(cp), fw_before(fp));
-    let wdp = weight(dp);
-    let need = divmod64x32(u64_sub(goal, wp_before), wdp);
-    let tp = need.x + select(0u, 1u, need.z != 0u);
-    let w_all = u64_add(wp_before, mul32(tp, wdp));
-    if (DIAG == 2u) {
-        finish(wid.x, lid, dp);
-        return;
+    // Temperature alone (no top-k cut, top-p 1): W = the total weight and
+    // the draw searches all bins; the top-k and top-p fine passes (one pass
+    // over the distances each) are skipped. Every step below then takes the
+    // "below d_p" branch with c_p = 256, exactly the reference's search.
+    let everything = (p.top_k == 0u || p.top_k >= ncand) && p.p_fixed >= 0x1000000u;
+    var cp = 256u;
+    var dp = 0u;
+    var wdp = 1u;
+    var wp_before = cw[255];
+    var w_all = cw[255];
+    if (!everything) {
+        // 2. Top-k: the bin and the distance d_k where the count reaches K.
+        let ck = first_set(lid, lid < 256u && cc[min(lid, 255u)] >= kk, 256u);
+        fine_pass(row, ck, lid);
+        if (DIAG == 1u) {
+            finish(wid.x, lid, ck);
+            return;
+        }
+        let base_cnt = cc_before(ck);
+        let fk = first_set(lid, lid < 256u && base_cnt + fc[min(lid, 255u)] >= kk, 256u);
+        let dk = ck * 256u + fk;
+        let tk = kk - (base_cnt + fc_before(fk));
+        let wk_before = u64_add(cw_before(ck), fw_before(fk));
+        let w_k = u64_add(wk_before, mul32(tk, weight(dk)));
+        // 3. Top-p: goal = ceil(W_K · P / 2^24).
+        let goal = top_p_goal(w_k);
+        // The bin where the weight reaches the goal: before ck (all of those
+        // bins are inside the top-k set), or ck itself.
+        cp = first_set(lid, lid < 256u && lid < ck && u64_ge(cw[min(lid, 255u)], goal), ck);
+        var fp: u32;
+        if (cp < ck) {
+            fine_pass(row, cp, lid);
+            let base_w = cw_before(cp);
+            fp = first_set(lid, lid < 256u && u64_ge(u64_add(base_w, fw[min(lid, 255u)]), goal), 256u);
+        } else {
+            let base_w = cw_before(ck);
+            fp = first_set(lid, lid < 256u && lid < fk && u64_ge(u64_add(base_w, fw[min(lid, 255u)]), goal), fk);
+        }
+        dp = cp * 256u + fp;
+        wp_before = u64_add(cw_before(cp), fw_before(fp));
+        wdp = weight(dp);
+        let need = divmod64x32(u64_sub(goal, wp_before), wdp);
+        let tp = need.x + select(0u, 1u, need.z != 0u);
+        w_all = u64_add(wp_before, mul32(tp, wdp));
+        if (DIAG == 2u) {
+            finish(wid.x, lid, dp);
+            return;
+        }
     }
     // 4. The draw: U = floor(W · R / 2^64).
     let u = mulhi64(w_all, draw);

@@ -728,7 +728,7 @@ fn bench_sample(
         }
         // With cold caches, as in the decoder head (the GEMV before it streams
         // its weights through L2): an untimed 128 MiB copy before each pass.
-        if ti == 0 && b.a.stages {
+        if ti <= 2 && b.a.stages {
             let fl = crate::cli::bench_infer::CacheFlush::new(ctx)?;
             let before = |pass: &mut wgpu::ComputePass<'_>| fl.encode(pass);
             let st = crate::cli::bench_infer::time_passes_after(
