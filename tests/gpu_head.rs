@@ -64,9 +64,16 @@ fn head_tokens_match_the_cpu_and_allocate_nothing_per_token() {
             sample: sp,
             // Both ways of waiting for a token: blocking in the driver, spinning on polls.
             block: batch == 2,
+            // Both ways of reading the tokens: a copy into a readback buffer,
+            // and mapping the sampler's own buffer where the device can.
+            copy_tokens: batch == 4,
             ..Default::default()
         };
         let mut head = Head::new(&ctx, &gw, &opts).unwrap();
+        assert_eq!(
+            head.direct_read,
+            batch != 4 && ctx.has(wgpu::Features::MAPPABLE_PRIMARY_BUFFERS)
+        );
         let steps: Vec<u64> = (0..batch as u64).map(|b| 100 * b).collect();
         head.set_steps(&ctx.queue, &steps).unwrap();
         let mut before = AllocCounters::default();

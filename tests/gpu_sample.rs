@@ -32,6 +32,7 @@ fn check(
             probs: false,
             fixed_step: false,
             tuning,
+            mappable_tokens: false,
         },
     )
     .unwrap();

@@ -51,6 +51,10 @@ pub struct HeadArgs {
     /// Block in the driver while waiting for each token (default: spin on polls).
     #[arg(long)]
     pub block: bool,
+    /// Copy the tokens into a readback buffer even where the sampler's own
+    /// buffer can be mapped (MAPPABLE_PRIMARY_BUFFERS).
+    #[arg(long)]
+    pub copy_tokens: bool,
     #[arg(long)]
     pub adapter: Option<usize>,
     #[arg(long)]
@@ -63,6 +67,8 @@ pub struct HeadRun {
     pub upload: bool,
     /// Blocking waits (else spinning polls).
     pub block: bool,
+    /// Tokens mapped from the sampler's buffer (else copied to a readback buffer).
+    pub direct_read: bool,
     /// Wall time per token step, with the readback.
     pub wall: Stats,
     /// GPU time per token step (timestamps around the compute pass).
@@ -154,6 +160,7 @@ pub fn run(a: &HeadArgs, quiet: bool) -> anyhow::Result<()> {
             sample: sp,
             probs: a.probs,
             block: a.block,
+            copy_tokens: a.copy_tokens,
             ..Default::default()
         };
         let mut head = Head::new(&ctx, &gw, &opts)?;
@@ -210,11 +217,13 @@ pub fn run(a: &HeadArgs, quiet: bool) -> anyhow::Result<()> {
         }
         ctx.wait()?;
         let after = AllocCounters::read(&ctx);
+        let direct_read = head.direct_read;
         let (last, _) = head.step(&ctx, hid(0), false)?;
         let r = HeadRun {
             batch,
             upload,
             block: a.block,
+            direct_read,
             wall: stats(&wall, false),
             gpu: stats(&gpu, true),
             submitted_us: stats(&sub, false).median_us,
@@ -231,7 +240,12 @@ pub fn run(a: &HeadArgs, quiet: bool) -> anyhow::Result<()> {
         };
         if !quiet {
             eprintln!(
-                "  batch {batch}: wall {:.1} µs/token step (p90 {:.1}; submitted at {:.1}, next recorded at {:.1}, result seen at {:.1} after {:.0} polls), GPU {:.1} µs, {:.0} tokens/s; empty round trip {:.1} µs (submitted at {:.1}); allocations during the loop: {}",
+                "  batch {batch} ({}): wall {:.1} µs/token step (p90 {:.1}; submitted at {:.1}, next recorded at {:.1}, result seen at {:.1} after {:.0} polls), GPU {:.1} µs, {:.0} tokens/s; empty round trip {:.1} µs (submitted at {:.1}); allocations during the loop: {}",
+                if r.direct_read {
+                    "tokens mapped directly"
+                } else {
+                    "tokens copied to a readback buffer"
+                },
                 r.wall.median_us,
                 r.wall.p90_us,
                 r.submitted_us,

@@ -674,6 +674,7 @@ fn bench_sample(
                 probs: false,
                 fixed_step: true,
                 tuning: t,
+                mappable_tokens: false,
             },
         )?;
         s.write_logits(&ctx.queue, &x)?;
@@ -712,6 +713,7 @@ fn bench_sample(
                         probs: false,
                         fixed_step: true,
                         tuning: SamplerTuning { diag, ..t },
+                        mappable_tokens: false,
                     },
                 )?;
                 sd.write_logits(&ctx.queue, &x)?;
@@ -765,6 +767,7 @@ fn bench_sample(
                         probs: false,
                         fixed_step: true,
                         tuning: SamplerTuning { diag, ..t },
+                        mappable_tokens: false,
                     },
                 )?;
                 sd.write_logits(&ctx.queue, &x)?;
@@ -792,6 +795,7 @@ fn bench_sample(
                     probs: false,
                     fixed_step: true,
                     tuning: SamplerTuning { diag: 4, ..t },
+                    mappable_tokens: false,
                 },
             )?;
             sd.write_logits(&ctx.queue, &x)?;

@@ -123,6 +123,9 @@ pub fn wanted_features() -> wgpu::Features {
         | wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS
         | wgpu::Features::SHADER_F16
         | wgpu::Features::SHADER_INT64
+        // Only buffers created with MAP_* and other usages are affected: the
+        // decoder head's token buffer (read by the host every token).
+        | wgpu::Features::MAPPABLE_PRIMARY_BUFFERS
 }
 
 /// One cooperative-matrix configuration as text, e.g. `16x16x16 f16->f32`.

@@ -30,6 +30,9 @@ pub struct HeadOptions {
     /// Wait for each token by blocking in the driver (`false`, the default:
     /// spin on non-blocking polls, the lowest latency at the cost of a core).
     pub block: bool,
+    /// Copy the tokens into a separate readback buffer even where the
+    /// sampler's own token buffer can be mapped (MAPPABLE_PRIMARY_BUFFERS).
+    pub copy_tokens: bool,
 }
 
 /// Device-side resource counts (wgpu's internal counters, when the `counters`
@@ -87,6 +90,8 @@ pub struct Head {
     /// Sequences (GEMV batch).
     pub batch: usize,
     readback: wgpu::Buffer,
+    /// The tokens are mapped straight from the sampler's buffer (no copy).
+    pub direct_read: bool,
     read_flag: Arc<AtomicU8>,
     upload: wgpu::Buffer,
     upload_flag: Arc<AtomicU8>,
@@ -141,6 +146,7 @@ impl Head {
                 probs: opts.probs,
                 fixed_step: false,
                 tuning: opts.sampler,
+                mappable_tokens: !opts.copy_tokens,
             },
         )?;
         use wgpu::BufferUsages as U;
@@ -158,12 +164,14 @@ impl Head {
         let upload_flag = Arc::new(AtomicU8::new(MAPPED));
         let timer = GpuTimer::new(ctx, 1);
         ctx.check_health()?;
+        let direct_read = sampler.tokens_mappable();
         Ok(Head {
             scratch: vec![0u8; gemv.x_bytes()],
             tokens: vec![0; batch],
             gemv,
             sampler,
             batch,
+            direct_read,
             readback,
             read_flag: Arc::new(AtomicU8::new(PENDING)),
             upload,
@@ -203,14 +211,25 @@ impl Head {
         if let Some(t) = self.timer.as_ref().filter(|_| timed) {
             t.resolve(&mut enc);
         }
-        enc.copy_buffer_to_buffer(
-            &self.sampler.tokens,
-            0,
-            &self.readback,
-            0,
-            (self.batch * 4) as u64,
-        );
+        if !self.direct_read {
+            enc.copy_buffer_to_buffer(
+                &self.sampler.tokens,
+                0,
+                &self.readback,
+                0,
+                (self.batch * 4) as u64,
+            );
+        }
         enc.finish()
+    }
+
+    /// The buffer the host maps to read the tokens.
+    fn token_buffer(&self) -> &wgpu::Buffer {
+        if self.direct_read {
+            &self.sampler.tokens
+        } else {
+            &self.readback
+        }
     }
 
     /// Wait for the readback (and the upload buffer's re-mapping when `up`),
@@ -248,14 +267,17 @@ impl Head {
         }
         {
             let view = self
-                .readback
+                .token_buffer()
                 .get_mapped_range(0..rb)
                 .map_err(|e| Error::Gpu(format!("reading the tokens: {e}")))?;
-            for (t, c) in self.tokens.iter_mut().zip(view.chunks_exact(4)) {
+            let mut tokens = std::mem::take(&mut self.tokens);
+            for (t, c) in tokens.iter_mut().zip(view.chunks_exact(4)) {
                 *t = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
             }
+            drop(view);
+            self.tokens = tokens;
         }
-        self.readback.unmap();
+        self.token_buffer().unmap();
         Ok((t_done, polls))
     }
 
@@ -270,12 +292,19 @@ impl Head {
                 label: Some("head.floor"),
             });
         let rb = (self.batch * 4) as u64;
-        enc.copy_buffer_to_buffer(&self.sampler.tokens, 0, &self.readback, 0, rb);
+        if !self.direct_read {
+            enc.copy_buffer_to_buffer(&self.sampler.tokens, 0, &self.readback, 0, rb);
+        }
         let cmd = enc.finish();
         let recorded = t0.elapsed().as_secs_f64();
         ctx.queue.submit([cmd]);
         let submitted = t0.elapsed().as_secs_f64();
-        map(&self.readback, wgpu::MapMode::Read, rb, &self.read_flag);
+        map(
+            self.token_buffer(),
+            wgpu::MapMode::Read,
+            rb,
+            &self.read_flag,
+        );
         let (done, polls) = self.wait_and_read(ctx, false, t0)?;
         Ok(StepTiming {
             submitted,
@@ -330,7 +359,12 @@ impl Head {
         ctx.queue.submit([cmd]);
         let t_submit = t0.elapsed().as_secs_f64();
         let rb = (self.batch * 4) as u64;
-        map(&self.readback, wgpu::MapMode::Read, rb, &self.read_flag);
+        map(
+            self.token_buffer(),
+            wgpu::MapMode::Read,
+            rb,
+            &self.read_flag,
+        );
         if hidden.is_some() {
             map(
                 &self.upload,

@@ -168,6 +168,10 @@ pub struct SamplerOptions {
     /// Advance each row's step counter after every call (else it stays put).
     pub fixed_step: bool,
     pub tuning: SamplerTuning,
+    /// Put the tokens in a buffer the host can map directly (where the
+    /// device has MAPPABLE_PRIMARY_BUFFERS): a token loop then maps it
+    /// instead of copying 4 bytes per row into a readback buffer.
+    pub mappable_tokens: bool,
 }
 
 /// Samples one token per row from `rows` rows of `n` logits.
@@ -265,10 +269,15 @@ impl Sampler {
             U::STORAGE | U::COPY_SRC | U::COPY_DST,
         )?;
         ctx.queue.write_buffer(&steps, 0, &vec![0u8; rows * 8]);
+        let map = if opts.mappable_tokens && ctx.has(wgpu::Features::MAPPABLE_PRIMARY_BUFFERS) {
+            U::MAP_READ
+        } else {
+            U::empty()
+        };
         let tokens = ctx.buffer(
             "sample.tokens",
             (rows * 4) as u64,
-            U::STORAGE | U::COPY_SRC | U::COPY_DST,
+            U::STORAGE | U::COPY_SRC | U::COPY_DST | map,
         )?;
         let uniform = ctx.create_buffer("sample.params", 48, U::UNIFORM | U::COPY_DST)?;
         let consts = opts.tuning.constants(!opts.fixed_step);
@@ -451,6 +460,11 @@ impl Sampler {
             self.encode(&mut pass);
         }
         queue.submit([enc.finish()]);
+    }
+
+    /// Whether [`Sampler::tokens`] can be mapped for reading directly.
+    pub fn tokens_mappable(&self) -> bool {
+        self.tokens.usage().contains(wgpu::BufferUsages::MAP_READ)
     }
 
     /// Read the tokens (blocking).
