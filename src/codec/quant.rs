@@ -166,11 +166,25 @@ mod tests {
             .map(|b| f32::from_bits(b as u32))
             .filter(|v| !v.is_nan())
             .collect();
-        xs.extend([65519.99, 65520.0, -65520.0, 6.0e-8, 2.98e-8, 2.9802322e-8, 0.0, -0.0]);
+        xs.extend([
+            65519.99,
+            65520.0,
+            -65520.0,
+            6.0e-8,
+            2.98e-8,
+            2.9802322e-8,
+            0.0,
+            -0.0,
+        ]);
         let mut h = vec![half::f16::ZERO; xs.len()];
         h.convert_from_f32_slice(&xs);
         for (x, h) in xs.iter().zip(&h) {
-            assert_eq!(f32_to_f16_bits(*x), h.to_bits(), "{x:e} ({:#x})", x.to_bits());
+            assert_eq!(
+                f32_to_f16_bits(*x),
+                h.to_bits(),
+                "{x:e} ({:#x})",
+                x.to_bits()
+            );
         }
     }
 
