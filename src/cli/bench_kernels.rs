@@ -20,7 +20,7 @@ use crate::cpu::sample::{SampleParams, sample_row};
 use crate::wgpu::context::{AdapterChoice, ContextOptions, GpuContext};
 use crate::wgpu::gemv::{
     Gemv, GemvOptions, GemvTuning, GemvWeights, ReducePath, VecDtype, WeightDtype, coop_possible,
-    coop_preferred, coop_unavailable,
+    coop_preferred,
 };
 use crate::wgpu::gemv_rans::{CompressedWeights, RansGemv, RansGemvOptions, RansGemvTuning};
 use crate::wgpu::sample::{Sampler, SamplerOptions, SamplerTuning};
@@ -194,15 +194,6 @@ impl Bench<'_> {
 
 fn gemv_variant(g: &Gemv) -> String {
     let t = g.tuning;
-    if t.coop && t.stage != 0 {
-        return format!(
-            "coop staged wg{} tiles{} kc{}{}",
-            t.wg,
-            t.nr,
-            t.stage,
-            if t.stage_f16 { " f16" } else { "" }
-        );
-    }
     if t.coop {
         return format!("coop wg{} tiles{} u{}", t.wg, t.nr, t.unroll);
     }
@@ -323,9 +314,6 @@ fn bench_gemv(b: &mut Bench<'_>, c: &GemvCase) -> crate::Result<()> {
     }
     if coop {
         let mut tunings = GemvTuning::coop_candidates();
-        // Those the device cannot hold (e.g. staged ones over its workgroup
-        // memory with small subgroups) are left out.
-        tunings.retain(|t| coop_unavailable(ctx, &ws[0], c.batch, c.x, t).is_none());
         if b.a.no_sweep {
             tunings.truncate(1);
         }

@@ -66,13 +66,6 @@ pub struct GemvTuning {
     /// [`coop_possible`]): `nr` is then 16-row tiles per subgroup (1..=4),
     /// `unroll` 16-column steps per iteration (1..=8).
     pub coop: bool,
-    /// Coop only: 0 loads the tiles straight from W and x; 32, 64 or 128
-    /// stages chunks of that many columns of W and x through workgroup
-    /// memory with coalesced 16-byte loads (`unroll` then unused).
-    pub stage: u32,
-    /// Staged coop only: workgroup memory as f16 (8 scalar stores per
-    /// 16-byte word) instead of vec4<u32> words read by coopLoad directly.
-    pub stage_f16: bool,
 }
 
 impl GemvTuning {
@@ -87,8 +80,6 @@ impl GemvTuning {
             blocks: 1,
             xor: false,
             coop: false,
-            stage: 0,
-            stage_f16: false,
         };
         let tb = |wg, nr, unroll, blocks| GemvTuning {
             blocks,
@@ -197,18 +188,6 @@ impl GemvTuning {
             blocks: 1,
             xor: false,
             coop: true,
-            stage: 0,
-            stage_f16: false,
-        };
-        // Staged through workgroup memory, `kc` columns a chunk (each fits
-        // the 48 KiB workgroup memory for 32-lane subgroups).
-        let ts = |wg, nr, kc| GemvTuning {
-            stage: kc,
-            ..t(wg, nr, 1)
-        };
-        let th = |wg, nr, kc| GemvTuning {
-            stage_f16: true,
-            ..ts(wg, nr, kc)
         };
         vec![
             t(128, 1, 4),
@@ -220,14 +199,6 @@ impl GemvTuning {
             t(256, 1, 4),
             t(128, 4, 2),
             t(32, 1, 4),
-            ts(128, 1, 64),
-            ts(128, 1, 32),
-            ts(128, 1, 128),
-            ts(64, 2, 64),
-            ts(128, 2, 32),
-            ts(256, 1, 32),
-            ts(64, 1, 64),
-            th(128, 1, 64),
         ]
     }
 
@@ -302,8 +273,6 @@ impl GemvTuning {
             xor: self.xor && path == ReducePath::Subgroup,
             coop: false,
             sg_min: 0,
-            stage: 0,
-            stage_f16: false,
         }
     }
 
@@ -332,8 +301,6 @@ impl GemvTuning {
             xor: false,
             coop: true,
             sg_min: subgroup_min.clamp(1, sg_max),
-            stage: self.stage,
-            stage_f16: self.stage_f16 && self.stage != 0,
         }
     }
 
@@ -343,8 +310,6 @@ impl GemvTuning {
                 && (32..=1024).contains(&self.wg)
                 && (1..=4).contains(&self.nr)
                 && (1..=8).contains(&self.unroll)
-                && matches!(self.stage, 0 | 32 | 64 | 128)
-                && (self.stage != 0 || !self.stage_f16)
                 && (1..=MAX_BATCH as u32).contains(&batch);
             return if ok {
                 Ok(())
