@@ -208,15 +208,16 @@ pub fn run(a: &HeadArgs, quiet: bool) -> anyhow::Result<()> {
                 gpu.push(s);
             }
         }
-        // The floor: the same submission/mapping/wait with only the copy.
+        ctx.wait()?;
+        let after = AllocCounters::read(&ctx);
+        // The floor (after the loops' allocation check: it is not a token
+        // step): the same submission/mapping/wait without the work.
         let (mut floor, mut floor_sub) = (Vec::with_capacity(a.tokens), Vec::new());
         for _ in 0..a.tokens {
             let t = head.step_floor(&ctx)?;
             floor.push(t.total);
             floor_sub.push(t.submitted);
         }
-        ctx.wait()?;
-        let after = AllocCounters::read(&ctx);
         let direct_read = head.direct_read;
         let (last, _) = head.step(&ctx, hid(0), false)?;
         let r = HeadRun {
@@ -311,8 +312,13 @@ pub fn run(a: &HeadArgs, quiet: bool) -> anyhow::Result<()> {
             );
         }
     }
-    if report.runs.iter().any(|r| r.allocated_during_loop) {
-        anyhow::bail!("the token loop allocated device resources");
+    if let Some(r) = report.runs.iter().find(|r| r.allocated_during_loop) {
+        anyhow::bail!(
+            "the token loop allocated device resources (batch {}): before {:?}, after {:?}",
+            r.batch,
+            r.before,
+            r.after
+        );
     }
     Ok(())
 }
