@@ -40,18 +40,24 @@ for t in shaders_infer gpu_context gpu_gemv gpu_gemv_rans gpu_softmax gpu_sample
 done
 
 echo "== 2. bench kernels"
-WCODEC_GPU_CHECKS=0 timeout 300 bash "$R" .gpu/bin/wcodec bench kernels --json > "$OUT/kernels.json" 2> "$OUT/kernels.log"
+WCODEC_GPU_CHECKS=0 timeout 400 bash "$R" .gpu/bin/wcodec bench kernels --stages --batch-diag --json > "$OUT/kernels.json" 2> "$OUT/kernels.log"
 echo "   rc $? (rows in $OUT/kernels.log)"
 timeout 200 bash "$R" .gpu/bin/wcodec bench kernels --no-sweep --json > "$OUT/kernels_checked.json" 2> "$OUT/kernels_checked.log"
 echo "   with runtime checks: rc $?"
 
 echo "== 3. bench head"
-WCODEC_GPU_CHECKS=0 timeout 200 bash "$R" .gpu/bin/wcodec bench head --batch 1,8 --tokens 500 --json > "$OUT/head.json" 2> "$OUT/head.log"
+WCODEC_GPU_CHECKS=0 timeout 200 bash "$R" .gpu/bin/wcodec bench head --batch 1,8 --tokens 1000 --json > "$OUT/head.json" 2> "$OUT/head.log"
 echo "   rc $?"
-WCODEC_GPU_CHECKS=0 timeout 200 bash "$R" .gpu/bin/wcodec bench head --batch 1,8 --tokens 500 --no-upload --json > "$OUT/head_noupload.json" 2> "$OUT/head_noupload.log"
+WCODEC_GPU_CHECKS=0 timeout 200 bash "$R" .gpu/bin/wcodec bench head --batch 1,8 --tokens 1000 --no-upload --json > "$OUT/head_noupload.json" 2> "$OUT/head_noupload.log"
 echo "   no upload: rc $?"
 WCODEC_GPU_CHECKS=0 timeout 200 bash "$R" .gpu/bin/wcodec bench head --batch 1 --tokens 500 --block --json > "$OUT/head_block.json" 2> "$OUT/head_block.log"
 echo "   blocking waits: rc $?"
+WCODEC_GPU_CHECKS=0 timeout 100 bash "$R" .gpu/bin/wcodec bench head --batch 1 --tokens 1000 --no-upload --copy-tokens > "$OUT/head_copy.txt" 2>&1
+echo "   tokens copied to a readback buffer: rc $?"
+WCODEC_GPU_CHECKS=0 timeout 100 bash "$R" .gpu/bin/wcodec bench head --batch 1 --tokens 1000 --no-upload --top-k 1 > "$OUT/head_greedy.txt" 2>&1
+echo "   greedy: rc $?"
+WCODEC_GPU_CHECKS=0 timeout 100 bash "$R" .gpu/bin/wcodec bench head --batch 1 --tokens 1000 --no-upload --top-k 0 --top-p 1.0 > "$OUT/head_temperature.txt" 2>&1
+echo "   temperature alone: rc $?"
 WCODEC_GPU_CHECKS=0 timeout 100 bash "$R" .gpu/bin/head 50257 2560 200 1 > "$OUT/example_head.txt" 2>&1
 echo "   example: rc $?"
 
