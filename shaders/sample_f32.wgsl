@@ -258,6 +258,24 @@ fn logit_at(start: u32, i: u32) -> f32 {
     return logits[min(start + i, arrayLength(&logits) - 1u)];
 }
 
+// The 8 logits of distance word j = i0 / 8 (16-byte loads when `aligned`;
+// past the row: −max, and the callers ignore those indices).
+struct Word8 {
+    lo: vec4<f32>,
+    hi: vec4<f32>,
+}
+
+fn word_logits(start: u32, i0: u32, aligned: bool) -> Word8 {
+    let w4 = (start + i0) / 4u;
+    if (aligned && w4 + 1u < arrayLength(&logits4)) {
+        return Word8(logits4[w4], logits4[w4 + 1u]);
+    }
+    return Word8(
+        vec4<f32>(logit_at(start, i0), logit_at(start, i0 + 1u), logit_at(start, i0 + 2u), logit_at(start, i0 + 3u)),
+        vec4<f32>(logit_at(start, i0 + 4u), logit_at(start, i0 + 5u), logit_at(start, i0 + 6u), logit_at(start, i0 + 7u)),
+    );
+}
+
 // Token i's distance from the maximum m (D_MAX past the row).
 fn tok_d(m: f32, x: f32, i: u32) -> u32 {
     if (i >= p.n) {
@@ -317,16 +335,9 @@ fn max_part(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_ind
         let j = (blk * PW + k) * PWG + lid;
         if (j < p.ld_d) {
             let i0 = j * 8u;
-            var lo = vec4<f32>(NEG_MAX);
-            var hi = vec4<f32>(NEG_MAX);
-            let w4 = (start + i0) / 4u;
-            if (aligned && w4 + 1u < arrayLength(&logits4)) {
-                lo = logits4[w4];
-                hi = logits4[w4 + 1u];
-            } else {
-                lo = vec4<f32>(logit_at(start, i0), logit_at(start, i0 + 1u), logit_at(start, i0 + 2u), logit_at(start, i0 + 3u));
-                hi = vec4<f32>(logit_at(start, i0 + 4u), logit_at(start, i0 + 5u), logit_at(start, i0 + 6u), logit_at(start, i0 + 7u));
-            }
+            let w8 = word_logits(start, i0, aligned);
+            let lo = w8.lo;
+            let hi = w8.hi;
             best = best1(best, lo.x, i0);
             best = best1(best, lo.y, i0 + 1u);
             best = best1(best, lo.z, i0 + 2u);
@@ -414,16 +425,9 @@ fn prepare(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_inde
         let j = (blk * PW + k) * PWG + lid;
         if (j < p.ld_d) {
             let i0 = j * 8u;
-            var lo = vec4<f32>(NEG_MAX);
-            var hi = vec4<f32>(NEG_MAX);
-            let w4 = (start + i0) / 4u;
-            if (aligned && w4 + 1u < arrayLength(&logits4)) {
-                lo = logits4[w4];
-                hi = logits4[w4 + 1u];
-            } else {
-                lo = vec4<f32>(logit_at(start, i0), logit_at(start, i0 + 1u), logit_at(start, i0 + 2u), logit_at(start, i0 + 3u));
-                hi = vec4<f32>(logit_at(start, i0 + 4u), logit_at(start, i0 + 5u), logit_at(start, i0 + 6u), logit_at(start, i0 + 7u));
-            }
+            let w8 = word_logits(start, i0, aligned);
+            let lo = w8.lo;
+            let hi = w8.hi;
             let d0 = tok_d(m, lo.x, i0);
             let d1 = tok_d(m, lo.y, i0 + 1u);
             let d2 = tok_d(m, lo.z, i0 + 2u);

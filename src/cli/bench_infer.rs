@@ -160,34 +160,44 @@ pub fn time_passes_after(
     Ok(stats(&secs, false))
 }
 
-/// A pass that copies 2 × 64 MiB (more than the H100's 50 MB L2): recorded
-/// before a timed kernel, it leaves the caches as a weight-streaming GEMV does.
-pub struct CacheFlush {
+/// One dispatch of `copy_u32.wgsl` over two buffers of its own: the copy
+/// bandwidth's shader, the one-workgroup pass, and the cache flush.
+pub struct CopyPass {
     kernel: std::sync::Arc<crate::wgpu::context::Kernel>,
     bind: wgpu::BindGroup,
     groups: u32,
-    _bufs: Vec<wgpu::Buffer>,
+    /// Bytes copied (a multiple of 16).
+    pub bytes: u64,
+    pub src: wgpu::Buffer,
+    pub dst: wgpu::Buffer,
+    _params: wgpu::Buffer,
 }
 
-impl CacheFlush {
-    pub fn new(ctx: &GpuContext) -> Result<CacheFlush> {
+impl CopyPass {
+    /// Buffers of `want_bytes` (capped by the device's binding size, whole
+    /// 16-byte words), zeroed.
+    pub fn new(ctx: &GpuContext, label: &str, want_bytes: u64) -> Result<CopyPass> {
         use wgpu::BufferUsages as U;
         let lim = ctx
             .limits
             .max_storage_buffer_binding_size
             .min(ctx.limits.max_buffer_size);
-        let bytes = (64u64 << 20).min(lim) / 16 * 16;
-        let src = ctx.create_buffer("bench.flush.src", bytes, U::STORAGE | U::COPY_DST)?;
-        let dst = ctx.create_buffer("bench.flush.dst", bytes, U::STORAGE)?;
-        let params = ctx.create_buffer("bench.flush.params", 16, U::STORAGE | U::COPY_DST)?;
+        let bytes = (want_bytes.min(lim) / 16 * 16).max(16);
+        let usage = U::STORAGE | U::COPY_SRC | U::COPY_DST;
+        let src = ctx.create_buffer(&format!("{label}.src"), bytes, usage)?;
+        let dst = ctx.create_buffer(&format!("{label}.dst"), bytes, usage)?;
+        let params = ctx.create_buffer(&format!("{label}.params"), 16, U::STORAGE | U::COPY_DST)?;
         let n = (bytes / 16) as u32;
         ctx.queue
             .write_buffer(&params, 0, bytemuck::cast_slice(&[n, 0, 0, 0]));
+        let mut enc = ctx.device.create_command_encoder(&Default::default());
+        enc.clear_buffer(&src, 0, None);
+        ctx.queue.submit([enc.finish()]);
         let wg = 256u32;
         let kernel = ctx.kernel(&crate::wgpu::shaders::copy_u32(), &[("WG", wg as f64)])?;
         let bind = kernel.bind_group(
             &ctx.device,
-            "bench.flush",
+            label,
             &[
                 src.as_entire_buffer_binding(),
                 dst.as_entire_buffer_binding(),
@@ -197,11 +207,14 @@ impl CacheFlush {
         let groups = n
             .div_ceil(wg * 8)
             .clamp(1, ctx.limits.max_compute_workgroups_per_dimension);
-        Ok(CacheFlush {
+        Ok(CopyPass {
             kernel,
             bind,
             groups,
-            _bufs: vec![src, dst, params],
+            bytes,
+            src,
+            dst,
+            _params: params,
         })
     }
 
@@ -209,6 +222,21 @@ impl CacheFlush {
         pass.set_pipeline(&self.kernel.pipeline);
         pass.set_bind_group(0, &self.bind, &[]);
         pass.dispatch_workgroups(self.groups, 1, 1);
+    }
+}
+
+/// A pass that copies 64 MiB (read + write: more than the H100's 50 MB L2):
+/// recorded before a timed kernel, it leaves the caches as a
+/// weight-streaming GEMV does.
+pub struct CacheFlush(CopyPass);
+
+impl CacheFlush {
+    pub fn new(ctx: &GpuContext) -> Result<CacheFlush> {
+        Ok(CacheFlush(CopyPass::new(ctx, "bench.flush", 64 << 20)?))
+    }
+
+    pub fn encode(&self, pass: &mut wgpu::ComputePass<'_>) {
+        self.0.encode(pass)
     }
 }
 
@@ -234,66 +262,16 @@ impl CopyBandwidth {
     }
 }
 
+/// Copy bandwidth: the copy shader, a one-workgroup pass, and
+/// `copy_buffer_to_buffer` where the device can time it.
 pub fn copy_bandwidth(ctx: &GpuContext, want_bytes: u64, reps: usize) -> Result<CopyBandwidth> {
     use wgpu::BufferUsages as U;
-    let lim = ctx
-        .limits
-        .max_storage_buffer_binding_size
-        .min(ctx.limits.max_buffer_size);
-    let bytes = want_bytes.min(lim) / 16 * 16;
-    let src = ctx.create_buffer(
-        "bench.copy.src",
-        bytes,
-        U::STORAGE | U::COPY_SRC | U::COPY_DST,
-    )?;
-    let dst = ctx.create_buffer(
-        "bench.copy.dst",
-        bytes,
-        U::STORAGE | U::COPY_SRC | U::COPY_DST,
-    )?;
-    let params = ctx.create_buffer("bench.copy.params", 16, U::STORAGE | U::COPY_DST)?;
-    let n = (bytes / 16) as u32;
-    ctx.queue
-        .write_buffer(&params, 0, bytemuck::cast_slice(&[n, 0, 0, 0]));
-    let mut enc = ctx.device.create_command_encoder(&Default::default());
-    enc.clear_buffer(&src, 0, None);
-    ctx.queue.submit([enc.finish()]);
-    let wg = 256u32;
-    let k = ctx.kernel(&crate::wgpu::shaders::copy_u32(), &[("WG", wg as f64)])?;
-    let bg = k.bind_group(
-        &ctx.device,
-        "bench.copy",
-        &[
-            src.as_entire_buffer_binding(),
-            dst.as_entire_buffer_binding(),
-            params.as_entire_buffer_binding(),
-        ],
-    );
-    let groups = n
-        .div_ceil(wg * 8)
-        .clamp(1, ctx.limits.max_compute_workgroups_per_dimension);
-    let shader = time_passes(ctx, 3, reps, |pass, _| {
-        pass.set_pipeline(&k.pipeline);
-        pass.set_bind_group(0, &bg, &[]);
-        pass.dispatch_workgroups(groups, 1, 1);
-    })?;
-    let small = ctx.create_buffer("bench.copy.params.small", 16, U::STORAGE | U::COPY_DST)?;
-    ctx.queue
-        .write_buffer(&small, 0, bytemuck::cast_slice(&[256u32, 0, 0, 0]));
-    let bg_small = k.bind_group(
-        &ctx.device,
-        "bench.copy.small",
-        &[
-            src.as_entire_buffer_binding(),
-            dst.as_entire_buffer_binding(),
-            small.as_entire_buffer_binding(),
-        ],
-    );
-    let null_pass = time_passes(ctx, 3, reps, |pass, _| {
-        pass.set_pipeline(&k.pipeline);
-        pass.set_bind_group(0, &bg_small, &[]);
-        pass.dispatch_workgroups(1, 1, 1);
-    })?;
+    let copy = CopyPass::new(ctx, "bench.copy", want_bytes)?;
+    let bytes = copy.bytes;
+    let shader = time_passes(ctx, 3, reps, |pass, _| copy.encode(pass))?;
+    // One workgroup copying 4 KiB.
+    let small = CopyPass::new(ctx, "bench.copy.small", 4096)?;
+    let null_pass = time_passes(ctx, 3, reps, |pass, _| small.encode(pass))?;
     let gb = |s: &Stats| 2.0 * bytes as f64 / (s.median_us * 1e-6) / 1e9;
     let mut out = CopyBandwidth {
         bytes,
@@ -303,6 +281,7 @@ pub fn copy_bandwidth(ctx: &GpuContext, want_bytes: u64, reps: usize) -> Result<
         device: None,
         null_pass,
     };
+    let (src, dst) = (&copy.src, &copy.dst);
     if ctx.has(wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS) {
         let set = ctx.device.create_query_set(&wgpu::QuerySetDescriptor {
             label: Some("bench.copy.ts"),
@@ -315,10 +294,10 @@ pub fn copy_bandwidth(ctx: &GpuContext, want_bytes: u64, reps: usize) -> Result<
             U::QUERY_RESOLVE | U::COPY_SRC,
         )?;
         let mut enc = ctx.device.create_command_encoder(&Default::default());
-        enc.copy_buffer_to_buffer(&src, 0, &dst, 0, bytes);
+        enc.copy_buffer_to_buffer(src, 0, dst, 0, bytes);
         for i in 0..reps as u32 {
             enc.write_timestamp(&set, 2 * i);
-            enc.copy_buffer_to_buffer(&src, 0, &dst, 0, bytes);
+            enc.copy_buffer_to_buffer(src, 0, dst, 0, bytes);
             enc.write_timestamp(&set, 2 * i + 1);
         }
         enc.resolve_query_set(&set, 0..2 * reps as u32, &resolve, 0);

@@ -663,21 +663,26 @@ fn bench_sample(
         tunings.truncate(1);
     }
     for (ti, t) in tunings.into_iter().enumerate() {
-        let s = Sampler::new(
-            ctx,
-            None,
-            n,
-            1,
-            n,
-            &p,
-            &SamplerOptions {
-                probs: false,
-                fixed_step: true,
-                tuning: t,
-                mappable_tokens: false,
-            },
-        )?;
-        s.write_logits(&ctx.queue, &x)?;
+        // The sampler with this tuning, `diag` set (0: the real kernels), its input written.
+        let make = |diag: u32| -> crate::Result<Sampler> {
+            let s = Sampler::new(
+                ctx,
+                None,
+                n,
+                1,
+                n,
+                &p,
+                &SamplerOptions {
+                    probs: false,
+                    fixed_step: true,
+                    tuning: SamplerTuning { diag, ..t },
+                    mappable_tokens: false,
+                },
+            )?;
+            s.write_logits(&ctx.queue, &x)?;
+            Ok(s)
+        };
+        let s = make(0)?;
         let st = time_passes(ctx, 5, b.a.reps, |pass, _| s.encode(pass))?;
         let got = s.read_tokens(ctx)?[0];
         let cpu = sample_row(&x, &p, 0, 0)?.token;
@@ -695,134 +700,65 @@ fn bench_sample(
         );
         let bytes = (n * 4 * 2 + n.div_ceil(8) * 16 * 4) as u64;
         b.record(&name, v.clone(), st, bytes, ti == 0, check);
-        // The general path of select, stopped early (top-p or temperature alone).
-        if ti == 0 && b.a.stages && p.top_k == 0 && !p.is_greedy() {
-            for (diag, what) in [
-                (1, "select stops after the top-k fine pass"),
-                (2, "select stops after top-p"),
-                (3, "select stops before the token search"),
-            ] {
-                let sd = Sampler::new(
-                    ctx,
-                    None,
-                    n,
-                    1,
-                    n,
-                    &p,
-                    &SamplerOptions {
-                        probs: false,
-                        fixed_step: true,
-                        tuning: SamplerTuning { diag, ..t },
-                        mappable_tokens: false,
-                    },
-                )?;
-                sd.write_logits(&ctx.queue, &x)?;
-                let st = time_passes(ctx, 5, b.a.reps, |pass, _| sd.encode(pass))?;
-                b.record(
-                    &name,
-                    format!("{v} {what}"),
-                    st,
-                    bytes,
-                    false,
-                    "stage share (not a result)".into(),
-                );
-            }
+        if !b.a.stages || ti > 2 {
+            continue;
         }
+        const STAGE: &str = "stage share (not a result)";
         // With cold caches, as in the decoder head (the GEMV before it streams
         // its weights through L2): an untimed 128 MiB copy before each pass.
-        if ti <= 2 && b.a.stages {
-            let fl = crate::cli::bench_infer::CacheFlush::new(ctx)?;
-            let before = |pass: &mut wgpu::ComputePass<'_>| fl.encode(pass);
-            let st = crate::cli::bench_infer::time_passes_after(
-                ctx,
-                5,
-                b.a.reps,
-                |pass, _| s.encode(pass),
-                Some(&before),
-            )?;
-            b.record(
-                &name,
-                format!("{v} after a 128 MiB copy (cold caches)"),
-                st,
-                bytes,
-                false,
-                "stage share (not a result)".into(),
-            );
+        let fl = crate::cli::bench_infer::CacheFlush::new(ctx)?;
+        let before = |pass: &mut wgpu::ComputePass<'_>| fl.encode(pass);
+        let st = crate::cli::bench_infer::time_passes_after(
+            ctx,
+            5,
+            b.a.reps,
+            |pass, _| s.encode(pass),
+            Some(&before),
+        )?;
+        b.record(
+            &name,
+            format!("{v} after a 128 MiB copy (cold caches)"),
+            st,
+            bytes,
+            false,
+            STAGE.into(),
+        );
+        if ti > 1 {
+            continue;
         }
-        // The fast path's shares: select stopped once it has the top-k bin,
-        // and after collecting the candidates.
-        if ti <= 1 && b.a.stages && p.top_k != 0 && !p.is_greedy() {
-            for (diag, what) in [
-                (5, "select stops at the top-k bin"),
-                (6, "select stops after collecting"),
-            ] {
-                let sd = Sampler::new(
-                    ctx,
-                    None,
-                    n,
-                    1,
-                    n,
-                    &p,
-                    &SamplerOptions {
-                        probs: false,
-                        fixed_step: true,
-                        tuning: SamplerTuning { diag, ..t },
-                        mappable_tokens: false,
-                    },
-                )?;
-                sd.write_logits(&ctx.queue, &x)?;
-                let st = time_passes(ctx, 5, b.a.reps, |pass, _| sd.encode(pass))?;
-                b.record(
-                    &name,
-                    format!("{v} {what}"),
-                    st,
-                    bytes,
-                    false,
-                    "stage share (not a result)".into(),
-                );
-            }
+        // Each part's share: the kernels stopped early by `diag` (`true`:
+        // without the last dispatch), then the pass without its last dispatches.
+        let mut parts: Vec<(u32, &str, bool)> = Vec::new();
+        if ti == 0 && p.top_k == 0 && !p.is_greedy() {
+            // The general path of select (top-p or temperature alone).
+            parts.push((1, "select stops after the top-k fine pass", false));
+            parts.push((2, "select stops after top-p", false));
+            parts.push((3, "select stops before the token search", false));
         }
-        // The row maximum's share: prepare stopped right after it.
-        if ti <= 1 && b.a.stages && !p.is_greedy() {
-            let sd = Sampler::new(
-                ctx,
-                None,
-                n,
-                1,
-                n,
-                &p,
-                &SamplerOptions {
-                    probs: false,
-                    fixed_step: true,
-                    tuning: SamplerTuning { diag: 4, ..t },
-                    mappable_tokens: false,
-                },
-            )?;
-            sd.write_logits(&ctx.queue, &x)?;
-            let k = sd.stages() - 1;
+        if p.top_k != 0 && !p.is_greedy() {
+            // The fast path.
+            parts.push((5, "select stops at the top-k bin", false));
+            parts.push((6, "select stops after collecting", false));
+        }
+        if !p.is_greedy() {
+            parts.push((4, "only the row maximum", true));
+        }
+        for (diag, what, cut) in parts {
+            let sd = make(diag)?;
+            let k = if cut { sd.stages() - 1 } else { usize::MAX };
             let st = time_passes(ctx, 5, b.a.reps, |pass, _| sd.encode_stages(pass, k))?;
+            b.record(&name, format!("{v} {what}"), st, bytes, false, STAGE.into());
+        }
+        for k in 1..s.stages() {
+            let st = time_passes(ctx, 5, b.a.reps, |pass, _| s.encode_stages(pass, k))?;
             b.record(
                 &name,
-                format!("{v} only the row maximum"),
+                format!("{v} first {k} of {} dispatches", s.stages()),
                 st,
                 bytes,
                 false,
-                "stage share (not a result)".into(),
+                STAGE.into(),
             );
-        }
-        // Each stage's share: the same pass without its last dispatches.
-        if ti <= 1 && b.a.stages {
-            for k in 1..s.stages() {
-                let st = time_passes(ctx, 5, b.a.reps, |pass, _| s.encode_stages(pass, k))?;
-                b.record(
-                    &name,
-                    format!("{v} first {k} of {} dispatches", s.stages()),
-                    st,
-                    bytes,
-                    false,
-                    "stage share (not a result)".into(),
-                );
-            }
         }
     }
     b.summarize(
