@@ -214,10 +214,14 @@ fn row_max(row: u32, lid: u32) -> vec2<u32> {
         best = best4(best, logits4[k], 4u * k - start);
         k += PWG;
     }
-    m = best.m;
-    mi = best.i;
-    pm[lid] = m;
-    pi[lid] = mi;
+    return wg_best(lid, best);
+}
+
+// The workgroup's best (value bits, index) of every invocation's `b`
+// (a tree in workgroup memory; all invocations get it).
+fn wg_best(lid: u32, b: Best) -> vec2<u32> {
+    pm[lid] = b.m;
+    pi[lid] = b.i;
     for (var off = PWG / 2u; off > 0u; off = off / 2u) {
         workgroupBarrier();
         if (lid < off) {
@@ -348,22 +352,9 @@ fn max_part(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_ind
             best = best1(best, hi.w, i0 + 7u);
         }
     }
-    pm[lid] = best.m;
-    pi[lid] = best.i;
-    for (var off = PWG / 2u; off > 0u; off = off / 2u) {
-        workgroupBarrier();
-        if (lid < off) {
-            let n2 = pm[lid + off];
-            let j2 = pi[lid + off];
-            if (better(n2, j2, pm[lid], pi[lid])) {
-                pm[lid] = n2;
-                pi[lid] = j2;
-            }
-        }
-    }
-    workgroupBarrier();
+    let r = wg_best(lid, best);
     if (lid == 0u && wid.y < p.rows && blk < p.nbs) {
-        hist[part_at(row, blk)] = vec4<u32>(bitcast<u32>(pm[0]), pi[0], 0u, 0u);
+        hist[part_at(row, blk)] = vec4<u32>(r.x, r.y, 0u, 0u);
     }
 }
 
