@@ -118,6 +118,27 @@ pub fn time_passes_after(
         n = ((0.05 / per.max(1e-7)).ceil() as usize).clamp(1, 5000);
     }
     if let Some(mut timer) = GpuTimer::new(ctx, reps as u32) {
+        // Two timed rounds, the first thrown away: on the H100 the first
+        // variant timed after a long CPU phase (the f64 reference of the
+        // batch-8 GEMV) still came out 2.6× slow in some runs (305 and 331 µs
+        // against 116) even after the warm-up above.
+        let mut enc = ctx.device.create_command_encoder(&Default::default());
+        for i in 0..reps {
+            if let Some(b) = before {
+                let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                    label: Some("before"),
+                    timestamp_writes: None,
+                });
+                b(&mut pass);
+            }
+            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some("timed, thrown away"),
+                timestamp_writes: None,
+            });
+            f(&mut pass, i);
+        }
+        ctx.queue.submit([enc.finish()]);
+        ctx.wait()?;
         let mut enc = ctx.device.create_command_encoder(&Default::default());
         for i in 0..reps {
             if let Some(b) = before {
