@@ -156,6 +156,7 @@ pub fn run(a: &HeadArgs, quiet: bool) -> anyhow::Result<()> {
                 x_dtype,
                 path: ReducePath::Auto,
                 tuning: None,
+                max_partials: false,
             },
             sample: sp,
             probs: a.probs,
