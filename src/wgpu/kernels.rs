@@ -250,7 +250,15 @@ pub fn all_variants() -> Vec<(KernelSource, Vec<Constants>)> {
     for entry in ["max_part", "prepare", "select_token"] {
         let combos = super::sample::SamplerTuning::candidates()
             .iter()
-            .flat_map(|t| [t.constants(false), t.constants(true)])
+            .flat_map(|t| {
+                // EXTMAX: the row maximum from a GEMV's max partials.
+                [
+                    t.constants(false),
+                    t.constants(true),
+                    t.constants_ext(false, true),
+                    t.constants_ext(true, true),
+                ]
+            })
             .collect();
         out.push((super::sample::source(entry), combos));
     }
