@@ -141,7 +141,20 @@ impl Head {
     pub fn new(ctx: &GpuContext, weights: &GemvWeights, opts: &HeadOptions) -> Result<Head> {
         let mut gemv_opts = opts.gemv;
         gemv_opts.max_partials = !opts.no_fused_max && !Self::coop_gemv(ctx, weights, opts);
-        let gemv = Gemv::new(ctx, weights, &gemv_opts)?;
+        let gemv = match Gemv::new(ctx, weights, &gemv_opts) {
+            Ok(g) => g,
+            // E.g. no room for the epilogue's 8·B bytes of workgroup memory on
+            // the workgroup path: run unfused (`Head::fused_max` says which).
+            Err(_) if gemv_opts.max_partials => Gemv::new(
+                ctx,
+                weights,
+                &GemvOptions {
+                    max_partials: false,
+                    ..gemv_opts
+                },
+            )?,
+            Err(e) => return Err(e),
+        };
         let batch = gemv.batch;
         let sampler = Sampler::with_max_partials(
             ctx,
