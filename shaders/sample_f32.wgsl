@@ -33,7 +33,8 @@
 // words; `vec_ok` says whether to use it), 2 EXP2 table (2048 u32),
 // 3 distances (vec4<u32> = 8 u16), 4 coarse histograms (vec4<u32> per bin:
 // count, weight low, weight high, 0), 5 step counters (u64 per row),
-// 6 tokens (u32 per row), 7 params.
+// 6 tokens (u32 per row), 7 params, 8 external max partials (EXTMAX; else
+// any small buffer).
 //
 // Bounds: all indices are clamped into their bindings; loops are bounded by
 // the uniform's sizes.
@@ -46,6 +47,11 @@ override AUTO_STEP: bool = true;
 // maximum over its own tokens, then `prepare` combines the NBS partials in
 // block order) instead of every `prepare` block reading the whole row.
 override MAXSPLIT: bool = false;
+// The row maximum from `xparts` partials per row in binding 8 (vec2: the
+// sanitised value's bits, its index), written by the GEMV before (its
+// max-partials epilogue): `prepare` reduces them itself and no `max_part`
+// runs. Takes precedence over MAXSPLIT.
+override EXTMAX: bool = false;
 // Benchmarks only: the general path of `select` stops early (1: after the
 // top-k fine pass, 2: after top-p, 3: before the token search); 4: `prepare`
 // stops after the row maximum; 5: `select` stops once it has the top-k bin,
@@ -66,6 +72,10 @@ struct Params {
     seed_lo: u32,
     seed_hi: u32,
     greedy: u32,     // 1: argmax (T = 0 or k = 1)
+    xparts: u32,     // EXTMAX: partials per row in binding 8
+    pad0: u32,
+    pad1: u32,
+    pad2: u32,
 }
 
 @group(0) @binding(0) var<storage, read> logits: array<f32>;
@@ -76,6 +86,7 @@ struct Params {
 @group(0) @binding(5) var<storage, read_write> steps: array<vec2<u32>>;
 @group(0) @binding(6) var<storage, read_write> tokens: array<u32>;
 @group(0) @binding(7) var<uniform> p: Params;
+@group(0) @binding(8) var<storage, read> xmax: array<vec2<u32>>;
 
 const NEG_MAX: f32 = -3.40282347e+38;
 const D_MAX: u32 = 65535u;
@@ -374,6 +385,40 @@ fn row_max_split(row: u32) -> vec2<u32> {
     return vec2<u32>(bitcast<u32>(m), mi);
 }
 
+// The row maximum (bits, .x) and its first index (.y) from the `xparts`
+// external partials of the row: every invocation strides over them, then a
+// workgroup tree. (value desc, index asc) is a total order, so the result
+// does not depend on the order of the partials.
+fn row_max_ext(row: u32, lid: u32) -> vec2<u32> {
+    let np = p.xparts;
+    let nx = arrayLength(&xmax);
+    var best = Best(NEG_MAX, 0xffffffffu);
+    for (var i = lid; i < np; i += PWG) {
+        let q = xmax[min(row * np + i, nx - 1u)];
+        let v = sanitize(bitcast<f32>(q.x));
+        if (better(v, q.y, best.m, best.i)) {
+            best = Best(v, q.y);
+        }
+    }
+    pm[lid] = best.m;
+    pi[lid] = best.i;
+    for (var off = PWG / 2u; off > 0u; off = off / 2u) {
+        workgroupBarrier();
+        if (lid < off) {
+            let n2 = pm[lid + off];
+            let j2 = pi[lid + off];
+            if (better(n2, j2, pm[lid], pi[lid])) {
+                pm[lid] = n2;
+                pi[lid] = j2;
+            }
+        }
+    }
+    workgroupBarrier();
+    let r = vec2<u32>(bitcast<u32>(pm[0]), pi[0]);
+    workgroupBarrier();
+    return r;
+}
+
 @compute @workgroup_size(PWG)
 fn prepare(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let blk = wid.x;
@@ -387,7 +432,9 @@ fn prepare(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_inde
         load_exp2(lid, PWG);
     }
     var mx: vec2<u32>;
-    if (MAXSPLIT) {
+    if (EXTMAX) {
+        mx = row_max_ext(row, lid);
+    } else if (MAXSPLIT) {
         mx = row_max_split(row);
         workgroupBarrier();
     } else {

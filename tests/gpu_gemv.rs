@@ -28,7 +28,7 @@ use wcodec::codec::quant::f32_to_f16_bits;
 use wcodec::cpu::gemv::{Weights, gemv_f64, rel_l2};
 use wcodec::wgpu::context::GpuContext;
 use wcodec::wgpu::gemv::{
-    Gemv, GemvOptions, GemvTuning, GemvWeights, ReducePath, VecDtype, WeightDtype,
+    Gemv, GemvOptions, GemvTuning, GemvWeights, ReducePath, VecDtype, WeightDtype, subgroup_max,
 };
 
 /// Host weights of one dtype, drawn like real weights (σ = 0.02).
@@ -107,6 +107,7 @@ fn check(ctx: &GpuContext, rng: &mut Rng, c: &Case) -> f64 {
             x_dtype: c.x_dtype,
             path: c.path,
             tuning: c.tuning,
+            max_partials: false,
         },
     )
     .unwrap();
@@ -439,6 +440,7 @@ fn gemv_coop_row_blocks_and_refusals() {
         x_dtype: VecDtype::F16,
         path: ReducePath::Auto,
         tuning: Some(t),
+        max_partials: false,
     };
     assert!(Gemv::new(&ctx, &small, &opts).is_err());
     let whole = GemvWeights::upload(&ctx, &Weights::F16(&w16), 100, 200, None).unwrap();
@@ -456,4 +458,193 @@ fn gemv_coop_row_blocks_and_refusals() {
     let w32 = vec![1.0f32; 100 * 200];
     let g32 = GemvWeights::upload(&ctx, &Weights::F32(&w32), 100, 200, None).unwrap();
     assert!(Gemv::new(&ctx, &g32, &opts).is_err());
+}
+
+/// The sampler's order on a logit: NaN → −f32::MAX, ±inf clamped.
+fn sanitize(v: f32) -> f32 {
+    if v.is_nan() {
+        -f32::MAX
+    } else {
+        v.clamp(-f32::MAX, f32::MAX)
+    }
+}
+
+/// The max-partials epilogue: each workgroup's (sanitised maximum, lowest
+/// row) per vector, against the CPU over the GPU's own y, with the
+/// workgroup → rows map of the kernel (row blocks of `part_rows` rows, `rw`
+/// rows per workgroup, the last one short). Data: random f16 weights (or
+/// int8 with scales and a bias); the largest row copied into rows of other
+/// workgroups and of its own (ties across and inside workgroups); rows with
+/// a +inf, a −inf and a NaN weight (±inf outputs, clamped; NaN outputs,
+/// −f32::MAX); in one case a whole first workgroup of NaN rows. The
+/// partials buffer is poisoned before every run.
+#[test]
+fn gemv_max_partials_match_the_cpu_on_the_gpu_output() {
+    let Some(ctx) = ctx() else { return };
+    let mut rng = Rng(77);
+    let sgmax = subgroup_max(&ctx);
+    let cols = 128;
+    let mut cases = 0;
+    for path in paths(&ctx) {
+        for batch in [1usize, 3, 8] {
+            let cands = GemvTuning::candidates(WeightDtype::F16, batch as u32, path);
+            let mut tunings = vec![
+                cands[0],
+                GemvTuning {
+                    blocks: 3,
+                    ..cands[0]
+                },
+            ];
+            tunings.extend(cands.iter().find(|t| t.blocks > 1));
+            tunings.extend(cands.iter().find(|t| t.xor));
+            tunings.dedup();
+            for (ti, t) in tunings.into_iter().enumerate() {
+                let rw = t.rows_per_workgroup(path, sgmax) as usize;
+                // Rows: a few workgroups and a short last one.
+                let rows = 7 * rw + 13;
+                let i8w = ti == 1;
+                let nan_wg = ti == 0 && batch == 3;
+                // Row blocks of ~3 workgroups (not a multiple of rw) in one case.
+                let part_rows = if ti == 0 { 3 * rw + 5 } else { rows };
+                let mut w16: Vec<u16> = rng
+                    .normals(rows * cols, 0.05)
+                    .iter()
+                    .map(|&v| f32_to_f16_bits(v))
+                    .collect();
+                // The largest row (weight 1 at column 0, x[0] = 1000), copied (ties).
+                let mut big: Vec<u16> = w16[cols..2 * cols].to_vec();
+                big[0] = 0x3c00;
+                for r in [1, 2, rw + 1, 3 * rw + 2, 6 * rw, rows - 1] {
+                    w16[r * cols..(r + 1) * cols].copy_from_slice(&big);
+                }
+                w16[(2 * rw + 3) * cols] = 0x7c00; // +inf
+                w16[(4 * rw + 1) * cols + 5] = 0xfc00; // -inf
+                w16[(5 * rw + 2) * cols + 7] = 0x7e00; // NaN
+                w16[(rows - 2) * cols] = 0x7c00; // +inf in the short last workgroup
+                if nan_wg {
+                    for r in 0..rw {
+                        w16[r * cols + 3] = 0x7e00;
+                    }
+                }
+                let ties = [1, 2, rw + 1, 3 * rw + 2, 6 * rw, rows - 1];
+                let (q, scales): (Vec<i8>, Vec<f32>) = if i8w {
+                    let mut q: Vec<i8> = rng
+                        .normals(rows * cols, 40.0)
+                        .iter()
+                        .map(|v| v.clamp(-127.0, 127.0) as i8)
+                        .collect();
+                    let mut sc: Vec<f32> =
+                        (0..rows).map(|r| 0.01 + (r % 5) as f32 * 0.003).collect();
+                    let mut row1: Vec<i8> = q[cols..2 * cols].to_vec();
+                    row1[0] = 127;
+                    for r in ties {
+                        q[r * cols..(r + 1) * cols].copy_from_slice(&row1);
+                        sc[r] = 0.05;
+                    }
+                    (q, sc)
+                } else {
+                    (Vec::new(), Vec::new())
+                };
+                let (dtype, w) = if i8w {
+                    (
+                        WeightDtype::I8,
+                        Weights::I8 {
+                            q: &q,
+                            scales: &scales,
+                        },
+                    )
+                } else {
+                    (WeightDtype::F16, Weights::F16(&w16))
+                };
+                let bias = i8w.then(|| {
+                    let mut b = rng.normals(rows, 0.5);
+                    for r in ties {
+                        b[r] = 0.25;
+                    }
+                    b
+                });
+                let es = dtype.size();
+                let gw = GemvWeights::upload_split(
+                    &ctx,
+                    &w,
+                    rows,
+                    cols,
+                    bias.as_deref(),
+                    Some((part_rows * cols * es) as u64),
+                )
+                .unwrap();
+                let t = if i8w {
+                    GemvTuning {
+                        blocks: 3,
+                        ..GemvTuning::candidates(dtype, batch as u32, path)[0]
+                    }
+                } else {
+                    t
+                };
+                let rw = t.rows_per_workgroup(path, sgmax) as usize;
+                let g = Gemv::new(
+                    &ctx,
+                    &gw,
+                    &GemvOptions {
+                        batch,
+                        x_dtype: VecDtype::F16,
+                        path,
+                        tuning: Some(t),
+                        max_partials: true,
+                    },
+                )
+                .unwrap();
+                let label = format!("{g:?} rows {rows} part {part_rows}");
+                // The workgroups' row ranges, in partial order.
+                let mut ranges = Vec::new();
+                let mut r0 = 0;
+                while r0 < rows {
+                    let n = part_rows.min(rows - r0);
+                    for s in (0..n).step_by(rw) {
+                        ranges.push((r0 + s, r0 + (s + rw).min(n)));
+                    }
+                    r0 += n;
+                }
+                assert_eq!(g.parts_per_row, ranges.len(), "{label}");
+                for rep in 0..2 {
+                    // x[0] large: the tied rows (weight 1 / 127 there) are the
+                    // largest of their workgroups.
+                    let mut x = rng.normals(batch * cols, 1.0);
+                    for xb in x.chunks_mut(cols) {
+                        xb[0] = 1000.0;
+                    }
+                    g.write_x(&ctx.queue, &x).unwrap();
+                    poison(&ctx, g.partials.as_ref().unwrap());
+                    g.execute(&ctx.device, &ctx.queue);
+                    let y = g.read_y(&ctx).unwrap();
+                    let parts = g.read_partials(&ctx).unwrap();
+                    assert_eq!(parts.len(), batch * ranges.len());
+                    let mut saw_tie = false;
+                    for b in 0..batch {
+                        let yb = &y[b * rows..(b + 1) * rows];
+                        for (k, &(lo, hi)) in ranges.iter().enumerate() {
+                            let (mut m, mut mi) = (sanitize(yb[lo]), lo);
+                            for (i, &v) in yb.iter().enumerate().take(hi).skip(lo + 1) {
+                                let v = sanitize(v);
+                                if v > m {
+                                    (m, mi) = (v, i);
+                                } else if v == m {
+                                    saw_tie = true;
+                                }
+                            }
+                            let [pv, pi] = parts[b * ranges.len() + k];
+                            let pv = f32::from_bits(pv);
+                            assert!(
+                                pv == m && pi as usize == mi,
+                                "{label} rep {rep} vector {b} workgroup {k} rows {lo}..{hi}: GPU ({pv}, {pi}) CPU ({m}, {mi})"
+                            );
+                        }
+                    }
+                    assert!(saw_tie, "{label}: no ties were tested");
+                    cases += 1;
+                }
+            }
+        }
+    }
+    assert!(cases >= 12);
 }

@@ -26,7 +26,17 @@ fn head_tokens_match_the_cpu_and_allocate_nothing_per_token() {
     let (vocab, hidden) = (5003, 384);
     let w = f16_weights(&mut rng, vocab, hidden);
     let gw = GemvWeights::upload(&ctx, &Weights::F16(&w), vocab, hidden, None).unwrap();
-    for (batch, sp) in [
+    // Ties for the maximum: rows with weight 1 at column 0 (x[0] = 100 makes
+    // them the largest) and otherwise equal, inside one GEMV workgroup
+    // (10, 11) and across workgroups.
+    let mut wt = w.clone();
+    let mut tied = wt[10 * hidden..11 * hidden].to_vec();
+    tied[0] = 0x3c00;
+    for r in [10, 11, 1000, 3001, vocab - 1] {
+        wt[r * hidden..(r + 1) * hidden].copy_from_slice(&tied);
+    }
+    let gwt = GemvWeights::upload(&ctx, &Weights::F16(&wt), vocab, hidden, None).unwrap();
+    let cases = [
         (
             1usize,
             SampleParams {
@@ -54,7 +64,44 @@ fn head_tokens_match_the_cpu_and_allocate_nothing_per_token() {
                 seed: 7,
             },
         ),
-    ] {
+    ];
+    // With the row maximum from the GEMV's max partials (the default) and
+    // from the sampler's own dispatch; greedy and sampling with ties.
+    let tie_cases = [
+        (
+            3usize,
+            SampleParams {
+                temperature: 0.0,
+                top_k: 0,
+                top_p: 1.0,
+                seed: 8,
+            },
+        ),
+        (
+            1,
+            SampleParams {
+                temperature: 0.0,
+                top_k: 0,
+                top_p: 1.0,
+                seed: 9,
+            },
+        ),
+        (
+            2,
+            SampleParams {
+                temperature: 0.7,
+                top_k: 40,
+                top_p: 0.9,
+                seed: 10,
+            },
+        ),
+    ];
+    let all = cases
+        .iter()
+        .map(|&(b, sp)| (b, sp, false))
+        .chain(tie_cases.iter().map(|&(b, sp)| (b, sp, true)));
+    for ((batch, sp, ties), fused) in all.flat_map(|c| [(c, true), (c, false)]) {
+        let (w, gw) = if ties { (&wt, &gwt) } else { (&w, &gw) };
         let opts = HeadOptions {
             gemv: GemvOptions {
                 batch,
@@ -67,9 +114,12 @@ fn head_tokens_match_the_cpu_and_allocate_nothing_per_token() {
             // Both ways of reading the tokens: a copy into a readback buffer,
             // and mapping the sampler's own buffer where the device can.
             copy_tokens: batch == 4,
+            no_fused_max: !fused,
             ..Default::default()
         };
-        let mut head = Head::new(&ctx, &gw, &opts).unwrap();
+        let mut head = Head::new(&ctx, gw, &opts).unwrap();
+        assert_eq!(head.fused_max(), fused);
+        let label = format!("fused max {fused} ties {ties}");
         assert_eq!(
             head.direct_read,
             batch != 4 && ctx.has(wgpu::Features::MAPPABLE_PRIMARY_BUFFERS)
@@ -82,7 +132,12 @@ fn head_tokens_match_the_cpu_and_allocate_nothing_per_token() {
                 ctx.wait().unwrap();
                 before = AllocCounters::read(&ctx);
             }
-            let x = rng.normals(batch * hidden, 1.0);
+            let mut x = rng.normals(batch * hidden, 1.0);
+            if ties {
+                for xb in x.chunks_mut(hidden) {
+                    xb[0] = 100.0;
+                }
+            }
             let hidden_in = if tok % 3 == 2 {
                 None
             } else {
@@ -101,16 +156,19 @@ fn head_tokens_match_the_cpu_and_allocate_nothing_per_token() {
                 .unwrap();
                 assert_eq!(
                     got[b], t.token,
-                    "batch {batch} token {tok} sequence {b}: GPU {} CPU {t:?}",
+                    "{label} batch {batch} token {tok} sequence {b}: GPU {} CPU {t:?}",
                     got[b]
                 );
+                if ties && sp.temperature == 0.0 {
+                    assert_eq!(got[b], 10, "{label}: greedy with ties takes the first");
+                }
             }
             if let Some(x) = hidden_in {
                 let xr: Vec<f32> = x
                     .iter()
                     .map(|&v| half::f16::from_bits(f32_to_f16_bits(v)).to_f32())
                     .collect();
-                let want = gemv_f64(&Weights::F16(&w), vocab, hidden, &xr, batch, None).unwrap();
+                let want = gemv_f64(&Weights::F16(w), vocab, hidden, &xr, batch, None).unwrap();
                 assert!(
                     rel_l2(&logits, &want.y) < 1e-5,
                     "batch {batch} token {tok}: logits off"

@@ -322,3 +322,133 @@ fn sampling_top_k_around_the_fast_path_capacity() {
         );
     }
 }
+
+/// The row maximum from external max partials (as the GEMV's epilogue
+/// writes them; here made on the CPU from chunks of 1 to 30 tokens, some
+/// empty partials (−f32::MAX, no index), all shuffled: the result must not
+/// depend on their order): the same tokens as the CPU, greedy and sampling,
+/// over rows with ties across partials, NaN and ±inf.
+#[test]
+fn sampling_with_external_max_partials() {
+    let Some(ctx) = ctx() else { return };
+    let mut rng = Rng(23);
+    let (n, rows) = (20011, 3);
+    let mut x = rng.normals(rows * n, 2.0);
+    for v in &mut x[..n] {
+        *v = (*v * 2.0).round() / 2.0;
+    }
+    for i in [7, 4000, 19999] {
+        x[n + i] = 30.0;
+    }
+    x[2 * n + 3] = f32::NAN;
+    x[2 * n + 50] = f32::INFINITY;
+    x[2 * n + 9000] = f32::INFINITY;
+    x[2 * n + 5] = f32::NEG_INFINITY;
+    let sanitize = |v: f32| {
+        if v.is_nan() {
+            -f32::MAX
+        } else {
+            v.clamp(-f32::MAX, f32::MAX)
+        }
+    };
+    let mut per_row: Vec<Vec<[u32; 2]>> = Vec::new();
+    for r in 0..rows {
+        let row = &x[r * n..(r + 1) * n];
+        let mut parts = Vec::new();
+        let mut i = 0;
+        while i < n {
+            let len = (1 + rng.below(30) as usize).min(n - i);
+            let (mut m, mut mi) = (sanitize(row[i]), i);
+            for (j, &v) in row.iter().enumerate().take(i + len).skip(i + 1) {
+                if sanitize(v) > m {
+                    (m, mi) = (sanitize(v), j);
+                }
+            }
+            parts.push([m.to_bits(), mi as u32]);
+            i += len;
+        }
+        for _ in 0..5 {
+            parts.push([(-f32::MAX).to_bits(), u32::MAX]);
+        }
+        per_row.push(parts);
+    }
+    let np = per_row.iter().map(|p| p.len()).max().unwrap();
+    let mut flat = Vec::new();
+    for mut parts in per_row {
+        // Pad with empty partials, then shuffle.
+        parts.resize(np, [(-f32::MAX).to_bits(), u32::MAX]);
+        for i in (1..parts.len()).rev() {
+            parts.swap(i, rng.below(i as u64 + 1) as usize);
+        }
+        flat.extend(parts.iter().flat_map(|p| [p[0], p[1]]));
+    }
+    use wgpu::BufferUsages as U;
+    let buf = ctx
+        .create_buffer(
+            "test.partials",
+            (flat.len() * 4) as u64,
+            U::STORAGE | U::COPY_DST,
+        )
+        .unwrap();
+    ctx.queue.write_buffer(&buf, 0, bytemuck::cast_slice(&flat));
+    for &(t, k, p) in &[
+        (0.0f32, 0u32, 1.0f32),
+        (1.0, 1, 1.0),
+        (0.8, 50, 0.9),
+        (1.0, 0, 0.95),
+    ] {
+        for tuning in [
+            SamplerTuning::default(),
+            SamplerTuning {
+                max_split: false,
+                ..SamplerTuning::default()
+            },
+        ] {
+            let sp = params(t, k, p, rng.next_u64());
+            let s = Sampler::with_max_partials(
+                &ctx,
+                None,
+                Some((&buf, np)),
+                n,
+                rows,
+                n,
+                &sp,
+                &SamplerOptions {
+                    tuning,
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+            assert!(s.ext_max());
+            // No max_part dispatch: prepare (+ select).
+            assert_eq!(s.stages(), 1 + !sp.is_greedy() as usize);
+            s.write_logits(&ctx.queue, &x).unwrap();
+            for call in 0..3u64 {
+                poison(&ctx, &s.tokens);
+                s.execute(&ctx.device, &ctx.queue);
+                let got = s.read_tokens(&ctx).unwrap();
+                for r in 0..rows {
+                    let want = sample_row(&x[r * n..(r + 1) * n], &sp, call, r as u32).unwrap();
+                    assert_eq!(
+                        got[r], want.token,
+                        "{s:?} row {r} call {call}: CPU {want:?}"
+                    );
+                }
+            }
+        }
+    }
+    // Too small a partials buffer is refused.
+    assert!(
+        Sampler::with_max_partials(
+            &ctx,
+            None,
+            Some((&buf, np + 1)),
+            n,
+            rows,
+            n,
+            &params(1.0, 0, 1.0, 1),
+            &SamplerOptions::default(),
+        )
+        .is_err()
+    );
+}

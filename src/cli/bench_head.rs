@@ -55,6 +55,14 @@ pub struct HeadArgs {
     /// buffer can be mapped (MAPPABLE_PRIMARY_BUFFERS).
     #[arg(long)]
     pub copy_tokens: bool,
+    /// Row maximum for the sampler: from the GEMV's max partials ("on", the
+    /// default), from the sampler's own `max_part` dispatch ("off"), or
+    /// both, one run each ("on,off").
+    #[arg(long, default_value = "on")]
+    pub fused_max: String,
+    /// Same as `--fused-max off`.
+    #[arg(long)]
+    pub no_fused_max: bool,
     #[arg(long)]
     pub adapter: Option<usize>,
     #[arg(long)]
@@ -69,6 +77,8 @@ pub struct HeadRun {
     pub block: bool,
     /// Tokens mapped from the sampler's buffer (else copied to a readback buffer).
     pub direct_read: bool,
+    /// The sampler's row maximum came from the GEMV's max partials.
+    pub fused_max: bool,
     /// Wall time per token step, with the readback.
     pub wall: Stats,
     /// GPU time per token step (timestamps around the compute pass).
@@ -148,22 +158,40 @@ pub fn run(a: &HeadArgs, quiet: bool) -> anyhow::Result<()> {
     } else {
         VecDtype::F16
     };
+    let fused: Vec<bool> = if a.no_fused_max {
+        vec![false]
+    } else {
+        a.fused_max
+            .split(',')
+            .map(|s| match s.trim() {
+                "on" => Ok(true),
+                "off" => Ok(false),
+                o => Err(anyhow::anyhow!("--fused-max {o}: on or off")),
+            })
+            .collect::<Result<_, _>>()?
+    };
     let mut runs = Vec::new();
-    for &batch in &batches {
+    for (batch, fuse) in batches
+        .iter()
+        .flat_map(|&b| fused.iter().map(move |&f| (b, f)))
+    {
         let opts = HeadOptions {
             gemv: GemvOptions {
                 batch,
                 x_dtype,
                 path: ReducePath::Auto,
                 tuning: None,
+                max_partials: false,
             },
             sample: sp,
             probs: a.probs,
             block: a.block,
             copy_tokens: a.copy_tokens,
+            no_fused_max: !fuse,
             ..Default::default()
         };
         let mut head = Head::new(&ctx, &gw, &opts)?;
+        let fused_max = head.fused_max();
         // A few distinct hidden states, rotated (uploaded per token unless --no-upload).
         let xs: Vec<Vec<f32>> = (0..4)
             .map(|i| normals(batch * a.hidden, 1.0, 100 + i))
@@ -225,6 +253,7 @@ pub fn run(a: &HeadArgs, quiet: bool) -> anyhow::Result<()> {
             upload,
             block: a.block,
             direct_read,
+            fused_max,
             wall: stats(&wall, false),
             gpu: stats(&gpu, true),
             submitted_us: stats(&sub, false).median_us,
@@ -241,11 +270,16 @@ pub fn run(a: &HeadArgs, quiet: bool) -> anyhow::Result<()> {
         };
         if !quiet {
             eprintln!(
-                "  batch {batch} ({}): wall {:.1} µs/token step (p90 {:.1}; submitted at {:.1}, next recorded at {:.1}, result seen at {:.1} after {:.0} polls), GPU {:.1} µs, {:.0} tokens/s; empty round trip {:.1} µs (submitted at {:.1}); allocations during the loop: {}",
+                "  batch {batch} ({}, max {}): wall {:.1} µs/token step (p90 {:.1}; submitted at {:.1}, next recorded at {:.1}, result seen at {:.1} after {:.0} polls), GPU {:.1} µs, {:.0} tokens/s; empty round trip {:.1} µs (submitted at {:.1}); allocations during the loop: {}",
                 if r.direct_read {
                     "tokens mapped directly"
                 } else {
                     "tokens copied to a readback buffer"
+                },
+                if r.fused_max {
+                    "fused into the GEMV"
+                } else {
+                    "by the sampler"
                 },
                 r.wall.median_us,
                 r.wall.p90_us,
@@ -286,14 +320,15 @@ pub fn run(a: &HeadArgs, quiet: bool) -> anyhow::Result<()> {
             a.vocab, a.hidden, report.dtype, report.params
         );
         println!(
-            "{:>5} {:>7} {:>12} {:>12} {:>12} {:>12} {:>12}  allocations in loop",
-            "batch", "upload", "wall µs", "wall p90", "GPU µs", "tokens/s", "empty trip"
+            "{:>5} {:>7} {:>5} {:>12} {:>12} {:>12} {:>12} {:>12}  allocations in loop",
+            "batch", "upload", "fmax", "wall µs", "wall p90", "GPU µs", "tokens/s", "empty trip"
         );
         for r in &report.runs {
             println!(
-                "{:>5} {:>7} {:>12.1} {:>12.1} {:>12.1} {:>12.0} {:>12.1}  {}{}",
+                "{:>5} {:>7} {:>5} {:>12.1} {:>12.1} {:>12.1} {:>12.0} {:>12.1}  {}{}",
                 r.batch,
                 r.upload,
+                if r.fused_max { "on" } else { "off" },
                 r.wall.median_us,
                 r.wall.p90_us,
                 r.gpu.median_us,

@@ -327,6 +327,7 @@ fn bench_gemv(b: &mut Bench<'_>, c: &GemvCase) -> crate::Result<()> {
             x_dtype: c.x,
             path,
             tuning: Some(t),
+            max_partials: false,
         };
         let gs: Vec<Gemv> = ws
             .iter()

@@ -277,6 +277,7 @@ impl GemvTuning {
             xor: self.xor && path == ReducePath::Subgroup,
             coop: false,
             sg_min: 0,
+            max_partials: false,
         }
     }
 
@@ -305,6 +306,7 @@ impl GemvTuning {
             xor: false,
             coop: true,
             sg_min: subgroup_min.clamp(1, sg_max),
+            max_partials: false,
         }
     }
 
@@ -524,6 +526,10 @@ pub struct GemvOptions {
     pub path: ReducePath,
     /// Work split; `None` picks [`GemvTuning::default_for`].
     pub tuning: Option<GemvTuning>,
+    /// Also write each workgroup's maximum of its y values per vector to
+    /// [`Gemv::partials`] (the sampler's row maximum without a dispatch of
+    /// its own; not the tensor-core kernel).
+    pub max_partials: bool,
 }
 
 /// Resolve `Auto` against the device, or fail if a path is not available.
@@ -662,6 +668,12 @@ pub struct Gemv {
     pub y: PooledBuffer,
     /// Bytes of W read per pass.
     pub weight_bytes: u64,
+    /// With [`GemvOptions::max_partials`]: `batch × parts_per_row` of
+    /// `vec2<u32>` (sanitised maximum's bits, its row), vector b's at
+    /// `b · parts_per_row`, one per workgroup over all row blocks.
+    pub partials: Option<PooledBuffer>,
+    /// Partials per vector (workgroups over all row blocks; 0 without them).
+    pub parts_per_row: usize,
 }
 
 impl std::fmt::Debug for Gemv {
@@ -690,6 +702,10 @@ struct Params {
     y_stride: u32,
     groups_x: u32,
     scale_base: u32,
+    part_base: u32,
+    part_stride: u32,
+    groups: u32,
+    pad0: u32,
 }
 
 impl Gemv {
@@ -734,6 +750,11 @@ impl Gemv {
                 tuning.wg, ctx.limits.max_compute_invocations_per_workgroup
             )));
         }
+        if opts.max_partials && tuning.coop {
+            return Err(Error::Param(
+                "GEMV max partials are not available with the tensor-core kernel".into(),
+            ));
+        }
         let sgmax = subgroup_max(ctx);
         let spec = if tuning.coop {
             tuning.coop_spec(batch as u32, weights.has_bias(), subgroup_min(ctx), sgmax)
@@ -747,6 +768,19 @@ impl Gemv {
                 sgmax,
             )
         };
+        let spec = GemvSpec {
+            max_partials: opts.max_partials,
+            ..spec
+        };
+        if opts.max_partials && spec.path == ReducePath::Workgroup {
+            let need = spec.wg * spec.nr * spec.batch * 4 + 8 * spec.batch;
+            if need > ctx.limits.max_compute_workgroup_storage_size {
+                return Err(Error::Gpu(format!(
+                    "GEMV with max partials needs {need} bytes of workgroup memory, the device has {}",
+                    ctx.limits.max_compute_workgroup_storage_size
+                )));
+            }
+        }
         let kernel = ctx.kernel(&crate::wgpu::kernels::gemv(&spec), &[])?;
         let ld = weights.ld;
         let xs = opts.x_dtype.size();
@@ -777,8 +811,25 @@ impl Gemv {
             )
         };
         let bias_buf = weights.bias.as_ref().unwrap_or(&weights.scales);
+        let parts_per_row: usize = weights
+            .parts
+            .iter()
+            .map(|p| (p.rows as u32).div_ceil(rw) as usize)
+            .sum();
+        let partials = if opts.max_partials {
+            let b = (batch * parts_per_row * 8) as u64;
+            if b > lim {
+                return Err(Error::Gpu(format!(
+                    "GEMV max partials of {b} bytes exceed the binding limit {lim}"
+                )));
+            }
+            Some(ctx.buffer("gemv.partials", b, U::STORAGE | U::COPY_SRC | U::COPY_DST)?)
+        } else {
+            None
+        };
         let mut dispatches = Vec::new();
         let mut params = Vec::new();
+        let mut part_base = 0u32;
         for part in &weights.parts {
             let groups = (part.rows as u32).div_ceil(rw);
             let (gx, gy) = grid(ctx, groups)?;
@@ -791,21 +842,30 @@ impl Gemv {
                 y_stride: weights.rows as u32,
                 groups_x: gx,
                 scale_base: part.row0 as u32,
+                part_base,
+                part_stride: parts_per_row as u32,
+                groups,
+                pad0: 0,
             };
-            let pb = ctx.create_buffer("gemv.params", 32, U::UNIFORM | U::COPY_DST)?;
+            part_base += groups;
+            let pb = ctx.create_buffer(
+                "gemv.params",
+                std::mem::size_of::<Params>() as u64,
+                U::UNIFORM | U::COPY_DST,
+            )?;
             ctx.queue.write_buffer(&pb, 0, bytemuck::bytes_of(&pr));
-            let bg = kernel.bind_group(
-                &ctx.device,
-                "gemv",
-                &[
-                    part.buf.as_entire_buffer_binding(),
-                    x.as_entire_buffer_binding(),
-                    weights.scales.as_entire_buffer_binding(),
-                    bias_buf.as_entire_buffer_binding(),
-                    y.as_entire_buffer_binding(),
-                    pb.as_entire_buffer_binding(),
-                ],
-            );
+            let mut entries = vec![
+                part.buf.as_entire_buffer_binding(),
+                x.as_entire_buffer_binding(),
+                weights.scales.as_entire_buffer_binding(),
+                bias_buf.as_entire_buffer_binding(),
+                y.as_entire_buffer_binding(),
+                pb.as_entire_buffer_binding(),
+            ];
+            if let Some(pt) = &partials {
+                entries.push(pt.as_entire_buffer_binding());
+            }
+            let bg = kernel.bind_group(&ctx.device, "gemv", &entries);
             dispatches.push((bg, (gx, gy)));
             params.push(pb);
         }
@@ -825,6 +885,8 @@ impl Gemv {
             x,
             y,
             weight_bytes: weights.weight_bytes(),
+            partials,
+            parts_per_row: if opts.max_partials { parts_per_row } else { 0 },
         })
     }
 
@@ -910,6 +972,23 @@ impl Gemv {
             self.encode(&mut pass);
         }
         queue.submit([enc.finish()]);
+    }
+
+    /// Read the max partials back (`batch × parts_per_row` of (value bits,
+    /// row); blocking; empty without them).
+    pub fn read_partials(&self, ctx: &GpuContext) -> Result<Vec<[u32; 2]>> {
+        let Some(pt) = &self.partials else {
+            return Ok(Vec::new());
+        };
+        let b = ctx.read_buffer(pt, 0, (self.batch * self.parts_per_row * 8) as u64)?;
+        Ok(b.chunks_exact(8)
+            .map(|c| {
+                [
+                    u32::from_le_bytes([c[0], c[1], c[2], c[3]]),
+                    u32::from_le_bytes([c[4], c[5], c[6], c[7]]),
+                ]
+            })
+            .collect())
     }
 
     /// Read `y` back (`batch × rows` values; blocking).

@@ -51,6 +51,11 @@ pub struct GemvSpec {
     pub coop: bool,
     /// Coop kernel: the smallest subgroup size (sizes the staging memory).
     pub sg_min: u32,
+    /// Epilogue (not the coop kernel): each workgroup also writes, per batch
+    /// vector, the maximum of the y values it stored (sanitised as the
+    /// sampler does; the lowest row among equals) to binding 6:
+    /// `partial[b · part_stride + part_base + workgroup] = (value bits, row)`.
+    pub max_partials: bool,
 }
 
 impl GemvSpec {
@@ -69,7 +74,7 @@ impl GemvSpec {
             );
         }
         format!(
-            "gemv_{}_{}_b{}_nr{}_u{}_wg{}_t{}_rw{}_x{}{}{}{}",
+            "gemv_{}_{}_b{}_nr{}_u{}_wg{}_t{}_rw{}_x{}{}{}{}{}",
             self.dtype.name(),
             if self.path == ReducePath::Workgroup {
                 "wg"
@@ -89,7 +94,8 @@ impl GemvSpec {
             } else {
                 ""
             },
-            if self.xor { "_xor" } else { "" }
+            if self.xor { "_xor" } else { "" },
+            if self.max_partials { "_mx" } else { "" }
         )
     }
 }
@@ -134,6 +140,10 @@ struct Params {{
     y_stride: u32,
     groups_x: u32,
     scale_base: u32,
+    part_base: u32,
+    part_stride: u32,
+    groups: u32,
+    pad0: u32,
 }}
 
 @group(0) @binding(0) var<storage, read> w: array<vec4<u32>>;
@@ -144,6 +154,9 @@ struct Params {{
 @group(0) @binding(5) var<uniform> p: Params;
 "
     );
+    if s.max_partials {
+        emit_max_decls(w, s);
+    }
     if d == WeightDtype::I8 {
         if s.i8_magic {
             let _ = writeln!(
@@ -193,6 +206,7 @@ fn main(
     @builtin(num_subgroups) nsg: u32,
     @builtin(subgroup_invocation_id) sg_lane: u32,
     @builtin(subgroup_size) sg_size: u32,
+    @builtin(local_invocation_index) lid: u32,
 ) {{
     let group = sg_id;
     let ngroups = max(nsg, 1u);
@@ -204,7 +218,7 @@ fn main(
     let blocks = (s.rw / nr).max(1);
     let _ = writeln!(
         w,
-        "    let wg_index = wid.x + wid.y * p.groups_x;
+        "    let wg_index = wid.x + wid.y * p.groups_x;{init}
     let nw1 = arrayLength(&w) - 1u;
     let nx1 = arrayLength(&x) - 1u;
     let ny1 = arrayLength(&y) - 1u;
@@ -218,6 +232,11 @@ fn main(
         let live = blk < {blocks}u;
         let row0 = wg_index * {rw}u + blk * {nr}u;",
         rw = s.rw,
+        init = if s.max_partials {
+            max_init(s)
+        } else {
+            String::new()
+        },
     );
     for r in 0..nr {
         let _ = writeln!(
@@ -288,6 +307,8 @@ fn main(
         let _ = writeln!(w, "        workgroupBarrier();");
     } else if s.xor {
         emit_xor_reduce(w, s);
+        emit_max_epilogue(w, s);
+        let _ = writeln!(w, "}}");
         return o;
     } else {
         for r in 0..nr {
@@ -323,13 +344,149 @@ fn main(
         for b in 0..b_n {
             let _ = writeln!(
                 w,
-                "                y[min({b}u * p.y_stride + p.row_base + row0 + {r}u, ny1)] = a{r}_{b} * sc + ad;"
+                "                let v{b} = a{r}_{b} * sc + ad;
+                y[min({b}u * p.y_stride + p.row_base + row0 + {r}u, ny1)] = v{b};"
             );
+            if s.max_partials {
+                let _ = writeln!(
+                    w,
+                    "                {{
+                    let k = max_key(v{b});
+                    let i = p.row_base + row0 + {r}u;
+                    if (k > mk{b} || (k == mk{b} && i < mi{b})) {{
+                        mk{b} = k;
+                        mi{b} = i;
+                    }}
+                }}"
+                );
+            }
         }
         let _ = writeln!(w, "            }}");
     }
-    let _ = writeln!(w, "        }}\n    }}\n}}");
+    let _ = writeln!(w, "        }}\n    }}");
+    emit_max_epilogue(w, s);
+    let _ = writeln!(w, "}}");
     o
+}
+
+/// Max-partials epilogue: the workgroup-memory slots, the order-preserving
+/// key and its inverse.
+fn emit_max_decls(w: &mut String, s: &GemvSpec) {
+    let _ = writeln!(
+        w,
+        "@group(0) @binding(6) var<storage, read_write> partial: array<vec2<u32>>;
+
+// Per batch vector: the workgroup's best key (atomicMax), then the lowest row
+// holding it (atomicMin).
+var<workgroup> xk: array<atomic<u32>, {b}>;
+var<workgroup> xi: array<atomic<u32>, {b}>;
+
+// The sampler's sanitised value (NaN -> -f32 max, +-inf clamped; -0 as +0,
+// which compares equal) as a u32 whose unsigned order is the float order:
+// every value maps to at least 0x00800000 (-f32 max), so 0 means none.
+fn max_key(v: f32) -> u32 {{
+    let b = bitcast<u32>(v);
+    var c = v;
+    if ((b & 0x7fffffffu) > 0x7f800000u) {{
+        c = -3.40282347e+38;
+    }}
+    c = clamp(c, -3.40282347e+38, 3.40282347e+38);
+    var u = bitcast<u32>(c);
+    if ((u & 0x7fffffffu) == 0u) {{
+        u = 0u;
+    }}
+    return select(u | 0x80000000u, ~u, (u & 0x80000000u) != 0u);
+}}
+
+fn max_value(k: u32) -> u32 {{
+    if (k == 0u) {{
+        return 0xff7fffffu;
+    }}
+    return select(~k, k & 0x7fffffffu, (k & 0x80000000u) != 0u);
+}}
+",
+        b = s.batch
+    );
+}
+
+/// Start of `main` (max partials): the slots' initial values and this
+/// invocation's best (key, row) per batch vector (scalars: no private arrays).
+fn max_init(s: &GemvSpec) -> String {
+    let mut t = format!(
+        "
+    if (lid < {b}u) {{
+        atomicStore(&xk[lid], 0u);
+        atomicStore(&xi[lid], 0xffffffffu);
+    }}",
+        b = s.batch
+    );
+    if s.xor {
+        t.push_str(
+            "
+    var mk = 0u;
+    var mi = 0xffffffffu;
+    var mb = 0u;",
+        );
+    } else {
+        for b in 0..s.batch {
+            let _ = write!(
+                t,
+                "
+    var mk{b} = 0u;
+    var mi{b} = 0xffffffffu;"
+            );
+        }
+    }
+    t
+}
+
+/// End of `main` (max partials; workgroup-uniform control flow): every
+/// invocation's best into the slots, then one partial per batch vector.
+fn emit_max_epilogue(w: &mut String, s: &GemvSpec) {
+    if !s.max_partials {
+        return;
+    }
+    let _ = writeln!(w, "    workgroupBarrier();");
+    if s.xor {
+        let _ = writeln!(
+            w,
+            "    if (mk != 0u) {{
+        atomicMax(&xk[min(mb, {b1}u)], mk);
+    }}
+    workgroupBarrier();
+    if (mk != 0u && mk == atomicLoad(&xk[min(mb, {b1}u)])) {{
+        atomicMin(&xi[min(mb, {b1}u)], mi);
+    }}",
+            b1 = s.batch - 1
+        );
+    } else {
+        for b in 0..s.batch {
+            let _ = writeln!(
+                w,
+                "    if (mk{b} != 0u) {{
+        atomicMax(&xk[{b}u], mk{b});
+    }}"
+            );
+        }
+        let _ = writeln!(w, "    workgroupBarrier();");
+        for b in 0..s.batch {
+            let _ = writeln!(
+                w,
+                "    if (mk{b} != 0u && mk{b} == atomicLoad(&xk[{b}u])) {{
+        atomicMin(&xi[{b}u], mi{b});
+    }}"
+            );
+        }
+    }
+    let _ = writeln!(
+        w,
+        "    workgroupBarrier();
+    if (lid < {b}u && wg_index < p.groups) {{
+        partial[min(lid * p.part_stride + p.part_base + wg_index, arrayLength(&partial) - 1u)] =
+            vec2<u32>(max_value(atomicLoad(&xk[lid])), atomicLoad(&xi[lid]));
+    }}",
+        b = s.batch
+    );
 }
 
 /// The halving-exchange reduction and the store (subgroup path, B = 2, 4 or
@@ -441,11 +598,24 @@ fn emit_xor_reduce(w: &mut String, s: &GemvSpec) {
         }
         let _ = writeln!(
             w,
-            "                y[min(bidx * p.y_stride + p.row_base + row0 + {r}u, ny1)] = v{r} * sc + ad;
-            }}"
+            "                let yo{r} = v{r} * sc + ad;
+                y[min(bidx * p.y_stride + p.row_base + row0 + {r}u, ny1)] = yo{r};"
         );
+        if s.max_partials {
+            let _ = writeln!(
+                w,
+                "                let k{r} = max_key(yo{r});
+                let i{r} = p.row_base + row0 + {r}u;
+                if (k{r} > mk || (k{r} == mk && i{r} < mi)) {{
+                    mk = k{r};
+                    mi = i{r};
+                }}
+                mb = bidx;"
+            );
+        }
+        let _ = writeln!(w, "            }}");
     }
-    let _ = writeln!(w, "        }}\n    }}\n}}");
+    let _ = writeln!(w, "        }}\n    }}");
 }
 
 /// `n` steps j, j + gsize, ...: all weight loads first, then per step the x
@@ -746,6 +916,7 @@ mod tests {
                 xor: std::env::var("WCODEC_PRINT_XOR").is_ok(),
                 coop: false,
                 sg_min: 0,
+                max_partials: std::env::var("WCODEC_PRINT_MX").is_ok(),
             };
             println!("{}", gemv_wgsl(&s));
         }

@@ -33,6 +33,12 @@ pub struct HeadOptions {
     /// Copy the tokens into a separate readback buffer even where the
     /// sampler's own token buffer can be mapped (MAPPABLE_PRIMARY_BUFFERS).
     pub copy_tokens: bool,
+    /// Let the sampler find the row maximum itself (its `max_part` dispatch
+    /// with the default tuning) instead of taking it from the GEMV's max
+    /// partials (the default; not available with the tensor-core GEMV,
+    /// which then always runs unfused). For comparison (`bench head
+    /// --no-fused-max`).
+    pub no_fused_max: bool,
 }
 
 /// Device-side resource counts (wgpu's internal counters, when the `counters`
@@ -133,11 +139,27 @@ impl std::fmt::Debug for Head {
 impl Head {
     /// Build the head over `weights` (`vocab × hidden`): all allocation happens here.
     pub fn new(ctx: &GpuContext, weights: &GemvWeights, opts: &HeadOptions) -> Result<Head> {
-        let gemv = Gemv::new(ctx, weights, &opts.gemv)?;
+        let mut gemv_opts = opts.gemv;
+        gemv_opts.max_partials = !opts.no_fused_max && !Self::coop_gemv(ctx, weights, opts);
+        let gemv = match Gemv::new(ctx, weights, &gemv_opts) {
+            Ok(g) => g,
+            // E.g. no room for the epilogue's 8·B bytes of workgroup memory on
+            // the workgroup path: run unfused (`Head::fused_max` says which).
+            Err(_) if gemv_opts.max_partials => Gemv::new(
+                ctx,
+                weights,
+                &GemvOptions {
+                    max_partials: false,
+                    ..gemv_opts
+                },
+            )?,
+            Err(e) => return Err(e),
+        };
         let batch = gemv.batch;
-        let sampler = Sampler::new(
+        let sampler = Sampler::with_max_partials(
             ctx,
             Some(&gemv.y),
+            gemv.partials.as_deref().map(|b| (b, gemv.parts_per_row)),
             weights.rows,
             batch,
             weights.rows,
@@ -182,6 +204,27 @@ impl Head {
             prepared: None,
             last_timing: StepTiming::default(),
         })
+    }
+
+    /// Whether the GEMV `opts` asks for would be the tensor-core kernel
+    /// (which has no max-partials epilogue).
+    fn coop_gemv(ctx: &GpuContext, weights: &GemvWeights, opts: &HeadOptions) -> bool {
+        use crate::wgpu::gemv::{ReducePath, coop_possible, coop_preferred, resolve_path};
+        match opts.gemv.tuning {
+            Some(t) => t.coop,
+            None => {
+                let batch = opts.gemv.batch.max(1);
+                batch >= 2
+                    && resolve_path(ctx, opts.gemv.path).ok() == Some(ReducePath::Subgroup)
+                    && coop_preferred()
+                    && coop_possible(ctx, weights, batch, opts.gemv.x_dtype)
+            }
+        }
+    }
+
+    /// Whether the sampler takes the row maximum from the GEMV's max partials.
+    pub fn fused_max(&self) -> bool {
+        self.sampler.ext_max()
     }
 
     /// One token's commands: optionally the hidden-state copy, the compute

@@ -89,6 +89,17 @@ const GEMV_BINDINGS: &[Binding] = &[
     Binding::Uniform,
 ];
 
+/// The GEMV's bindings plus its max partials (binding 6).
+const GEMV_MAX_BINDINGS: &[Binding] = &[
+    Binding::ReadOnly,
+    Binding::ReadOnly,
+    Binding::ReadOnly,
+    Binding::ReadOnly,
+    Binding::ReadWrite,
+    Binding::Uniform,
+    Binding::ReadWrite,
+];
+
 /// A generated GEMV kernel (`gemv_gen.rs`), specialised on `spec`; it has no
 /// override constants (build it with an empty constant list).
 pub fn gemv(spec: &super::gemv_gen::GemvSpec) -> KernelSource {
@@ -96,7 +107,11 @@ pub fn gemv(spec: &super::gemv_gen::GemvSpec) -> KernelSource {
         name: intern(spec.name()),
         source: Cow::Owned(super::gemv_gen::gemv_wgsl(spec)),
         entry: "main",
-        bindings: GEMV_BINDINGS,
+        bindings: if spec.max_partials {
+            GEMV_MAX_BINDINGS
+        } else {
+            GEMV_BINDINGS
+        },
         features: if spec.coop {
             wgpu::Features::SUBGROUP
                 | wgpu::Features::SHADER_F16
@@ -146,6 +161,17 @@ pub fn all_variants() -> Vec<(KernelSource, Vec<Constants>)> {
                             let spec = t.spec(dtype, path, batch, x_half, batch % 2 == 1, sg);
                             if seen.insert(spec) {
                                 out.push((gemv(&spec), vec![Vec::new()]));
+                            }
+                            // With the max-partials epilogue, also with blocks > 1.
+                            for blocks in [t.blocks, 3] {
+                                let tb = super::gemv::GemvTuning { blocks, ..t };
+                                let spec = super::gemv_gen::GemvSpec {
+                                    max_partials: true,
+                                    ..tb.spec(dtype, path, batch, x_half, batch % 2 == 1, sg)
+                                };
+                                if seen.insert(spec) {
+                                    out.push((gemv(&spec), vec![Vec::new()]));
+                                }
                             }
                         }
                     }
@@ -224,7 +250,15 @@ pub fn all_variants() -> Vec<(KernelSource, Vec<Constants>)> {
     for entry in ["max_part", "prepare", "select_token"] {
         let combos = super::sample::SamplerTuning::candidates()
             .iter()
-            .flat_map(|t| [t.constants(false), t.constants(true)])
+            .flat_map(|t| {
+                // EXTMAX: the row maximum from a GEMV's max partials.
+                [
+                    t.constants(false),
+                    t.constants(true),
+                    t.constants_ext(false, true),
+                    t.constants_ext(true, true),
+                ]
+            })
             .collect();
         out.push((super::sample::source(entry), combos));
     }

@@ -72,7 +72,14 @@ impl SamplerTuning {
     }
 
     pub fn constants(&self, auto_step: bool) -> Vec<(&'static str, f64)> {
+        self.constants_ext(auto_step, false)
+    }
+
+    /// [`SamplerTuning::constants`], `ext_max`: the row maximum from a GEMV's
+    /// max partials ([`Sampler::with_max_partials`]).
+    pub fn constants_ext(&self, auto_step: bool, ext_max: bool) -> Vec<(&'static str, f64)> {
         vec![
+            ("EXTMAX", ext_max as u32 as f64),
             ("PWG", self.prepare_wg as f64),
             ("PW", self.prepare_words as f64),
             ("SWG", self.select_wg as f64),
@@ -118,6 +125,7 @@ const BINDINGS: &[Binding] = &[
     Binding::ReadWrite,
     Binding::ReadWrite,
     Binding::Uniform,
+    Binding::ReadOnly,
 ];
 
 /// `lib/u64.wgsl` + `sample_f32.wgsl`, entry `max_part`, `prepare` or `select_token`.
@@ -157,6 +165,8 @@ struct Params {
     seed_lo: u32,
     seed_hi: u32,
     greedy: u32,
+    xparts: u32,
+    pad: [u32; 3],
 }
 
 /// Options of a sampler.
@@ -200,6 +210,8 @@ pub struct Sampler {
     pub steps: PooledBuffer,
     /// Per-row tokens (u32).
     pub tokens: PooledBuffer,
+    /// External max partials per row (0: the sampler finds the maximum itself).
+    xparts: u32,
 }
 
 impl std::fmt::Debug for Sampler {
@@ -225,7 +237,34 @@ impl Sampler {
         params: &SampleParams,
         opts: &SamplerOptions,
     ) -> Result<Sampler> {
+        Self::with_max_partials(ctx, logits, None, n, rows, ld_in, params, opts)
+    }
+
+    /// [`Sampler::new`] taking each row's maximum from `max_partials`
+    /// (`Some((buffer, P))`: row r's P partials at `r · P`, each a
+    /// `vec2<u32>` of the sanitised value's bits and its index, as
+    /// [`crate::wgpu::gemv::Gemv::partials`] holds them after the GEMV ran in
+    /// the same pass): `prepare` reduces them and no `max_part` runs.
+    #[allow(clippy::too_many_arguments)]
+    pub fn with_max_partials(
+        ctx: &GpuContext,
+        logits: Option<&wgpu::Buffer>,
+        max_partials: Option<(&wgpu::Buffer, usize)>,
+        n: usize,
+        rows: usize,
+        ld_in: usize,
+        params: &SampleParams,
+        opts: &SamplerOptions,
+    ) -> Result<Sampler> {
         params.check()?;
+        if let Some((b, np)) = max_partials {
+            if np == 0 || b.size() < (rows * np * 8) as u64 || np > u32::MAX as usize / rows {
+                return Err(Error::Param(format!(
+                    "max partials buffer of {} bytes for {rows} rows of {np}",
+                    b.size()
+                )));
+            }
+        }
         opts.tuning.check(ctx)?;
         if n > (u32::MAX / 2) as usize {
             return Err(Error::Param(format!("rows of {n} logits are too long")));
@@ -279,10 +318,15 @@ impl Sampler {
             (rows * 4) as u64,
             U::STORAGE | U::COPY_SRC | U::COPY_DST | map,
         )?;
-        let uniform = ctx.create_buffer("sample.params", 48, U::UNIFORM | U::COPY_DST)?;
-        let consts = opts.tuning.constants(!opts.fixed_step);
+        let uniform = ctx.create_buffer(
+            "sample.params",
+            std::mem::size_of::<Params>() as u64,
+            U::UNIFORM | U::COPY_DST,
+        )?;
+        let ext = max_partials.is_some();
+        let consts = opts.tuning.constants_ext(!opts.fixed_step, ext);
         let prepare = ctx.kernel(&source("prepare"), &consts)?;
-        let max_part = if opts.tuning.max_split {
+        let max_part = if opts.tuning.max_split && !ext {
             Some(ctx.kernel(&source("max_part"), &consts)?)
         } else {
             None
@@ -317,6 +361,10 @@ impl Sampler {
                 steps.as_entire_buffer_binding(),
                 tokens.as_entire_buffer_binding(),
                 uniform.as_entire_buffer_binding(),
+                match max_partials {
+                    Some((b, _)) => b.as_entire_buffer_binding(),
+                    None => table.as_entire_buffer_binding(),
+                },
             ],
         );
         let s = Sampler {
@@ -340,6 +388,7 @@ impl Sampler {
             _hist: hist,
             steps,
             tokens,
+            xparts: max_partials.map_or(0, |(_, np)| np as u32),
         };
         s.write_params(&ctx.queue)?;
         ctx.check_health()?;
@@ -361,6 +410,8 @@ impl Sampler {
             seed_lo: p.seed as u32,
             seed_hi: (p.seed >> 32) as u32,
             greedy: p.is_greedy() as u32,
+            xparts: self.xparts,
+            pad: [0; 3],
         };
         queue.write_buffer(&self.uniform, 0, bytemuck::bytes_of(&u));
         Ok(())
@@ -405,6 +456,11 @@ impl Sampler {
     /// Record all stages into an open compute pass.
     pub fn encode(&self, pass: &mut wgpu::ComputePass<'_>) {
         self.encode_stages(pass, usize::MAX);
+    }
+
+    /// Whether the row maximum comes from external max partials.
+    pub fn ext_max(&self) -> bool {
+        self.xparts > 0
     }
 
     /// Record only the first `n` dispatches ([softmax statistics, normalize],
