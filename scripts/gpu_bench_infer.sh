@@ -96,7 +96,7 @@ for name, hr in [("head (upload per token)", h), ("head (hidden on device)", hn)
     if hr:
         for r in hr["runs"]:
             print(f"{name} batch {r['batch']}: wall {r['wall']['median_us']:.1f} µs/step (p90 {r['wall']['p90_us']:.1f}), GPU {r['gpu']['median_us']:.1f} µs, {r['tokens_per_s']:.0f} tokens/s, allocations in loop: {'YES' if r['allocated_during_loop'] else 'none'} (target ≤ 150 µs)")
-for key in ["head f16 50257x2560 wall per token with .item() (topk first)", "head f16 50257x2560 wall per token with .item() (full sort)"]:
+for key in [f"head f16 50257x2560 wall per token with .item() ({m})" for m in ("topk first", "full sort", "softmax + multinomial", "greedy")]:
     if key in peer:
         print(f"torch {key}: {peer[key]:.1f} µs")
 PY
