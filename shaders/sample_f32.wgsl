@@ -400,23 +400,7 @@ fn row_max_ext(row: u32, lid: u32) -> vec2<u32> {
             best = Best(v, q.y);
         }
     }
-    pm[lid] = best.m;
-    pi[lid] = best.i;
-    for (var off = PWG / 2u; off > 0u; off = off / 2u) {
-        workgroupBarrier();
-        if (lid < off) {
-            let n2 = pm[lid + off];
-            let j2 = pi[lid + off];
-            if (better(n2, j2, pm[lid], pi[lid])) {
-                pm[lid] = n2;
-                pi[lid] = j2;
-            }
-        }
-    }
-    workgroupBarrier();
-    let r = vec2<u32>(bitcast<u32>(pm[0]), pi[0]);
-    workgroupBarrier();
-    return r;
+    return wg_best(lid, best);
 }
 
 @compute @workgroup_size(PWG)

@@ -442,20 +442,26 @@ fn bench_rans(b: &mut Bench<'_>, rows: usize, cols: usize) -> crate::Result<()> 
         if b.a.no_sweep || pi > 0 {
             tunings.truncate(1);
         }
+        let bytes = cw.bytes + cols as u64 * 2 + rows as u64 * 4;
         for (ti, t) in tunings.into_iter().enumerate() {
-            let g = RansGemv::new(
-                ctx,
-                &cw,
-                &RansGemvOptions {
-                    x_dtype: VecDtype::F16,
-                    path,
-                    tuning: Some(t),
-                    fused: Some(fused),
-                    diag: 0,
-                },
-            )?;
-            g.write_x(&ctx.queue, &x)?;
-            let st = time_passes(ctx, 2, b.a.reps.min(30), |pass, _| g.encode(pass))?;
+            // This tuning with `diag` (0: the real kernel), x written, timed.
+            let timed = |diag: u32| -> crate::Result<(RansGemv, Stats)> {
+                let g = RansGemv::new(
+                    ctx,
+                    &cw,
+                    &RansGemvOptions {
+                        x_dtype: VecDtype::F16,
+                        path,
+                        tuning: Some(t),
+                        fused: Some(fused),
+                        diag,
+                    },
+                )?;
+                g.write_x(&ctx.queue, &x)?;
+                let st = time_passes(ctx, 2, b.a.reps.min(30), |pass, _| g.encode(pass))?;
+                Ok((g, st))
+            };
+            let (g, st) = timed(0)?;
             let y = g.read_y(ctx)?;
             let e = rel_l2(&y, &want.y);
             let v = format!("{} {}", path.name(), t.name(g.fused));
@@ -484,19 +490,7 @@ fn bench_rans(b: &mut Bench<'_>, rows: usize, cols: usize) -> crate::Result<()> 
             if fused_bits.as_ref().is_some_and(|(first, _)| *first == v) && !b.a.no_sweep {
                 // The first FUSED variant with its row sums added group by
                 // group (DIAG 32): the order's reference form, the same bits.
-                let r = RansGemv::new(
-                    ctx,
-                    &cw,
-                    &RansGemvOptions {
-                        x_dtype: VecDtype::F16,
-                        path,
-                        tuning: Some(t),
-                        fused: Some(fused),
-                        diag: 32,
-                    },
-                )?;
-                r.write_x(&ctx.queue, &x)?;
-                let st = time_passes(ctx, 2, b.a.reps.min(30), |pass, _| r.encode(pass))?;
+                let (r, st) = timed(32)?;
                 let yr = r.read_y(ctx)?;
                 let er = rel_l2(&yr, &want.y);
                 let bits: Vec<u32> = yr.iter().map(|v| v.to_bits()).collect();
@@ -507,7 +501,7 @@ fn bench_rans(b: &mut Bench<'_>, rows: usize, cols: usize) -> crate::Result<()> 
                     &name,
                     format!("{v} groupwise sums"),
                     st,
-                    cw.bytes + cols as u64 * 2 + rows as u64 * 4,
+                    bytes,
                     false,
                     format!(
                         "{} (rel L2 {er:.1e}, bits {} {v})",
@@ -516,7 +510,6 @@ fn bench_rans(b: &mut Bench<'_>, rows: usize, cols: usize) -> crate::Result<()> 
                     ),
                 );
             }
-            let bytes = cw.bytes + cols as u64 * 2 + rows as u64 * 4;
             b.record(&name, v.clone(), st, bytes, pi == 0 && ti == 0, check);
             // Each stage's share: the same kernel with stages dropped.
             if pi == 0 && ti == 0 && b.a.stages {
@@ -529,19 +522,7 @@ fn bench_rans(b: &mut Bench<'_>, rows: usize, cols: usize) -> crate::Result<()> 
                     (4 | 8 | 16, "decode only"),
                     (2 | 4 | 8 | 16, "no stage at all"),
                 ] {
-                    let g = RansGemv::new(
-                        ctx,
-                        &cw,
-                        &RansGemvOptions {
-                            x_dtype: VecDtype::F16,
-                            path,
-                            tuning: Some(t),
-                            fused: Some(fused),
-                            diag,
-                        },
-                    )?;
-                    g.write_x(&ctx.queue, &x)?;
-                    let st = time_passes(ctx, 2, b.a.reps.min(30), |pass, _| g.encode(pass))?;
+                    let (g, st) = timed(diag)?;
                     let _ = g.check_stream(ctx);
                     b.record(
                         &name,

@@ -100,6 +100,24 @@ impl GemvSpec {
     }
 }
 
+/// The uniform every GEMV kernel declares: `Params` in src/wgpu/gemv.rs,
+/// field for field (the tensor-core kernel reads only the first eight).
+const PARAMS: &str = "struct Params {
+    rows: u32,
+    row_base: u32,
+    steps: u32,
+    w_stride: u32,
+    x_stride: u32,
+    y_stride: u32,
+    groups_x: u32,
+    scale_base: u32,
+    part_base: u32,
+    part_stride: u32,
+    groups: u32,
+    pad0: u32,
+}
+";
+
 /// 16-byte words of W per step.
 fn wv(d: WeightDtype) -> u32 {
     match d {
@@ -131,21 +149,7 @@ pub fn gemv_wgsl(s: &GemvSpec) -> String {
     let _ = writeln!(
         w,
         "
-struct Params {{
-    rows: u32,
-    row_base: u32,
-    steps: u32,
-    w_stride: u32,
-    x_stride: u32,
-    y_stride: u32,
-    groups_x: u32,
-    scale_base: u32,
-    part_base: u32,
-    part_stride: u32,
-    groups: u32,
-    pad0: u32,
-}}
-
+{PARAMS}
 @group(0) @binding(0) var<storage, read> w: array<vec4<u32>>;
 @group(0) @binding(1) var<storage, read> x: array<vec4<u32>>;
 @group(0) @binding(2) var<storage, read> scales: array<f32>;
@@ -741,17 +745,7 @@ pub fn gemv_coop_wgsl(s: &GemvSpec) -> String {
         "enable f16;
 enable wgpu_cooperative_matrix;
 
-struct Params {{
-    rows: u32,
-    row_base: u32,
-    steps: u32,
-    w_stride: u32,
-    x_stride: u32,
-    y_stride: u32,
-    groups_x: u32,
-    scale_base: u32,
-}}
-
+{PARAMS}
 @group(0) @binding(0) var<storage, read> w: array<f16>;
 @group(0) @binding(1) var<storage, read> x: array<f16>;
 @group(0) @binding(2) var<storage, read> scales: array<f32>;
