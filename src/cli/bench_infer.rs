@@ -64,10 +64,11 @@ pub fn time_passes_after(
     // batch-8 GEMV) the first variants of a sweep timed at idle SM clocks,
     // 470 µs instead of 116-135 µs for batch 8 in the same sweep (memory-bound
     // batch-1 kernels hardly notice; compute-heavier ones run 3-5× slower).
+    //
+    // `n` untimed passes in one submission, numbered from `done`; the wall
+    // seconds per pass from the submission to the end of the wait.
     let mut done = 0usize;
-    let mut n = warmup.max(1);
-    let t0 = std::time::Instant::now();
-    while done < 100_000 {
+    let mut untimed = |n: usize, done: &mut usize| -> Result<f64> {
         let mut enc = ctx.device.create_command_encoder(&Default::default());
         {
             let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
@@ -75,14 +76,19 @@ pub fn time_passes_after(
                 timestamp_writes: None,
             });
             for i in 0..n {
-                f(&mut pass, done + i);
+                f(&mut pass, *done + i);
             }
         }
         let t1 = std::time::Instant::now();
         ctx.queue.submit([enc.finish()]);
         ctx.wait()?;
-        done += n;
-        let per = t1.elapsed().as_secs_f64() / n as f64;
+        *done += n;
+        Ok(t1.elapsed().as_secs_f64() / n as f64)
+    };
+    let mut n = warmup.max(1);
+    let t0 = std::time::Instant::now();
+    while done < 100_000 {
+        let per = untimed(n, &mut done)?;
         let left = 0.25 - t0.elapsed().as_secs_f64();
         if left <= 0.0 {
             break;
@@ -91,26 +97,12 @@ pub fn time_passes_after(
             .clamp(1, (100_000 - done.min(99_999)).min(5000));
     }
     // Then ~50 ms chunks until a chunk's time per pass stops falling (within
-    // 3 %), at most 2 s in all: after a long CPU phase (the f64 reference of
-    // the batch-8 GEMV) 250 ms was not always enough on the H100 and the
-    // first variant of the sweep timed at 331 µs instead of 116.
+    // 3 %), at most 2 s in all. (Aimed at the first-variant outliers seen on
+    // the H100 after a long CPU phase, 305-469 µs against 114-170: it did not
+    // remove them, nor did a thrown-away timed round, since dropped.)
     let mut prev = f64::INFINITY;
     while t0.elapsed().as_secs_f64() < 2.0 {
-        let t1 = std::time::Instant::now();
-        let mut enc = ctx.device.create_command_encoder(&Default::default());
-        {
-            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: Some("warmup"),
-                timestamp_writes: None,
-            });
-            for i in 0..n {
-                f(&mut pass, done + i);
-            }
-        }
-        ctx.queue.submit([enc.finish()]);
-        ctx.wait()?;
-        done += n;
-        let per = t1.elapsed().as_secs_f64() / n as f64;
+        let per = untimed(n, &mut done)?;
         if per >= 0.97 * prev {
             break;
         }
@@ -118,27 +110,6 @@ pub fn time_passes_after(
         n = ((0.05 / per.max(1e-7)).ceil() as usize).clamp(1, 5000);
     }
     if let Some(mut timer) = GpuTimer::new(ctx, reps as u32) {
-        // Two timed rounds, the first thrown away: on the H100 the first
-        // variant timed after a long CPU phase (the f64 reference of the
-        // batch-8 GEMV) still came out 2.6× slow in some runs (305 and 331 µs
-        // against 116) even after the warm-up above.
-        let mut enc = ctx.device.create_command_encoder(&Default::default());
-        for i in 0..reps {
-            if let Some(b) = before {
-                let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                    label: Some("before"),
-                    timestamp_writes: None,
-                });
-                b(&mut pass);
-            }
-            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: Some("timed, thrown away"),
-                timestamp_writes: None,
-            });
-            f(&mut pass, i);
-        }
-        ctx.queue.submit([enc.finish()]);
-        ctx.wait()?;
         let mut enc = ctx.device.create_command_encoder(&Default::default());
         for i in 0..reps {
             if let Some(b) = before {
