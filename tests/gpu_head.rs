@@ -268,3 +268,88 @@ fn head_rejects_bad_input() {
     // The head still works after a rejected call.
     assert!(head.step(&ctx, Some(&[1.0; 32]), false).is_ok());
 }
+
+/// The empty round trip (`step_floor`) in both ways of reading the tokens:
+/// its phases are in order, and the head's next tokens are still the CPU's.
+#[test]
+fn floor_round_trip_in_both_read_modes() {
+    let Some(ctx) = ctx() else { return };
+    let mut rng = Rng(33);
+    let (vocab, hidden) = (1500, 128);
+    let w = f16_weights(&mut rng, vocab, hidden);
+    let gw = GemvWeights::upload(&ctx, &Weights::F16(&w), vocab, hidden, None).unwrap();
+    let sp = SampleParams {
+        temperature: 1.0,
+        top_k: 20,
+        top_p: 0.9,
+        seed: 9,
+    };
+    for copy_tokens in [false, true] {
+        let opts = HeadOptions {
+            gemv: GemvOptions {
+                batch: 1,
+                x_dtype: VecDtype::F16,
+                ..Default::default()
+            },
+            sample: sp,
+            copy_tokens,
+            ..Default::default()
+        };
+        let mut head = Head::new(&ctx, &gw, &opts).unwrap();
+        for tok in 0..6u64 {
+            let t = head.step_floor(&ctx).unwrap();
+            assert!(
+                t.recorded <= t.submitted && t.submitted <= t.done && t.done <= t.total,
+                "copy_tokens {copy_tokens}: {t:?}"
+            );
+            let x = rng.normals(hidden, 1.0);
+            let got = head.step(&ctx, Some(&x), false).unwrap().0[0];
+            let logits = head.gemv.read_y(&ctx).unwrap();
+            let want = sample_row(&logits, &sp, tok, 0).unwrap().token;
+            assert_eq!(got, want, "copy_tokens {copy_tokens} token {tok}");
+        }
+    }
+}
+
+/// `wcodec bench head` runs every mode it offers (fused and unfused row
+/// maximum, copied tokens, blocking waits) and finds no allocation per token.
+#[test]
+fn bench_head_runs_every_mode() {
+    let Some(ctx) = ctx() else { return };
+    drop(ctx);
+    for extra in [
+        &["--fused-max", "on,off"][..],
+        &["--copy-tokens", "--block"][..],
+    ] {
+        let mut args = vec![
+            "bench",
+            "head",
+            "--vocab",
+            "700",
+            "--hidden",
+            "64",
+            "--batch",
+            "1,3",
+            "--tokens",
+            "5",
+            "--warmup",
+            "2",
+            "--warm-ms",
+            "10",
+            "-q",
+        ];
+        args.extend_from_slice(extra);
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_wcodec"))
+            .args(&args)
+            .output()
+            .unwrap();
+        let t = format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert!(o.status.success(), "{args:?}: {t}");
+        assert!(t.contains("allocations in loop"), "{args:?}: {t}");
+        assert!(!t.contains("YES"), "{args:?}: {t}");
+    }
+}

@@ -452,3 +452,45 @@ fn sampling_with_external_max_partials() {
         .is_err()
     );
 }
+
+/// `wcodec bench kernels --stages` times the sampler's parts: the cold-cache
+/// pass (after an untimed copy), the fast path's stops, the row maximum alone
+/// and each dispatch prefix; every timed variant is checked.
+#[test]
+fn bench_kernels_times_the_sampler_stages() {
+    let Some(ctx) = ctx() else { return };
+    drop(ctx);
+    let args = [
+        "bench",
+        "kernels",
+        "--quick",
+        "--no-sweep",
+        "--stages",
+        "--reps",
+        "3",
+        "--only",
+        "sample top-k 50 top-p 0.9 5003",
+    ];
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_wcodec"))
+        .args(args)
+        .output()
+        .unwrap();
+    let t = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(o.status.success(), "{t}");
+    for part in [
+        "ok (token",
+        "(cold caches)",
+        "select stops at the top-k bin",
+        "select stops after collecting",
+        "only the row maximum",
+        "first 1 of",
+        "a timed pass of one workgroup",
+    ] {
+        assert!(t.contains(part), "no {part:?} in: {t}");
+    }
+    assert!(!t.contains("FAIL"), "{t}");
+}
