@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{Rng, ctx};
+use common::{Rng, ctx, run_wcodec};
 use wcodec::codec::quant::f32_to_f16_bits;
 use wcodec::cpu::gemv::{Weights, gemv_f64, rel_l2};
 use wcodec::cpu::sample::{SampleParams, sample_row};
@@ -339,16 +339,8 @@ fn bench_head_runs_every_mode() {
             "-q",
         ];
         args.extend_from_slice(extra);
-        let o = std::process::Command::new(env!("CARGO_BIN_EXE_wcodec"))
-            .args(&args)
-            .output()
-            .unwrap();
-        let t = format!(
-            "{}{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        );
-        assert!(o.status.success(), "{args:?}: {t}");
+        let (ok, t) = run_wcodec(&args);
+        assert!(ok, "{args:?}: {t}");
         assert!(t.contains("allocations in loop"), "{args:?}: {t}");
         assert!(!t.contains("YES"), "{args:?}: {t}");
     }

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{Rng, ctx, poison};
+use common::{Rng, ctx, poison, run_wcodec};
 use wcodec::cpu::sample::{SampleParams, sample_row};
 use wcodec::wgpu::context::GpuContext;
 use wcodec::wgpu::sample::{Sampler, SamplerOptions, SamplerTuning};
@@ -471,16 +471,8 @@ fn bench_kernels_times_the_sampler_stages() {
         "--only",
         "sample top-k 50 top-p 0.9 5003",
     ];
-    let o = std::process::Command::new(env!("CARGO_BIN_EXE_wcodec"))
-        .args(args)
-        .output()
-        .unwrap();
-    let t = format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    assert!(o.status.success(), "{t}");
+    let (ok, t) = run_wcodec(&args);
+    assert!(ok, "{t}");
     for part in [
         "ok (token",
         "(cold caches)",

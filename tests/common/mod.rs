@@ -304,3 +304,20 @@ pub fn extreme_lossy_tensors(seed: u64) -> Vec<EncodedTensor> {
     }
     out
 }
+
+/// Run the `wcodec` binary (`WCODEC_BIN` if set, e.g. where test binaries are
+/// carried to another machine; else the one cargo built): success and the
+/// text of stdout and stderr together.
+pub fn run_wcodec(args: &[&str]) -> (bool, String) {
+    let bin = std::env::var("WCODEC_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_wcodec").into());
+    let o = std::process::Command::new(bin)
+        .args(args)
+        .output()
+        .expect("runs wcodec");
+    let t = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    (o.status.success(), t)
+}
