@@ -29,16 +29,6 @@
 //            integer scans, then the token's index with one more pass.
 //            Increments the row's step counter when AUTO_STEP.
 //
-// Or, with ONE, a single dispatch:
-//
-//   sample_one: grid (rows), one workgroup of SWG (= PWG) per row: the row
-//            maximum (from the external partials or the whole row), then
-//            prepare's distances and coarse histogram over the whole row
-//            (the histogram stays in workgroup memory, the distances of the
-//            first NWR words per invocation in registers; all are stored
-//            for the general path), then select's steps as above. No
-//            histogram round trip through memory and no dispatch boundary.
-//
 // Bindings: 0 logits, 1 the same logits as vec4 (the first whole 16-byte
 // words; `vec_ok` says whether to use it), 2 EXP2 table (2048 u32),
 // 3 distances (vec4<u32> = 8 u16), 4 coarse histograms (vec4<u32> per bin:
@@ -68,13 +58,6 @@ override EXTMAX: bool = false;
 // 6: the fast path stops after collecting its candidates. The token is then
 // meaningless.
 override DIAG: u32 = 0u;
-// One dispatch, `sample_one`: one workgroup per row (SWG invocations, and
-// PWG = SWG) does `prepare`'s work over the whole row, then `select`'s,
-// with the coarse histogram staying in workgroup memory. It keeps the
-// distances of its first NWR (≤ 8) words per invocation in registers for
-// the fast path's collection.
-override ONE: bool = false;
-override NWR: u32 = 0u;
 
 struct Params {
     n: u32,          // row length
@@ -339,31 +322,6 @@ fn run_add(r: Run, d: u32) -> Run {
     return o;
 }
 
-// The distances of the 8 tokens from index i0 (u16 pairs, D_MAX past the row).
-fn dist8(m: f32, start: u32, i0: u32, aligned: bool) -> vec4<u32> {
-    let w8 = word_logits(start, i0, aligned);
-    let lo = w8.lo;
-    let hi = w8.hi;
-    return vec4<u32>(
-        tok_d(m, lo.x, i0) | (tok_d(m, lo.y, i0 + 1u) << 16u),
-        tok_d(m, lo.z, i0 + 2u) | (tok_d(m, lo.w, i0 + 3u) << 16u),
-        tok_d(m, hi.x, i0 + 4u) | (tok_d(m, hi.y, i0 + 5u) << 16u),
-        tok_d(m, hi.z, i0 + 6u) | (tok_d(m, hi.w, i0 + 7u) << 16u),
-    );
-}
-
-// `r` with a word's 8 distances added, in token order.
-fn run_word(r: Run, v: vec4<u32>) -> Run {
-    var o = run_add(r, v.x & 0xffffu);
-    o = run_add(o, v.x >> 16u);
-    o = run_add(o, v.y & 0xffffu);
-    o = run_add(o, v.y >> 16u);
-    o = run_add(o, v.z & 0xffffu);
-    o = run_add(o, v.z >> 16u);
-    o = run_add(o, v.w & 0xffffu);
-    return run_add(o, v.w >> 16u);
-}
-
 // Where block `blk` of `row` keeps its partial maximum in `hist` (after the histograms).
 fn part_at(row: u32, blk: u32) -> u32 {
     return min(p.rows * p.nbs * 256u + row * p.nbs + blk, arrayLength(&hist) - 1u);
@@ -488,9 +446,28 @@ fn prepare(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_inde
     for (var k = 0u; k < PW; k++) {
         let j = (blk * PW + k) * PWG + lid;
         if (j < p.ld_d) {
-            let v = dist8(m, start, j * 8u, aligned);
-            run = run_word(run, v);
-            dist[min(row * p.ld_d + j, nd - 1u)] = v;
+            let i0 = j * 8u;
+            let w8 = word_logits(start, i0, aligned);
+            let lo = w8.lo;
+            let hi = w8.hi;
+            let d0 = tok_d(m, lo.x, i0);
+            let d1 = tok_d(m, lo.y, i0 + 1u);
+            let d2 = tok_d(m, lo.z, i0 + 2u);
+            let d3 = tok_d(m, lo.w, i0 + 3u);
+            let d4 = tok_d(m, hi.x, i0 + 4u);
+            let d5 = tok_d(m, hi.y, i0 + 5u);
+            let d6 = tok_d(m, hi.z, i0 + 6u);
+            let d7 = tok_d(m, hi.w, i0 + 7u);
+            run = run_add(run, d0);
+            run = run_add(run, d1);
+            run = run_add(run, d2);
+            run = run_add(run, d3);
+            run = run_add(run, d4);
+            run = run_add(run, d5);
+            run = run_add(run, d6);
+            run = run_add(run, d7);
+            dist[min(row * p.ld_d + j, nd - 1u)] =
+                vec4<u32>(d0 | (d1 << 16u), d2 | (d3 << 16u), d4 | (d5 << 16u), d6 | (d7 << 16u));
         }
     }
     hist_add(min(run.bin, 255u), run.cnt, run.w);
@@ -518,9 +495,7 @@ var<workgroup> slot: u32;
 var<workgroup> seg: array<u32, SWG>;
 // Fast path: up to CAP collected candidates (distance, index), the same
 // sorted by (distance, index), and the prefix sums of their weights.
-// (An override: CAP only moves the line between the two exact paths; it
-// is lowered where workgroup memory is short.)
-override CAP: u32 = 512u;
+const CAP: u32 = 512u;
 var<workgroup> kd: array<u32, CAP>;
 var<workgroup> ki: array<u32, CAP>;
 var<workgroup> sd: array<u32, CAP>;
@@ -821,13 +796,6 @@ fn fast_select(row: u32, ck: u32, kk: u32, lid: u32, draw: vec2<u32>) -> u32 {
     let nd1 = arrayLength(&dist) - 1u;
     let base = row * p.ld_d;
     var j = lid;
-    if (ONE) {
-        // `sample_one`: the first NWR words of this invocation are in registers.
-        for (var k = 0u; k < NWR; k++) {
-            collect_word(dreg[k], 8u * (k * SWG + lid), ck);
-        }
-        j = NWR * SWG + lid;
-    }
     loop {
         if (j + 3u * SWG >= p.ld_d) {
             break;
@@ -929,16 +897,10 @@ fn select_token(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
         cc[lid] = c;
         cw[lid] = w;
     }
-    workgroupBarrier();
-    finish(wid.x, lid, select_rest(row, lid, draw));
-}
-
-// Steps 2 onwards of `select_token` (and of `sample_one`), once the coarse
-// histogram of the row is in (cc, cw): the token.
-fn select_rest(row: u32, lid: u32, draw: vec2<u32>) -> u32 {
     // 2. Cumulative counts (each bin's invocation adds up the bins before
     // it), the top-k bin c_k and the number of tokens in bins ≤ c_k.
     // Two levels (16 groups of 16 bins) instead of one serial 256-step sum.
+    workgroupBarrier();
     if (lid < 16u) {
         var g = 0u;
         for (var b = 16u * lid; b < 16u * lid + 16u; b++) {
@@ -972,10 +934,12 @@ fn select_rest(row: u32, lid: u32, draw: vec2<u32>) -> u32 {
     let ck0 = workgroupUniformLoad(&fsel[0]);
     let through = workgroupUniformLoad(&fsel[1]);
     if (DIAG == 5u) {
-        return ck0;
+        finish(wid.x, lid, ck0);
+        return;
     }
     if (through <= CAP) {
-        return fast_select(row, ck0, kk0, lid, draw);
+        finish(wid.x, lid, fast_select(row, ck0, kk0, lid, draw));
+        return;
     }
     // General path.
     scan256(lid, false);
@@ -999,7 +963,8 @@ fn select_rest(row: u32, lid: u32, draw: vec2<u32>) -> u32 {
         let ck = first_set(lid, lid < 256u && cc[min(lid, 255u)] >= kk, 256u);
         fine_pass(row, ck, lid);
         if (DIAG == 1u) {
-            return ck;
+            finish(wid.x, lid, ck);
+            return;
         }
         let base_cnt = cc_before(ck);
         let fk = first_set(lid, lid < 256u && base_cnt + fc[min(lid, 255u)] >= kk, 256u);
@@ -1028,7 +993,8 @@ fn select_rest(row: u32, lid: u32, draw: vec2<u32>) -> u32 {
         let tp = need.x + select(0u, 1u, need.z != 0u);
         w_all = u64_add(wp_before, mul32(tp, wdp));
         if (DIAG == 2u) {
-            return dp;
+            finish(wid.x, lid, dp);
+            return;
         }
     }
     // 4. The draw: U = floor(W · R / 2^64).
@@ -1049,70 +1015,9 @@ fn select_rest(row: u32, lid: u32, draw: vec2<u32>) -> u32 {
         rank = divmod64x32(u64_sub(u, u64_add(base_w, fw_before(fs))), weight(ds)).x;
     }
     if (DIAG == 3u) {
-        return ds;
-    }
-    // 5. The token: the rank-th with distance ds, in index order.
-    return nth_with_distance(row, ds, rank, lid);
-}
-
-// ---------------------------------------------------------------- sample_one
-
-// `sample_one`'s distances of this invocation's words k · SWG + lid, k < NWR
-// (all D_MAX past the row: never collected).
-var<private> dreg: array<vec4<u32>, 8>;
-
-@compute @workgroup_size(SWG)
-fn sample_one(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    let row = min(wid.x, max(p.rows, 1u) - 1u);
-    for (var b = lid; b < 256u; b += SWG) {
-        atomicStore(&pc[b], 0u);
-        atomicStore(&pwl[b], 0u);
-        atomicStore(&pwh[b], 0u);
-    }
-    var draw = vec2<u32>(0u, 0u);
-    if (p.greedy == 0u) {
-        draw = draw_word(row);
-        load_exp2(lid, SWG);
-    }
-    var mx: vec2<u32>;
-    if (EXTMAX) {
-        mx = row_max_ext(row, lid);
-    } else {
-        mx = row_max(row, lid);
-    }
-    if (DIAG == 4u || p.greedy != 0u) {
-        finish(wid.x, lid, mx.y);
+        finish(wid.x, lid, ds);
         return;
     }
-    let m = bitcast<f32>(mx.x);
-    // prepare's work over the whole row: distances (kept, and stored for
-    // the general path), the coarse histogram in workgroup memory.
-    var run = Run(0xffffffffu, 0u, vec2<u32>(0u, 0u));
-    let nd = arrayLength(&dist);
-    let start = row * p.ld_in;
-    let aligned = p.vec_ok != 0u && (start & 3u) == 0u;
-    for (var k = 0u; k < NWR; k++) {
-        let j = k * SWG + lid;
-        var v = vec4<u32>(0xffffffffu);
-        if (j < p.ld_d) {
-            v = dist8(m, start, j * 8u, aligned);
-            run = run_word(run, v);
-            dist[min(row * p.ld_d + j, nd - 1u)] = v;
-        }
-        dreg[k] = v;
-    }
-    for (var j = NWR * SWG + lid; j < p.ld_d; j += SWG) {
-        let v = dist8(m, start, j * 8u, aligned);
-        run = run_word(run, v);
-        dist[min(row * p.ld_d + j, nd - 1u)] = v;
-    }
-    hist_add(min(run.bin, 255u), run.cnt, run.w);
-    storageBarrier();
-    workgroupBarrier();
-    if (lid < 256u) {
-        cc[lid] = atomicLoad(&pc[lid]);
-        cw[lid] = vec2<u32>(atomicLoad(&pwl[lid]), atomicLoad(&pwh[lid]));
-    }
-    workgroupBarrier();
-    finish(wid.x, lid, select_rest(row, lid, draw));
+    // 5. The token: the rank-th with distance ds, in index order.
+    finish(wid.x, lid, nth_with_distance(row, ds, rank, lid));
 }

@@ -11,41 +11,8 @@ use wcodec::cpu::sample::{SampleParams, sample_row};
 use wcodec::wgpu::context::GpuContext;
 use wcodec::wgpu::sample::{Sampler, SamplerOptions, SamplerTuning};
 
-/// The default tuning and the first candidate of the other kind (one
-/// dispatch `sample_one`, or `prepare` + `select`) that fits the device.
-fn kinds(ctx: &GpuContext) -> Vec<SamplerTuning> {
-    let d = SamplerTuning::default();
-    let fits = |t: &SamplerTuning| {
-        t.select_wg <= ctx.limits.max_compute_invocations_per_workgroup
-            && t.workgroup_bytes() <= ctx.limits.max_compute_workgroup_storage_size
-    };
-    let mut v = vec![d];
-    v.extend(
-        SamplerTuning::candidates()
-            .into_iter()
-            .filter(|t| t.one != d.one && fits(t))
-            .take(1),
-    );
-    v
-}
-
-/// Run `calls` calls of a sampler over `x` (`rows × n`) and compare every
-/// token, for each tuning.
+/// Run `calls` calls of a sampler over `x` (`rows × n`) and compare every token.
 fn check(
-    ctx: &GpuContext,
-    x: &[f32],
-    rows: usize,
-    n: usize,
-    p: &SampleParams,
-    calls: u64,
-    tunings: impl IntoIterator<Item = SamplerTuning>,
-) {
-    for tuning in tunings {
-        check_tuning(ctx, x, rows, n, p, calls, tuning);
-    }
-}
-
-fn check_tuning(
     ctx: &GpuContext,
     x: &[f32],
     rows: usize,
@@ -121,7 +88,7 @@ fn sampling_matches_the_cpu_token_for_token() {
                 n,
                 &params(t, k, p, rng.next_u64()),
                 3,
-                kinds(&ctx),
+                SamplerTuning::default(),
             );
         }
     }
@@ -175,7 +142,7 @@ fn sampling_greedy_ties_and_extremes() {
             n,
             &params(t, k, p, rng.next_u64()),
             4,
-            kinds(&ctx),
+            SamplerTuning::default(),
         );
     }
 }
@@ -199,7 +166,7 @@ fn sampling_many_random_rows_and_parameters() {
             n,
             &params(t, k, p, rng.next_u64()),
             2,
-            kinds(&ctx),
+            SamplerTuning::default(),
         );
     }
 }
@@ -209,12 +176,9 @@ fn sampling_every_tuning_candidate() {
     let Some(ctx) = ctx() else { return };
     let mut rng = Rng(24);
     for t in SamplerTuning::candidates() {
-        if t.select_wg > ctx.limits.max_compute_invocations_per_workgroup
-            || t.workgroup_bytes() > ctx.limits.max_compute_workgroup_storage_size
-        {
+        if t.select_wg > ctx.limits.max_compute_invocations_per_workgroup {
             continue;
         }
-        let t = [t];
         let x = rng.normals(3 * 20011, 3.0);
         check(
             &ctx,
@@ -328,9 +292,8 @@ fn sampler_rejects_bad_parameters() {
 #[test]
 fn sampling_top_k_around_the_fast_path_capacity() {
     // `select` collects the tokens of the coarse bins up to the top-k bin
-    // when they are at most CAP (512, or 256 for the smaller one-dispatch
-    // tunings: its fast path), else takes the general path: both sides of
-    // each limit, with and without top-p, and ties.
+    // when they are at most 512 (its fast path), else takes the general
+    // path: both sides of the limit, with and without top-p, and ties.
     let Some(ctx) = ctx() else { return };
     let mut rng = Rng(26);
     let n = 20011;
@@ -341,8 +304,6 @@ fn sampling_top_k_around_the_fast_path_capacity() {
     }
     for &(t, k, p) in &[
         (1.0f32, 200u32, 1.0f32),
-        (1.0, 256, 1.0),
-        (1.0, 257, 0.9),
         (1.0, 400, 0.9),
         (1.0, 500, 1.0),
         (1.0, 512, 0.95),
@@ -357,7 +318,7 @@ fn sampling_top_k_around_the_fast_path_capacity() {
             n,
             &params(t, k, p, rng.next_u64()),
             3,
-            kinds(&ctx),
+            SamplerTuning::default(),
         );
     }
 }
@@ -436,13 +397,13 @@ fn sampling_with_external_max_partials() {
         (0.8, 50, 0.9),
         (1.0, 0, 0.95),
     ] {
-        let mut tunings = kinds(&ctx);
-        tunings.push(SamplerTuning {
-            max_split: false,
-            one: false,
-            ..SamplerTuning::candidates()[0]
-        });
-        for tuning in tunings {
+        for tuning in [
+            SamplerTuning::default(),
+            SamplerTuning {
+                max_split: false,
+                ..SamplerTuning::default()
+            },
+        ] {
             let sp = params(t, k, p, rng.next_u64());
             let s = Sampler::with_max_partials(
                 &ctx,
@@ -459,13 +420,8 @@ fn sampling_with_external_max_partials() {
             )
             .unwrap();
             assert!(s.ext_max());
-            // No max_part dispatch: prepare (+ select), or sample_one.
-            let stages = if tuning.one {
-                1
-            } else {
-                1 + !sp.is_greedy() as usize
-            };
-            assert_eq!(s.stages(), stages);
+            // No max_part dispatch: prepare (+ select).
+            assert_eq!(s.stages(), 1 + !sp.is_greedy() as usize);
             s.write_logits(&ctx.queue, &x).unwrap();
             for call in 0..3u64 {
                 poison(&ctx, &s.tokens);

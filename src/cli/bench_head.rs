@@ -11,7 +11,6 @@ use crate::cpu::sample::SampleParams;
 use crate::wgpu::context::{AdapterChoice, ContextOptions, GpuContext};
 use crate::wgpu::gemv::{GemvOptions, GemvWeights, ReducePath, VecDtype, WeightDtype};
 use crate::wgpu::head::{AllocCounters, Head, HeadOptions};
-use crate::wgpu::sample::SamplerTuning;
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct HeadArgs {
@@ -64,11 +63,6 @@ pub struct HeadArgs {
     /// Same as `--fused-max off`.
     #[arg(long)]
     pub no_fused_max: bool,
-    /// Sampler tunings, one run each, comma-separated: "default" or a
-    /// label as `bench kernels` prints it (e.g. "one swg1024 r8 cap512",
-    /// "pwg512 pw1 swg512 split").
-    #[arg(long, default_value = "default")]
-    pub sampler: String,
     #[arg(long)]
     pub adapter: Option<usize>,
     #[arg(long)]
@@ -85,8 +79,6 @@ pub struct HeadRun {
     pub direct_read: bool,
     /// The sampler's row maximum came from the GEMV's max partials.
     pub fused_max: bool,
-    /// The sampler's tuning ([`SamplerTuning::label`]).
-    pub sampler: String,
     /// Wall time per token step, with the readback.
     pub wall: Stats,
     /// GPU time per token step (timestamps around the compute pass).
@@ -178,29 +170,11 @@ pub fn run(a: &HeadArgs, quiet: bool) -> anyhow::Result<()> {
             })
             .collect::<Result<_, _>>()?
     };
-    let samplers: Vec<SamplerTuning> = a
-        .sampler
-        .split(',')
-        .map(|s| match s.trim() {
-            "default" => Ok(SamplerTuning::default()),
-            l => SamplerTuning::by_label(l).ok_or_else(|| {
-                anyhow::anyhow!(
-                    "--sampler {l}: not \"default\" or one of {:?}",
-                    SamplerTuning::candidates()
-                        .iter()
-                        .map(|t| t.label())
-                        .collect::<Vec<_>>()
-                )
-            }),
-        })
-        .collect::<Result<_, _>>()?;
     let mut runs = Vec::new();
-    for (batch, fuse, tuning) in batches.iter().flat_map(|&b| {
-        let samplers = &samplers;
-        fused
-            .iter()
-            .flat_map(move |&f| samplers.iter().map(move |&t| (b, f, t)))
-    }) {
+    for (batch, fuse) in batches
+        .iter()
+        .flat_map(|&b| fused.iter().map(move |&f| (b, f)))
+    {
         let opts = HeadOptions {
             gemv: GemvOptions {
                 batch,
@@ -214,7 +188,6 @@ pub fn run(a: &HeadArgs, quiet: bool) -> anyhow::Result<()> {
             block: a.block,
             copy_tokens: a.copy_tokens,
             no_fused_max: !fuse,
-            sampler: tuning,
             ..Default::default()
         };
         let mut head = Head::new(&ctx, &gw, &opts)?;
@@ -281,7 +254,6 @@ pub fn run(a: &HeadArgs, quiet: bool) -> anyhow::Result<()> {
             block: a.block,
             direct_read,
             fused_max,
-            sampler: tuning.label(),
             wall: stats(&wall, false),
             gpu: stats(&gpu, true),
             submitted_us: stats(&sub, false).median_us,
@@ -298,8 +270,7 @@ pub fn run(a: &HeadArgs, quiet: bool) -> anyhow::Result<()> {
         };
         if !quiet {
             eprintln!(
-                "  batch {batch} (sampler {}, {}, max {}): wall {:.1} µs/token step (p90 {:.1}; submitted at {:.1}, next recorded at {:.1}, result seen at {:.1} after {:.0} polls), GPU {:.1} µs, {:.0} tokens/s; empty round trip {:.1} µs (submitted at {:.1}); allocations during the loop: {}",
-                r.sampler,
+                "  batch {batch} ({}, max {}): wall {:.1} µs/token step (p90 {:.1}; submitted at {:.1}, next recorded at {:.1}, result seen at {:.1} after {:.0} polls), GPU {:.1} µs, {:.0} tokens/s; empty round trip {:.1} µs (submitted at {:.1}); allocations during the loop: {}",
                 if r.direct_read {
                     "tokens mapped directly"
                 } else {
@@ -349,20 +320,12 @@ pub fn run(a: &HeadArgs, quiet: bool) -> anyhow::Result<()> {
             a.vocab, a.hidden, report.dtype, report.params
         );
         println!(
-            "{:>5} {:>7} {:>5} {:>12} {:>12} {:>12} {:>12} {:>12}  {:<24} allocations in loop",
-            "batch",
-            "upload",
-            "fmax",
-            "wall µs",
-            "wall p90",
-            "GPU µs",
-            "tokens/s",
-            "empty trip",
-            "sampler"
+            "{:>5} {:>7} {:>5} {:>12} {:>12} {:>12} {:>12} {:>12}  allocations in loop",
+            "batch", "upload", "fmax", "wall µs", "wall p90", "GPU µs", "tokens/s", "empty trip"
         );
         for r in &report.runs {
             println!(
-                "{:>5} {:>7} {:>5} {:>12.1} {:>12.1} {:>12.1} {:>12.0} {:>12.1}  {:<24} {}{}",
+                "{:>5} {:>7} {:>5} {:>12.1} {:>12.1} {:>12.1} {:>12.0} {:>12.1}  {}{}",
                 r.batch,
                 r.upload,
                 if r.fused_max { "on" } else { "off" },
@@ -371,7 +334,6 @@ pub fn run(a: &HeadArgs, quiet: bool) -> anyhow::Result<()> {
                 r.gpu.median_us,
                 r.tokens_per_s,
                 r.floor.median_us,
-                r.sampler,
                 if r.allocated_during_loop {
                     "YES"
                 } else {

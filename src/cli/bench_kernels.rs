@@ -640,20 +640,10 @@ fn bench_sample(
     let ctx = b.ctx;
     let x = normals(n, sigma, 11 + n as u64);
     let mut tunings = SamplerTuning::candidates();
-    tunings.retain(|t| {
-        t.select_wg <= ctx.limits.max_compute_invocations_per_workgroup
-            && t.workgroup_bytes() <= ctx.limits.max_compute_workgroup_storage_size
-    });
-    if b.a.no_sweep {
+    tunings.retain(|t| t.select_wg <= ctx.limits.max_compute_invocations_per_workgroup);
+    if b.a.no_sweep || !sweep {
         tunings.truncate(1);
-    } else if !sweep {
-        // The default and the first of the other kind (one dispatch or two).
-        let d = tunings[0];
-        let other = tunings.iter().skip(1).find(|t| t.one != d.one).copied();
-        tunings.truncate(1);
-        tunings.extend(other);
     }
-    let mut earlier_one = false;
     for (ti, t) in tunings.into_iter().enumerate() {
         // The sampler with this tuning, `diag` set (0: the real kernels), its input written.
         let make = |diag: u32| -> crate::Result<Sampler> {
@@ -683,14 +673,16 @@ fn bench_sample(
         } else {
             format!("FAIL (GPU {got}, CPU {cpu})")
         };
-        let v = t.label();
+        let v = format!(
+            "pwg{} pw{} swg{}{}",
+            t.prepare_wg,
+            t.prepare_words,
+            t.select_wg,
+            if t.max_split { " split" } else { "" }
+        );
         let bytes = (n * 4 * 2 + n.div_ceil(8) * 16 * 4) as u64;
         b.record(&name, v.clone(), st, bytes, ti == 0, check);
-        // Stage shares for the first three variants and the first
-        // one-dispatch variant.
-        let first_one = t.one && !earlier_one;
-        earlier_one |= t.one;
-        if !b.a.stages || (ti > 2 && !first_one) {
+        if !b.a.stages || ti > 2 {
             continue;
         }
         const STAGE: &str = "stage share (not a result)";
@@ -713,13 +705,13 @@ fn bench_sample(
             false,
             STAGE.into(),
         );
-        if ti > 1 && !first_one {
+        if ti > 1 {
             continue;
         }
         // Each part's share: the kernels stopped early by `diag` (`true`:
         // without the last dispatch), then the pass without its last dispatches.
         let mut parts: Vec<(u32, &str, bool)> = Vec::new();
-        if (ti == 0 || first_one) && p.top_k == 0 && !p.is_greedy() {
+        if ti == 0 && p.top_k == 0 && !p.is_greedy() {
             // The general path of select (top-p or temperature alone).
             parts.push((1, "select stops after the top-k fine pass", false));
             parts.push((2, "select stops after top-p", false));
@@ -731,8 +723,7 @@ fn bench_sample(
             parts.push((6, "select stops after collecting", false));
         }
         if !p.is_greedy() {
-            // sample_one stops after the maximum itself (one dispatch).
-            parts.push((4, "only the row maximum", !t.one));
+            parts.push((4, "only the row maximum", true));
         }
         for (diag, what, cut) in parts {
             let sd = make(diag)?;

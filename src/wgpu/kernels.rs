@@ -250,7 +250,6 @@ pub fn all_variants() -> Vec<(KernelSource, Vec<Constants>)> {
     for entry in ["max_part", "prepare", "select_token"] {
         let combos = super::sample::SamplerTuning::candidates()
             .iter()
-            .filter(|t| !t.one)
             .flat_map(|t| {
                 // EXTMAX: the row maximum from a GEMV's max partials.
                 [
@@ -263,22 +262,5 @@ pub fn all_variants() -> Vec<(KernelSource, Vec<Constants>)> {
             .collect();
         out.push((super::sample::source(entry), combos));
     }
-    // sample_one: every one-dispatch tuning, rows of 1 word, of 50257 and
-    // 152064 tokens, and rows longer than its registers; EXTMAX on and off.
-    let combos = super::sample::SamplerTuning::candidates()
-        .iter()
-        .filter(|t| t.one)
-        .flat_map(|t| {
-            [1usize, 6283, 19008, usize::MAX]
-                .into_iter()
-                .flat_map(move |ld_d| {
-                    [
-                        t.constants_row(true, false, ld_d),
-                        t.constants_row(false, true, ld_d),
-                    ]
-                })
-        })
-        .collect();
-    out.push((super::sample::source("sample_one"), combos));
     out
 }

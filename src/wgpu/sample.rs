@@ -6,8 +6,7 @@
 //! dispatches (probabilities for the caller), `prepare` (each workgroup
 //! finds the row maximum itself, then distances and coarse histograms of its
 //! part of the row; greedy rows end there) and `select` (one workgroup per
-//! row: thresholds, draw, token), or, with [`SamplerTuning::one`], one
-//! dispatch `sample_one` doing both in one workgroup per row. The token of each row
+//! row: thresholds, draw, token). The token of each row
 //! lands in [`Sampler::tokens`]; each row's step counter lives on the device
 //! and advances by one per call, so a per-token loop uploads nothing.
 
@@ -38,17 +37,6 @@ pub struct SamplerTuning {
     /// once it has the top-k bin, 6: its fast path stops after collecting the
     /// candidates, to time each part; the token is then meaningless.
     pub diag: u32,
-    /// One dispatch (`sample_one`): one workgroup of `select_wg` per row
-    /// does `prepare`'s work over the whole row and then `select`'s, the
-    /// coarse histogram staying in workgroup memory (`prepare_wg` equals
-    /// `select_wg`; `prepare_words` and `max_split` are unused).
-    pub one: bool,
-    /// `sample_one`: words (8 distances) per invocation kept in registers
-    /// for the fast path's collection (0..=8; the rest are re-read).
-    pub regs: u32,
-    /// The fast path's candidate capacity (`CAP`, 64..=4096): rows with
-    /// more tokens up to the top-k bin take the general path (same token).
-    pub cap: u32,
 }
 
 impl SamplerTuning {
@@ -62,15 +50,6 @@ impl SamplerTuning {
             select_wg,
             max_split: false,
             diag: 0,
-            one: false,
-            regs: 0,
-            cap: 512,
-        };
-        let one = |select_wg, regs, cap| SamplerTuning {
-            one: true,
-            regs,
-            cap,
-            ..t(select_wg, 1, select_wg)
         };
         let ts = |prepare_wg, prepare_words, select_wg| SamplerTuning {
             max_split: true,
@@ -89,12 +68,6 @@ impl SamplerTuning {
             t(256, 2, 512),
             t(1024, 1, 256),
             t(512, 2, 1024),
-            one(1024, 8, 512),
-            one(1024, 4, 512),
-            one(1024, 0, 512),
-            one(512, 8, 256),
-            one(512, 0, 256),
-            one(256, 8, 256),
         ]
     }
 
@@ -103,19 +76,8 @@ impl SamplerTuning {
     }
 
     /// [`SamplerTuning::constants`], `ext_max`: the row maximum from a GEMV's
-    /// max partials ([`Sampler::with_max_partials`]); for rows as long as
-    /// the tuning's registers hold.
+    /// max partials ([`Sampler::with_max_partials`]).
     pub fn constants_ext(&self, auto_step: bool, ext_max: bool) -> Vec<(&'static str, f64)> {
-        self.constants_row(auto_step, ext_max, usize::MAX)
-    }
-
-    /// [`SamplerTuning::constants_ext`] for rows of `ld_d` distance words.
-    pub fn constants_row(
-        &self,
-        auto_step: bool,
-        ext_max: bool,
-        ld_d: usize,
-    ) -> Vec<(&'static str, f64)> {
         vec![
             ("EXTMAX", ext_max as u32 as f64),
             ("PWG", self.prepare_wg as f64),
@@ -124,58 +86,7 @@ impl SamplerTuning {
             ("AUTO_STEP", auto_step as u32 as f64),
             ("MAXSPLIT", self.max_split as u32 as f64),
             ("DIAG", self.diag as f64),
-            ("ONE", self.one as u32 as f64),
-            ("NWR", self.nwr(ld_d) as f64),
-            ("CAP", self.cap as f64),
         ]
-    }
-
-    /// `sample_one`'s register-resident words per invocation for rows of
-    /// `ld_d` distance words (0 for the two-dispatch sampler).
-    pub fn nwr(&self, ld_d: usize) -> u32 {
-        if !self.one {
-            return 0;
-        }
-        ld_d.div_ceil(self.select_wg as usize)
-            .min(self.regs as usize) as u32
-    }
-
-    /// Workgroup memory of the largest entry point this tuning runs (bytes,
-    /// from the declarations in `sample_f32.wgsl`, rounded up).
-    pub fn workgroup_bytes(&self) -> u32 {
-        let select = 2048 * 4 // e2
-            + 256 * (4 + 8 + 4 + 8 + 4) // cc, cw, fc, fw, fine
-            + 4 * self.select_wg // seg
-            + self.cap * (4 * 4 + 8) // kd, ki, sd, si, cum
-            + 128; // first, slot, ncol, fs, fsel, gsum
-        let prepare = 2048 * 4 + 8 * self.prepare_wg + 3 * 256 * 4;
-        if self.one {
-            select + 8 * self.select_wg + 3 * 256 * 4
-        } else {
-            select.max(prepare)
-        }
-    }
-
-    /// A short name (`bench` output, `bench head --sampler`).
-    pub fn label(&self) -> String {
-        if self.one {
-            format!("one swg{} r{} cap{}", self.select_wg, self.regs, self.cap)
-        } else {
-            format!(
-                "pwg{} pw{} swg{}{}",
-                self.prepare_wg,
-                self.prepare_words,
-                self.select_wg,
-                if self.max_split { " split" } else { "" }
-            )
-        }
-    }
-
-    /// The candidate whose [`SamplerTuning::label`] is `name`.
-    pub fn by_label(name: &str) -> Option<SamplerTuning> {
-        Self::candidates()
-            .into_iter()
-            .find(|t| t.label() == name.trim())
     }
 
     fn check(&self, ctx: &GpuContext) -> Result<()> {
@@ -185,13 +96,7 @@ impl SamplerTuning {
             && pow2(self.select_wg)
             && self.prepare_wg >= 32
             && self.select_wg >= 256;
-        if !shapes_ok
-            || !(1..=16).contains(&self.prepare_words)
-            || self.diag > 6
-            || self.regs > 8
-            || !(64..=4096).contains(&self.cap)
-            || (self.one && self.prepare_wg != self.select_wg)
-        {
+        if !shapes_ok || !(1..=16).contains(&self.prepare_words) || self.diag > 6 {
             return Err(Error::Param(format!(
                 "sampler tuning {self:?} out of range"
             )));
@@ -199,14 +104,6 @@ impl SamplerTuning {
         if self.prepare_wg > max || self.select_wg > max {
             return Err(Error::Gpu(format!(
                 "sampler workgroups {self:?} exceed the device's {max} invocations"
-            )));
-        }
-        let mem = ctx.limits.max_compute_workgroup_storage_size;
-        if self.workgroup_bytes() > mem {
-            return Err(Error::Gpu(format!(
-                "sampler tuning {} needs {} bytes of workgroup memory, the device has {mem}",
-                self.label(),
-                self.workgroup_bytes()
             )));
         }
         self.softmax.check(ctx)
@@ -231,13 +128,12 @@ const BINDINGS: &[Binding] = &[
     Binding::ReadOnly,
 ];
 
-/// `lib/u64.wgsl` + `sample_f32.wgsl`, entry `max_part`, `prepare`, `select_token` or `sample_one`.
+/// `lib/u64.wgsl` + `sample_f32.wgsl`, entry `max_part`, `prepare` or `select_token`.
 pub fn source(entry: &'static str) -> KernelSource {
     KernelSource {
         name: match entry {
             "prepare" => "sample_f32.prepare",
             "max_part" => "sample_f32.max_part",
-            "sample_one" => "sample_f32.one",
             _ => "sample_f32.select",
         },
         source: format!(
@@ -299,8 +195,7 @@ pub struct Sampler {
     /// sampler has its own).
     pub softmax: Softmax,
     max_part: Option<Arc<Kernel>>,
-    /// None for `sample_one` (`select` is then that kernel).
-    prepare: Option<Arc<Kernel>>,
+    prepare: Arc<Kernel>,
     select: Arc<Kernel>,
     bind: wgpu::BindGroup,
     uniform: wgpu::Buffer,
@@ -393,12 +288,7 @@ impl Sampler {
         )?;
         let ld_d = n.div_ceil(8);
         let per_block = (opts.tuning.prepare_wg * opts.tuning.prepare_words) as usize;
-        // sample_one: one block, the whole row.
-        let nbs = if opts.tuning.one {
-            1
-        } else {
-            ld_d.div_ceil(per_block)
-        };
+        let nbs = ld_d.div_ceil(per_block);
         let max = ctx.limits.max_compute_workgroups_per_dimension as usize;
         if nbs > max || rows > max {
             return Err(Error::Gpu(format!(
@@ -434,20 +324,14 @@ impl Sampler {
             U::UNIFORM | U::COPY_DST,
         )?;
         let ext = max_partials.is_some();
-        let consts = opts.tuning.constants_row(!opts.fixed_step, ext, ld_d);
-        let (prepare, max_part, select) = if opts.tuning.one {
-            (None, None, ctx.kernel(&source("sample_one"), &consts)?)
+        let consts = opts.tuning.constants_ext(!opts.fixed_step, ext);
+        let prepare = ctx.kernel(&source("prepare"), &consts)?;
+        let max_part = if opts.tuning.max_split && !ext {
+            Some(ctx.kernel(&source("max_part"), &consts)?)
         } else {
-            (
-                Some(ctx.kernel(&source("prepare"), &consts)?),
-                if opts.tuning.max_split && !ext {
-                    Some(ctx.kernel(&source("max_part"), &consts)?)
-                } else {
-                    None
-                },
-                ctx.kernel(&source("select_token"), &consts)?,
-            )
+            None
         };
+        let select = ctx.kernel(&source("select_token"), &consts)?;
         let input: &wgpu::Buffer = match (&softmax.input, logits) {
             (Some(b), _) => b,
             (None, Some(b)) => b,
@@ -465,7 +349,7 @@ impl Sampler {
         } else {
             table.as_entire_buffer_binding()
         };
-        let bind = select.bind_group(
+        let bind = prepare.bind_group(
             &ctx.device,
             "sample",
             &[
@@ -580,8 +464,7 @@ impl Sampler {
     }
 
     /// Record only the first `n` dispatches ([softmax statistics, normalize],
-    /// [max_part], prepare, select; or [softmax], sample_one): the benchmark
-    /// times each stage's share this way.
+    /// [max_part], prepare, select): the benchmark times each stage's share this way.
     pub fn encode_stages(&self, pass: &mut wgpu::ComputePass<'_>, n: usize) {
         let mut left = n;
         let mut take = || {
@@ -598,15 +481,14 @@ impl Sampler {
             pass.set_bind_group(0, &self.bind, &[]);
             pass.dispatch_workgroups(self.nbs, self.rows as u32, 1);
         }
-        if let Some(k) = self.prepare.as_ref().filter(|_| take()) {
-            pass.set_pipeline(&k.pipeline);
+        if take() {
+            pass.set_pipeline(&self.prepare.pipeline);
             pass.set_bind_group(0, &self.bind, &[]);
             // Greedy: one block per row finds the first index of the maximum.
             let blocks = if greedy { 1 } else { self.nbs };
             pass.dispatch_workgroups(blocks, self.rows as u32, 1);
         }
-        // sample_one runs for greedy rows too (it finishes them after the maximum).
-        if (!greedy || self.prepare.is_none()) && take() {
+        if !greedy && take() {
             pass.set_pipeline(&self.select.pipeline);
             pass.set_bind_group(0, &self.bind, &[]);
             pass.dispatch_workgroups(self.rows as u32, 1, 1);
@@ -615,9 +497,6 @@ impl Sampler {
 
     /// Dispatches [`Sampler::encode`] records.
     pub fn stages(&self) -> usize {
-        if self.prepare.is_none() {
-            return self.probs as usize + 1;
-        }
         self.probs as usize
             + self.max_part.is_some() as usize
             + 1
