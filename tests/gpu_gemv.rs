@@ -238,47 +238,6 @@ fn gemv_every_tuning_candidate() {
     }
 }
 
-/// The rows-per-invocation kernel (`lanes`): rows spanning several x
-/// chunks (2000 columns; a chunk holds at most 16 KiB of f32 x), a short
-/// last workgroup, 1 and 2 rows per invocation, every dtype, x in f32 and
-/// f16, batches 2 to 8, with and without a bias, and row blocks.
-#[test]
-fn gemv_lanes_across_x_chunks() {
-    let Some(ctx) = ctx() else { return };
-    let mut rng = Rng(5);
-    let path = paths(&ctx)[0];
-    for dtype in WeightDtype::ALL {
-        for (i, &batch) in [2usize, 3, 5, 8].iter().enumerate() {
-            for (nr, unroll, wg) in [(1, 8, 64), (2, 3, 32)] {
-                let t = GemvTuning {
-                    lanes: true,
-                    nr,
-                    unroll,
-                    wg,
-                    xor: false,
-                    ..GemvTuning::candidates(dtype, 1, path)[0]
-                };
-                let case = Case {
-                    rows: 3 * wg as usize * nr as usize + 17,
-                    cols: 2000 - 8 * i,
-                    batch,
-                    dtype,
-                    x_dtype: if i % 2 == 0 {
-                        VecDtype::F16
-                    } else {
-                        VecDtype::F32
-                    },
-                    bias: nr == 2,
-                    path,
-                    tuning: Some(t),
-                    part_bytes: (i == 3).then_some(40 * 2000 * dtype.size() as u64),
-                };
-                check(&ctx, &mut rng, &case);
-            }
-        }
-    }
-}
-
 #[test]
 fn gemv_weights_split_into_row_blocks() {
     let Some(ctx) = ctx() else { return };
@@ -346,7 +305,6 @@ fn gemv_rejects_bad_shapes_with_errors() {
         blocks: 1,
         xor: false,
         coop: false,
-        lanes: false,
     };
     assert!(
         Gemv::new(
@@ -539,7 +497,6 @@ fn gemv_max_partials_match_the_cpu_on_the_gpu_output() {
             ];
             tunings.extend(cands.iter().find(|t| t.blocks > 1));
             tunings.extend(cands.iter().find(|t| t.xor));
-            tunings.extend(cands.iter().find(|t| t.lanes));
             tunings.dedup();
             for (ti, t) in tunings.into_iter().enumerate() {
                 let rw = t.rows_per_workgroup(path, sgmax) as usize;

@@ -197,9 +197,6 @@ fn gemv_variant(g: &Gemv) -> String {
     if t.coop {
         return format!("coop wg{} tiles{} u{}", t.wg, t.nr, t.unroll);
     }
-    if t.lanes {
-        return format!("lanes wg{} nr{} u{}", t.wg, t.nr, t.unroll);
-    }
     format!(
         "{} wg{} nr{} u{}{}{}{}",
         g.path.name(),

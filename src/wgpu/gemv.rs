@@ -66,10 +66,6 @@ pub struct GemvTuning {
     /// [`coop_possible`]): `nr` is then 16-row tiles per subgroup (1..=4),
     /// `unroll` 16-column steps per iteration (1..=8).
     pub coop: bool,
-    /// One invocation per row (batch ≥ 2; [`crate::wgpu::gemv_gen::gemv_lanes_wgsl`]):
-    /// `nr` rows per invocation, `unroll` steps loaded ahead (1..=8), x
-    /// staged in workgroup memory; either reduce path (none is needed).
-    pub lanes: bool,
 }
 
 impl GemvTuning {
@@ -84,11 +80,6 @@ impl GemvTuning {
             blocks: 1,
             xor: false,
             coop: false,
-            lanes: false,
-        };
-        let tl = |wg, nr, unroll| GemvTuning {
-            lanes: true,
-            ..t(wg, nr, unroll, true)
         };
         let tb = |wg, nr, unroll, blocks| GemvTuning {
             blocks,
@@ -129,7 +120,6 @@ impl GemvTuning {
                 t(256, 4, 1, true),
                 t(256, 2, 1, true),
                 t(256, 2, 1, false),
-                tl(128, 1, 8),
             ],
             (WeightDtype::F32, 1..=2) => vec![
                 t(256, 2, 2, true),
@@ -152,9 +142,6 @@ impl GemvTuning {
                 tx(256, 2, 2),
                 t(256, 2, 2, true),
                 t(256, 4, 1, true),
-                tl(128, 1, 8),
-                tl(128, 2, 4),
-                tl(256, 1, 8),
             ],
             // H100, 50257×2560 f16 batch 8 at full clocks: xor wg128 nr2 u2
             // 116.4 µs; plain nr2 u2 129.3, nr4 u1 133.1, nr2 u4 134.9.
@@ -175,18 +162,8 @@ impl GemvTuning {
                 t(256, 2, 2, true),
                 t(256, 8, 1, true),
                 t(256, 2, 1, true),
-                tl(128, 1, 8),
-                tl(128, 1, 4),
-                tl(64, 1, 8),
-                tl(256, 1, 8),
-                tl(128, 2, 4),
-                tl(128, 2, 8),
-                tl(64, 2, 4),
             ],
         };
-        if batch < 2 {
-            v.retain(|c| !c.lanes);
-        }
         if path == ReducePath::Workgroup || !matches!(batch, 2 | 4 | 8) {
             v.retain(|c| !c.xor);
         }
@@ -215,7 +192,6 @@ impl GemvTuning {
             blocks: 1,
             xor: false,
             coop: true,
-            lanes: false,
         };
         vec![
             t(128, 1, 4),
@@ -264,9 +240,6 @@ impl GemvTuning {
         if self.coop {
             return 16 * self.nr * (self.wg / subgroup_max.clamp(1, self.wg)).max(1);
         }
-        if self.lanes {
-            return self.nr * self.wg;
-        }
         let group = if path == ReducePath::Workgroup {
             self.tpr
         } else {
@@ -301,10 +274,9 @@ impl GemvTuning {
             x_half,
             bias,
             i8_magic: dtype != WeightDtype::I8 || self.i8_magic,
-            xor: self.xor && path == ReducePath::Subgroup && !self.lanes,
+            xor: self.xor && path == ReducePath::Subgroup,
             coop: false,
             sg_min: 0,
-            lanes: self.lanes,
             max_partials: false,
         }
     }
@@ -334,7 +306,6 @@ impl GemvTuning {
             xor: false,
             coop: true,
             sg_min: subgroup_min.clamp(1, sg_max),
-            lanes: false,
             max_partials: false,
         }
     }
@@ -351,21 +322,6 @@ impl GemvTuning {
             } else {
                 Err(Error::Param(format!(
                     "GEMV coop tuning {self:?} with batch {batch} is out of range"
-                )))
-            };
-        }
-        if self.lanes {
-            let ok = self.wg.is_power_of_two()
-                && (32..=1024).contains(&self.wg)
-                && (1..=4).contains(&self.nr)
-                && (1..=8).contains(&self.unroll)
-                && !self.xor
-                && (2..=MAX_BATCH as u32).contains(&batch);
-            return if ok {
-                Ok(())
-            } else {
-                Err(Error::Param(format!(
-                    "GEMV lanes tuning {self:?} with batch {batch} is out of range"
                 )))
             };
         }

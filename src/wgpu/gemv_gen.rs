@@ -51,10 +51,6 @@ pub struct GemvSpec {
     pub coop: bool,
     /// Coop kernel: the smallest subgroup size (sizes the staging memory).
     pub sg_min: u32,
-    /// Rows-per-invocation kernel ([`gemv_lanes_wgsl`]): invocation i owns
-    /// rows i + r · WG (r < NR) whole, x is staged in workgroup memory as
-    /// f32 and read by every invocation alike; no reduction.
-    pub lanes: bool,
     /// Epilogue (not the coop kernel): each workgroup also writes, per batch
     /// vector, the maximum of the y values it stored (sanitised as the
     /// sampler does; the lowest row among equals) to binding 6:
@@ -78,7 +74,7 @@ impl GemvSpec {
             );
         }
         format!(
-            "gemv_{}_{}_b{}_nr{}_u{}_wg{}_t{}_rw{}_x{}{}{}{}{}{}",
+            "gemv_{}_{}_b{}_nr{}_u{}_wg{}_t{}_rw{}_x{}{}{}{}{}",
             self.dtype.name(),
             if self.path == ReducePath::Workgroup {
                 "wg"
@@ -99,8 +95,7 @@ impl GemvSpec {
                 ""
             },
             if self.xor { "_xor" } else { "" },
-            if self.max_partials { "_mx" } else { "" },
-            if self.lanes { "_lanes" } else { "" }
+            if self.max_partials { "_mx" } else { "" }
         )
     }
 }
@@ -141,9 +136,6 @@ pub fn gemv_wgsl(s: &GemvSpec) -> String {
     if s.coop {
         return gemv_coop_wgsl(s);
     }
-    if s.lanes {
-        return gemv_lanes_wgsl(s);
-    }
     let d = s.dtype;
     let (b_n, nr, un) = (s.batch, s.nr, s.unroll);
     let wv = wv(d);
@@ -169,7 +161,28 @@ pub fn gemv_wgsl(s: &GemvSpec) -> String {
     if s.max_partials {
         emit_max_decls(w, s);
     }
-    emit_i8x4(w, s);
+    if d == WeightDtype::I8 {
+        if s.i8_magic {
+            let _ = writeln!(
+                w,
+                "// Four int8 as f32, exactly: bitcast(0x4B000000 | (q + 128)) − (2^23 + 128).
+fn i8x4(u: u32) -> vec4<f32> {{
+    let b = u ^ 0x80808080u;
+    let m = vec4<u32>(b & 0xffu, (b >> 8u) & 0xffu, (b >> 16u) & 0xffu, b >> 24u) | vec4<u32>(0x4B000000u);
+    return bitcast<vec4<f32>>(m) - vec4<f32>(8388736.0);
+}}
+"
+            );
+        } else {
+            let _ = writeln!(
+                w,
+                "fn i8x4(u: u32) -> vec4<f32> {{
+    return vec4<f32>(unpack4xI8(u));
+}}
+"
+            );
+        }
+    }
     if wg_path {
         let _ = writeln!(w, "var<workgroup> red: array<f32, {}>;\n", s.wg * nr * b_n);
     }
@@ -358,32 +371,6 @@ fn main(
     emit_max_epilogue(w, s);
     let _ = writeln!(w, "}}");
     o
-}
-
-/// The int8 unpacking helper `i8x4` (int8 weights only).
-fn emit_i8x4(w: &mut String, s: &GemvSpec) {
-    if s.dtype == WeightDtype::I8 {
-        if s.i8_magic {
-            let _ = writeln!(
-                w,
-                "// Four int8 as f32, exactly: bitcast(0x4B000000 | (q + 128)) − (2^23 + 128).
-fn i8x4(u: u32) -> vec4<f32> {{
-    let b = u ^ 0x80808080u;
-    let m = vec4<u32>(b & 0xffu, (b >> 8u) & 0xffu, (b >> 16u) & 0xffu, b >> 24u) | vec4<u32>(0x4B000000u);
-    return bitcast<vec4<f32>>(m) - vec4<f32>(8388736.0);
-}}
-"
-            );
-        } else {
-            let _ = writeln!(
-                w,
-                "fn i8x4(u: u32) -> vec4<f32> {{
-    return vec4<f32>(unpack4xI8(u));
-}}
-"
-            );
-        }
-    }
 }
 
 /// Max-partials epilogue: the workgroup-memory slots, the order-preserving
@@ -635,33 +622,6 @@ fn emit_xor_reduce(w: &mut String, s: &GemvSpec) {
     let _ = writeln!(w, "        }}\n    }}");
 }
 
-/// Step `u`'s weights of row `r` (loaded as `r{u}_{r}_{v}`) as vec4<f32>
-/// pieces `w{r}_{t}`.
-fn emit_w_pieces(w: &mut String, d: WeightDtype, u: u32, r: u32, wv: u32, ind: &str) {
-    match d {
-        WeightDtype::F32 => {
-            for v in 0..wv {
-                let _ = writeln!(
-                    w,
-                    "{ind}    let w{r}_{v} = bitcast<vec4<f32>>(r{u}_{r}_{v});"
-                );
-            }
-        }
-        WeightDtype::F16 => {
-            let _ = writeln!(
-                w,
-                "{ind}    let w{r}_0 = vec4<f32>(unpack2x16float(r{u}_{r}_0.x), unpack2x16float(r{u}_{r}_0.y));
-{ind}    let w{r}_1 = vec4<f32>(unpack2x16float(r{u}_{r}_0.z), unpack2x16float(r{u}_{r}_0.w));"
-            );
-        }
-        WeightDtype::I8 => {
-            for (t, c) in ["x", "y", "z", "w"].iter().enumerate() {
-                let _ = writeln!(w, "{ind}    let w{r}_{t} = i8x4(r{u}_{r}_0.{c});");
-            }
-        }
-    }
-}
-
 /// `n` steps j, j + gsize, ...: all weight loads first, then per step the x
 /// vectors and the products.
 fn emit_steps(w: &mut String, s: &GemvSpec, n: u32, wv: u32, k: u32, xw: u32, ind: &str) {
@@ -687,7 +647,28 @@ fn emit_steps(w: &mut String, s: &GemvSpec, n: u32, wv: u32, k: u32, xw: u32, in
         let _ = writeln!(w, "{ind}{{");
         // Weights of this step as vec4<f32> pieces.
         for r in 0..s.nr {
-            emit_w_pieces(w, d, u, r, wv, ind);
+            match d {
+                WeightDtype::F32 => {
+                    for v in 0..wv {
+                        let _ = writeln!(
+                            w,
+                            "{ind}    let w{r}_{v} = bitcast<vec4<f32>>(r{u}_{r}_{v});"
+                        );
+                    }
+                }
+                WeightDtype::F16 => {
+                    let _ = writeln!(
+                        w,
+                        "{ind}    let w{r}_0 = vec4<f32>(unpack2x16float(r{u}_{r}_0.x), unpack2x16float(r{u}_{r}_0.y));
+{ind}    let w{r}_1 = vec4<f32>(unpack2x16float(r{u}_{r}_0.z), unpack2x16float(r{u}_{r}_0.w));"
+                    );
+                }
+                WeightDtype::I8 => {
+                    for (t, c) in ["x", "y", "z", "w"].iter().enumerate() {
+                        let _ = writeln!(w, "{ind}    let w{r}_{t} = i8x4(r{u}_{r}_0.{c});");
+                    }
+                }
+            }
         }
         for b in 0..s.batch {
             let _ = writeln!(w, "{ind}    {{");
@@ -712,242 +693,6 @@ fn emit_steps(w: &mut String, s: &GemvSpec, n: u32, wv: u32, k: u32, xw: u32, in
                 }
             }
             for r in 0..s.nr {
-                let terms: Vec<String> = (0..k).map(|t| format!("dot(w{r}_{t}, x{t})")).collect();
-                let _ = writeln!(w, "{ind}        a{r}_{b} += {};", terms.join(" + "));
-            }
-            let _ = writeln!(w, "{ind}    }}");
-        }
-        let _ = writeln!(w, "{ind}}}");
-    }
-}
-
-/// Workgroup memory the rows-per-invocation kernel stages x in (bytes).
-pub const LANES_X_BYTES: u32 = 16 << 10;
-
-/// Steps of x the rows-per-invocation kernel stages at a time: as many as
-/// fit [`LANES_X_BYTES`] for all B vectors (16 · pieces bytes each), a
-/// multiple of the unroll.
-pub fn lanes_chunk(s: &GemvSpec) -> u32 {
-    let per_step = s.batch.max(1) * pieces(s.dtype) * 16;
-    let u = s.unroll.max(1);
-    ((LANES_X_BYTES / per_step) / u * u).max(u)
-}
-
-/// The rows-per-invocation GEMV (batch 2 to 8).
-///
-/// Invocation i of workgroup g owns rows `g · RW + i + r · WG` (r < NR;
-/// RW = NR · WG) whole: it walks all their steps itself, so no reduction
-/// follows. x goes through workgroup memory as f32, CS steps of all B
-/// vectors at a time (converted once per workgroup); every invocation then
-/// reads the same x words (broadcast), and each step costs NR · B · pieces
-/// dot products for NR weight loads of 16 · WV bytes. The weight loads of
-/// U steps are issued before any is used (U · 16 · WV bytes of one row).
-///
-/// Bounds as the other kernels: every index clamped into its binding, rows
-/// past the end computed on the last row and not stored, the step count
-/// capped; the chunk loop has the same trip count in every invocation
-/// (barriers in uniform control flow).
-pub fn gemv_lanes_wgsl(s: &GemvSpec) -> String {
-    let d = s.dtype;
-    let (b_n, nr, un, wg) = (s.batch, s.nr.max(1), s.unroll.max(1), s.wg);
-    let wv = wv(d);
-    let k = pieces(d);
-    let xw = if s.x_half { k / 2 } else { k };
-    let cs = lanes_chunk(s);
-    let mut o = String::new();
-    let w = &mut o;
-    let _ = writeln!(w, "// Generated by src/wgpu/gemv_gen.rs: {}", s.name());
-    let _ = writeln!(
-        w,
-        "
-{PARAMS}
-@group(0) @binding(0) var<storage, read> w: array<vec4<u32>>;
-@group(0) @binding(1) var<storage, read> x: array<vec4<u32>>;
-@group(0) @binding(2) var<storage, read> scales: array<f32>;
-@group(0) @binding(3) var<storage, read> bias: array<f32>;
-@group(0) @binding(4) var<storage, read_write> y: array<f32>;
-@group(0) @binding(5) var<uniform> p: Params;
-
-// x as f32: step q of vector b in xs[(b · {cs} + q) · {k} ..][..{k}].
-var<workgroup> xs: array<vec4<f32>, {n}>;
-",
-        n = b_n * cs * k
-    );
-    if s.max_partials {
-        emit_max_decls(w, s);
-    }
-    emit_i8x4(w, s);
-    let _ = writeln!(
-        w,
-        "@compute @workgroup_size({wg})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {{
-    let wg_index = wid.x + wid.y * p.groups_x;{init}
-    let nw1 = arrayLength(&w) - 1u;
-    let nx1 = arrayLength(&x) - 1u;
-    let ny1 = arrayLength(&y) - 1u;
-    // Capped so that no step index wraps (rows are < 2^28 steps anyway).
-    let steps = min(p.steps, 0x10000000u);
-    let last_row = max(p.rows, 1u) - 1u;
-    let row0 = wg_index * {rw}u + lid;",
-        rw = s.rw,
-        init = if s.max_partials {
-            max_init(s)
-        } else {
-            String::new()
-        },
-    );
-    for r in 0..nr {
-        let _ = writeln!(
-            w,
-            "    let o{r} = min(row0 + {}u, last_row) * p.w_stride;",
-            r * wg
-        );
-    }
-    for r in 0..nr {
-        for b in 0..b_n {
-            let _ = writeln!(w, "    var a{r}_{b} = 0.0;");
-        }
-    }
-    // Chunk loop: stage x, then the steps of the chunk.
-    let _ = writeln!(
-        w,
-        "    for (var c0 = 0u; c0 < steps; c0 += {cs}u) {{
-        let cn = min({cs}u, steps - c0);
-        workgroupBarrier();
-        for (var t = lid; t < {bc}u; t += {wg}u) {{
-            let b = t / {cs}u;
-            let q = t - b * {cs}u;
-            if (q < cn) {{
-                let xb = b * p.x_stride + (c0 + q) * {xw}u;",
-        bc = b_n * cs
-    );
-    for t in 0..xw {
-        if s.x_half {
-            let _ = writeln!(
-                w,
-                "                let xr{t} = x[min(xb + {t}u, nx1)];
-                xs[t * {k}u + {a}u] = vec4<f32>(unpack2x16float(xr{t}.x), unpack2x16float(xr{t}.y));
-                xs[t * {k}u + {c}u] = vec4<f32>(unpack2x16float(xr{t}.z), unpack2x16float(xr{t}.w));",
-                a = 2 * t,
-                c = 2 * t + 1
-            );
-        } else {
-            let _ = writeln!(
-                w,
-                "                xs[t * {k}u + {t}u] = bitcast<vec4<f32>>(x[min(xb + {t}u, nx1)]);"
-            );
-        }
-    }
-    let _ = writeln!(
-        w,
-        "            }}
-        }}
-        workgroupBarrier();
-        var q = 0u;"
-    );
-    if un > 1 {
-        let _ = writeln!(
-            w,
-            "        loop {{
-            if (q + {un}u > cn) {{
-                break;
-            }}"
-        );
-        emit_lane_steps(w, s, un, wv, k, cs, "            ");
-        let _ = writeln!(w, "            q += {un}u;\n        }}");
-    }
-    let _ = writeln!(
-        w,
-        "        loop {{
-            if (q >= cn) {{
-                break;
-            }}"
-    );
-    emit_lane_steps(w, s, 1, wv, k, cs, "            ");
-    let _ = writeln!(w, "            q += 1u;\n        }}\n    }}");
-    // Store.
-    for r in 0..nr {
-        let _ = writeln!(
-            w,
-            "    {{
-        let row = row0 + {}u;
-        if (row < p.rows) {{
-            let si = p.scale_base + row;",
-            r * wg
-        );
-        if d == WeightDtype::I8 {
-            let _ = writeln!(
-                w,
-                "            let sc = scales[min(si, arrayLength(&scales) - 1u)];"
-            );
-        } else {
-            let _ = writeln!(w, "            let sc = 1.0;");
-        }
-        if s.bias {
-            let _ = writeln!(
-                w,
-                "            let ad = bias[min(si, arrayLength(&bias) - 1u)];"
-            );
-        } else {
-            let _ = writeln!(w, "            let ad = 0.0;");
-        }
-        for b in 0..b_n {
-            let _ = writeln!(
-                w,
-                "            let v{b} = a{r}_{b} * sc + ad;
-            y[min({b}u * p.y_stride + p.row_base + row, ny1)] = v{b};"
-            );
-            if s.max_partials {
-                let _ = writeln!(
-                    w,
-                    "            {{
-                let k = max_key(v{b});
-                let i = p.row_base + row;
-                if (k > mk{b} || (k == mk{b} && i < mi{b})) {{
-                    mk{b} = k;
-                    mi{b} = i;
-                }}
-            }}"
-                );
-            }
-        }
-        let _ = writeln!(w, "        }}\n    }}");
-    }
-    emit_max_epilogue(w, s);
-    let _ = writeln!(w, "}}");
-    o
-}
-
-/// `n` steps q, q + 1, ... of the staged chunk (rows-per-invocation
-/// kernel): all weight loads first, then per step the products with the
-/// staged x.
-fn emit_lane_steps(w: &mut String, s: &GemvSpec, n: u32, wv: u32, k: u32, cs: u32, ind: &str) {
-    let nr = s.nr.max(1);
-    for u in 0..n {
-        for r in 0..nr {
-            for v in 0..wv {
-                let _ = writeln!(
-                    w,
-                    "{ind}let r{u}_{r}_{v} = w[min(o{r} + (c0 + q + {u}u) * {wv}u + {v}u, nw1)];"
-                );
-            }
-        }
-    }
-    for u in 0..n {
-        let _ = writeln!(w, "{ind}{{");
-        for r in 0..nr {
-            emit_w_pieces(w, s.dtype, u, r, wv, ind);
-        }
-        for b in 0..s.batch {
-            let _ = writeln!(
-                w,
-                "{ind}    {{
-{ind}        let xi = ({b}u * {cs}u + q + {u}u) * {k}u;"
-            );
-            for t in 0..k {
-                let _ = writeln!(w, "{ind}        let x{t} = xs[xi + {t}u];");
-            }
-            for r in 0..nr {
                 let terms: Vec<String> = (0..k).map(|t| format!("dot(w{r}_{t}, x{t})")).collect();
                 let _ = writeln!(w, "{ind}        a{r}_{b} += {};", terms.join(" + "));
             }
@@ -1165,7 +910,6 @@ mod tests {
                 xor: std::env::var("WCODEC_PRINT_XOR").is_ok(),
                 coop: false,
                 sg_min: 0,
-                lanes: std::env::var("WCODEC_PRINT_LANES").is_ok(),
                 max_partials: std::env::var("WCODEC_PRINT_MX").is_ok(),
             };
             println!("{}", gemv_wgsl(&s));
