@@ -95,6 +95,12 @@ pub struct HeadRun {
     /// 4-byte-per-sequence copy, mapped and waited for the same way.
     pub floor: Stats,
     pub floor_submitted_us: f64,
+    /// Round trips of parts of the head, built like the token step (wall
+    /// time, median µs): an empty compute pass, the GEMV alone, the sampler
+    /// alone (its caches warm: no GEMV before it).
+    pub empty_pass_us: f64,
+    pub gemv_only_us: f64,
+    pub sampler_only_us: f64,
     pub tokens_per_s: f64,
     pub before: AllocCounters,
     pub after: AllocCounters,
@@ -246,6 +252,16 @@ pub fn run(a: &HeadArgs, quiet: bool) -> anyhow::Result<()> {
             floor.push(t.total);
             floor_sub.push(t.submitted);
         }
+        let mut part = |g: bool, s: bool| -> anyhow::Result<f64> {
+            let mut v = Vec::with_capacity(a.tokens);
+            for _ in 0..a.tokens {
+                v.push(head.step_parts(&ctx, g, s)?.total);
+            }
+            Ok(stats(&v, false).median_us)
+        };
+        let empty_pass_us = part(false, false)?;
+        let gemv_only_us = part(true, false)?;
+        let sampler_only_us = part(false, true)?;
         let direct_read = head.direct_read;
         let (last, _) = head.step(&ctx, hid(0), false)?;
         let r = HeadRun {
@@ -262,6 +278,9 @@ pub fn run(a: &HeadArgs, quiet: bool) -> anyhow::Result<()> {
             polls: stats(&polls, false).median_us,
             floor: stats(&floor, false),
             floor_submitted_us: stats(&floor_sub, false).median_us,
+            empty_pass_us,
+            gemv_only_us,
+            sampler_only_us,
             tokens_per_s: (batch * a.tokens) as f64 / total,
             allocated_during_loop: before != after,
             before,
@@ -270,7 +289,7 @@ pub fn run(a: &HeadArgs, quiet: bool) -> anyhow::Result<()> {
         };
         if !quiet {
             eprintln!(
-                "  batch {batch} ({}, max {}): wall {:.1} µs/token step (p90 {:.1}; submitted at {:.1}, next recorded at {:.1}, result seen at {:.1} after {:.0} polls), GPU {:.1} µs, {:.0} tokens/s; empty round trip {:.1} µs (submitted at {:.1}); allocations during the loop: {}",
+                "  batch {batch} ({}, max {}): wall {:.1} µs/token step (p90 {:.1}; submitted at {:.1}, next recorded at {:.1}, result seen at {:.1} after {:.0} polls), GPU {:.1} µs, {:.0} tokens/s; empty round trip {:.1} µs (submitted at {:.1}); round trips of an empty pass {:.1}, the GEMV alone {:.1}, the sampler alone {:.1} µs; allocations during the loop: {}",
                 if r.direct_read {
                     "tokens mapped directly"
                 } else {
@@ -291,6 +310,9 @@ pub fn run(a: &HeadArgs, quiet: bool) -> anyhow::Result<()> {
                 r.tokens_per_s,
                 r.floor.median_us,
                 r.floor_submitted_us,
+                r.empty_pass_us,
+                r.gemv_only_us,
+                r.sampler_only_us,
                 if r.allocated_during_loop {
                     "YES"
                 } else {

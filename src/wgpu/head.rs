@@ -358,6 +358,54 @@ impl Head {
         })
     }
 
+    /// One round trip running only part of the head (`gemv`, `sampler`: which
+    /// dispatches go in the compute pass; neither: an empty pass), mapped
+    /// and waited for like [`Head::step`]: `bench head` splits a token's
+    /// wall time into its parts this way. Not a token step (the result is
+    /// not meaningful when the GEMV is left out).
+    pub fn step_parts(&mut self, ctx: &GpuContext, gemv: bool, sampler: bool) -> Result<StepTiming> {
+        let t0 = std::time::Instant::now();
+        let mut enc = ctx
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("head.parts"),
+            });
+        {
+            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some("head.parts"),
+                timestamp_writes: None,
+            });
+            if gemv {
+                self.gemv.encode(&mut pass);
+            }
+            if sampler {
+                self.sampler.encode(&mut pass);
+            }
+        }
+        let rb = (self.batch * 4) as u64;
+        if !self.direct_read {
+            enc.copy_buffer_to_buffer(&self.sampler.tokens, 0, &self.readback, 0, rb);
+        }
+        let cmd = enc.finish();
+        let recorded = t0.elapsed().as_secs_f64();
+        ctx.queue.submit([cmd]);
+        let submitted = t0.elapsed().as_secs_f64();
+        map(
+            self.token_buffer(),
+            wgpu::MapMode::Read,
+            rb,
+            &self.read_flag,
+        );
+        let (done, polls) = self.wait_and_read(ctx, false, t0)?;
+        Ok(StepTiming {
+            submitted,
+            recorded,
+            done,
+            total: t0.elapsed().as_secs_f64(),
+            polls,
+        })
+    }
+
     /// Set the hidden states (`batch × hidden` values) outside the token loop.
     pub fn set_hidden(&self, queue: &wgpu::Queue, x: &[f32]) -> Result<()> {
         self.gemv.write_x(queue, x)
