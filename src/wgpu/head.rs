@@ -360,9 +360,10 @@ impl Head {
 
     /// One round trip running only part of the head (`gemv`, `sampler`: which
     /// dispatches go in the compute pass; neither: an empty pass), mapped
-    /// and waited for like [`Head::step`]: `bench head` splits a token's
-    /// wall time into its parts this way. Not a token step (the result is
-    /// not meaningful when the GEMV is left out).
+    /// and waited for like [`Head::step`] (without the sampler, the token
+    /// buffer is cleared after the pass, so that the wait includes it):
+    /// `bench head` splits a token's wall time into its parts this way. Not
+    /// a token step (its token is meaningless).
     pub fn step_parts(&mut self, ctx: &GpuContext, gemv: bool, sampler: bool) -> Result<StepTiming> {
         let t0 = std::time::Instant::now();
         let mut enc = ctx
@@ -383,6 +384,11 @@ impl Head {
             }
         }
         let rb = (self.batch * 4) as u64;
+        if !sampler {
+            // The mapping waits for the last submission that used the token
+            // buffer: make it this one (else it would not wait for the GEMV).
+            enc.clear_buffer(&self.sampler.tokens, 0, Some(rb.div_ceil(4) * 4));
+        }
         if !self.direct_read {
             enc.copy_buffer_to_buffer(&self.sampler.tokens, 0, &self.readback, 0, rb);
         }
