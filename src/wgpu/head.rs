@@ -328,34 +328,7 @@ impl Head {
     /// token copy, the same mapping and wait as [`Head::step`]. Its wall
     /// time is the floor that the host path puts under every token.
     pub fn step_floor(&mut self, ctx: &GpuContext) -> Result<StepTiming> {
-        let t0 = std::time::Instant::now();
-        let mut enc = ctx
-            .device
-            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                label: Some("head.floor"),
-            });
-        let rb = (self.batch * 4) as u64;
-        if !self.direct_read {
-            enc.copy_buffer_to_buffer(&self.sampler.tokens, 0, &self.readback, 0, rb);
-        }
-        let cmd = enc.finish();
-        let recorded = t0.elapsed().as_secs_f64();
-        ctx.queue.submit([cmd]);
-        let submitted = t0.elapsed().as_secs_f64();
-        map(
-            self.token_buffer(),
-            wgpu::MapMode::Read,
-            rb,
-            &self.read_flag,
-        );
-        let (done, polls) = self.wait_and_read(ctx, false, t0)?;
-        Ok(StepTiming {
-            submitted,
-            recorded,
-            done,
-            total: t0.elapsed().as_secs_f64(),
-            polls,
-        })
+        self.round_trip(ctx, "head.floor", |_, _| {})
     }
 
     /// One round trip running only part of the head (`gemv`, `sampler`: which
@@ -364,31 +337,48 @@ impl Head {
     /// buffer is cleared after the pass, so that the wait includes it):
     /// `bench head` splits a token's wall time into its parts this way. Not
     /// a token step (its token is meaningless).
-    pub fn step_parts(&mut self, ctx: &GpuContext, gemv: bool, sampler: bool) -> Result<StepTiming> {
+    pub fn step_parts(
+        &mut self,
+        ctx: &GpuContext,
+        gemv: bool,
+        sampler: bool,
+    ) -> Result<StepTiming> {
+        let rb = (self.batch * 4) as u64;
+        self.round_trip(ctx, "head.parts", |h, enc| {
+            {
+                let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                    label: Some("head.parts"),
+                    timestamp_writes: None,
+                });
+                if gemv {
+                    h.gemv.encode(&mut pass);
+                }
+                if sampler {
+                    h.sampler.encode(&mut pass);
+                }
+            }
+            if !sampler {
+                // The mapping waits for the last submission that used the
+                // token buffer: make it this one.
+                enc.clear_buffer(&h.sampler.tokens, 0, Some(rb.div_ceil(4) * 4));
+            }
+        })
+    }
+
+    /// A submission of what `body` records, then the token readback (copy,
+    /// mapping, wait) as in [`Head::step`], timed.
+    fn round_trip(
+        &mut self,
+        ctx: &GpuContext,
+        label: &str,
+        body: impl FnOnce(&Self, &mut wgpu::CommandEncoder),
+    ) -> Result<StepTiming> {
         let t0 = std::time::Instant::now();
         let mut enc = ctx
             .device
-            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                label: Some("head.parts"),
-            });
-        {
-            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: Some("head.parts"),
-                timestamp_writes: None,
-            });
-            if gemv {
-                self.gemv.encode(&mut pass);
-            }
-            if sampler {
-                self.sampler.encode(&mut pass);
-            }
-        }
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(label) });
+        body(self, &mut enc);
         let rb = (self.batch * 4) as u64;
-        if !sampler {
-            // The mapping waits for the last submission that used the token
-            // buffer: make it this one (else it would not wait for the GEMV).
-            enc.clear_buffer(&self.sampler.tokens, 0, Some(rb.div_ceil(4) * 4));
-        }
         if !self.direct_read {
             enc.copy_buffer_to_buffer(&self.sampler.tokens, 0, &self.readback, 0, rb);
         }
