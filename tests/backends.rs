@@ -30,7 +30,7 @@ mod common;
 
 use std::sync::Mutex;
 
-use common::Rng;
+use common::{Rng, assert_softmax_close};
 use wcodec::backend::{Backend, Live, cpu_canonical, locate};
 use wcodec::codec::Encoding;
 use wcodec::codec::checksum;
@@ -43,7 +43,7 @@ use wcodec::codec::quant::f32_to_f16_bits;
 use wcodec::codec::ratecontrol::Target;
 use wcodec::cpu::gemv::{Weights, gemv_f64, rel_l2};
 use wcodec::cpu::sample::{SampleParams, sample_row};
-use wcodec::cpu::softmax::{sanitize, softmax_f64};
+use wcodec::cpu::softmax::softmax_f64;
 use wcodec::dtype::DType;
 use wcodec::format::WcodecFile;
 use wcodec::format::reader::PlaneInfo;
@@ -572,52 +572,16 @@ fn check_softmax(live: &Live, x: &[f32], rows: usize, n: usize, t: f32, log: boo
     let got = live
         .softmax(x, rows, n, t, log)
         .unwrap_or_else(|e| panic!("{rows}×{n} T={t}: {e}"));
-    let label = format!("{rows}×{n} T={t} log={log}");
-    for r in 0..rows {
-        let (g, w) = (&got[r * n..(r + 1) * n], &want[r * n..(r + 1) * n]);
-        let row = &x[r * n..(r + 1) * n];
-        let m = row
-            .iter()
-            .map(|&v| sanitize(v) as f64)
-            .fold(f64::NEG_INFINITY, f64::max);
-        if log {
-            for i in 0..n {
-                if w[i] < -(f32::MAX as f64) {
-                    assert_eq!(g[i], f32::NEG_INFINITY, "{label} row {r}: logp[{i}]");
-                    continue;
-                }
-                let err = (g[i] as f64 - w[i]).abs();
-                assert!(
-                    err <= 2e-6 + 2e-6 * w[i].abs(),
-                    "{label} row {r}: logp[{i}] = {}, want {} ({err:e})",
-                    g[i],
-                    w[i]
-                );
-            }
-        } else {
-            let (mut num, mut den, mut sum) = (0f64, 0f64, 0f64);
-            for i in 0..n {
-                let z = (sanitize(row[i]) as f64 - m) / t as f64;
-                let tol = w[i]
-                    * ((8.0 + 4.0 * z.abs() * std::f64::consts::LOG2_E) * 2f64.powi(-23)
-                        + n as f64 * 2f64.powi(-24))
-                    + 1e-37;
-                let err = (g[i] as f64 - w[i]).abs();
-                assert!(
-                    err <= tol,
-                    "{label} row {r}: p[{i}] = {}, want {} ({err:e} > {tol:e})",
-                    g[i],
-                    w[i]
-                );
-                num += (g[i] as f64 - w[i]).powi(2);
-                den += w[i] * w[i];
-                sum += g[i] as f64;
-            }
-            let rel = (num / den).sqrt();
-            assert!(rel < 1e-5, "{label} row {r}: relative L2 {rel:e}");
-            assert!((sum - 1.0).abs() < 2e-5, "{label} row {r}: Σp = {sum}");
-        }
-    }
+    assert_softmax_close(
+        &format!("{rows}×{n} T={t} log={log}"),
+        x,
+        &got,
+        &want,
+        rows,
+        n,
+        t,
+        log,
+    );
 }
 
 fn softmax_matches_f64(live: &Live) {

@@ -17,7 +17,7 @@
 
 mod common;
 
-use common::{Rng, ctx, poison};
+use common::{Rng, assert_softmax_close, ctx, poison};
 use wcodec::cpu::softmax::softmax_f64;
 use wcodec::wgpu::context::GpuContext;
 use wcodec::wgpu::softmax::{Softmax, SoftmaxOptions, SoftmaxTuning};
@@ -49,53 +49,7 @@ fn check(
     poison(ctx, &s.out);
     s.execute(&ctx.device, &ctx.queue);
     let got = s.read_out(ctx).unwrap();
-    let label = format!("{s:?} T={t}");
-    for r in 0..rows {
-        let (g, w) = (&got[r * n..(r + 1) * n], &want[r * n..(r + 1) * n]);
-        let row = &x[r * n..(r + 1) * n];
-        let m = row
-            .iter()
-            .map(|&v| wcodec::cpu::softmax::sanitize(v) as f64)
-            .fold(f64::NEG_INFINITY, f64::max);
-        if log {
-            for i in 0..n {
-                if w[i] < -(f32::MAX as f64) {
-                    // Not representable in f32 (a sanitised NaN or -inf at a low temperature).
-                    assert_eq!(g[i], f32::NEG_INFINITY, "{label} row {r}: logp[{i}]");
-                    continue;
-                }
-                let err = (g[i] as f64 - w[i]).abs();
-                assert!(
-                    err <= 2e-6 + 2e-6 * w[i].abs(),
-                    "{label} row {r}: logp[{i}] = {}, want {} ({err:e})",
-                    g[i],
-                    w[i]
-                );
-            }
-        } else {
-            let (mut num, mut den, mut sum) = (0f64, 0f64, 0f64);
-            for i in 0..n {
-                let z = (wcodec::cpu::softmax::sanitize(row[i]) as f64 - m) / t as f64;
-                let tol = w[i]
-                    * ((8.0 + 4.0 * z.abs() * std::f64::consts::LOG2_E) * 2f64.powi(-23)
-                        + n as f64 * 2f64.powi(-24))
-                    + 1e-37;
-                let err = (g[i] as f64 - w[i]).abs();
-                assert!(
-                    err <= tol,
-                    "{label} row {r}: p[{i}] = {}, want {} ({err:e} > {tol:e})",
-                    g[i],
-                    w[i]
-                );
-                num += (g[i] as f64 - w[i]).powi(2);
-                den += w[i] * w[i];
-                sum += g[i] as f64;
-            }
-            let rel = (num / den).sqrt();
-            assert!(rel < 1e-5, "{label} row {r}: relative L2 {rel:e}");
-            assert!((sum - 1.0).abs() < 2e-5, "{label} row {r}: Σp = {sum}");
-        }
-    }
+    assert_softmax_close(&format!("{s:?} T={t}"), x, &got, &want, rows, n, t, log);
 }
 
 #[test]

@@ -321,3 +321,69 @@ pub fn run_wcodec(args: &[&str]) -> (bool, String) {
     );
     (o.status.success(), t)
 }
+
+/// A softmax (or log-softmax) output `got` against the f64 reference `want`
+/// (`rows × n`, from `x` at temperature `t`), within the tolerances of
+/// docs/INFERENCE.md: log-probabilities to 2e-6 absolute + 2e-6 relative
+/// (−inf where the reference is below −f32::MAX); probabilities each within
+/// (8 + 4·|z|·log2 e)·2⁻²³ + n·2⁻²⁴ relative, a relative L2 error below
+/// 1e-5 per row and a row sum within 2e-5 of 1.
+#[allow(clippy::too_many_arguments, dead_code)]
+pub fn assert_softmax_close(
+    label: &str,
+    x: &[f32],
+    got: &[f32],
+    want: &[f64],
+    rows: usize,
+    n: usize,
+    t: f32,
+    log: bool,
+) {
+    use wcodec::cpu::softmax::sanitize;
+    for r in 0..rows {
+        let (g, w) = (&got[r * n..(r + 1) * n], &want[r * n..(r + 1) * n]);
+        let row = &x[r * n..(r + 1) * n];
+        let m = row
+            .iter()
+            .map(|&v| sanitize(v) as f64)
+            .fold(f64::NEG_INFINITY, f64::max);
+        if log {
+            for i in 0..n {
+                if w[i] < -(f32::MAX as f64) {
+                    // Not representable in f32 (a sanitised NaN or -inf at a low temperature).
+                    assert_eq!(g[i], f32::NEG_INFINITY, "{label} row {r}: logp[{i}]");
+                    continue;
+                }
+                let err = (g[i] as f64 - w[i]).abs();
+                assert!(
+                    err <= 2e-6 + 2e-6 * w[i].abs(),
+                    "{label} row {r}: logp[{i}] = {}, want {} ({err:e})",
+                    g[i],
+                    w[i]
+                );
+            }
+        } else {
+            let (mut num, mut den, mut sum) = (0f64, 0f64, 0f64);
+            for i in 0..n {
+                let z = (sanitize(row[i]) as f64 - m) / t as f64;
+                let tol = w[i]
+                    * ((8.0 + 4.0 * z.abs() * std::f64::consts::LOG2_E) * 2f64.powi(-23)
+                        + n as f64 * 2f64.powi(-24))
+                    + 1e-37;
+                let err = (g[i] as f64 - w[i]).abs();
+                assert!(
+                    err <= tol,
+                    "{label} row {r}: p[{i}] = {}, want {} ({err:e} > {tol:e})",
+                    g[i],
+                    w[i]
+                );
+                num += (g[i] as f64 - w[i]).powi(2);
+                den += w[i] * w[i];
+                sum += g[i] as f64;
+            }
+            let rel = (num / den).sqrt();
+            assert!(rel < 1e-5, "{label} row {r}: relative L2 {rel:e}");
+            assert!((sum - 1.0).abs() < 2e-5, "{label} row {r}: Σp = {sum}");
+        }
+    }
+}
