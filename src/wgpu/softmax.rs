@@ -101,7 +101,7 @@ const BINDINGS: &[Binding] = &[
     Binding::Uniform,
 ];
 
-/// `shaders/softmax_sg.wgsl` (subgroup reductions), entry `stats`, `normalize` or `fused`.
+/// `shaders/lib/softmax_row.wgsl` + `shaders/softmax_sg.wgsl` (subgroup reductions), entry `stats`, `normalize` or `fused`.
 pub fn source_sg(entry: &'static str) -> KernelSource {
     KernelSource {
         name: match entry {
@@ -109,7 +109,11 @@ pub fn source_sg(entry: &'static str) -> KernelSource {
             "fused" => "softmax_sg.fused",
             _ => "softmax_sg.normalize",
         },
-        source: include_str!("../../shaders/softmax_sg.wgsl").into(),
+        source: concat!(
+            include_str!("../../shaders/lib/softmax_row.wgsl"),
+            include_str!("../../shaders/softmax_sg.wgsl")
+        )
+        .into(),
         entry,
         bindings: BINDINGS,
         features: wgpu::Features::SUBGROUP,
@@ -118,7 +122,7 @@ pub fn source_sg(entry: &'static str) -> KernelSource {
     }
 }
 
-/// `shaders/softmax_f32.wgsl`, entry `stats`, `normalize` or `fused`.
+/// `shaders/lib/softmax_row.wgsl` + `shaders/softmax_f32.wgsl`, entry `stats`, `normalize` or `fused`.
 pub fn source(entry: &'static str) -> KernelSource {
     KernelSource {
         name: match entry {
@@ -126,7 +130,11 @@ pub fn source(entry: &'static str) -> KernelSource {
             "fused" => "softmax_f32.fused",
             _ => "softmax_f32.normalize",
         },
-        source: include_str!("../../shaders/softmax_f32.wgsl").into(),
+        source: concat!(
+            include_str!("../../shaders/lib/softmax_row.wgsl"),
+            include_str!("../../shaders/softmax_f32.wgsl")
+        )
+        .into(),
         entry,
         bindings: BINDINGS,
         features: wgpu::Features::empty(),
