@@ -140,40 +140,7 @@ fn tile_word(d: u32, k: u32) -> u32 {
     return stream_word(t.x + k);
 }
 
-fn tb_get(d: u32, i: u32, j: u32) -> u32 {
-    let a = d * 1024u + i * 16u + (j >> 2u);
-    return (atomicLoad(&tile[a]) >> ((j & 3u) * 8u)) & 0xffu;
-}
-fn tb_set(d: u32, i: u32, j: u32, v: u32) {
-    let a = d * 1024u + i * 16u + (j >> 2u);
-    let sh = (j & 3u) * 8u;
-    let old = atomicLoad(&tile[a]);
-    atomicStore(&tile[a], (old & ~(0xffu << sh)) | ((v & 0xffu) << sh));
-}
-
-fn add_bytes(a: u32, b: u32) -> u32 {
-    return ((a & 0x7f7f7f7fu) + (b & 0x7f7f7f7fu)) ^ ((a ^ b) & 0x80808080u);
-}
-
-fn sx8(v: u32) -> i32 {
-    return (i32(v << 24u)) >> 24u;
-}
-
-fn i8x4(u: u32) -> vec4<f32> {
-    let b = u ^ 0x80808080u;
-    let m = vec4<u32>(b & 0xffu, (b >> 8u) & 0xffu, (b >> 16u) & 0xffu, b >> 24u) | vec4<u32>(0x4B000000u);
-    return bitcast<vec4<f32>>(m) - vec4<f32>(8388736.0);
-}
-
-fn x4(c: u32) -> vec4<f32> {
-    let nx = arrayLength(&x);
-    if (X_HALF) {
-        let i = min(c >> 1u, nx - 2u);
-        return vec4<f32>(unpack2x16float(x[i]), unpack2x16float(x[i + 1u]));
-    }
-    let i = min(c, nx - 4u);
-    return vec4<f32>(bitcast<f32>(x[i]), bitcast<f32>(x[i + 1u]), bitcast<f32>(x[i + 2u]), bitcast<f32>(x[i + 3u]));
-}
+// tb_get, tb_set, add_bytes, sx8, i8x4, x4: lib/gemv_rans_helpers.wgsl.
 
 // PLANAR prediction of row i, columns j0..j0+3, packed as bytes.
 fn planar_pred(mt: u32, i: u32, j0: u32) -> u32 {

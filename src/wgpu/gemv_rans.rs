@@ -411,8 +411,9 @@ pub fn source(path: ReducePath, tiles: bool) -> KernelSource {
         name,
         // Overrides before their uses: naga's override processing expects it.
         source: format!(
-            "{}\n{body}\n{ballot}\n{entry}\n{}",
+            "{}\n{body}\n{}\n{ballot}\n{entry}\n{}",
             include_str!("../../shaders/lib/rans_tile.wgsl"),
+            include_str!("../../shaders/lib/gemv_rans_helpers.wgsl"),
             if !tiles {
                 ""
             } else if path == ReducePath::Workgroup {
