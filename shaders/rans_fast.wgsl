@@ -40,39 +40,7 @@
 // counted (the general kernel counts the others), so a decode the device cut
 // short is an error.
 
-// ---- constants shared with src/wgpu/plan.rs
-const SEG_WORDS: u32 = 32u;
-const HDR_WORDS: u32 = 4u;
-const S_TILE_FIRST: u32 = 1u;
-const S_TILE_COUNT: u32 = 2u;
-const S_COLS: u32 = 4u;
-const S_TILE_H: u32 = 5u;
-const S_TILE_W: u32 = 6u;
-const S_TILES_X: u32 = 7u;
-const S_PROB_BITS: u32 = 8u;
-const S_TAIL: u32 = 9u;
-const S_INDEX_BASE: u32 = 12u;
-const S_STREAM_BASE: u32 = 13u;
-const S_WORD_ORIGIN: u32 = 14u;
-const S_WORD_LO: u32 = 15u;
-const S_WORD_HI: u32 = 16u;
-const S_KIND: u32 = 17u;
-const S_OUT_ADJ: u32 = 18u;
-const S_ROW_ORG: u32 = 19u;
-const S_COL_ORG: u32 = 20u;
-const S_RAW_BASE: u32 = 21u;
-const S_ERR_SLOT: u32 = 24u;
-const F_XOR80: u32 = 0x1000u;
-// group records (plan.rs `FastGroup`)
-const GRP_HDR: u32 = 4u;
-const GRP_WORDS: u32 = 8u;
-// error bits
-const E_STATES: u32 = 1u;
-const E_UNDERFLOW: u32 = 2u;
-const E_TRAILING: u32 = 4u;
-const E_FINAL: u32 = 8u;
-const E_SUBGROUP: u32 = 32u;
-const M_PLANAR: u32 = 4u;
+// ---- constants shared with src/wgpu/plan.rs: lib/segment.wgsl (prepended)
 
 // ---- pipeline constants
 override WARPS: u32 = 8u;        // tiles decoded together (32 invocations each)

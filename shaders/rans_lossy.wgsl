@@ -27,10 +27,7 @@
 // bit-exact). No private arrays: coefficients live in workgroup memory,
 // vectors in registers. Every loop is bounded by the tile's size (≤ 64×64).
 
-const M_SPATIAL: u32 = 5u;
-const M_DCT8: u32 = 6u;
-const M_DCT4: u32 = 7u;
-const M_DST4: u32 = 8u;
+// (The lossy mode codes M_SPATIAL..M_DST4: lib/segment.wgsl.)
 
 // The mode codes of a lossy tile are valid for its shape (tile_info).
 fn lossy_mode_ok(mode: u32, h: u32, w: u32) -> bool {

@@ -3,7 +3,7 @@
 //! and staging limits, how small tensors are batched, and the exact words the
 //! kernel reads (segment descriptors, tables, input layout).
 //!
-//! The layouts here are shared with `shaders/rans_decode.wgsl` (field
+//! The layouts here are shared with `shaders/lib/segment.wgsl` (field
 //! numbers `S_*`, kinds `K_*`) and `shaders/render_unaligned.wgsl`.
 
 use std::ops::Range;
@@ -60,7 +60,7 @@ pub const S_FAST: usize = 29;
 /// Plan word of the segment's host-built decode tables (4096 words each); 0: none.
 pub const S_LUT_OFF: usize = 30;
 
-// ---- the fast kernel's group records (shaders/rans_fast.wgsl)
+// ---- the fast kernels' group records (shaders/lib/segment.wgsl, read by rans_fast.wgsl)
 pub const GRP_HDR: usize = 4;
 pub const GRP_WORDS: usize = 8;
 
