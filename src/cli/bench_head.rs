@@ -95,9 +95,10 @@ pub struct HeadRun {
     /// 4-byte-per-sequence copy, mapped and waited for the same way.
     pub floor: Stats,
     pub floor_submitted_us: f64,
-    /// Round trips of parts of the head, built like the token step (wall
-    /// time, median µs): an empty compute pass, the GEMV alone, the sampler
-    /// alone (its caches warm: no GEMV before it).
+    /// Round trips of parts of the head (wall time, median µs; submitted
+    /// like the token step, waited for until the queue reports the work
+    /// done, no readback): an empty compute pass, the GEMV alone, the
+    /// sampler alone (its caches warm: no GEMV before it).
     pub empty_pass_us: f64,
     pub gemv_only_us: f64,
     pub sampler_only_us: f64,

@@ -284,26 +284,7 @@ impl Head {
         up: bool,
         t0: std::time::Instant,
     ) -> Result<(f64, u32)> {
-        let mut polls = 0u32;
-        if self.block {
-            ctx.wait()?;
-        } else {
-            // Spin until both mappings have completed (their callbacks run inside poll).
-            loop {
-                ctx.device
-                    .poll(wgpu::PollType::Poll)
-                    .map_err(|e| Error::Gpu(format!("polling the device: {e}")))?;
-                polls += 1;
-                let done = self.read_flag.load(Ordering::Acquire) != PENDING
-                    && (!up || self.upload_flag.load(Ordering::Acquire) != PENDING);
-                if done {
-                    break;
-                }
-                std::hint::spin_loop();
-            }
-            ctx.check_health()?;
-        }
-        let t_done = t0.elapsed().as_secs_f64();
+        let (t_done, polls) = self.wait_flags(ctx, up, t0)?;
         let rb = (self.batch * 4) as u64;
         if self.read_flag.load(Ordering::Acquire) != MAPPED {
             return Err(Error::Gpu("mapping the token readback failed".into()));
@@ -324,17 +305,44 @@ impl Head {
         Ok((t_done, polls))
     }
 
+    /// Wait (spinning on polls, or blocking) until `read_flag` (and
+    /// `upload_flag` when `up`) is set. Returns when (seconds after `t0`)
+    /// the wait ended and the polls it took.
+    fn wait_flags(&self, ctx: &GpuContext, up: bool, t0: std::time::Instant) -> Result<(f64, u32)> {
+        let mut polls = 0u32;
+        if self.block {
+            ctx.wait()?;
+        } else {
+            // Spin until both mappings have completed (their callbacks run inside poll).
+            loop {
+                ctx.device
+                    .poll(wgpu::PollType::Poll)
+                    .map_err(|e| Error::Gpu(format!("polling the device: {e}")))?;
+                polls += 1;
+                let done = self.read_flag.load(Ordering::Acquire) != PENDING
+                    && (!up || self.upload_flag.load(Ordering::Acquire) != PENDING);
+                if done {
+                    break;
+                }
+                std::hint::spin_loop();
+            }
+            ctx.check_health()?;
+        }
+        Ok((t0.elapsed().as_secs_f64(), polls))
+    }
+
     /// The round trip without the work: one submission of only the 4-byte
     /// token copy, the same mapping and wait as [`Head::step`]. Its wall
     /// time is the floor that the host path puts under every token.
     pub fn step_floor(&mut self, ctx: &GpuContext) -> Result<StepTiming> {
-        self.round_trip(ctx, "head.floor", |_, _| {})
+        self.round_trip(ctx, "head.floor", false, |_, _| {})
     }
 
     /// One round trip running only part of the head (`gemv`, `sampler`: which
-    /// dispatches go in the compute pass; neither: an empty pass), mapped
-    /// and waited for like [`Head::step`] (without the sampler, the token
-    /// buffer is cleared after the pass, so that the wait includes it):
+    /// dispatches go in the compute pass; neither: an empty pass), waited
+    /// for (spinning or blocking as [`Head::step`]) until the queue reports
+    /// all submitted work done (`on_submitted_work_done`: a mapping would
+    /// wait only for the work that used the mapped buffer); no readback.
     /// `bench head` splits a token's wall time into its parts this way. Not
     /// a token step (its token is meaningless).
     pub fn step_parts(
@@ -343,34 +351,28 @@ impl Head {
         gemv: bool,
         sampler: bool,
     ) -> Result<StepTiming> {
-        let rb = (self.batch * 4) as u64;
-        self.round_trip(ctx, "head.parts", |h, enc| {
-            {
-                let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                    label: Some("head.parts"),
-                    timestamp_writes: None,
-                });
-                if gemv {
-                    h.gemv.encode(&mut pass);
-                }
-                if sampler {
-                    h.sampler.encode(&mut pass);
-                }
+        self.round_trip(ctx, "head.parts", true, |h, enc| {
+            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some("head.parts"),
+                timestamp_writes: None,
+            });
+            if gemv {
+                h.gemv.encode(&mut pass);
             }
-            if !sampler {
-                // The mapping waits for the last submission that used the
-                // token buffer: make it this one.
-                enc.clear_buffer(&h.sampler.tokens, 0, Some(rb.div_ceil(4) * 4));
+            if sampler {
+                h.sampler.encode(&mut pass);
             }
         })
     }
 
     /// A submission of what `body` records, then the token readback (copy,
-    /// mapping, wait) as in [`Head::step`], timed.
+    /// mapping, wait) as in [`Head::step`], or (`all_done`) a wait until
+    /// the queue reports all submitted work done, timed.
     fn round_trip(
         &mut self,
         ctx: &GpuContext,
         label: &str,
+        all_done: bool,
         body: impl FnOnce(&Self, &mut wgpu::CommandEncoder),
     ) -> Result<StepTiming> {
         let t0 = std::time::Instant::now();
@@ -379,20 +381,28 @@ impl Head {
             .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(label) });
         body(self, &mut enc);
         let rb = (self.batch * 4) as u64;
-        if !self.direct_read {
+        if !self.direct_read && !all_done {
             enc.copy_buffer_to_buffer(&self.sampler.tokens, 0, &self.readback, 0, rb);
         }
         let cmd = enc.finish();
         let recorded = t0.elapsed().as_secs_f64();
         ctx.queue.submit([cmd]);
         let submitted = t0.elapsed().as_secs_f64();
-        map(
-            self.token_buffer(),
-            wgpu::MapMode::Read,
-            rb,
-            &self.read_flag,
-        );
-        let (done, polls) = self.wait_and_read(ctx, false, t0)?;
+        let (done, polls) = if all_done {
+            self.read_flag.store(PENDING, Ordering::Release);
+            let f = self.read_flag.clone();
+            ctx.queue
+                .on_submitted_work_done(move || f.store(MAPPED, Ordering::Release));
+            self.wait_flags(ctx, false, t0)?
+        } else {
+            map(
+                self.token_buffer(),
+                wgpu::MapMode::Read,
+                rb,
+                &self.read_flag,
+            );
+            self.wait_and_read(ctx, false, t0)?
+        };
         Ok(StepTiming {
             submitted,
             recorded,
