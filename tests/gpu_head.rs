@@ -345,3 +345,70 @@ fn bench_head_runs_every_mode() {
         assert!(!t.contains("YES"), "{args:?}: {t}");
     }
 }
+
+/// `Head::step_parts` waits for its own work: after each part (the GEMV
+/// alone, the sampler alone, both, an empty pass) nothing is left in flight
+/// (a mapping of the token buffer would not have waited for a GEMV-only
+/// submission), in spinning and in blocking mode; and `bench head` reports
+/// the parts (the GEMV alone takes longer than an empty pass).
+#[test]
+fn head_parts_wait_for_their_work() {
+    let Some(ctx) = ctx() else { return };
+    let mut rng = Rng(9);
+    let (rows, cols) = (32768, 1024);
+    let w: Vec<u16> = rng
+        .normals(rows * cols, 0.02)
+        .iter()
+        .map(|&v| f32_to_f16_bits(v))
+        .collect();
+    let gw = GemvWeights::upload(&ctx, &Weights::F16(&w), rows, cols, None).unwrap();
+    for block in [false, true] {
+        let mut head = Head::new(
+            &ctx,
+            &gw,
+            &HeadOptions {
+                block,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        for (gemv, sampler) in [(true, false), (false, true), (true, true), (false, false)] {
+            for _ in 0..3 {
+                let t = head.step_parts(&ctx, gemv, sampler).unwrap();
+                let st = ctx.device.poll(wgpu::PollType::Poll).unwrap();
+                assert!(
+                    st.is_queue_empty(),
+                    "block {block} gemv {gemv} sampler {sampler}: work in flight after {t:?}"
+                );
+                assert!(t.done >= t.submitted && t.total >= t.done, "{t:?}");
+            }
+        }
+    }
+    drop(ctx);
+    let args = [
+        "bench",
+        "head",
+        "--vocab",
+        "32768",
+        "--hidden",
+        "1024",
+        "--batch",
+        "1",
+        "--tokens",
+        "9",
+        "--warmup",
+        "2",
+        "--warm-ms",
+        "10",
+        "-q",
+        "--json",
+    ];
+    let (ok, t) = run_wcodec(&args);
+    assert!(ok, "{args:?}: {t}");
+    let json = &t[t.find('{').expect("JSON")..=t.rfind('}').expect("JSON")];
+    let v: serde_json::Value = serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {t}"));
+    let r = &v["runs"][0];
+    let f = |k: &str| r[k].as_f64().unwrap_or_else(|| panic!("{k} in {r}"));
+    let (empty, gemv, sampler) = (f("empty_pass_us"), f("gemv_only_us"), f("sampler_only_us"));
+    assert!(empty > 0.0 && gemv > empty && sampler > 0.0, "{r}");
+}
