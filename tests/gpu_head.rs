@@ -412,3 +412,142 @@ fn head_parts_wait_for_their_work() {
     let (empty, gemv, sampler) = (f("empty_pass_us"), f("gemv_only_us"), f("sampler_only_us"));
     assert!(empty > 0.0 && gemv > empty && sampler > 0.0, "{r}");
 }
+
+/// The pipelined loop (tied embeddings on the device, each token read one
+/// step late) gives exactly the tokens of the same chain driven by the host:
+/// `step` with the hidden state set to the weights' row at the previous
+/// token (f16 rows up as f32, packed back to the same f16 bits; f32 rows as
+/// they are). Every sequence of a batch follows its own chain; f16 and f32
+/// weights, weights in row blocks (the embedding then reads the block
+/// holding the token), spinning and blocking waits, chains restarted after
+/// `finish_pipelined`; no allocation in the loop.
+#[test]
+fn pipelined_head_follows_the_host_driven_chain() {
+    let Some(ctx) = ctx() else { return };
+    let mut rng = Rng(31);
+    let (vocab, hidden) = (3001, 72);
+    let w32: Vec<f32> = rng.normals(vocab * hidden, 0.3);
+    let w16: Vec<u16> = w32.iter().map(|&v| f32_to_f16_bits(v)).collect();
+    let row_f32 = |f16: bool, t: u32| -> Vec<f32> {
+        let r = t as usize * hidden..(t as usize + 1) * hidden;
+        if f16 {
+            w16[r]
+                .iter()
+                .map(|&h| half::f16::from_bits(h).to_f32())
+                .collect()
+        } else {
+            w32[r].to_vec()
+        }
+    };
+    for (f16, batch, block, split) in [
+        (true, 1usize, false, false),
+        (true, 3, true, true),
+        (false, 2, false, true),
+        (false, 1, true, false),
+    ] {
+        let w = if f16 {
+            Weights::F16(&w16)
+        } else {
+            Weights::F32(&w32)
+        };
+        let es = if f16 { 2 } else { 4 };
+        // Row blocks of ~700 rows when split.
+        let part = split.then_some((700 * hidden.div_ceil(8) * 8 * es) as u64);
+        let gw = GemvWeights::upload_split(&ctx, &w, vocab, hidden, None, part).unwrap();
+        let x_dtype = if f16 { VecDtype::F16 } else { VecDtype::F32 };
+        // A high temperature: with tied embeddings the row's own token has
+        // by far the largest logit, and the chain would mostly repeat it.
+        let sp = SampleParams {
+            temperature: 4.0,
+            top_k: if batch == 3 { 200 } else { 0 },
+            top_p: 0.99,
+            seed: 77,
+        };
+        let opts = HeadOptions {
+            gemv: GemvOptions {
+                batch,
+                x_dtype,
+                ..Default::default()
+            },
+            sample: sp,
+            block,
+            pipeline: true,
+            ..Default::default()
+        };
+        let label = format!("f16 {f16} batch {batch} block {block} split {split}");
+        let x0 = rng.normals(batch * hidden, 1.0);
+        let steps = 12;
+        // The host-driven chain of `steps` tokens from x0, the step counters
+        // starting at `start`.
+        let host_chain = |start: u64| -> Vec<Vec<u32>> {
+            let host_opts = HeadOptions {
+                pipeline: false,
+                ..opts
+            };
+            let mut host = Head::new(&ctx, &gw, &host_opts).unwrap();
+            host.set_steps(&ctx.queue, &vec![start; batch]).unwrap();
+            let mut x = x0.clone();
+            (0..steps)
+                .map(|_| {
+                    let t = host.step(&ctx, Some(&x), false).unwrap().0.to_vec();
+                    x = t.iter().flat_map(|&tok| row_f32(f16, tok)).collect();
+                    t
+                })
+                .collect()
+        };
+        // The pipelined chain: two chains of `steps`, the second restarted
+        // from x0 with the step counters where the first left them.
+        let mut piped = Head::new(&ctx, &gw, &opts).unwrap();
+        let mut got: Vec<Vec<u32>> = Vec::new();
+        let mut before = AllocCounters::default();
+        for chain in 0..2 {
+            piped.set_hidden(&ctx.queue, &x0).unwrap();
+            for s in 0..steps {
+                if chain == 0 && s == 3 {
+                    ctx.wait().unwrap();
+                    before = AllocCounters::read(&ctx);
+                }
+                if let Some(t) = piped.step_pipelined(&ctx).unwrap() {
+                    got.push(t.to_vec());
+                }
+            }
+            got.push(
+                piped
+                    .finish_pipelined(&ctx)
+                    .unwrap()
+                    .expect("last")
+                    .to_vec(),
+            );
+            assert!(piped.finish_pipelined(&ctx).unwrap().is_none());
+        }
+        ctx.wait().unwrap();
+        assert_eq!(
+            AllocCounters::read(&ctx),
+            before,
+            "{label}: allocated in the loop"
+        );
+        assert_eq!(got.len(), 2 * steps, "{label}");
+        assert_eq!(&got[..steps], &host_chain(0)[..], "{label}: first chain");
+        assert_eq!(
+            &got[steps..],
+            &host_chain(steps as u64)[..],
+            "{label}: second chain"
+        );
+        // The chains are not constant (the test would pass trivially).
+        let distinct: std::collections::HashSet<_> = got.iter().collect();
+        assert!(distinct.len() > steps / 2, "{label}: {got:?}");
+    }
+    // Not built for it: an error, not a panic.
+    let w = vec![0x3c00u16; 64 * 32];
+    let gw = GemvWeights::upload(&ctx, &Weights::F16(&w), 64, 32, None).unwrap();
+    let mut head = Head::new(&ctx, &gw, &HeadOptions::default()).unwrap();
+    assert!(head.step_pipelined(&ctx).is_err());
+    let q = vec![1i8; 64 * 32];
+    let s = vec![0.5f32; 64];
+    let gi = GemvWeights::upload(&ctx, &Weights::I8 { q: &q, scales: &s }, 64, 32, None).unwrap();
+    let bad = HeadOptions {
+        pipeline: true,
+        ..Default::default()
+    };
+    assert!(Head::new(&ctx, &gi, &bad).is_err());
+}

@@ -11,6 +11,7 @@ pub mod bench;
 pub mod benchdata;
 pub mod context;
 pub mod decode;
+pub mod embed;
 pub mod gemv;
 pub mod gemv_gen;
 pub mod gemv_rans;
