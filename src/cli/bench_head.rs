@@ -63,12 +63,6 @@ pub struct HeadArgs {
     /// Same as `--fused-max off`.
     #[arg(long)]
     pub no_fused_max: bool,
-    /// Also time the pipelined loop (`Head::step_pipelined`): each step's
-    /// hidden state is the weights' row at the previous token (tied
-    /// embeddings, on the device), and the host reads each token one step
-    /// late while the GPU runs the next (f16 or f32 weights).
-    #[arg(long)]
-    pub pipeline: bool,
     #[arg(long)]
     pub adapter: Option<usize>,
     #[arg(long)]
@@ -108,10 +102,6 @@ pub struct HeadRun {
     pub empty_pass_us: f64,
     pub gemv_only_us: f64,
     pub sampler_only_us: f64,
-    /// `--pipeline`: wall time per step of the pipelined loop (the host
-    /// reading each token one step late) and its tokens/s.
-    pub pipelined: Option<Stats>,
-    pub pipelined_tokens_per_s: Option<f64>,
     pub tokens_per_s: f64,
     pub before: AllocCounters,
     pub after: AllocCounters,
@@ -205,7 +195,6 @@ pub fn run(a: &HeadArgs, quiet: bool) -> anyhow::Result<()> {
             block: a.block,
             copy_tokens: a.copy_tokens,
             no_fused_max: !fuse,
-            pipeline: a.pipeline,
             ..Default::default()
         };
         let mut head = Head::new(&ctx, &gw, &opts)?;
@@ -254,25 +243,6 @@ pub fn run(a: &HeadArgs, quiet: bool) -> anyhow::Result<()> {
                 gpu.push(s);
             }
         }
-        // The pipelined loop (tied embeddings on the device), after the same
-        // warm state; inside the allocation check.
-        let mut pipelined = None;
-        if a.pipeline {
-            head.set_hidden(&ctx.queue, &xs[0])?;
-            for _ in 0..a.warmup {
-                head.step_pipelined(&ctx)?;
-            }
-            let mut v = Vec::with_capacity(a.tokens);
-            let tp = std::time::Instant::now();
-            for _ in 0..a.tokens {
-                let t0 = std::time::Instant::now();
-                head.step_pipelined(&ctx)?;
-                v.push(t0.elapsed().as_secs_f64());
-            }
-            head.finish_pipelined(&ctx)?;
-            let total = tp.elapsed().as_secs_f64();
-            pipelined = Some((stats(&v, false), (batch * a.tokens) as f64 / total));
-        }
         ctx.wait()?;
         let after = AllocCounters::read(&ctx);
         // The floor (after the loops' allocation check: it is not a token
@@ -312,8 +282,6 @@ pub fn run(a: &HeadArgs, quiet: bool) -> anyhow::Result<()> {
             empty_pass_us,
             gemv_only_us,
             sampler_only_us,
-            pipelined: pipelined.as_ref().map(|p| p.0),
-            pipelined_tokens_per_s: pipelined.as_ref().map(|p| p.1),
             tokens_per_s: (batch * a.tokens) as f64 / total,
             allocated_during_loop: before != after,
             before,
@@ -352,14 +320,6 @@ pub fn run(a: &HeadArgs, quiet: bool) -> anyhow::Result<()> {
                     "none"
                 }
             );
-        }
-        if let (Some(p), Some(tps)) = (&r.pipelined, r.pipelined_tokens_per_s) {
-            if !quiet {
-                eprintln!(
-                    "  batch {batch} pipelined (next hidden state = the weights' row at the token, on the device; each token read one step late): wall {:.1} µs per step (p90 {:.1}), {:.0} tokens/s",
-                    p.median_us, p.p90_us, tps
-                );
-            }
         }
         runs.push(r);
     }
@@ -408,16 +368,6 @@ pub fn run(a: &HeadArgs, quiet: bool) -> anyhow::Result<()> {
                     " (wgpu counters not compiled in: pool bytes only)"
                 }
             );
-        }
-    }
-    if !a.json {
-        for r in report.runs.iter().filter(|r| r.pipelined.is_some()) {
-            if let (Some(p), Some(tps)) = (&r.pipelined, r.pipelined_tokens_per_s) {
-                println!(
-                    "pipelined, batch {}: {:.1} µs per step (p90 {:.1}), {:.0} tokens/s (tokens read one step late; hidden state = the weights' row at the token)",
-                    r.batch, p.median_us, p.p90_us, tps
-                );
-            }
         }
     }
     if let Some(r) = report.runs.iter().find(|r| r.allocated_during_loop) {

@@ -495,11 +495,6 @@ impl GemvWeights {
         self.parts.iter().map(|p| p.buf.size()).sum()
     }
 
-    /// The row blocks (first row, rows, buffer), in row order.
-    pub fn row_blocks(&self) -> impl Iterator<Item = (usize, usize, &wgpu::Buffer)> {
-        self.parts.iter().map(|p| (p.row0, p.rows, &p.buf))
-    }
-
     /// The fewest rows of any row block (binding).
     pub fn min_part_rows(&self) -> usize {
         self.parts.iter().map(|p| p.rows).min().unwrap_or(0)

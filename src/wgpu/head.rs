@@ -39,9 +39,6 @@ pub struct HeadOptions {
     /// which then always runs unfused). For comparison (`bench head
     /// --no-fused-max`).
     pub no_fused_max: bool,
-    /// Also build the tied-embedding step for [`Head::step_pipelined`]
-    /// (f16 weights with f16 x, or f32 with f32).
-    pub pipeline: bool,
 }
 
 /// Device-side resource counts (wgpu's internal counters, when the `counters`
@@ -114,13 +111,6 @@ pub struct Head {
     /// The next token's commands, recorded during the last wait (and
     /// whether they start with the hidden-state copy).
     prepared: Option<(wgpu::CommandBuffer, bool)>,
-    /// [`Head::step_pipelined`]: the tied embedding, two readback buffers
-    /// (step i copies its tokens into `ring[i % 2]`), their mapping flags,
-    /// and the steps submitted but not yet read.
-    embed: Option<crate::wgpu::embed::Embed>,
-    ring: Vec<(wgpu::Buffer, Arc<AtomicU8>)>,
-    piped: u64,
-    unread: u64,
     /// Where the last step's wall time went.
     pub last_timing: StepTiming,
 }
@@ -197,22 +187,7 @@ impl Head {
         let timer = GpuTimer::new(ctx, 1);
         ctx.check_health()?;
         let direct_read = sampler.tokens_mappable();
-        let (embed, ring) = if opts.pipeline {
-            let e = crate::wgpu::embed::Embed::new(ctx, weights, &gemv, &sampler.tokens)?;
-            let mut ring = Vec::new();
-            for _ in 0..2 {
-                let b = ctx.create_buffer("head.ring", rb.max(4), U::MAP_READ | U::COPY_DST)?;
-                ring.push((b, Arc::new(AtomicU8::new(PENDING))));
-            }
-            (Some(e), ring)
-        } else {
-            (None, Vec::new())
-        };
         Ok(Head {
-            embed,
-            ring,
-            piped: 0,
-            unread: 0,
             scratch: vec![0u8; gemv.x_bytes()],
             tokens: vec![0; batch],
             gemv,
@@ -435,107 +410,6 @@ impl Head {
             total: t0.elapsed().as_secs_f64(),
             polls,
         })
-    }
-
-    /// One token per sequence with the loop running ahead of the host (needs
-    /// [`HeadOptions::pipeline`]): one submission that first sets each
-    /// sequence's hidden state to the weights' row at its previous token
-    /// (tied embeddings; the first pipelined step uses the hidden state
-    /// set before), then the GEMV and the sampler, and copies the tokens
-    /// into one of two readback buffers. It returns without waiting for this
-    /// step: it returns the previous step's tokens (`None` at the first),
-    /// so the GPU works on step i while the host reads step i − 1. End the
-    /// loop with [`Head::finish_pipelined`]. Each step is still one
-    /// submission and a `4 · batch`-byte readback; nothing is allocated.
-    pub fn step_pipelined(&mut self, ctx: &GpuContext) -> Result<Option<&[u32]>> {
-        let Some(embed) = self.embed.as_ref() else {
-            return Err(Error::Param(
-                "the head was built without HeadOptions::pipeline".into(),
-            ));
-        };
-        let i = self.piped;
-        let slot = (i % 2) as usize;
-        let rb = (self.batch * 4) as u64;
-        let mut enc = ctx
-            .device
-            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                label: Some("head.pipelined"),
-            });
-        {
-            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: Some("head.pipelined"),
-                timestamp_writes: None,
-            });
-            if i > 0 {
-                embed.encode(&mut pass);
-            }
-            self.gemv.encode(&mut pass);
-            self.sampler.encode(&mut pass);
-        }
-        enc.copy_buffer_to_buffer(&self.sampler.tokens, 0, &self.ring[slot].0, 0, rb);
-        ctx.queue.submit([enc.finish()]);
-        let (buf, flag) = &self.ring[slot];
-        map(buf, wgpu::MapMode::Read, rb, flag);
-        self.piped += 1;
-        self.unread += 1;
-        self.steps_done += 1;
-        if self.unread < 2 {
-            return Ok(None);
-        }
-        self.read_ring(ctx, 1 - slot)?;
-        Ok(Some(&self.tokens))
-    }
-
-    /// Wait for the last step [`Head::step_pipelined`] submitted and return
-    /// its tokens (`None` if every step has been read). The next pipelined
-    /// step then starts a new chain from the hidden state set before it.
-    pub fn finish_pipelined(&mut self, ctx: &GpuContext) -> Result<Option<&[u32]>> {
-        if self.unread == 0 {
-            return Ok(None);
-        }
-        let slot = ((self.piped - 1) % 2) as usize;
-        self.read_ring(ctx, slot)?;
-        self.piped = 0;
-        Ok(Some(&self.tokens))
-    }
-
-    /// Wait for ring buffer `slot`'s mapping, copy its tokens out, unmap.
-    fn read_ring(&mut self, ctx: &GpuContext, slot: usize) -> Result<()> {
-        let flag = self.ring[slot].1.clone();
-        let mut polls = 0u64;
-        while flag.load(Ordering::Acquire) == PENDING {
-            if self.block {
-                ctx.wait()?;
-            } else {
-                ctx.device
-                    .poll(wgpu::PollType::Poll)
-                    .map_err(|e| Error::Gpu(format!("polling the device: {e}")))?;
-                std::hint::spin_loop();
-            }
-            polls += 1;
-            if polls % 1_000_000 == 0 {
-                ctx.check_health()?;
-            }
-        }
-        if flag.load(Ordering::Acquire) != MAPPED {
-            return Err(Error::Gpu(
-                "mapping a pipelined token readback failed".into(),
-            ));
-        }
-        let rb = (self.batch * 4) as u64;
-        let buf = &self.ring[slot].0;
-        {
-            let view = buf
-                .get_mapped_range(0..rb)
-                .map_err(|e| Error::Gpu(format!("reading the tokens: {e}")))?;
-            for (t, c) in self.tokens.iter_mut().zip(view.chunks_exact(4)) {
-                *t = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
-            }
-        }
-        buf.unmap();
-        flag.store(PENDING, Ordering::Release);
-        self.unread -= 1;
-        Ok(())
     }
 
     /// Set the hidden states (`batch × hidden` values) outside the token loop.

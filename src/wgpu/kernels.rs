@@ -240,7 +240,6 @@ pub fn all_variants() -> Vec<(KernelSource, Vec<Constants>)> {
             out.push((super::gemv_rans::source(path, tiles), combos));
         }
     }
-    out.push((super::embed::source(), vec![Vec::new()]));
     out.push((
         super::gemv_rans::reduce_source(),
         [(false, false), (true, false), (true, true)]

@@ -11,7 +11,6 @@ pub mod bench;
 pub mod benchdata;
 pub mod context;
 pub mod decode;
-pub mod embed;
 pub mod gemv;
 pub mod gemv_gen;
 pub mod gemv_rans;
