@@ -75,19 +75,7 @@ struct Tile {
     bad_index: bool,
 }
 
-fn inp_at(i: u32) -> u32 {
-    if (i < arrayLength(&inp)) {
-        return inp[i];
-    }
-    return 0u;
-}
-
-fn plan_at(i: u32) -> u32 {
-    if (i < arrayLength(&plan)) {
-        return plan[i];
-    }
-    return 0u;
-}
+// inp_at, plan_at, out_store: lib/rans_io.wgsl.
 
 fn find_segment(u: u32) -> u32 {
     // the last segment whose first unit is <= u
@@ -342,12 +330,6 @@ fn tile_word(ti: Tile, sb: u32, staged: bool, i: u32) -> u32 {
 }
 
 // ---- output
-
-fn out_store(i: u32, v: u32) {
-    if (i < arrayLength(&outw)) {
-        outw[i] = v;
-    }
-}
 
 // Element index of tile symbol k, relative to the bound output window.
 fn elem_of(ti: Tile, k: u32) -> u32 {

@@ -82,31 +82,13 @@ var<private> p_sgs: u32;
 // PROBE 1: what the output would have been
 var<private> p_sink: u32;
 
-fn inp_at(i: u32) -> u32 {
-    if (i < arrayLength(&inp)) {
-        return inp[i];
-    }
-    return 0u;
-}
-
-fn plan_at(i: u32) -> u32 {
-    if (i < arrayLength(&plan)) {
-        return plan[i];
-    }
-    return 0u;
-}
+// inp_at, plan_at, out_store: lib/rans_io.wgsl.
 
 fn grp_at(i: u32) -> u32 {
     if (i < arrayLength(&grp)) {
         return grp[i];
     }
     return 0u;
-}
-
-fn out_store(i: u32, v: u32) {
-    if (i < arrayLength(&outw)) {
-        outw[i] = v;
-    }
 }
 
 // Word at u16 index k of the stage (any k: clamped), or of `inp` (PROBE 3).

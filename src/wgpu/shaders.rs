@@ -9,6 +9,7 @@ use super::context::{Binding, KernelSource};
 
 const LIB_FLOAT: &str = include_str!("../../shaders/lib_float.wgsl");
 const SEGMENT: &str = include_str!("../../shaders/lib/segment.wgsl");
+const RANS_IO: &str = include_str!("../../shaders/lib/rans_io.wgsl");
 const RANS_DECODE: &str = include_str!("../../shaders/rans_decode.wgsl");
 const RANS_LOSSY: &str = include_str!("../../shaders/rans_lossy.wgsl");
 const PATH_SUBGROUP: &str = include_str!("../../shaders/rans_decode_subgroup.wgsl");
@@ -22,18 +23,44 @@ const FAST_LOSSY: &str = include_str!("../../shaders/rans_fast_lossy.wgsl");
 const FAST_LOSSY_SUBGROUP: &str = include_str!("../../shaders/rans_fast_lossy_subgroup.wgsl");
 const FAST_LOSSY_WORKGROUP: &str = include_str!("../../shaders/rans_fast_lossy_workgroup.wgsl");
 
-static DECODE_SUBGROUP_SRC: LazyLock<String> =
-    LazyLock::new(|| [LIB_FLOAT, SEGMENT, RANS_DECODE, RANS_LOSSY, PATH_SUBGROUP].join("\n"));
-static DECODE_WORKGROUP_SRC: LazyLock<String> =
-    LazyLock::new(|| [LIB_FLOAT, SEGMENT, RANS_DECODE, RANS_LOSSY, PATH_WORKGROUP].join("\n"));
+static DECODE_SUBGROUP_SRC: LazyLock<String> = LazyLock::new(|| {
+    [
+        LIB_FLOAT,
+        SEGMENT,
+        RANS_IO,
+        RANS_DECODE,
+        RANS_LOSSY,
+        PATH_SUBGROUP,
+    ]
+    .join("\n")
+});
+static DECODE_WORKGROUP_SRC: LazyLock<String> = LazyLock::new(|| {
+    [
+        LIB_FLOAT,
+        SEGMENT,
+        RANS_IO,
+        RANS_DECODE,
+        RANS_LOSSY,
+        PATH_WORKGROUP,
+    ]
+    .join("\n")
+});
 static FAST_SUBGROUP_SRC: LazyLock<String> =
-    LazyLock::new(|| [LIB_FLOAT, SEGMENT, RANS_FAST, FAST_SUBGROUP].join("\n"));
+    LazyLock::new(|| [LIB_FLOAT, SEGMENT, RANS_IO, RANS_FAST, FAST_SUBGROUP].join("\n"));
 static FAST_WORKGROUP_SRC: LazyLock<String> =
-    LazyLock::new(|| [LIB_FLOAT, SEGMENT, RANS_FAST, FAST_WORKGROUP].join("\n"));
+    LazyLock::new(|| [LIB_FLOAT, SEGMENT, RANS_IO, RANS_FAST, FAST_WORKGROUP].join("\n"));
 static FAST_LOSSY_SUBGROUP_SRC: LazyLock<String> =
-    LazyLock::new(|| [LIB_FLOAT, SEGMENT, FAST_LOSSY, FAST_LOSSY_SUBGROUP].join("\n"));
-static FAST_LOSSY_WORKGROUP_SRC: LazyLock<String> =
-    LazyLock::new(|| [LIB_FLOAT, SEGMENT, FAST_LOSSY, FAST_LOSSY_WORKGROUP].join("\n"));
+    LazyLock::new(|| [LIB_FLOAT, SEGMENT, RANS_IO, FAST_LOSSY, FAST_LOSSY_SUBGROUP].join("\n"));
+static FAST_LOSSY_WORKGROUP_SRC: LazyLock<String> = LazyLock::new(|| {
+    [
+        LIB_FLOAT,
+        SEGMENT,
+        RANS_IO,
+        FAST_LOSSY,
+        FAST_LOSSY_WORKGROUP,
+    ]
+    .join("\n")
+});
 static RENDER_UNALIGNED_SRC: LazyLock<String> =
     LazyLock::new(|| [LIB_FLOAT, RENDER_UNALIGNED].join("\n"));
 
