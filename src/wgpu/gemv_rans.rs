@@ -31,6 +31,7 @@ use crate::error::{Error, Result};
 use crate::format::reader::{PlaneRef, WcodecFile};
 use crate::wgpu::context::{Binding, GpuContext, Kernel, KernelSource, PooledBuffer};
 use crate::wgpu::gemv::{ReducePath, VecDtype, grid, resolve_path, upload_f32};
+use crate::wgpu::plan::env_num;
 
 /// Work split of the compressed GEMV.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -322,16 +323,6 @@ impl RansGemvTuning {
             c.push(("SG_WIDE", w as u32 as f64));
         }
         c
-    }
-}
-
-fn env_num(k: &str) -> Result<Option<u32>> {
-    match std::env::var(k) {
-        Ok(v) => v
-            .parse()
-            .map(Some)
-            .map_err(|_| Error::Param(format!("{k}={v:?} is not a number"))),
-        Err(_) => Ok(None),
     }
 }
 

@@ -885,25 +885,16 @@ impl Tuning {
     /// `WCODEC_GPU_FAST_LOSSY` (0: lossy tiles through the general kernel only).
     pub fn from_env() -> Result<Tuning> {
         let mut t = Tuning::default();
-        let num = |k: &str| -> Result<Option<u32>> {
-            match std::env::var(k) {
-                Ok(v) => v
-                    .parse()
-                    .map(Some)
-                    .map_err(|_| Error::Param(format!("{k}={v:?} is not a number"))),
-                Err(_) => Ok(None),
-            }
-        };
         if let Ok(p) = std::env::var("WCODEC_GPU_PATH") {
             t.path = Some(parse_path(&p)?);
         }
-        if let Some(v) = num("WCODEC_GPU_TILES")? {
+        if let Some(v) = env_num("WCODEC_GPU_TILES")? {
             if !(1..=8).contains(&v) {
                 return Err(Error::Param(format!("WCODEC_GPU_TILES={v} not in 1..=8")));
             }
             t.tiles = v;
         }
-        if let Some(v) = num("WCODEC_GPU_STAGE")? {
+        if let Some(v) = env_num("WCODEC_GPU_STAGE")? {
             t.stage_words = v / 2 * 2;
         }
         if let Ok(v) = std::env::var("WCODEC_GPU_LUT") {
@@ -917,16 +908,16 @@ impl Tuning {
                 }
             });
         }
-        if let Some(v) = num("WCODEC_GPU_WGS")? {
+        if let Some(v) = env_num("WCODEC_GPU_WGS")? {
             t.workgroups = v;
         }
-        if let Some(v) = num("WCODEC_GPU_FAST")? {
+        if let Some(v) = env_num("WCODEC_GPU_FAST")? {
             t.fast = v != 0;
         }
-        if let Some(v) = num("WCODEC_GPU_FAST_LOSSY")? {
+        if let Some(v) = env_num("WCODEC_GPU_FAST_LOSSY")? {
             t.fast_lossy = v != 0;
         }
-        if let Some(v) = num("WCODEC_GPU_FAST_WARPS")? {
+        if let Some(v) = env_num("WCODEC_GPU_FAST_WARPS")? {
             if !(1..=32).contains(&v) {
                 return Err(Error::Param(format!(
                     "WCODEC_GPU_FAST_WARPS={v} not in 1..=32"
@@ -934,13 +925,13 @@ impl Tuning {
             }
             t.fast_warps = v;
         }
-        if let Some(v) = num("WCODEC_GPU_FAST_WGS")? {
+        if let Some(v) = env_num("WCODEC_GPU_FAST_WGS")? {
             t.fast_wgs = v;
         }
-        if let Some(v) = num("WCODEC_GPU_FAST_STAGE")? {
+        if let Some(v) = env_num("WCODEC_GPU_FAST_STAGE")? {
             t.fast_stage = v;
         }
-        if let Some(v) = num("WCODEC_GPU_LOSSY_ROWS")? {
+        if let Some(v) = env_num("WCODEC_GPU_LOSSY_ROWS")? {
             if ![0, 8, 16, 32, 64].contains(&v) {
                 return Err(Error::Param(format!(
                     "WCODEC_GPU_LOSSY_ROWS={v}: expected 8, 16, 32 or 64"
@@ -948,7 +939,7 @@ impl Tuning {
             }
             t.lossy_rows = v;
         }
-        if let Some(v) = num("WCODEC_GPU_FAST_ILP")? {
+        if let Some(v) = env_num("WCODEC_GPU_FAST_ILP")? {
             if !(1..=2).contains(&v) {
                 return Err(Error::Param(format!(
                     "WCODEC_GPU_FAST_ILP={v} not in 1..=2"
@@ -956,7 +947,7 @@ impl Tuning {
             }
             t.fast_ilp = v;
         }
-        if let Some(v) = num("WCODEC_GPU_FAST_DIRECT")? {
+        if let Some(v) = env_num("WCODEC_GPU_FAST_DIRECT")? {
             t.fast_direct = Some(v != 0);
         }
         Ok(t)
@@ -1073,9 +1064,43 @@ pub fn pick_variant(
     )))
 }
 
+/// The number in environment variable `k` (None when unset); an error
+/// naming the variable when it is not a number. The GPU tuning knobs
+/// (`WCODEC_GPU_*`) are read through it.
+pub(crate) fn env_num(k: &str) -> Result<Option<u32>> {
+    match std::env::var(k) {
+        Ok(v) => v
+            .parse()
+            .map(Some)
+            .map_err(|_| Error::Param(format!("{k}={v:?} is not a number"))),
+        Err(_) => Ok(None),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn env_num_reads_numbers_and_names_the_variable_otherwise() {
+        // Variables of this test alone (no other test reads or writes them).
+        let (set, bad, unset) = (
+            "WCODEC_TEST_ENV_NUM_SET",
+            "WCODEC_TEST_ENV_NUM_BAD",
+            "WCODEC_TEST_ENV_NUM_UNSET",
+        );
+        // SAFETY: these names are used by this test only, and the process's
+        // other threads do not write the environment.
+        unsafe {
+            std::env::set_var(set, "24");
+            std::env::set_var(bad, "2x");
+            std::env::remove_var(unset);
+        }
+        assert_eq!(env_num(set).unwrap(), Some(24));
+        assert_eq!(env_num(unset).unwrap(), None);
+        let e = env_num(bad).unwrap_err().to_string();
+        assert!(e.contains(bad) && e.contains("2x"), "{e}");
+    }
 
     #[test]
     fn variants_fit_lavapipe_and_h100() {
