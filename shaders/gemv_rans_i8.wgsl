@@ -217,19 +217,9 @@ fn gemv_band(band: u32, lid: u32, dec: u32, lane: u32) {
                 }
             }
         }
-        // §4's end conditions: every word read, none past the end, final
-        // states 2^16 | tail.
+        // §4's end conditions (lib/gemv_rans_helpers.wgsl).
         if (live) {
-            var bad = false;
-            if (lane < rans_active_lanes(n)) {
-                bad = (xs >> 16u) != 1u || ((xs & 0xffffu) >> min(p.tail_bits * rl, 16u)) != 0u;
-            }
-            if (lane == 0u && q != ti.y) {
-                bad = true;
-            }
-            if (bad) {
-                atomicOr(&err[0], 1u);
-            }
+            check_tile_end(lane, n, rl, xs, q, ti.y);
         }
         workgroupBarrier();
         // 3. Rebuild (§5).
@@ -327,15 +317,7 @@ fn gemv_band(band: u32, lid: u32, dec: u32, lane: u32) {
             }
         }
         if (row < p.rows && band < p.tiles_y) {
-            let nr = arrayLength(&rowdata);
-            var v = sum;
-            if (HAS_SCALE) {
-                v = v * rowdata[min(row, nr - 1u)];
-            }
-            if (HAS_BIAS) {
-                v = v + rowdata[min(p.rows + row, nr - 1u)];
-            }
-            y[min(row, arrayLength(&y) - 1u)] = v;
+            store_row(row, sum);
         }
     }
 }

@@ -30,13 +30,5 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     for (var t = 0u; t < p.tiles_x; t++) {
         sum += partials[min(t * p.rows_pad + row, np - 1u)];
     }
-    let nr = arrayLength(&rowdata);
-    var v = sum;
-    if (HAS_SCALE) {
-        v = v * rowdata[min(row, nr - 1u)];
-    }
-    if (HAS_BIAS) {
-        v = v + rowdata[min(p.rows + row, nr - 1u)];
-    }
-    y[min(row, arrayLength(&y) - 1u)] = v;
+    store_row(row, sum);
 }

@@ -321,16 +321,7 @@ fn fused_finish(ti: vec4<u32>, lane: u32, xs: u32, q: u32, acc0: f32, acc1: f32)
     let h = min(64u, p.rows - min(r0, p.rows));
     let n = h * 64u;
     let rl = min(16u / p.tail_bits, rans_lane_count(n, lane));
-    var bad = false;
-    if (lane < rans_active_lanes(n)) {
-        bad = (xs >> 16u) != 1u || ((xs & 0xffffu) >> min(p.tail_bits * rl, 16u)) != 0u;
-    }
-    if (lane == 0u && q != ti.y) {
-        bad = true;
-    }
-    if (bad) {
-        atomicOr(&err[0], 1u);
-    }
+    check_tile_end(lane, n, rl, xs, q, ti.y);
     let row = 2u * (lane % 16u) + lane / 16u;
     let o = (t % p.tiles_x) * p.rows_pad + r0 + row;
     if (o + 32u < arrayLength(&partials)) {
@@ -629,16 +620,7 @@ fn gemv_band(group: u32, lid: u32, dec: u32, lane: u32) {
             }
         }
         if (live) {
-            var bad = false;
-            if (lane < rans_active_lanes(n)) {
-                bad = (xs >> 16u) != 1u || ((xs & 0xffffu) >> min(p.tail_bits * rl, 16u)) != 0u;
-            }
-            if (lane == 0u && q != ti.y) {
-                bad = true;
-            }
-            if (bad) {
-                atomicOr(&err[0], 1u);
-            }
+            check_tile_end(lane, n, rl, xs, q, ti.y);
         }
         workgroupBarrier();
         // 3. Rebuild (§5) the tiles that were not multiplied in the loop.

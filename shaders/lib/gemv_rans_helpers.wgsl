@@ -1,7 +1,7 @@
 // Helpers shared by gemv_rans_i8.wgsl and gemv_rans_tiles.wgsl (appended
 // to each): bytes of a decoder's tile buffer `tile` (pitch 64, 1024 words
-// per decoder), bytewise adds, int8 → f32, and x (the kernels' binding,
-// f16 pairs when X_HALF) as f32.
+// per decoder), bytewise adds, int8 → f32, x (the kernels' binding, f16
+// pairs when X_HALF) as f32, and a tile's end checks.
 
 // Byte helpers on a tile buffer (pitch 64).
 fn tb_get(d: u32, i: u32, j: u32) -> u32 {
@@ -40,4 +40,21 @@ fn x4(c: u32) -> vec4<f32> {
     }
     let i = min(c, nx - 4u);
     return vec4<f32>(bitcast<f32>(x[i]), bitcast<f32>(x[i + 1u]), bitcast<f32>(x[i + 2u]), bitcast<f32>(x[i + 3u]));
+}
+
+// FORMAT.md §4's end conditions of a tile of n symbols, for this lane: a
+// final state 2^16 whose tail bits (rl symbols of p.tail_bits) were all
+// read, and (lane 0) the tile's words all used: `q` words read, `nw` in
+// the tile. A failure sets err[0].
+fn check_tile_end(lane: u32, n: u32, rl: u32, xs: u32, q: u32, nw: u32) {
+    var bad = false;
+    if (lane < rans_active_lanes(n)) {
+        bad = (xs >> 16u) != 1u || ((xs & 0xffffu) >> min(p.tail_bits * rl, 16u)) != 0u;
+    }
+    if (lane == 0u && q != nw) {
+        bad = true;
+    }
+    if (bad) {
+        atomicOr(&err[0], 1u);
+    }
 }

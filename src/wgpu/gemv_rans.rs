@@ -348,7 +348,11 @@ const REDUCE_BINDINGS: &[Binding] = &[
 pub fn reduce_source() -> KernelSource {
     KernelSource {
         name: "gemv_rans_reduce",
-        source: include_str!("../../shaders/gemv_rans_reduce.wgsl").into(),
+        source: concat!(
+            include_str!("../../shaders/gemv_rans_reduce.wgsl"),
+            include_str!("../../shaders/lib/gemv_rans_row.wgsl")
+        )
+        .into(),
         entry: "main",
         bindings: REDUCE_BINDINGS,
         features: wgpu::Features::empty(),
@@ -402,9 +406,16 @@ pub fn source(path: ReducePath, tiles: bool) -> KernelSource {
         name,
         // Overrides before their uses: naga's override processing expects it.
         source: format!(
-            "{}\n{body}\n{}\n{ballot}\n{entry}\n{}",
+            "{}\n{body}\n{}\n{}\n{ballot}\n{entry}\n{}",
             include_str!("../../shaders/lib/rans_tile.wgsl"),
             include_str!("../../shaders/lib/gemv_rans_helpers.wgsl"),
+            // The band kernel stores its rows itself (the tile kernel's
+            // reduction pass does for it).
+            if tiles {
+                ""
+            } else {
+                include_str!("../../shaders/lib/gemv_rans_row.wgsl")
+            },
             if !tiles {
                 ""
             } else if path == ReducePath::Workgroup {
