@@ -50,14 +50,7 @@ fn legacy_gemv(dtype: WeightDtype, path: ReducePath) -> KernelSource {
         )
         .into(),
         entry: "main",
-        bindings: &[
-            Binding::ReadOnly,
-            Binding::ReadOnly,
-            Binding::ReadOnly,
-            Binding::ReadOnly,
-            Binding::ReadWrite,
-            Binding::Uniform,
-        ],
+        bindings: kernels::GEMV_BINDINGS,
         features: if path == ReducePath::Workgroup {
             wgpu::Features::empty()
         } else {

@@ -389,6 +389,8 @@ impl Head {
         ctx.queue.submit([cmd]);
         let submitted = t0.elapsed().as_secs_f64();
         let (done, polls) = if all_done {
+            // Nothing is mapped: `read_flag` (what `wait_flags` waits on)
+            // is set by the queue's work-done callback instead.
             self.read_flag.store(PENDING, Ordering::Release);
             let f = self.read_flag.clone();
             ctx.queue

@@ -80,15 +80,6 @@ impl ReducePath {
     }
 }
 
-const GEMV_BINDINGS: &[Binding] = &[
-    Binding::ReadOnly,
-    Binding::ReadOnly,
-    Binding::ReadOnly,
-    Binding::ReadOnly,
-    Binding::ReadWrite,
-    Binding::Uniform,
-];
-
 /// The GEMV's bindings plus its max partials (binding 6).
 const GEMV_MAX_BINDINGS: &[Binding] = &[
     Binding::ReadOnly,
@@ -99,6 +90,9 @@ const GEMV_MAX_BINDINGS: &[Binding] = &[
     Binding::Uniform,
     Binding::ReadWrite,
 ];
+
+/// The GEMV kernels' bindings (W, x, scales, bias, y, params).
+pub const GEMV_BINDINGS: &[Binding] = GEMV_MAX_BINDINGS.split_at(6).0;
 
 /// A generated GEMV kernel (`gemv_gen.rs`), specialised on `spec`; it has no
 /// override constants (build it with an empty constant list).
