@@ -56,11 +56,41 @@ pub struct GemvSpec {
     /// sampler does; the lowest row among equals) to binding 6:
     /// `partial[b · part_stride + part_base + workgroup] = (value bits, row)`.
     pub max_partials: bool,
+    /// x-stationary kernel ([`gemv_xs_wgsl`], subgroup path): the
+    /// workgroup (`wg` invocations) spans whole rows, each invocation keeps
+    /// its `unroll` steps' x values of every batch vector in registers for
+    /// all `rw` rows; `nr` rows per iteration; `sg_min` sizes the
+    /// cross-subgroup slots.
+    pub xs: bool,
+    /// x-stationary kernel: load the next iteration's rows before reducing
+    /// this one's.
+    pub prefetch: bool,
 }
 
 impl GemvSpec {
     /// A stable name: the pipeline cache's key (with no override constants).
     pub fn name(&self) -> String {
+        if self.xs {
+            return format!(
+                "gemv_xs_{}_b{}_nr{}_j{}_wg{}_rw{}_s{}_x{}{}{}{}{}",
+                self.dtype.name(),
+                self.batch,
+                self.nr,
+                self.unroll,
+                self.wg,
+                self.rw,
+                self.sg_min,
+                if self.x_half { "h" } else { "f" },
+                if self.bias { "_bias" } else { "" },
+                if self.dtype == WeightDtype::I8 && !self.i8_magic {
+                    "_cvt"
+                } else {
+                    ""
+                },
+                if self.prefetch { "_pf" } else { "" },
+                if self.max_partials { "_mx" } else { "" }
+            );
+        }
         if self.coop {
             return format!(
                 "gemv_coop_b{}_t{}_u{}_wg{}_rw{}_s{}{}",
@@ -136,6 +166,9 @@ pub fn gemv_wgsl(s: &GemvSpec) -> String {
     if s.coop {
         return gemv_coop_wgsl(s);
     }
+    if s.xs {
+        return gemv_xs_wgsl(s);
+    }
     let d = s.dtype;
     let (b_n, nr, un) = (s.batch, s.nr, s.unroll);
     let wv = wv(d);
@@ -161,28 +194,7 @@ pub fn gemv_wgsl(s: &GemvSpec) -> String {
     if s.max_partials {
         emit_max_decls(w, s);
     }
-    if d == WeightDtype::I8 {
-        if s.i8_magic {
-            let _ = writeln!(
-                w,
-                "// Four int8 as f32, exactly: bitcast(0x4B000000 | (q + 128)) − (2^23 + 128).
-fn i8x4(u: u32) -> vec4<f32> {{
-    let b = u ^ 0x80808080u;
-    let m = vec4<u32>(b & 0xffu, (b >> 8u) & 0xffu, (b >> 16u) & 0xffu, b >> 24u) | vec4<u32>(0x4B000000u);
-    return bitcast<vec4<f32>>(m) - vec4<f32>(8388736.0);
-}}
-"
-            );
-        } else {
-            let _ = writeln!(
-                w,
-                "fn i8x4(u: u32) -> vec4<f32> {{
-    return vec4<f32>(unpack4xI8(u));
-}}
-"
-            );
-        }
-    }
+    emit_i8x4(w, s);
     if wg_path {
         let _ = writeln!(w, "var<workgroup> red: array<f32, {}>;\n", s.wg * nr * b_n);
     }
@@ -373,6 +385,400 @@ fn main(
     o
 }
 
+/// The int8 unpacking function (int8 weights only).
+fn emit_i8x4(w: &mut String, s: &GemvSpec) {
+    if s.dtype != WeightDtype::I8 {
+        return;
+    }
+    if s.i8_magic {
+        let _ = writeln!(
+            w,
+            "// Four int8 as f32, exactly: bitcast(0x4B000000 | (q + 128)) − (2^23 + 128).
+fn i8x4(u: u32) -> vec4<f32> {{
+    let b = u ^ 0x80808080u;
+    let m = vec4<u32>(b & 0xffu, (b >> 8u) & 0xffu, (b >> 16u) & 0xffu, b >> 24u) | vec4<u32>(0x4B000000u);
+    return bitcast<vec4<f32>>(m) - vec4<f32>(8388736.0);
+}}
+"
+        );
+    } else {
+        let _ = writeln!(
+            w,
+            "fn i8x4(u: u32) -> vec4<f32> {{
+    return vec4<f32>(unpack4xI8(u));
+}}
+"
+        );
+    }
+}
+
+/// The weights of one 16-byte-word step as `vec4<f32>` pieces
+/// `w{r}_{t}`, from the loaded words `{src}_{v}`.
+fn emit_unpack(w: &mut String, d: WeightDtype, r: u32, src: &str, ind: &str) {
+    match d {
+        WeightDtype::F32 => {
+            for v in 0..wv(d) {
+                let _ = writeln!(w, "{ind}let w{r}_{v} = bitcast<vec4<f32>>({src}_{v});");
+            }
+        }
+        WeightDtype::F16 => {
+            let _ = writeln!(
+                w,
+                "{ind}let w{r}_0 = vec4<f32>(unpack2x16float({src}_0.x), unpack2x16float({src}_0.y));
+{ind}let w{r}_1 = vec4<f32>(unpack2x16float({src}_0.z), unpack2x16float({src}_0.w));"
+            );
+        }
+        WeightDtype::I8 => {
+            for (t, c) in ["x", "y", "z", "w"].iter().enumerate() {
+                let _ = writeln!(w, "{ind}let w{r}_{t} = i8x4({src}_0.{c});");
+            }
+        }
+    }
+}
+
+/// Halving exchanges over `vals` (a power of two of them, every lane
+/// running every shuffle; needs subgroups of at least `vals.len()` lanes):
+/// at level h (offset G >> (h+1)) a lane with that offset bit set keeps the
+/// upper half of its remaining values and sends the lower half to its
+/// partner, which does the opposite, and both add what they receive. After
+/// log2 n levels each lane holds one value's partial sum over G / n lanes;
+/// plain xor shuffles finish it into `v{tag}`. Lane L then holds the total
+/// of value `Σ_h bit_h(L) · n >> (h+1)` ([`halving_index`]); the lanes with
+/// no bit below G / n set ([`halving_mine`]) are the ones to keep it.
+fn emit_halving(w: &mut String, tag: &str, vals: &[String], ind: &str) {
+    let levels = vals.len().trailing_zeros();
+    let mut cur: Vec<String> = vals.to_vec();
+    for h in 0..levels {
+        let half = cur.len() / 2;
+        let sh = h + 1;
+        let _ = writeln!(w, "{ind}let up{tag}_{h} = (lane & (gsize >> {sh}u)) != 0u;");
+        let mut next = Vec::new();
+        for i in 0..half {
+            let (lo, hi) = (&cur[i], &cur[i + half]);
+            let name = format!("h{tag}_{h}_{i}");
+            let _ = writeln!(
+                w,
+                "{ind}let {name} = select({lo}, {hi}, up{tag}_{h}) + subgroupShuffleXor(select({hi}, {lo}, up{tag}_{h}), gsize >> {sh}u);"
+            );
+            next.push(name);
+        }
+        cur = next;
+    }
+    let _ = writeln!(
+        w,
+        "{ind}v{tag} = {};
+{ind}for (var off = gsize >> {sh}u; off > 0u; off = off >> 1u) {{
+{ind}    v{tag} += subgroupShuffleXor(v{tag}, off);
+{ind}}}",
+        cur[0],
+        sh = levels + 1
+    );
+}
+
+/// The value index lane `lane` holds after [`emit_halving`] over `n` values.
+fn halving_index(n: u32) -> String {
+    let mut e = String::from("0u");
+    for h in 0..n.trailing_zeros() {
+        let _ = write!(
+            e,
+            " + select(0u, {}u, (lane & (gsize >> {}u)) != 0u)",
+            n >> (h + 1),
+            h + 1
+        );
+    }
+    e
+}
+
+/// Whether lane `lane` keeps its total after [`emit_halving`] over `n` values.
+fn halving_mine(n: u32) -> String {
+    format!("(lane & ((gsize >> {}u) - 1u)) == 0u", n.trailing_zeros())
+}
+
+/// Workgroup memory of the x-stationary kernel: two parities of
+/// (wg / sg_min) subgroups × NR·B (rounded up to a power of two) sums, and
+/// the max-partials slots.
+pub fn xs_workgroup_bytes(s: &GemvSpec) -> u32 {
+    let nsg = (s.wg / s.sg_min.clamp(1, s.wg)).max(1);
+    let vn = (s.nr * s.batch).next_power_of_two();
+    2 * nsg * vn * 4 + if s.max_partials { 8 * s.batch } else { 0 }
+}
+
+/// The x-stationary GEMV (subgroup path, any batch): x is read once per
+/// workgroup, not once per weight.
+///
+/// A workgroup of `wg` invocations spans whole rows: invocation i owns the
+/// steps i, i + wg, ... (`unroll` of them, the last ones past the row
+/// idle), loads their x values of every batch vector once, converted to f32
+/// in registers, and then walks its `rw` rows `nr` at a time: per row one
+/// coalesced 16-byte load per owned step and B·8 (B·16 for int8) FMAs, with
+/// no x loads or conversions. Each iteration reduces its NR·B sums across
+/// the subgroup by halving exchanges ([`emit_halving`]) and across
+/// subgroups through workgroup memory, summed in subgroup order by NR·B
+/// invocations that store y: a fixed order, so results are the same run to
+/// run. The slots are double-buffered by iteration parity, so one barrier
+/// per iteration suffices. With `prefetch`, the next iteration's rows are
+/// loaded before this one's products.
+///
+/// This trades the classic kernel's x traffic (B 16-byte x loads and B·4
+/// f16 conversions per 16 bytes of W, from L1) for one reduction per row
+/// (docs/INFERENCE.md).
+pub fn gemv_xs_wgsl(s: &GemvSpec) -> String {
+    let d = s.dtype;
+    let (b_n, nr, jn, t) = (s.batch, s.nr, s.unroll.max(1), s.wg);
+    let wv = wv(d);
+    let k = pieces(d);
+    let xw = if s.x_half { k / 2 } else { k };
+    let n_real = nr * b_n;
+    let vn = n_real.next_power_of_two();
+    let nsg = (t / s.sg_min.clamp(1, t)).max(1);
+    let blocks = (s.rw / nr).max(1);
+    let mut o = String::new();
+    let w = &mut o;
+    let _ = writeln!(w, "// Generated by src/wgpu/gemv_gen.rs: {}", s.name());
+    let _ = writeln!(
+        w,
+        "
+{PARAMS}
+@group(0) @binding(0) var<storage, read> w: array<vec4<u32>>;
+@group(0) @binding(1) var<storage, read> x: array<vec4<u32>>;
+@group(0) @binding(2) var<storage, read> scales: array<f32>;
+@group(0) @binding(3) var<storage, read> bias: array<f32>;
+@group(0) @binding(4) var<storage, read_write> y: array<f32>;
+@group(0) @binding(5) var<uniform> p: Params;
+"
+    );
+    if s.max_partials {
+        emit_max_decls(w, s);
+    }
+    emit_i8x4(w, s);
+    let _ = writeln!(
+        w,
+        "// Per iteration parity, per subgroup: its {vn} sums.
+var<workgroup> red: array<f32, {}>;
+
+@compute @workgroup_size({t})
+fn main(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(subgroup_id) sg_id: u32,
+    @builtin(num_subgroups) nsg: u32,
+    @builtin(subgroup_invocation_id) sg_lane: u32,
+    @builtin(subgroup_size) sg_size: u32,
+    @builtin(local_invocation_index) lid: u32,
+) {{
+    let wg_index = wid.x + wid.y * p.groups_x;{init}
+    let lane = sg_lane;
+    let gsize = max(sg_size, 1u);
+    let sg = min(sg_id, {nsg1}u);
+    let nsub = min(max(nsg, 1u), {nsg}u);
+    let nw1 = arrayLength(&w) - 1u;
+    let nx1 = arrayLength(&x) - 1u;
+    let ny1 = arrayLength(&y) - 1u;
+    // Capped so that no step index wraps (rows are < 2^28 steps anyway).
+    let steps = min(p.steps, 0x10000000u);
+    let last_row = max(p.rows, 1u) - 1u;",
+        2 * nsg * vn,
+        nsg1 = nsg - 1,
+        init = if s.max_partials {
+            max_init(s)
+        } else {
+            String::new()
+        },
+    );
+    // Owned steps and their x values.
+    for i in 0..jn {
+        let _ = writeln!(
+            w,
+            "    let s{i} = lid + {}u;
+    let act{i} = s{i} < steps;",
+            i * t
+        );
+        for b in 0..b_n {
+            let xbase = format!("{b}u * p.x_stride + s{i} * {xw}u");
+            if s.x_half {
+                for q in 0..xw {
+                    let _ = writeln!(
+                        w,
+                        "    let xr{i}_{b}_{q} = x[min({xbase} + {q}u, nx1)];
+    let x{i}_{b}_{a} = vec4<f32>(unpack2x16float(xr{i}_{b}_{q}.x), unpack2x16float(xr{i}_{b}_{q}.y));
+    let x{i}_{b}_{c} = vec4<f32>(unpack2x16float(xr{i}_{b}_{q}.z), unpack2x16float(xr{i}_{b}_{q}.w));",
+                        a = 2 * q,
+                        c = 2 * q + 1
+                    );
+                }
+            } else {
+                for q in 0..xw {
+                    let _ = writeln!(
+                        w,
+                        "    let x{i}_{b}_{q} = bitcast<vec4<f32>>(x[min({xbase} + {q}u, nx1)]);"
+                    );
+                }
+            }
+        }
+    }
+    // Rows of this workgroup; the trip count is the same in every invocation.
+    let _ = writeln!(
+        w,
+        "    let row_start = wg_index * {rw}u;
+    let left = select(0u, p.rows - row_start, row_start < p.rows);
+    let iters = min({blocks}u, (left + {nr1}u) / {nr}u);",
+        rw = s.rw,
+        nr1 = nr - 1
+    );
+    let load = |w: &mut String, pre: &str, rowv: &str, decl: &str, ind: &str| {
+        for r in 0..nr {
+            let _ = writeln!(
+                w,
+                "{ind}let {pre}o{r} = min({rowv} + {r}u, last_row) * p.w_stride;"
+            );
+        }
+        for r in 0..nr {
+            for i in 0..jn {
+                for v in 0..wv {
+                    let _ = writeln!(
+                        w,
+                        "{ind}{decl}{pre}q{r}_{i}_{v} = w[min({pre}o{r} + s{i} * {wv}u + {v}u, nw1)];"
+                    );
+                }
+            }
+        }
+    };
+    if s.prefetch {
+        load(w, "", "row_start", "var ", "    ");
+    }
+    let _ = writeln!(
+        w,
+        "    for (var it = 0u; it < iters; it++) {{
+        let row0 = row_start + it * {nr}u;"
+    );
+    if s.prefetch {
+        // The last iteration re-reads its own first rows (cached) rather
+        // than the next workgroup's.
+        let _ = writeln!(
+            w,
+            "        let nrow = select(row0 + {nr}u, row_start, it + 1u >= iters);"
+        );
+        load(w, "n", "nrow", "let ", "        ");
+    } else {
+        load(w, "", "row0", "let ", "        ");
+    }
+    for r in 0..nr {
+        for b in 0..b_n {
+            let _ = writeln!(w, "        var a{r}_{b} = 0.0;");
+        }
+    }
+    for i in 0..jn {
+        let _ = writeln!(w, "        if (act{i}) {{");
+        for r in 0..nr {
+            emit_unpack(w, d, r, &format!("q{r}_{i}"), "            ");
+        }
+        for r in 0..nr {
+            for b in 0..b_n {
+                let terms: Vec<String> = (0..k)
+                    .map(|q| format!("dot(w{r}_{q}, x{i}_{b}_{q})"))
+                    .collect();
+                let _ = writeln!(w, "            a{r}_{b} += {};", terms.join(" + "));
+            }
+        }
+        let _ = writeln!(w, "        }}");
+    }
+    if s.prefetch {
+        for r in 0..nr {
+            for i in 0..jn {
+                for v in 0..wv {
+                    let _ = writeln!(w, "        q{r}_{i}_{v} = nq{r}_{i}_{v};");
+                }
+            }
+        }
+    }
+    // Across the subgroup: halving exchanges where it has ≥ vn lanes,
+    // else subgroupAdd per sum (lane 0 keeps them all).
+    let mut vals: Vec<String> = Vec::new();
+    for r in 0..nr {
+        for b in 0..b_n {
+            vals.push(format!("a{r}_{b}"));
+        }
+    }
+    vals.resize(vn as usize, "0.0".into());
+    let _ = writeln!(
+        w,
+        "        let buf = (it & 1u) * {half}u + sg * {vn}u;
+        if (gsize >= {vn}u) {{
+            var vr = 0.0;",
+        half = nsg * vn
+    );
+    emit_halving(w, "r", &vals, "            ");
+    let _ = writeln!(
+        w,
+        "            if ({mine}) {{
+                red[buf + {idx}] = vr;
+            }}
+        }} else {{",
+        mine = halving_mine(vn),
+        idx = halving_index(vn)
+    );
+    for (i, v) in vals.iter().enumerate().take(n_real as usize) {
+        let _ = writeln!(w, "            let t{i} = subgroupAdd({v});");
+    }
+    let _ = writeln!(w, "            if (lane == 0u) {{");
+    for i in 0..n_real {
+        let _ = writeln!(w, "                red[buf + {i}u] = t{i};");
+    }
+    let _ = writeln!(
+        w,
+        "            }}
+        }}
+        workgroupBarrier();
+        if (lid < {n_real}u) {{
+            let base = (it & 1u) * {half}u + lid;
+            var tot = 0.0;
+            for (var g = 0u; g < nsub; g++) {{
+                tot += red[base + g * {vn}u];
+            }}
+            let b = lid % {b_n}u;
+            let row = row0 + lid / {b_n}u;
+            if (row < p.rows) {{
+                let si = p.scale_base + row;",
+        half = nsg * vn
+    );
+    if d == WeightDtype::I8 {
+        let _ = writeln!(
+            w,
+            "                let sc = scales[min(si, arrayLength(&scales) - 1u)];"
+        );
+    } else {
+        let _ = writeln!(w, "                let sc = 1.0;");
+    }
+    if s.bias {
+        let _ = writeln!(
+            w,
+            "                let ad = bias[min(si, arrayLength(&bias) - 1u)];"
+        );
+    } else {
+        let _ = writeln!(w, "                let ad = 0.0;");
+    }
+    let _ = writeln!(
+        w,
+        "                let yo = tot * sc + ad;
+                y[min(b * p.y_stride + p.row_base + row, ny1)] = yo;"
+    );
+    if s.max_partials {
+        let _ = writeln!(
+            w,
+            "                let ky = max_key(yo);
+                let iy = p.row_base + row;
+                if (ky > mk || (ky == mk && iy < mi)) {{
+                    mk = ky;
+                    mi = iy;
+                }}
+                mb = b;"
+        );
+    }
+    let _ = writeln!(w, "            }}\n        }}\n    }}");
+    emit_max_epilogue(w, s);
+    let _ = writeln!(w, "}}");
+    o
+}
+
 /// Max-partials epilogue: the workgroup-memory slots, the order-preserving
 /// key and its inverse.
 fn emit_max_decls(w: &mut String, s: &GemvSpec) {
@@ -424,7 +830,7 @@ fn max_init(s: &GemvSpec) -> String {
     }}",
         b = s.batch
     );
-    if s.xor {
+    if s.xor || s.xs {
         t.push_str(
             "
     var mk = 0u;
@@ -451,7 +857,7 @@ fn emit_max_epilogue(w: &mut String, s: &GemvSpec) {
         return;
     }
     let _ = writeln!(w, "    workgroupBarrier();");
-    if s.xor {
+    if s.xor || s.xs {
         let _ = writeln!(
             w,
             "    if (mk != 0u) {{
@@ -493,19 +899,11 @@ fn emit_max_epilogue(w: &mut String, s: &GemvSpec) {
     );
 }
 
-/// The halving-exchange reduction and the store (subgroup path, B = 2, 4 or
-/// 8, subgroups of G ≥ B lanes; smaller subgroups take `subgroupAdd`).
-///
-/// Level h (offset G >> (h+1)): a lane with that offset bit set keeps the
-/// upper half of its remaining values and sends the lower half to its
-/// partner, which does the opposite, and both add what they receive: after
-/// log2 B levels each lane holds one batch index's partial sum over G / B
-/// lanes, which plain xor-shuffles finish. Then lane L holds the total of
-/// batch `Σ_h bit_h(L) · B >> (h+1)`; lanes with no bit below G / B set
-/// store it. Every lane runs every shuffle (uniform control flow).
+/// The halving-exchange reduction ([`emit_halving`], per row over its B
+/// sums) and the store (subgroup path, B = 2, 4 or 8, subgroups of G ≥ B
+/// lanes; smaller subgroups take `subgroupAdd`).
 fn emit_xor_reduce(w: &mut String, s: &GemvSpec) {
     let (b_n, nr) = (s.batch, s.nr);
-    let levels = b_n.trailing_zeros();
     let _ = writeln!(
         w,
         "        var bidx = 0u;
@@ -516,50 +914,16 @@ fn emit_xor_reduce(w: &mut String, s: &GemvSpec) {
     }
     let _ = writeln!(w, "        if (gsize >= {b_n}u) {{");
     for r in 0..nr {
-        let mut cur: Vec<String> = (0..b_n).map(|b| format!("a{r}_{b}")).collect();
-        for h in 0..levels {
-            let half = cur.len() / 2;
-            let _ = writeln!(
-                w,
-                "            let up{r}_{h} = (lane & (gsize >> {sh}u)) != 0u;",
-                sh = h + 1
-            );
-            let mut next = Vec::new();
-            for i in 0..half {
-                let (lo, hi) = (&cur[i], &cur[i + half]);
-                let name = format!("h{r}_{h}_{i}");
-                let _ = writeln!(
-                    w,
-                    "            let {name} = select({lo}, {hi}, up{r}_{h}) + subgroupShuffleXor(select({hi}, {lo}, up{r}_{h}), gsize >> {sh}u);",
-                    sh = h + 1
-                );
-                next.push(name);
-            }
-            cur = next;
-        }
-        let _ = writeln!(w, "            v{r} = {};", cur[0]);
-        let _ = writeln!(
-            w,
-            "            for (var off = gsize >> {sh}u; off > 0u; off = off >> 1u) {{
-                v{r} += subgroupShuffleXor(v{r}, off);
-            }}",
-            sh = levels + 1
-        );
-    }
-    let _ = write!(w, "            bidx = 0u");
-    for h in 0..levels {
-        let _ = write!(
-            w,
-            " + select(0u, {}u, (lane & (gsize >> {}u)) != 0u)",
-            b_n >> (h + 1),
-            h + 1
-        );
+        let vals: Vec<String> = (0..b_n).map(|b| format!("a{r}_{b}")).collect();
+        emit_halving(w, &r.to_string(), &vals, "            ");
     }
     let _ = writeln!(
         w,
-        ";
-            mine = (lane & ((gsize >> {levels}u) - 1u)) == 0u;
-        }} else {{"
+        "            bidx = {};
+            mine = {};
+        }} else {{",
+        halving_index(b_n),
+        halving_mine(b_n)
     );
     for r in 0..nr {
         for b in 0..b_n {
@@ -647,28 +1011,7 @@ fn emit_steps(w: &mut String, s: &GemvSpec, n: u32, wv: u32, k: u32, xw: u32, in
         let _ = writeln!(w, "{ind}{{");
         // Weights of this step as vec4<f32> pieces.
         for r in 0..s.nr {
-            match d {
-                WeightDtype::F32 => {
-                    for v in 0..wv {
-                        let _ = writeln!(
-                            w,
-                            "{ind}    let w{r}_{v} = bitcast<vec4<f32>>(r{u}_{r}_{v});"
-                        );
-                    }
-                }
-                WeightDtype::F16 => {
-                    let _ = writeln!(
-                        w,
-                        "{ind}    let w{r}_0 = vec4<f32>(unpack2x16float(r{u}_{r}_0.x), unpack2x16float(r{u}_{r}_0.y));
-{ind}    let w{r}_1 = vec4<f32>(unpack2x16float(r{u}_{r}_0.z), unpack2x16float(r{u}_{r}_0.w));"
-                    );
-                }
-                WeightDtype::I8 => {
-                    for (t, c) in ["x", "y", "z", "w"].iter().enumerate() {
-                        let _ = writeln!(w, "{ind}    let w{r}_{t} = i8x4(r{u}_{r}_0.{c});");
-                    }
-                }
-            }
+            emit_unpack(w, d, r, &format!("r{u}_{r}"), &format!("{ind}    "));
         }
         for b in 0..s.batch {
             let _ = writeln!(w, "{ind}    {{");
@@ -911,8 +1254,33 @@ mod tests {
                 coop: false,
                 sg_min: 0,
                 max_partials: std::env::var("WCODEC_PRINT_MX").is_ok(),
+                xs: false,
+                prefetch: false,
             };
             println!("{}", gemv_wgsl(&s));
+        }
+        if std::env::var("WCODEC_PRINT_XS").is_ok() {
+            let t = crate::wgpu::gemv::GemvTuning::candidates(
+                WeightDtype::F16,
+                8,
+                ReducePath::Subgroup,
+            )
+            .into_iter()
+            .find(|t| t.xs)
+            .unwrap();
+            println!(
+                "{}",
+                gemv_wgsl(&t.spec(
+                    WeightDtype::F16,
+                    ReducePath::Subgroup,
+                    8,
+                    true,
+                    false,
+                    320,
+                    32,
+                    32
+                ))
+            );
         }
         if std::env::var("WCODEC_PRINT_COOP").is_ok() {
             let t = crate::wgpu::gemv::GemvTuning::coop_candidates()[3];
