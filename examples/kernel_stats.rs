@@ -115,16 +115,7 @@ fn kernel_list() -> Vec<(KernelSource, Consts, String)> {
     ] {
         for path in [sg, wgp] {
             for t in GemvTuning::candidates(dtype, batch, path) {
-                let spec = t.spec(
-                    dtype,
-                    path,
-                    batch,
-                    dtype != WeightDtype::F32,
-                    false,
-                    320,
-                    32,
-                    32,
-                );
+                let spec = t.spec(dtype, path, batch, dtype != WeightDtype::F32, false, 32);
                 out.push((kernels::gemv(&spec), Vec::new(), String::new()));
             }
         }

@@ -238,104 +238,6 @@ fn gemv_every_tuning_candidate() {
     }
 }
 
-/// An x-stationary tuning (the first among batch 8's candidates), with its
-/// shape changed.
-fn xs_tuning(wg: u32, nr: u32, unroll: u32, blocks: u32) -> GemvTuning {
-    let t = GemvTuning::candidates(WeightDtype::F16, 8, ReducePath::Subgroup)
-        .into_iter()
-        .find(|t| t.xs)
-        .expect("batch 8 has an x-stationary candidate");
-    GemvTuning {
-        wg,
-        nr,
-        unroll,
-        blocks,
-        ..t
-    }
-}
-
-/// The x-stationary kernel on every dtype, x type and batch 1..=8, against
-/// f64: one and several steps per invocation (columns past `wg` steps), the
-/// last steps idle (columns not a whole workgroup), NR·B sums below and
-/// above the subgroup size (the halving and the subgroupAdd reductions),
-/// rows not a multiple of NR or of the workgroup's rows, prefetch on and
-/// off, and weights split into row blocks.
-#[test]
-fn gemv_x_stationary_every_shape() {
-    let Some(ctx) = ctx() else { return };
-    if !ctx.has(wgpu::Features::SUBGROUP) {
-        return;
-    }
-    let mut rng = Rng(11);
-    let mut n = 0;
-    for dtype in WeightDtype::ALL {
-        for batch in 1..=8usize {
-            let (t, rows, cols) = match batch {
-                1 => (xs_tuning(64, 1, 1, 3), 10, 8),
-                2 => (xs_tuning(64, 4, 2, 5), 203, 1000),
-                3 => (xs_tuning(128, 2, 2, 4), 77, 2560),
-                4 => (xs_tuning(64, 2, 1, 64), 300, 600),
-                5 => (xs_tuning(256, 1, 2, 7), 50, 333),
-                6 => (xs_tuning(64, 4, 1, 2), 41, 517),
-                7 => (xs_tuning(1024, 2, 2, 32), 130, 4096),
-                _ => (xs_tuning(64, 1, 2, 9), 97, 1500),
-            };
-            let x_dtype = if batch % 2 == 0 {
-                VecDtype::F16
-            } else {
-                VecDtype::F32
-            };
-            let part_bytes = (batch == 4).then(|| (40 * 608 * dtype.size()) as u64);
-            let e = check(
-                &ctx,
-                &mut rng,
-                &Case {
-                    rows,
-                    cols,
-                    batch,
-                    dtype,
-                    x_dtype,
-                    bias: batch % 3 != 0,
-                    path: ReducePath::Subgroup,
-                    tuning: Some(t),
-                    part_bytes,
-                },
-            );
-            assert!(e < 1e-5);
-            n += 1;
-        }
-    }
-    assert_eq!(n, 24);
-}
-
-/// The x-stationary kernel is refused, with an error, where it cannot run:
-/// on the workgroup path and for rows longer than its registers hold.
-#[test]
-fn gemv_x_stationary_refusals() {
-    let Some(ctx) = ctx() else { return };
-    let w = vec![0x3c00u16; 4 * 2048];
-    let gw = GemvWeights::upload(&ctx, &Weights::F16(&w), 4, 2048, None).unwrap();
-    let opts = |t, path| GemvOptions {
-        batch: 2,
-        x_dtype: VecDtype::F16,
-        path,
-        tuning: Some(t),
-        max_partials: false,
-    };
-    // 256 steps in workgroups of at most 32: 8 steps per invocation.
-    let e = Gemv::new(&ctx, &gw, &opts(xs_tuning(32, 1, 1, 1), ReducePath::Auto)).unwrap_err();
-    assert!(e.to_string().contains("steps per invocation"), "{e}");
-    let e = Gemv::new(
-        &ctx,
-        &gw,
-        &opts(xs_tuning(256, 1, 1, 1), ReducePath::Workgroup),
-    )
-    .unwrap_err();
-    assert!(e.to_string().contains("subgroups"), "{e}");
-    let e = Gemv::new(&ctx, &gw, &opts(xs_tuning(256, 3, 1, 1), ReducePath::Auto)).unwrap_err();
-    assert!(e.to_string().contains("out of range"), "{e}");
-}
-
 #[test]
 fn gemv_weights_split_into_row_blocks() {
     let Some(ctx) = ctx() else { return };
@@ -403,7 +305,6 @@ fn gemv_rejects_bad_shapes_with_errors() {
         blocks: 1,
         xor: false,
         coop: false,
-        xs: false,
     };
     assert!(
         Gemv::new(
@@ -596,9 +497,6 @@ fn gemv_max_partials_match_the_cpu_on_the_gpu_output() {
             ];
             tunings.extend(cands.iter().find(|t| t.blocks > 1));
             tunings.extend(cands.iter().find(|t| t.xor));
-            if path == ReducePath::Subgroup {
-                tunings.push(xs_tuning(64, 2, 2, 3));
-            }
             tunings.dedup();
             for (ti, t) in tunings.into_iter().enumerate() {
                 let rw = t.rows_per_workgroup(path, sgmax) as usize;

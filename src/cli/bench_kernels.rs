@@ -197,15 +197,6 @@ fn gemv_variant(g: &Gemv) -> String {
     if t.coop {
         return format!("coop wg{} tiles{} u{}", t.wg, t.nr, t.unroll);
     }
-    if t.xs {
-        return format!(
-            "xs wg≤{} nr{} b{}{}",
-            t.wg,
-            t.nr,
-            t.blocks,
-            if t.unroll >= 2 { " pf" } else { "" }
-        );
-    }
     format!(
         "{} wg{} nr{} u{}{}{}{}",
         g.path.name(),

@@ -66,20 +66,7 @@ pub struct GemvTuning {
     /// [`coop_possible`]): `nr` is then 16-row tiles per subgroup (1..=4),
     /// `unroll` 16-column steps per iteration (1..=8).
     pub coop: bool,
-    /// x-stationary kernel (subgroup path, [`gemv_xs_wgsl`]): the workgroup
-    /// spans whole rows (at most `wg` invocations, each owning
-    /// ⌈steps / wg⌉ steps, at most [`XS_MAX_STEPS`]) and keeps its x values
-    /// in registers; `nr` rows per iteration (1, 2 or 4), `blocks`
-    /// iterations per workgroup (1..=64), `unroll` 2 loads the next
-    /// iteration's rows ahead (1 does not).
-    ///
-    /// [`gemv_xs_wgsl`]: super::gemv_gen::gemv_xs_wgsl
-    pub xs: bool,
 }
-
-/// The most steps one invocation of the x-stationary kernel owns (its x
-/// registers grow with them).
-pub const XS_MAX_STEPS: u32 = 4;
 
 impl GemvTuning {
     /// The variants worth timing for a dtype and batch, the default first.
@@ -93,7 +80,6 @@ impl GemvTuning {
             blocks: 1,
             xor: false,
             coop: false,
-            xs: false,
         };
         let tb = |wg, nr, unroll, blocks| GemvTuning {
             blocks,
@@ -101,13 +87,6 @@ impl GemvTuning {
         };
         let tx = |wg, nr, unroll| GemvTuning {
             xor: true,
-            ..t(wg, nr, unroll, true)
-        };
-        // x-stationary: up to `wg` invocations, NR rows per iteration,
-        // prefetch (unroll 2) or not, `blocks` iterations per workgroup.
-        let ts = |wg, nr, unroll, blocks| GemvTuning {
-            xs: true,
-            blocks,
             ..t(wg, nr, unroll, true)
         };
         let mut v = match (dtype, batch) {
@@ -163,8 +142,6 @@ impl GemvTuning {
                 tx(256, 2, 2),
                 t(256, 2, 2, true),
                 t(256, 4, 1, true),
-                ts(1024, 2, 2, 32),
-                ts(1024, 4, 2, 16),
             ],
             // H100, 50257×2560 f16 batch 8 at full clocks: xor wg128 nr2 u2
             // 116.4 µs; plain nr2 u2 129.3, nr4 u1 133.1, nr2 u4 134.9.
@@ -185,24 +162,10 @@ impl GemvTuning {
                 t(256, 2, 2, true),
                 t(256, 8, 1, true),
                 t(256, 2, 1, true),
-                ts(1024, 2, 2, 32),
-                ts(1024, 2, 1, 32),
-                ts(1024, 4, 2, 16),
-                ts(1024, 4, 1, 8),
-                ts(1024, 1, 2, 64),
-                ts(1024, 2, 2, 64),
-                ts(1024, 2, 2, 16),
-                ts(1024, 2, 2, 8),
-                ts(1024, 1, 1, 32),
-                ts(1024, 4, 2, 4),
-                ts(256, 2, 2, 32),
             ],
         };
         if path == ReducePath::Workgroup || !matches!(batch, 2 | 4 | 8) {
             v.retain(|c| !c.xor);
-        }
-        if path == ReducePath::Workgroup {
-            v.retain(|c| !c.xs);
         }
         if dtype != WeightDtype::I8 {
             v.retain(|c| c.i8_magic);
@@ -229,7 +192,6 @@ impl GemvTuning {
             blocks: 1,
             xor: false,
             coop: true,
-            xs: false,
         };
         vec![
             t(128, 1, 4),
@@ -278,9 +240,6 @@ impl GemvTuning {
         if self.coop {
             return 16 * self.nr * (self.wg / subgroup_max.clamp(1, self.wg)).max(1);
         }
-        if self.xs {
-            return self.nr * self.blocks.max(1);
-        }
         let group = if path == ReducePath::Workgroup {
             self.tpr
         } else {
@@ -289,22 +248,7 @@ impl GemvTuning {
         self.nr * (self.wg / group).max(1) * self.blocks.max(1)
     }
 
-    /// The x-stationary kernel's workgroup size and steps per invocation
-    /// for rows of `steps` steps on subgroups of up to `subgroup_max` lanes:
-    /// ⌈steps / wg⌉ steps each, invocations rounded up to whole subgroups
-    /// (of at least 32 lanes).
-    pub fn xs_shape(&self, steps: u32, subgroup_max: u32) -> (u32, u32) {
-        let unit = subgroup_max.max(32);
-        let j = steps.max(1).div_ceil(self.wg.max(1));
-        let t = steps.max(1).div_ceil(j).next_multiple_of(unit).min(self.wg);
-        (t, j)
-    }
-
-    /// The generated kernel's specialisation for `dtype` and `path`
-    /// (resolved), for rows of `steps` kernel steps (the x-stationary
-    /// kernel's shape depends on it) and subgroups of
-    /// `subgroup_min..=subgroup_max` lanes.
-    #[allow(clippy::too_many_arguments)]
+    /// The generated kernel's specialisation for `dtype` and `path` (resolved).
     pub fn spec(
         &self,
         dtype: WeightDtype,
@@ -312,32 +256,8 @@ impl GemvTuning {
         batch: u32,
         x_half: bool,
         bias: bool,
-        steps: u32,
-        subgroup_min: u32,
         subgroup_max: u32,
     ) -> GemvSpec {
-        if self.xs {
-            let (t, j) = self.xs_shape(steps, subgroup_max);
-            return GemvSpec {
-                dtype,
-                path: ReducePath::Subgroup,
-                batch,
-                nr: self.nr,
-                unroll: j,
-                wg: t,
-                tpr: 0,
-                rw: self.rows_per_workgroup(path, subgroup_max),
-                x_half,
-                bias,
-                i8_magic: dtype != WeightDtype::I8 || self.i8_magic,
-                xor: false,
-                coop: false,
-                sg_min: subgroup_min.clamp(1, t),
-                max_partials: false,
-                xs: true,
-                prefetch: self.unroll >= 2,
-            };
-        }
         GemvSpec {
             dtype,
             path,
@@ -358,8 +278,6 @@ impl GemvTuning {
             coop: false,
             sg_min: 0,
             max_partials: false,
-            xs: false,
-            prefetch: false,
         }
     }
 
@@ -389,8 +307,6 @@ impl GemvTuning {
             coop: true,
             sg_min: subgroup_min.clamp(1, sg_max),
             max_partials: false,
-            xs: false,
-            prefetch: false,
         }
     }
 
@@ -406,22 +322,6 @@ impl GemvTuning {
             } else {
                 Err(Error::Param(format!(
                     "GEMV coop tuning {self:?} with batch {batch} is out of range"
-                )))
-            };
-        }
-        if self.xs {
-            let ok = self.wg.is_power_of_two()
-                && (32..=1024).contains(&self.wg)
-                && matches!(self.nr, 1 | 2 | 4)
-                && (1..=2).contains(&self.unroll)
-                && (1..=64).contains(&self.blocks)
-                && !self.xor
-                && (1..=MAX_BATCH as u32).contains(&batch);
-            return if ok {
-                Ok(())
-            } else {
-                Err(Error::Param(format!(
-                    "GEMV x-stationary tuning {self:?} with batch {batch} is out of range"
                 )))
             };
         }
@@ -856,24 +756,6 @@ impl Gemv {
             ));
         }
         let sgmax = subgroup_max(ctx);
-        let ld = weights.ld;
-        let steps = (ld / weights.dtype.step_elems()) as u32;
-        if tuning.xs {
-            if path != ReducePath::Subgroup {
-                return Err(Error::Gpu(
-                    "the x-stationary GEMV needs subgroups (the workgroup path cannot run it)"
-                        .into(),
-                ));
-            }
-            let (t, j) = tuning.xs_shape(steps, sgmax);
-            if j > XS_MAX_STEPS || t % sgmax.max(1) != 0 {
-                return Err(Error::Param(format!(
-                    "GEMV x-stationary tuning {tuning:?}: rows of {} columns need {j} steps per \
-                     invocation (at most {XS_MAX_STEPS}) in workgroups of {t} (subgroups of {sgmax})",
-                    weights.cols
-                )));
-            }
-        }
         let spec = if tuning.coop {
             tuning.coop_spec(batch as u32, weights.has_bias(), subgroup_min(ctx), sgmax)
         } else {
@@ -883,8 +765,6 @@ impl Gemv {
                 batch as u32,
                 opts.x_dtype == VecDtype::F16,
                 weights.has_bias(),
-                steps,
-                subgroup_min(ctx),
                 sgmax,
             )
         };
@@ -892,15 +772,6 @@ impl Gemv {
             max_partials: opts.max_partials,
             ..spec
         };
-        if spec.xs {
-            let need = crate::wgpu::gemv_gen::xs_workgroup_bytes(&spec);
-            if need > ctx.limits.max_compute_workgroup_storage_size {
-                return Err(Error::Gpu(format!(
-                    "the x-stationary GEMV needs {need} bytes of workgroup memory, the device has {}",
-                    ctx.limits.max_compute_workgroup_storage_size
-                )));
-            }
-        }
         if opts.max_partials && spec.path == ReducePath::Workgroup {
             let need = spec.wg * spec.nr * spec.batch * 4 + 8 * spec.batch;
             if need > ctx.limits.max_compute_workgroup_storage_size {
@@ -911,6 +782,7 @@ impl Gemv {
             }
         }
         let kernel = ctx.kernel(&crate::wgpu::kernels::gemv(&spec), &[])?;
+        let ld = weights.ld;
         let xs = opts.x_dtype.size();
         // The tensor-core kernel reads 16 vectors (those past the batch zero).
         let x_vecs = if tuning.coop { 16 } else { batch };
@@ -933,7 +805,7 @@ impl Gemv {
             ((ld / 16) as u32, ld as u32, ld as u32)
         } else {
             (
-                steps,
+                (ld / weights.dtype.step_elems()) as u32,
                 (ld * weights.dtype.size() / 16) as u32,
                 (ld * xs / 16) as u32,
             )

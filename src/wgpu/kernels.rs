@@ -151,15 +151,8 @@ pub fn all_variants() -> Vec<(KernelSource, Vec<Constants>)> {
             for batch in 1..=8u32 {
                 for x_half in [false, true] {
                     for t in super::gemv::GemvTuning::candidates(dtype, batch, path) {
-                        // Row lengths in steps (only the x-stationary kernel
-                        // depends on them): short, the 2560-column head, and
-                        // two steps per invocation.
-                        let all_steps: &[u32] = if t.xs { &[42, 320, 1500] } else { &[320] };
-                        for (&steps, sg) in
-                            all_steps.iter().flat_map(|s| [8, 32, 64].map(|sg| (s, sg)))
-                        {
-                            let bias = batch % 2 == 1;
-                            let spec = t.spec(dtype, path, batch, x_half, bias, steps, sg, sg);
+                        for sg in [8, 32, 64] {
+                            let spec = t.spec(dtype, path, batch, x_half, batch % 2 == 1, sg);
                             if seen.insert(spec) {
                                 out.push((gemv(&spec), vec![Vec::new()]));
                             }
@@ -168,7 +161,7 @@ pub fn all_variants() -> Vec<(KernelSource, Vec<Constants>)> {
                                 let tb = super::gemv::GemvTuning { blocks, ..t };
                                 let spec = super::gemv_gen::GemvSpec {
                                     max_partials: true,
-                                    ..tb.spec(dtype, path, batch, x_half, bias, steps, sg, sg)
+                                    ..tb.spec(dtype, path, batch, x_half, batch % 2 == 1, sg)
                                 };
                                 if seen.insert(spec) {
                                     out.push((gemv(&spec), vec![Vec::new()]));
