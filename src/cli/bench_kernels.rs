@@ -291,8 +291,14 @@ fn bench_gemv(b: &mut Bench<'_>, c: &GemvCase) -> crate::Result<()> {
         paths.insert(0, ReducePath::Subgroup);
     }
     let default_path = paths[0];
-    let default_t =
-        GemvTuning::default_for_shape(c.dtype, c.batch as u32, default_path, c.rows, c.cols);
+    let default_t = GemvTuning::default_for_shape(
+        c.dtype,
+        c.batch as u32,
+        default_path,
+        c.rows,
+        c.cols,
+        c.x == VecDtype::F16,
+    );
     // The tensor-core kernel, where the device has it (f16 W and x, batch ≥ 2);
     // the default when WCODEC_GPU_GEMV_COOP=1.
     let coop = c.batch >= 2 && coop_possible(ctx, &ws[0], c.batch, c.x);

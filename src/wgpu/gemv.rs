@@ -211,15 +211,16 @@ impl GemvTuning {
         GemvTuning::candidates(dtype, batch, path)[0]
     }
 
-    /// The default variant for a `rows × cols` weight matrix: the first
-    /// candidate, except where H100 timings picked another one for a class
-    /// of shapes (BENCHMARKS.md).
+    /// The default variant for a `rows × cols` weight matrix and x in f16
+    /// (`x_half`) or f32: the first candidate, except where H100 timings
+    /// picked another one for a class of shapes (BENCHMARKS.md).
     pub fn default_for_shape(
         dtype: WeightDtype,
         batch: u32,
         path: ReducePath,
         rows: usize,
         cols: usize,
+        x_half: bool,
     ) -> GemvTuning {
         let c = GemvTuning::candidates(dtype, batch, path);
         let pick = |want: GemvTuning| c.iter().copied().find(|t| *t == want);
@@ -230,6 +231,16 @@ impl GemvTuning {
             (WeightDtype::F16, 1, ReducePath::Subgroup) if rows <= 32768 && cols >= 4096 => {
                 pick(GemvTuning { nr: 1, ..base })
             }
+            // H100, 50257×2560 f16, batch 8 with x in f32 (run 21): four rows
+            // per subgroup share each x load, 146.5 µs against 168.4 for
+            // the f16-x default (whose x loads double in f32).
+            (WeightDtype::F16, 5..=8, ReducePath::Subgroup) if !x_half => pick(GemvTuning {
+                wg: 256,
+                nr: 4,
+                unroll: 1,
+                xor: false,
+                ..base
+            }),
             _ => None,
         };
         special.unwrap_or(base)
@@ -733,6 +744,7 @@ impl Gemv {
                 path,
                 weights.rows,
                 weights.cols,
+                opts.x_dtype == VecDtype::F16,
             ),
         };
         tuning.check(batch as u32)?;
@@ -997,5 +1009,45 @@ impl Gemv {
         Ok(b.chunks_exact(4)
             .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The shape-specific defaults are candidates, and only where measured.
+    #[test]
+    fn default_for_shape_picks() {
+        let f16 = WeightDtype::F16;
+        let sg = ReducePath::Subgroup;
+        let first = |b| GemvTuning::candidates(f16, b, sg)[0];
+        // Batch 8, x f32: four rows per subgroup, no xor.
+        let t = GemvTuning::default_for_shape(f16, 8, sg, 50257, 2560, false);
+        assert_eq!((t.wg, t.nr, t.unroll, t.xor), (256, 4, 1, false));
+        assert!(GemvTuning::candidates(f16, 8, sg).contains(&t));
+        // x f16, or the workgroup path, or batch 4: the first candidate.
+        assert_eq!(
+            GemvTuning::default_for_shape(f16, 8, sg, 50257, 2560, true),
+            first(8)
+        );
+        assert_eq!(
+            GemvTuning::default_for_shape(f16, 4, sg, 50257, 2560, false),
+            first(4)
+        );
+        let wg = ReducePath::Workgroup;
+        assert_eq!(
+            GemvTuning::default_for_shape(f16, 8, wg, 50257, 2560, false),
+            GemvTuning::candidates(f16, 8, wg)[0]
+        );
+        // Batch 1, up to 32 K rows of ≥ 4096 columns: one row per subgroup.
+        assert_eq!(
+            GemvTuning::default_for_shape(f16, 1, sg, 4096, 4096, true).nr,
+            1
+        );
+        assert_eq!(
+            GemvTuning::default_for_shape(f16, 1, sg, 50257, 2560, true),
+            first(1)
+        );
     }
 }
