@@ -9,8 +9,29 @@ use crate::cli::bench_infer::{Stats, normals, quantize_rows, stats, to_f16};
 use crate::cpu::gemv::Weights;
 use crate::cpu::sample::SampleParams;
 use crate::wgpu::context::{AdapterChoice, ContextOptions, GpuContext};
+use crate::wgpu::gemv::GemvTuning;
 use crate::wgpu::gemv::{GemvOptions, GemvWeights, ReducePath, VecDtype, WeightDtype};
 use crate::wgpu::head::{AllocCounters, Head, HeadOptions};
+use crate::wgpu::sample::SamplerTuning;
+
+/// `default`, `all` or comma-separated indices below `n`.
+fn pick(spec: &str, n: usize, what: &str) -> anyhow::Result<Vec<Option<usize>>> {
+    match spec.trim() {
+        "default" => Ok(vec![None]),
+        "all" => Ok((0..n).map(Some).collect()),
+        list => list
+            .split(',')
+            .map(|s| {
+                let i: usize = s
+                    .trim()
+                    .parse()
+                    .map_err(|_| anyhow::anyhow!("--{what} {s}: not an index"))?;
+                anyhow::ensure!(i < n, "--{what} {i}: there are {n} candidates");
+                Ok(Some(i))
+            })
+            .collect(),
+    }
+}
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct HeadArgs {
@@ -63,6 +84,17 @@ pub struct HeadArgs {
     /// Same as `--fused-max off`.
     #[arg(long)]
     pub no_fused_max: bool,
+    /// GEMV tunings to run the head with: indices into the GEMV's
+    /// candidates for the dtype and batch (`bench kernels` lists them in
+    /// order; 0 is the default), comma-separated, or "all".
+    #[arg(long, default_value = "default")]
+    pub gemv_tunings: String,
+    /// Sampler tunings to run the head with: indices into
+    /// `SamplerTuning::candidates()` (0 is the default), comma-separated,
+    /// or "all". The sampler's caches are cold after the GEMV, so the best
+    /// tuning here need not be the one `bench kernels` picks.
+    #[arg(long, default_value = "default")]
+    pub sampler_tunings: String,
     #[arg(long)]
     pub adapter: Option<usize>,
     #[arg(long)]
@@ -79,6 +111,9 @@ pub struct HeadRun {
     pub direct_read: bool,
     /// The sampler's row maximum came from the GEMV's max partials.
     pub fused_max: bool,
+    /// The GEMV's and the sampler's tunings (Debug form).
+    pub gemv_tuning: String,
+    pub sampler_tuning: String,
     /// Wall time per token step, with the readback.
     pub wall: Stats,
     /// GPU time per token step (timestamps around the compute pass).
@@ -177,17 +212,32 @@ pub fn run(a: &HeadArgs, quiet: bool) -> anyhow::Result<()> {
             })
             .collect::<Result<_, _>>()?
     };
+    let samplers = SamplerTuning::candidates();
+    let sampler_picks = pick(&a.sampler_tunings, samplers.len(), "sampler-tunings")?;
+    let path = if ctx.has(wgpu::Features::SUBGROUP) {
+        ReducePath::Subgroup
+    } else {
+        ReducePath::Workgroup
+    };
+    let mut combos = Vec::new();
+    for &batch in &batches {
+        let gemvs = GemvTuning::candidates(dtype, batch as u32, path);
+        for g in pick(&a.gemv_tunings, gemvs.len(), "gemv-tunings")? {
+            for &s in &sampler_picks {
+                for &fuse in &fused {
+                    combos.push((batch, fuse, g.map(|i| gemvs[i]), s.map(|i| samplers[i])));
+                }
+            }
+        }
+    }
     let mut runs = Vec::new();
-    for (batch, fuse) in batches
-        .iter()
-        .flat_map(|&b| fused.iter().map(move |&f| (b, f)))
-    {
+    for (batch, fuse, gemv_tuning, sampler_tuning) in combos {
         let opts = HeadOptions {
             gemv: GemvOptions {
                 batch,
                 x_dtype,
                 path: ReducePath::Auto,
-                tuning: None,
+                tuning: gemv_tuning,
                 max_partials: false,
             },
             sample: sp,
@@ -195,10 +245,12 @@ pub fn run(a: &HeadArgs, quiet: bool) -> anyhow::Result<()> {
             block: a.block,
             copy_tokens: a.copy_tokens,
             no_fused_max: !fuse,
-            ..Default::default()
+            sampler: sampler_tuning.unwrap_or_default(),
         };
         let mut head = Head::new(&ctx, &gw, &opts)?;
         let fused_max = head.fused_max();
+        let gemv_tuning = format!("{:?}", head.gemv.tuning);
+        let sampler_tuning = format!("{:?}", opts.sampler);
         // A few distinct hidden states, rotated (uploaded per token unless --no-upload).
         let xs: Vec<Vec<f32>> = (0..4)
             .map(|i| normals(batch * a.hidden, 1.0, 100 + i))
@@ -271,6 +323,8 @@ pub fn run(a: &HeadArgs, quiet: bool) -> anyhow::Result<()> {
             block: a.block,
             direct_read,
             fused_max,
+            gemv_tuning,
+            sampler_tuning,
             wall: stats(&wall, false),
             gpu: stats(&gpu, true),
             submitted_us: stats(&sub, false).median_us,
@@ -289,6 +343,9 @@ pub fn run(a: &HeadArgs, quiet: bool) -> anyhow::Result<()> {
             last_tokens: last.to_vec(),
         };
         if !quiet {
+            if a.gemv_tunings != "default" || a.sampler_tunings != "default" {
+                eprintln!("  GEMV {}; sampler {}", r.gemv_tuning, r.sampler_tuning);
+            }
             eprintln!(
                 "  batch {batch} ({}, max {}): wall {:.1} µs/token step (p90 {:.1}; submitted at {:.1}, next recorded at {:.1}, result seen at {:.1} after {:.0} polls), GPU {:.1} µs, {:.0} tokens/s; empty round trip {:.1} µs (submitted at {:.1}); round trips of an empty pass {:.1}, the GEMV alone {:.1}, the sampler alone {:.1} µs; allocations during the loop: {}",
                 if r.direct_read {

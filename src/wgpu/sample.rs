@@ -57,7 +57,10 @@ impl SamplerTuning {
         };
         // H100, top-k 50 + top-p 0.9 over 50257: split pwg512 30.0 µs, split
         // pwg1024 30.2, whole-row maximum in every block (pwg1024) 31.8;
-        // greedy 10.5 split, 12.4 not.
+        // greedy 10.5 split, 12.4 not. In the head (cold caches after the
+        // GEMV, `bench head --sampler-tunings all`, run 22) these all take
+        // 128.4-136.7 µs of GPU time; more, smaller `prepare` blocks
+        // (pwg128: 50 of them) were slower there too (134.3-137.0).
         vec![
             ts(512, 1, 512),
             ts(1024, 1, 512),
