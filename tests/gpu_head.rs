@@ -412,3 +412,51 @@ fn head_parts_wait_for_their_work() {
     let (empty, gemv, sampler) = (f("empty_pass_us"), f("gemv_only_us"), f("sampler_only_us"));
     assert!(empty > 0.0 && gemv > empty && sampler > 0.0, "{r}");
 }
+
+/// `bench head --gemv-tunings/--sampler-tunings` runs one head per pair, in
+/// order, each with the tunings asked for (reported in the JSON), and
+/// refuses an index past the candidates, naming the flag.
+#[test]
+fn bench_head_sweeps_tunings() {
+    let Some(ctx) = ctx() else { return };
+    drop(ctx);
+    let base = [
+        "bench",
+        "head",
+        "--vocab",
+        "700",
+        "--hidden",
+        "64",
+        "--batch",
+        "1",
+        "--tokens",
+        "3",
+        "--warmup",
+        "1",
+        "--warm-ms",
+        "0",
+        "-q",
+        "--json",
+    ];
+    let mut args = base.to_vec();
+    args.extend_from_slice(&["--gemv-tunings", "1,0", "--sampler-tunings", "0,2"]);
+    let (ok, t) = run_wcodec(&args);
+    assert!(ok, "{args:?}: {t}");
+    let json = &t[t.find('{').expect("JSON")..=t.rfind('}').expect("JSON")];
+    let v: serde_json::Value = serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {t}"));
+    let runs = v["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 4, "{v}");
+    let g = |i: usize| runs[i]["gemv_tuning"].as_str().unwrap().to_string();
+    let s = |i: usize| runs[i]["sampler_tuning"].as_str().unwrap().to_string();
+    // GEMV tuning 1 for the first two runs, 0 for the last two; samplers 0, 2, 0, 2.
+    assert_eq!(g(0), g(1));
+    assert_eq!(g(2), g(3));
+    assert_ne!(g(0), g(2));
+    assert_eq!(s(0), s(2));
+    assert_eq!(s(1), s(3));
+    assert_ne!(s(0), s(1));
+    let mut bad = base.to_vec();
+    bad.extend_from_slice(&["--sampler-tunings", "999"]);
+    let (ok, t) = run_wcodec(&bad);
+    assert!(!ok && t.contains("--sampler-tunings 999"), "{t}");
+}
