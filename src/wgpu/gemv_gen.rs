@@ -308,22 +308,7 @@ fn main(
             "            if (row0 + {r}u < p.rows) {{
                 let si = p.scale_base + row0 + {r}u;"
         );
-        if d == WeightDtype::I8 {
-            let _ = writeln!(
-                w,
-                "                let sc = scales[min(si, arrayLength(&scales) - 1u)];"
-            );
-        } else {
-            let _ = writeln!(w, "                let sc = 1.0;");
-        }
-        if s.bias {
-            let _ = writeln!(
-                w,
-                "                let ad = bias[min(si, arrayLength(&bias) - 1u)];"
-            );
-        } else {
-            let _ = writeln!(w, "                let ad = 0.0;");
-        }
+        emit_scale_bias(w, s);
         for b in 0..b_n {
             let _ = writeln!(
                 w,
@@ -350,6 +335,27 @@ fn main(
     emit_max_epilogue(w, s);
     let _ = writeln!(w, "}}");
     o
+}
+
+/// A stored row's scale `sc` (int8: its per-row scale, else 1) and bias
+/// `ad` (0 without one), from the row's index `si`.
+fn emit_scale_bias(w: &mut String, s: &GemvSpec) {
+    if s.dtype == WeightDtype::I8 {
+        let _ = writeln!(
+            w,
+            "                let sc = scales[min(si, arrayLength(&scales) - 1u)];"
+        );
+    } else {
+        let _ = writeln!(w, "                let sc = 1.0;");
+    }
+    if s.bias {
+        let _ = writeln!(
+            w,
+            "                let ad = bias[min(si, arrayLength(&bias) - 1u)];"
+        );
+    } else {
+        let _ = writeln!(w, "                let ad = 0.0;");
+    }
 }
 
 /// The int8 unpacking function (int8 weights only).
@@ -630,22 +636,7 @@ fn emit_xor_reduce(w: &mut String, s: &GemvSpec) {
             "            if (row0 + {r}u < p.rows) {{
                 let si = p.scale_base + row0 + {r}u;"
         );
-        if s.dtype == WeightDtype::I8 {
-            let _ = writeln!(
-                w,
-                "                let sc = scales[min(si, arrayLength(&scales) - 1u)];"
-            );
-        } else {
-            let _ = writeln!(w, "                let sc = 1.0;");
-        }
-        if s.bias {
-            let _ = writeln!(
-                w,
-                "                let ad = bias[min(si, arrayLength(&bias) - 1u)];"
-            );
-        } else {
-            let _ = writeln!(w, "                let ad = 0.0;");
-        }
+        emit_scale_bias(w, s);
         let _ = writeln!(
             w,
             "                let yo{r} = v{r} * sc + ad;
