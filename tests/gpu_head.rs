@@ -311,6 +311,43 @@ fn floor_round_trip_in_both_read_modes() {
     }
 }
 
+/// `wcodec bench head` on a `vocab × hidden` head for `batch` (e.g. "1,3")
+/// and `tokens` timed tokens (2 warm-up tokens, 10 ms of warming, quiet),
+/// then `extra`: (success, output).
+fn bench_head(
+    vocab: &str,
+    hidden: &str,
+    batch: &str,
+    tokens: &str,
+    extra: &[&str],
+) -> (bool, String) {
+    let mut args = vec![
+        "bench",
+        "head",
+        "--vocab",
+        vocab,
+        "--hidden",
+        hidden,
+        "--batch",
+        batch,
+        "--tokens",
+        tokens,
+        "--warmup",
+        "2",
+        "--warm-ms",
+        "10",
+        "-q",
+    ];
+    args.extend_from_slice(extra);
+    run_wcodec(&args)
+}
+
+/// The JSON report in `bench head --json`'s output.
+fn head_json(t: &str) -> serde_json::Value {
+    let json = &t[t.find('{').expect("JSON")..=t.rfind('}').expect("JSON")];
+    serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {t}"))
+}
+
 /// `wcodec bench head` runs every mode it offers (fused and unfused row
 /// maximum, copied tokens, blocking waits) and finds no allocation per token.
 #[test]
@@ -321,28 +358,10 @@ fn bench_head_runs_every_mode() {
         &["--fused-max", "on,off"][..],
         &["--copy-tokens", "--block"][..],
     ] {
-        let mut args = vec![
-            "bench",
-            "head",
-            "--vocab",
-            "700",
-            "--hidden",
-            "64",
-            "--batch",
-            "1,3",
-            "--tokens",
-            "5",
-            "--warmup",
-            "2",
-            "--warm-ms",
-            "10",
-            "-q",
-        ];
-        args.extend_from_slice(extra);
-        let (ok, t) = run_wcodec(&args);
-        assert!(ok, "{args:?}: {t}");
-        assert!(t.contains("allocations in loop"), "{args:?}: {t}");
-        assert!(!t.contains("YES"), "{args:?}: {t}");
+        let (ok, t) = bench_head("700", "64", "1,3", "5", extra);
+        assert!(ok, "{extra:?}: {t}");
+        assert!(t.contains("allocations in loop"), "{extra:?}: {t}");
+        assert!(!t.contains("YES"), "{extra:?}: {t}");
     }
 }
 
@@ -385,28 +404,9 @@ fn head_parts_wait_for_their_work() {
         }
     }
     drop(ctx);
-    let args = [
-        "bench",
-        "head",
-        "--vocab",
-        "32768",
-        "--hidden",
-        "1024",
-        "--batch",
-        "1",
-        "--tokens",
-        "9",
-        "--warmup",
-        "2",
-        "--warm-ms",
-        "10",
-        "-q",
-        "--json",
-    ];
-    let (ok, t) = run_wcodec(&args);
-    assert!(ok, "{args:?}: {t}");
-    let json = &t[t.find('{').expect("JSON")..=t.rfind('}').expect("JSON")];
-    let v: serde_json::Value = serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {t}"));
+    let (ok, t) = bench_head("32768", "1024", "1", "9", &["--json"]);
+    assert!(ok, "{t}");
+    let v = head_json(&t);
     let r = &v["runs"][0];
     let f = |k: &str| r[k].as_f64().unwrap_or_else(|| panic!("{k} in {r}"));
     let (empty, gemv, sampler) = (f("empty_pass_us"), f("gemv_only_us"), f("sampler_only_us"));
@@ -420,30 +420,21 @@ fn head_parts_wait_for_their_work() {
 fn bench_head_sweeps_tunings() {
     let Some(ctx) = ctx() else { return };
     drop(ctx);
-    let base = [
-        "bench",
-        "head",
-        "--vocab",
+    let (ok, t) = bench_head(
         "700",
-        "--hidden",
         "64",
-        "--batch",
         "1",
-        "--tokens",
         "3",
-        "--warmup",
-        "1",
-        "--warm-ms",
-        "0",
-        "-q",
-        "--json",
-    ];
-    let mut args = base.to_vec();
-    args.extend_from_slice(&["--gemv-tunings", "1,0", "--sampler-tunings", "0,2"]);
-    let (ok, t) = run_wcodec(&args);
-    assert!(ok, "{args:?}: {t}");
-    let json = &t[t.find('{').expect("JSON")..=t.rfind('}').expect("JSON")];
-    let v: serde_json::Value = serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {t}"));
+        &[
+            "--json",
+            "--gemv-tunings",
+            "1,0",
+            "--sampler-tunings",
+            "0,2",
+        ],
+    );
+    assert!(ok, "{t}");
+    let v = head_json(&t);
     let runs = v["runs"].as_array().unwrap();
     assert_eq!(runs.len(), 4, "{v}");
     let g = |i: usize| runs[i]["gemv_tuning"].as_str().unwrap().to_string();
@@ -455,8 +446,6 @@ fn bench_head_sweeps_tunings() {
     assert_eq!(s(0), s(2));
     assert_eq!(s(1), s(3));
     assert_ne!(s(0), s(1));
-    let mut bad = base.to_vec();
-    bad.extend_from_slice(&["--sampler-tunings", "999"]);
-    let (ok, t) = run_wcodec(&bad);
+    let (ok, t) = bench_head("700", "64", "1", "3", &["--sampler-tunings", "999"]);
     assert!(!ok && t.contains("--sampler-tunings 999"), "{t}");
 }
