@@ -14,6 +14,7 @@ use crate::cpu::gemv::Weights;
 use crate::error::{Error, Result};
 use crate::wgpu::context::{GpuContext, Kernel, PooledBuffer};
 pub use crate::wgpu::gemv_gen::GemvSpec;
+use crate::wgpu::gemv_gen::Params;
 pub use crate::wgpu::kernels::{ReducePath, WeightDtype};
 
 /// x and y element types.
@@ -700,23 +701,6 @@ impl std::fmt::Debug for Gemv {
             self.tuning
         )
     }
-}
-
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
-    rows: u32,
-    row_base: u32,
-    steps: u32,
-    w_stride: u32,
-    x_stride: u32,
-    y_stride: u32,
-    groups_x: u32,
-    scale_base: u32,
-    part_base: u32,
-    part_stride: u32,
-    groups: u32,
-    pad0: u32,
 }
 
 impl Gemv {

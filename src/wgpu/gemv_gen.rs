@@ -100,23 +100,38 @@ impl GemvSpec {
     }
 }
 
-/// The uniform every GEMV kernel declares: `Params` in src/wgpu/gemv.rs,
-/// field for field (the tensor-core kernel reads only the first eight).
-const PARAMS: &str = "struct Params {
-    rows: u32,
-    row_base: u32,
-    steps: u32,
-    w_stride: u32,
-    x_stride: u32,
-    y_stride: u32,
-    groups_x: u32,
-    scale_base: u32,
-    part_base: u32,
-    part_stride: u32,
-    groups: u32,
-    pad0: u32,
+/// `Params` and `PARAMS` from one field list: the uniform every GEMV
+/// kernel declares, as the Rust struct gemv.rs writes and as the WGSL
+/// struct the kernels read (`PARAMS`), field for field, all `u32` (the
+/// tensor-core kernel reads only the first eight).
+macro_rules! gemv_params {
+    ($($f:ident),* $(,)?) => {
+        /// The GEMV kernels' uniform; its WGSL twin is `PARAMS`.
+        #[repr(C)]
+        #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+        pub(crate) struct Params {
+            $(pub $f: u32,)*
+        }
+
+        const PARAMS: &str =
+            concat!("struct Params {\n", $("    ", stringify!($f), ": u32,\n",)* "}\n");
+    };
 }
-";
+
+gemv_params!(
+    rows,
+    row_base,
+    steps,
+    w_stride,
+    x_stride,
+    y_stride,
+    groups_x,
+    scale_base,
+    part_base,
+    part_stride,
+    groups,
+    pad0,
+);
 
 /// 16-byte words of W per step.
 fn wv(d: WeightDtype) -> u32 {
