@@ -8,29 +8,10 @@
 // with the previous or next chunk is OR-ed into the output, which the host
 // zeroed first, so the two chunks' halves meet without a race.
 //
-// Source: lib_float.wgsl + this file. Bindings: 0 plan (one segment in the
+// Source: lib_float.wgsl + lib/segment.wgsl (the segment fields S_*, kinds
+// K_*, flags F_*) + this file. Bindings: 0 plan (one segment in the
 // layout of rans_decode.wgsl), 1 inp (the chunk's input, for scales),
 // 2 scratch (read), 3 out (atomic words).
-
-const SEG_WORDS: u32 = 32u;
-const HDR_WORDS: u32 = 4u;
-const S_TILE_FIRST: u32 = 1u;
-const S_TILE_COUNT: u32 = 2u;
-const S_ROWS: u32 = 3u;
-const S_COLS: u32 = 4u;
-const S_TILES_X: u32 = 7u;
-const S_KIND: u32 = 17u;
-const S_OUT_ADJ: u32 = 18u;
-const S_ROW_ORG: u32 = 19u;
-const S_SCALE_BASE: u32 = 22u;
-const S_SCRATCH_BASE: u32 = 23u;
-const S_U_WORD_FIRST: u32 = 25u;
-const S_U_WORD_COUNT: u32 = 26u;
-const S_U_ELO: u32 = 27u;
-const S_U_EHI: u32 = 28u;
-const K_DEQ: u32 = 2u;
-const K_LDEQ: u32 = 3u;
-const F_XOR80: u32 = 0x1000u;
 
 override WG: u32 = 256u;
 

@@ -1,7 +1,9 @@
 // The segment records, group records, output kinds, error bits and tile
 // modes that src/wgpu/plan.rs writes and the decode kernels read
 // (rans_decode.wgsl with rans_lossy.wgsl, rans_fast.wgsl,
-// rans_fast_lossy.wgsl): prepended to each of their sources.
+// rans_fast_lossy.wgsl, render_unaligned.wgsl): prepended to each of their
+// sources. Every value is checked against plan.rs (and the mode codes
+// against codec::predict::Mode) by a unit test in plan.rs.
 
 const SEG_WORDS: u32 = 32u;
 const HDR_WORDS: u32 = 4u;
@@ -31,6 +33,12 @@ const S_RAW_BASE: u32 = 21u;
 const S_SCALE_BASE: u32 = 22u;
 const S_SCRATCH_BASE: u32 = 23u;
 const S_ERR_SLOT: u32 = 24u;
+// unaligned grids (render_unaligned.wgsl): the output words of this chunk and
+// its element range
+const S_U_WORD_FIRST: u32 = 25u;
+const S_U_WORD_COUNT: u32 = 26u;
+const S_U_ELO: u32 = 27u;
+const S_U_EHI: u32 = 28u;
 // tiles the fast kernel decodes (rans_fast.wgsl): tables (bits 0..4) and the
 // longest tile in words (bits 16..32); 0: none
 const S_FAST: u32 = 29u;

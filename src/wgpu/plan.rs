@@ -4,7 +4,8 @@
 //! kernel reads (segment descriptors, tables, input layout).
 //!
 //! The layouts here are shared with `shaders/lib/segment.wgsl` (field
-//! numbers `S_*`, kinds `K_*`) and `shaders/render_unaligned.wgsl`.
+//! numbers `S_*`, kinds `K_*`), which every decode kernel and
+//! `shaders/render_unaligned.wgsl` prepend; a unit test checks its values.
 
 use std::ops::Range;
 use std::sync::Arc;
@@ -1080,6 +1081,95 @@ pub(crate) fn env_num(k: &str) -> Result<Option<u32>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every constant of shaders/lib/segment.wgsl (the kernels' side of the
+    /// plan layout) has the value plan.rs writes, or the format's mode code;
+    /// and every constant the kernels are handed is listed here.
+    #[test]
+    fn segment_wgsl_matches_the_plan() {
+        use crate::codec::predict::Mode;
+        let src = include_str!("../../shaders/lib/segment.wgsl");
+        let m = |x: Mode| x as u8 as u64;
+        let want: &[(&str, u64)] = &[
+            ("SEG_WORDS", SEG_WORDS as u64),
+            ("HDR_WORDS", HDR_WORDS as u64),
+            ("S_UNIT_START", S_UNIT_START as u64),
+            ("S_TILE_FIRST", S_TILE_FIRST as u64),
+            ("S_TILE_COUNT", S_TILE_COUNT as u64),
+            ("S_ROWS", S_ROWS as u64),
+            ("S_COLS", S_COLS as u64),
+            ("S_TILE_H", S_TILE_H as u64),
+            ("S_TILE_W", S_TILE_W as u64),
+            ("S_TILES_X", S_TILES_X as u64),
+            ("S_PROB_BITS", S_PROB_BITS as u64),
+            ("S_TAIL", S_TAIL as u64),
+            ("S_NTABLES", S_NTABLES as u64),
+            ("S_TABLE_OFF", S_TABLE_OFF as u64),
+            ("S_INDEX_BASE", S_INDEX_BASE as u64),
+            ("S_STREAM_BASE", S_STREAM_BASE as u64),
+            ("S_WORD_ORIGIN", S_WORD_ORIGIN as u64),
+            ("S_WORD_LO", S_WORD_LO as u64),
+            ("S_WORD_HI", S_WORD_HI as u64),
+            ("S_KIND", S_KIND as u64),
+            ("S_OUT_ADJ", S_OUT_ADJ as u64),
+            ("S_ROW_ORG", S_ROW_ORG as u64),
+            ("S_COL_ORG", S_COL_ORG as u64),
+            ("S_RAW_BASE", S_RAW_BASE as u64),
+            ("S_SCALE_BASE", S_SCALE_BASE as u64),
+            ("S_SCRATCH_BASE", S_SCRATCH_BASE as u64),
+            ("S_ERR_SLOT", S_ERR_SLOT as u64),
+            ("S_U_WORD_FIRST", S_U_WORD_FIRST as u64),
+            ("S_U_WORD_COUNT", S_U_WORD_COUNT as u64),
+            ("S_U_ELO", S_U_ELO as u64),
+            ("S_U_EHI", S_U_EHI as u64),
+            ("S_FAST", S_FAST as u64),
+            ("S_LUT_OFF", S_LUT_OFF as u64),
+            ("K_BYTES", K_BYTES as u64),
+            ("K_SPLIT", K_SPLIT as u64),
+            ("K_DEQ", K_DEQ as u64),
+            ("K_LDEQ", K_LDEQ as u64),
+            ("F_XOR80", F_XOR80 as u64),
+            ("F_SCRATCH", F_SCRATCH as u64),
+            ("F_LOSSY", F_LOSSY as u64),
+            ("E_STATES", E_STATES as u64),
+            ("E_UNDERFLOW", E_UNDERFLOW as u64),
+            ("E_TRAILING", E_TRAILING as u64),
+            ("E_FINAL", E_FINAL as u64),
+            ("E_INDEX", E_INDEX as u64),
+            ("E_SUBGROUP", E_SUBGROUP as u64),
+            ("GRP_HDR", GRP_HDR as u64),
+            ("GRP_WORDS", GRP_WORDS as u64),
+            ("M_NONE", m(Mode::None)),
+            ("M_LEFT", m(Mode::Left)),
+            ("M_TOP", m(Mode::Top)),
+            ("M_AVG", m(Mode::Avg)),
+            ("M_PLANAR", m(Mode::Planar)),
+            ("M_SPATIAL", m(Mode::Spatial)),
+            ("M_DCT8", m(Mode::Dct8)),
+            ("M_DCT4", m(Mode::Dct4)),
+            ("M_DST4", m(Mode::Dst4)),
+        ];
+        let mut got = Vec::new();
+        for line in src.lines() {
+            let Some(rest) = line.strip_prefix("const ") else {
+                continue;
+            };
+            let (name, value) = rest
+                .split_once(": u32 = ")
+                .unwrap_or_else(|| panic!("unexpected constant line {line:?}"));
+            let v = value.trim_end_matches(';').trim_end_matches('u');
+            let v = match v.strip_prefix("0x") {
+                Some(h) => u64::from_str_radix(h, 16),
+                None => v.parse(),
+            }
+            .unwrap_or_else(|e| panic!("{line:?}: {e}"));
+            got.push((name, v));
+        }
+        let mut w: Vec<(&str, u64)> = want.to_vec();
+        w.sort();
+        got.sort();
+        assert_eq!(got, w);
+    }
 
     #[test]
     fn env_num_reads_numbers_and_names_the_variable_otherwise() {

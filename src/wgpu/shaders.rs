@@ -62,7 +62,7 @@ static FAST_LOSSY_WORKGROUP_SRC: LazyLock<String> = LazyLock::new(|| {
     .join("\n")
 });
 static RENDER_UNALIGNED_SRC: LazyLock<String> =
-    LazyLock::new(|| [LIB_FLOAT, RENDER_UNALIGNED].join("\n"));
+    LazyLock::new(|| [LIB_FLOAT, SEGMENT, RENDER_UNALIGNED].join("\n"));
 
 /// `shaders/copy_u32.wgsl`: the device-copy bandwidth probe.
 pub fn copy_u32() -> KernelSource {
