@@ -15,7 +15,11 @@
 //            words (8 tokens a word) computes each token's distance d (two
 //            f32 operations, then integers), stores d as u16 pairs, and
 //            writes its coarse histogram over bins d >> 8: (count, weight
-//            as u64) per bin.
+//            as u64) per bin. With LCAP > 0 and a top-k, each block also
+//            finds its local top-k bin (the first bin where its own
+//            candidates reach k) and, when its candidates up to that bin
+//            number at most LCAP, writes them as (d, index) to its local
+//            list (else it marks the list as overflowing).
 //   select:  grid (rows), one workgroup of SWG (≥ 256) per row. Sums the
 //            coarse histograms and finds the top-k bin c_k. Fast path, when
 //            the tokens in bins ≤ c_k number at most CAP (top-k of up to a
@@ -23,7 +27,15 @@
 //            distances collects them, each gets its rank in (d, index)
 //            order by counting, and top-k, top-p and the draw are prefix
 //            sums and "first j with ..." tests over that sorted list (a
-//            handful of barriers). Otherwise (top-p or temperature alone,
+//            handful of barriers). When every block's local list is
+//            complete, the union of those lists stands in for the row: it
+//            holds every token of the bins up to the row's top-k bin (a
+//            block with k candidates up to its local bin c_b bounds the
+//            row's c_k ≤ c_b; a block with fewer gives all of its
+//            candidates), so its histogram gives the same c_k and count,
+//            and collecting from it gives the same tokens as the pass over
+//            the row's distances, reading ~NBS · LCAP entries instead of
+//            all n distances and no coarse histograms. Otherwise (top-p or temperature alone,
 //            huge top-k, large ties) the general path: fine histograms of
 //            single coarse bins (one pass each over the distances) and
 //            integer scans, then the token's index with one more pass.
@@ -32,7 +44,9 @@
 // Bindings: 0 logits, 1 the same logits as vec4 (the first whole 16-byte
 // words; `vec_ok` says whether to use it), 2 EXP2 table (2048 u32),
 // 3 distances (vec4<u32> = 8 u16), 4 coarse histograms (vec4<u32> per bin:
-// count, weight low, weight high, 0), 5 step counters (u64 per row),
+// count, weight low, weight high, 0; then one max partial per block; then,
+// LCAP > 0, each block's local list: a status word (count or LC_OVER, the
+// local bin) and LCAP / 2 words of two (d, index) pairs), 5 step counters (u64 per row),
 // 6 tokens (u32 per row), 7 params, 8 external max partials (EXTMAX; else
 // any small buffer).
 //
@@ -56,8 +70,12 @@ override EXTMAX: bool = false;
 // top-k fine pass, 2: after top-p, 3: before the token search); 4: `prepare`
 // stops after the row maximum; 5: `select` stops once it has the top-k bin,
 // 6: the fast path stops after collecting its candidates. The token is then
-// meaningless.
+// meaningless. 7: the token is the path `select` took instead (0: the fast
+// path from the blocks' local lists, 1: the fast path over the row's
+// distances, 2: the general path), for tests.
 override DIAG: u32 = 0u;
+// Local candidate lists: entries per `prepare` block (0: none; even).
+override LCAP: u32 = 0u;
 
 struct Params {
     n: u32,          // row length
@@ -443,6 +461,7 @@ fn prepare(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_inde
     let nd = arrayLength(&dist);
     let start = row * p.ld_in;
     let aligned = p.vec_ok != 0u && (start & 3u) == 0u;
+    var word0 = vec4<u32>(0xffffffffu);
     for (var k = 0u; k < PW; k++) {
         let j = (blk * PW + k) * PWG + lid;
         if (j < p.ld_d) {
@@ -466,8 +485,11 @@ fn prepare(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_inde
             run = run_add(run, d5);
             run = run_add(run, d6);
             run = run_add(run, d7);
-            dist[min(row * p.ld_d + j, nd - 1u)] =
-                vec4<u32>(d0 | (d1 << 16u), d2 | (d3 << 16u), d4 | (d5 << 16u), d6 | (d7 << 16u));
+            let v = vec4<u32>(d0 | (d1 << 16u), d2 | (d3 << 16u), d4 | (d5 << 16u), d6 | (d7 << 16u));
+            dist[min(row * p.ld_d + j, nd - 1u)] = v;
+            if (k == 0u) {
+                word0 = v;
+            }
         }
     }
     hist_add(min(run.bin, 255u), run.cnt, run.w);
@@ -477,6 +499,117 @@ fn prepare(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_inde
         for (var b = lid; b < 256u; b += PWG) {
             hist[min((row * p.nbs + blk) * 256u + b, nh - 1u)] =
                 vec4<u32>(atomicLoad(&pc[b]), atomicLoad(&pwl[b]), atomicLoad(&pwh[b]), 0u);
+        }
+    }
+    if (LCAP > 0u && p.top_k != 0u) {
+        local_list(row, blk, lid, wid.y < p.rows && blk < p.nbs, word0);
+    }
+}
+
+// ---------------------------------------------------------------- local lists
+
+// A local list's status word: the count, or this when the block's candidates
+// up to its local top-k bin are more than LCAP.
+const LC_OVER: u32 = 0xffffffffu;
+
+// Word w of the local list of block `blk` of `row` in `hist` (after the
+// histograms and the max partials): w = 0 the status, then pairs.
+fn lc_at(row: u32, blk: u32, w: u32) -> u32 {
+    let base = p.rows * p.nbs * 257u + (row * p.nbs + blk) * (1u + LCAP / 2u);
+    return min(base + w, arrayLength(&hist) - 1u);
+}
+
+var<workgroup> lsum: array<u32, 16>;
+var<workgroup> lsel: array<u32, 2>;
+var<workgroup> lcnt: atomic<u32>;
+
+// Token i with distance d into the block's list when its bin is ≤ cl and its weight > 0.
+fn lc_push(row: u32, blk: u32, d: u32, i: u32, cl: u32, store: bool) {
+    if ((d >> 8u) <= cl && weight(d) != 0u) {
+        let s = atomicAdd(&lcnt, 1u);
+        if (store && s < LCAP) {
+            let at = lc_at(row, blk, 1u + s / 2u);
+            if ((s & 1u) == 0u) {
+                hist[at].x = d;
+                hist[at].y = i;
+            } else {
+                hist[at].z = d;
+                hist[at].w = i;
+            }
+        }
+    }
+}
+
+fn lc_word(row: u32, blk: u32, v: vec4<u32>, i0: u32, cl: u32, store: bool) {
+    lc_push(row, blk, v.x & 0xffffu, i0, cl, store);
+    lc_push(row, blk, v.x >> 16u, i0 + 1u, cl, store);
+    lc_push(row, blk, v.y & 0xffffu, i0 + 2u, cl, store);
+    lc_push(row, blk, v.y >> 16u, i0 + 3u, cl, store);
+    lc_push(row, blk, v.z & 0xffffu, i0 + 4u, cl, store);
+    lc_push(row, blk, v.z >> 16u, i0 + 5u, cl, store);
+    lc_push(row, blk, v.w & 0xffffu, i0 + 6u, cl, store);
+    lc_push(row, blk, v.w >> 16u, i0 + 7u, cl, store);
+}
+
+// After the block's histogram is complete (and a barrier): its local top-k
+// bin cl (the first bin where its candidates reach k; 255 when it has fewer)
+// and, when its candidates in bins ≤ cl are at most LCAP, those candidates
+// into its list. `word0`: this invocation's first distance word (the others
+// are read back from `dist`, this invocation's own writes).
+fn local_list(row: u32, blk: u32, lid: u32, store: bool, word0: vec4<u32>) {
+    for (var g = lid; g < 16u; g += PWG) {
+        var s = 0u;
+        for (var b = 16u * g; b < 16u * g + 16u; b++) {
+            s += atomicLoad(&pc[b]);
+        }
+        lsum[g] = s;
+    }
+    if (lid == 0u) {
+        lsel[0] = LC_OVER;
+        atomicStore(&lcnt, 0u);
+    }
+    workgroupBarrier();
+    let k = p.top_k;
+    for (var b = lid; b < 256u; b += PWG) {
+        let grp = b / 16u;
+        var cum = 0u;
+        for (var q = 0u; q < grp; q++) {
+            cum += lsum[q];
+        }
+        for (var c = 16u * grp; c <= b; c++) {
+            cum += atomicLoad(&pc[c]);
+        }
+        if (cum >= k && cum - atomicLoad(&pc[b]) < k) {
+            lsel[0] = b;
+            lsel[1] = cum;
+        }
+    }
+    var total = 0u;
+    for (var q = 0u; q < 16u; q++) {
+        total += lsum[q];
+    }
+    let found = workgroupUniformLoad(&lsel[0]);
+    var cl = 255u;
+    var through = total;
+    if (found != LC_OVER) {
+        cl = found;
+        through = lsel[1];
+    }
+    if (store && lid == 0u) {
+        hist[lc_at(row, blk, 0u)] = vec4<u32>(select(LC_OVER, through, through <= LCAP), cl, 0u, 0u);
+    }
+    if (through > LCAP) {
+        return;
+    }
+    let nd1 = arrayLength(&dist) - 1u;
+    for (var k = 0u; k < PW; k++) {
+        let j = (blk * PW + k) * PWG + lid;
+        if (j < p.ld_d) {
+            var v = word0;
+            if (k != 0u) {
+                v = dist[min(row * p.ld_d + j, nd1)];
+            }
+            lc_word(row, blk, v, j * 8u, cl, store);
         }
     }
 }
@@ -788,7 +921,7 @@ fn collect_word(v: vec4<u32>, i0: u32, ck: u32) {
 // first kk in (d, index) order are among them) collected, ranked by
 // counting, their weights prefix-summed; top-k, top-p and the draw are then
 // "first j with ..." tests. Exactly the CPU reference's steps 5–8.
-fn fast_select(row: u32, ck: u32, kk: u32, lid: u32, draw: vec2<u32>) -> u32 {
+fn fast_select(row: u32, ck: u32, kk: u32, lid: u32, draw: vec2<u32>, from_lists: bool) -> u32 {
     if (lid == 0u) {
         atomicStore(&ncol, 0u);
     }
@@ -796,6 +929,16 @@ fn fast_select(row: u32, ck: u32, kk: u32, lid: u32, draw: vec2<u32>) -> u32 {
     let nd1 = arrayLength(&dist) - 1u;
     let base = row * p.ld_d;
     var j = lid;
+    if (from_lists) {
+        // The blocks' local lists hold every token of the bins ≤ c_k.
+        j = p.ld_d;
+        for (var e = lid; e < p.nbs * LCAP; e += SWG) {
+            let u = lc_entry(row, e);
+            if (u.x != 0u) {
+                collect1(u.y, u.z, ck);
+            }
+        }
+    }
     loop {
         if (j + 3u * SWG >= p.ld_d) {
             break;
@@ -874,32 +1017,12 @@ fn fast_select(row: u32, ck: u32, kk: u32, lid: u32, draw: vec2<u32>) -> u32 {
     return workgroupUniformLoad(&fs[1]);
 }
 
-@compute @workgroup_size(SWG)
-fn select_token(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    let row = min(wid.x, max(p.rows, 1u) - 1u);
-    if (p.greedy != 0u) {
-        // Greedy rows are finished by `prepare`.
-        return;
-    }
-    // The step counter and the table first: their loads overlap the histograms'.
-    let draw = draw_word(row);
-    load_exp2(lid, SWG);
-    // 1. Coarse histogram of the row, scanned.
-    let nh = arrayLength(&hist);
-    if (lid < 256u) {
-        var c = 0u;
-        var w = vec2<u32>(0u, 0u);
-        for (var b = 0u; b < p.nbs; b++) {
-            let h = hist[min((row * p.nbs + b) * 256u + lid, nh - 1u)];
-            c += h.x;
-            w = u64_add(w, h.yz);
-        }
-        cc[lid] = c;
-        cw[lid] = w;
-    }
-    // 2. Cumulative counts (each bin's invocation adds up the bins before
-    // it), the top-k bin c_k and the number of tokens in bins ≤ c_k.
-    // Two levels (16 groups of 16 bins) instead of one serial 256-step sum.
+// From the coarse counts in `cc` (every bin's invocation wrote its own, no
+// barrier since): the top-k bin c_k (.x), the number of candidates in bins
+// ≤ c_k (.y) and K = min(k, candidates) (.z; k = 0: all). Each bin's
+// invocation adds up the bins before it, in two levels (16 groups of 16
+// bins) instead of one serial 256-step sum.
+fn top_k_bin(lid: u32) -> vec3<u32> {
     workgroupBarrier();
     if (lid < 16u) {
         var g = 0u;
@@ -922,23 +1045,122 @@ fn select_token(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
     if (lid == 255u) {
         fsel[2] = cumc;
     }
-    let ncand0 = workgroupUniformLoad(&fsel[2]);
-    var kk0 = ncand0;
+    let ncand = workgroupUniformLoad(&fsel[2]);
+    var kk = ncand;
     if (p.top_k != 0u) {
-        kk0 = min(p.top_k, ncand0);
+        kk = min(p.top_k, ncand);
     }
-    if (lid < 256u && cumc >= kk0 && cumc - cc[lid] < kk0) {
+    if (lid < 256u && cumc >= kk && cumc - cc[lid] < kk) {
         fsel[0] = lid;
         fsel[1] = cumc;
     }
-    let ck0 = workgroupUniformLoad(&fsel[0]);
+    let ck = workgroupUniformLoad(&fsel[0]);
     let through = workgroupUniformLoad(&fsel[1]);
+    return vec3<u32>(ck, through, kk);
+}
+
+// Local lists of at most this many blocks are read by `select` (longer rows
+// take the pass over their distances).
+const LC_BLOCKS: u32 = 256u;
+var<workgroup> lcn: array<u32, LC_BLOCKS>;
+var<workgroup> lbad: atomic<u32>;
+
+// Entry e of the row's local lists (block e / LCAP, slot e % LCAP):
+// (1, d, index) when the slot holds a candidate, else (0, 0, 0).
+fn lc_entry(row: u32, e: u32) -> vec3<u32> {
+    let lc = max(LCAP, 2u); // LCAP (no division by zero where it is 0 and unused)
+    let b = e / lc;
+    let s = e % lc;
+    if (b >= p.nbs || s >= lcn[min(b, LC_BLOCKS - 1u)]) {
+        return vec3<u32>(0u);
+    }
+    let q = hist[lc_at(row, b, 1u + s / 2u)];
+    if ((s & 1u) == 0u) {
+        return vec3<u32>(1u, q.x, q.y);
+    }
+    return vec3<u32>(1u, q.z, q.w);
+}
+
+@compute @workgroup_size(SWG)
+fn select_token(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let row = min(wid.x, max(p.rows, 1u) - 1u);
+    if (p.greedy != 0u) {
+        // Greedy rows are finished by `prepare`.
+        return;
+    }
+    // The step counter and the table first: their loads overlap the histograms'.
+    let draw = draw_word(row);
+    load_exp2(lid, SWG);
+    // The blocks' local lists instead of the row, when every one is complete.
+    if (LCAP > 0u && p.top_k != 0u && p.nbs <= LC_BLOCKS) {
+        if (lid == 0u) {
+            atomicStore(&lbad, 0u);
+        }
+        if (lid < 256u) {
+            atomicStore(&fine[lid], 0u);
+        }
+        workgroupBarrier();
+        if (lid < p.nbs) {
+            let st = hist[lc_at(row, lid, 0u)].x;
+            lcn[lid] = min(st, LCAP);
+            if (st > LCAP) {
+                atomicStore(&lbad, 1u);
+            }
+        }
+        workgroupBarrier();
+        if (!uniform_flag(lid, atomicLoad(&lbad) != 0u)) {
+            // Their coarse histogram (counts only), c_k and the count through it.
+            for (var e = lid; e < p.nbs * LCAP; e += SWG) {
+                let u = lc_entry(row, e);
+                if (u.x != 0u) {
+                    atomicAdd(&fine[min(u.y >> 8u, 255u)], 1u);
+                }
+            }
+            workgroupBarrier();
+            if (lid < 256u) {
+                cc[lid] = atomicLoad(&fine[lid]);
+            }
+            let kb = top_k_bin(lid);
+            if (DIAG == 5u) {
+                finish(wid.x, lid, kb.x);
+                return;
+            }
+            if (kb.y <= CAP) {
+                let t = fast_select(row, kb.x, kb.z, lid, draw, true);
+                finish(wid.x, lid, select(t, 0u, DIAG == 7u));
+                return;
+            }
+            workgroupBarrier();
+        }
+    }
+    // 1. Coarse histogram of the row.
+    let nh = arrayLength(&hist);
+    if (lid < 256u) {
+        var c = 0u;
+        var w = vec2<u32>(0u, 0u);
+        for (var b = 0u; b < p.nbs; b++) {
+            let h = hist[min((row * p.nbs + b) * 256u + lid, nh - 1u)];
+            c += h.x;
+            w = u64_add(w, h.yz);
+        }
+        cc[lid] = c;
+        cw[lid] = w;
+    }
+    let kb = top_k_bin(lid);
+    let ck0 = kb.x;
+    let through = kb.y;
+    let kk0 = kb.z;
     if (DIAG == 5u) {
         finish(wid.x, lid, ck0);
         return;
     }
     if (through <= CAP) {
-        finish(wid.x, lid, fast_select(row, ck0, kk0, lid, draw));
+        let t = fast_select(row, ck0, kk0, lid, draw, false);
+        finish(wid.x, lid, select(t, 1u, DIAG == 7u));
+        return;
+    }
+    if (DIAG == 7u) {
+        finish(wid.x, lid, 2u);
         return;
     }
     // General path.

@@ -486,3 +486,82 @@ fn bench_kernels_times_the_sampler_stages() {
     }
     assert!(!t.contains("FAIL"), "{t}");
 }
+
+/// The path `select` takes for each row (`diag` 7: 0 the blocks' local
+/// lists, 1 the fast path over the row's distances, 2 the general path).
+fn paths(ctx: &GpuContext, x: &[f32], rows: usize, n: usize, p: &SampleParams) -> Vec<u32> {
+    let s = Sampler::new(
+        ctx,
+        None,
+        n,
+        rows,
+        n,
+        p,
+        &SamplerOptions {
+            tuning: SamplerTuning {
+                diag: 7,
+                ..SamplerTuning::default()
+            },
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    s.write_logits(&ctx.queue, x).unwrap();
+    poison(ctx, &s.tokens);
+    s.execute(&ctx.device, &ctx.queue);
+    s.read_tokens(ctx).unwrap()
+}
+
+/// With a top-k, `select` reads the union of the `prepare` blocks' local
+/// candidate lists when every block's is complete, else the row: rows built
+/// to take each path (a block over its list's capacity while the row's
+/// top-k bin is small, blocks with fewer candidates than k, a flat row, a
+/// row of more blocks than `select` reads lists of), each checked to take
+/// it and to give the CPU's tokens, the default tuning (lists of 128)
+/// against the tuning without lists.
+#[test]
+fn sampling_from_local_lists_and_their_fallbacks() {
+    let Some(ctx) = ctx() else { return };
+    let t = SamplerTuning::default();
+    assert_eq!(t.local_cap, 128, "the default tuning has local lists");
+    let block = (t.prepare_wg * t.prepare_words * 8) as usize;
+    let no_lists = SamplerTuning { local_cap: 0, ..t };
+    let mut rng = Rng(27);
+    let (rows, n) = (4, 5 * block - 1234);
+    let mut x = rng.normals(rows * n, 1.0);
+    // Row 0: plain normal logits (every block's list complete).
+    // Row 1: block 0 holds 60 tokens far above the rest (the row's top-k
+    // bin), block 1 has 200 equal tokens above its other ones: its list
+    // overflows (200 > 128) but the row's bins up to c_k hold 60 tokens.
+    for i in 0..60 {
+        x[n + 7 * i + 3] = 12.0 + i as f32 * 1e-3;
+    }
+    for i in 0..200 {
+        x[n + block + 11 * i] = 6.0;
+    }
+    // Row 2: all equal (over every capacity). Row 3: 40 tokens so far above
+    // the rest that only they have weights > 0: every block has fewer
+    // candidates than k and lists all of them.
+    x[2 * n..3 * n].iter_mut().for_each(|v| *v = -0.5);
+    for i in 0..40 {
+        x[3 * n + 470 * i + 1] = 30.0 + i as f32 * 1e-2;
+    }
+    let cases = [
+        (params(1.0, 50, 0.9, 5), [0, 1, 2, 0]),
+        (params(1.0, 50, 1.0, 6), [0, 1, 2, 0]),
+        // Near-greedy: a few candidates per row, lists everywhere but the flat row.
+        (params(2e-3, 50, 0.9, 7), [0, 0, 2, 0]),
+        (params(1.0, 1000, 0.9, 8), [2, 2, 2, 0]),
+    ];
+    for (p, want) in &cases {
+        assert_eq!(paths(&ctx, &x, rows, n, p), want, "{p:?}");
+        check(&ctx, &x, rows, n, p, 2, t);
+        check(&ctx, &x, rows, n, p, 2, no_lists);
+    }
+    // More blocks than `select` reads lists of: the pass over the row.
+    let n = 256 * block + 5;
+    let x = rng.normals(n, 3.0);
+    let p = params(1.0, 50, 0.9, 9);
+    assert_eq!(paths(&ctx, &x, 1, n, &p), vec![1]);
+    check(&ctx, &x, 1, n, &p, 1, t);
+}

@@ -36,7 +36,15 @@ pub struct SamplerTuning {
     /// search), 4: `prepare` stops after the row maximum, 5: `select` stops
     /// once it has the top-k bin, 6: its fast path stops after collecting the
     /// candidates, to time each part; the token is then meaningless.
+    /// 7: the token is the path `select` took (0: the local lists, 1: the
+    /// fast path over the row, 2: the general path), for tests.
     pub diag: u32,
+    /// Local candidate lists (0: none; even, ≤ 512): with a top-k, each
+    /// `prepare` block also writes its candidates up to its local top-k bin
+    /// when they are at most this many, and `select` reads the union of
+    /// those lists instead of the row's distances and histograms when every
+    /// block's list is complete (same token: see the shader's header).
+    pub local_cap: u32,
 }
 
 impl SamplerTuning {
@@ -50,6 +58,7 @@ impl SamplerTuning {
             select_wg,
             max_split: false,
             diag: 0,
+            local_cap: 0,
         };
         let ts = |prepare_wg, prepare_words, select_wg| SamplerTuning {
             max_split: true,
@@ -61,8 +70,16 @@ impl SamplerTuning {
         // GEMV, `bench head --sampler-tunings all`, run 22) these all take
         // 128.4-136.7 µs of GPU time; more, smaller `prepare` blocks
         // (pwg128: 50 of them) were slower there too (134.3-137.0).
+        let tl = |prepare_wg, prepare_words, select_wg, local_cap| SamplerTuning {
+            local_cap,
+            ..ts(prepare_wg, prepare_words, select_wg)
+        };
         vec![
+            tl(512, 1, 512, 128),
             ts(512, 1, 512),
+            tl(512, 1, 512, 64),
+            tl(512, 1, 512, 256),
+            tl(1024, 1, 512, 128),
             ts(1024, 1, 512),
             t(1024, 1, 512),
             ts(256, 1, 512),
@@ -89,6 +106,7 @@ impl SamplerTuning {
             ("AUTO_STEP", auto_step as u32 as f64),
             ("MAXSPLIT", self.max_split as u32 as f64),
             ("DIAG", self.diag as f64),
+            ("LCAP", self.local_cap as f64),
         ]
     }
 
@@ -99,7 +117,8 @@ impl SamplerTuning {
             && pow2(self.select_wg)
             && self.prepare_wg >= 32
             && self.select_wg >= 256;
-        if !shapes_ok || !(1..=16).contains(&self.prepare_words) || self.diag > 6 {
+        let lists_ok = self.local_cap % 2 == 0 && self.local_cap <= 512;
+        if !shapes_ok || !lists_ok || !(1..=16).contains(&self.prepare_words) || self.diag > 7 {
             return Err(Error::Param(format!(
                 "sampler tuning {self:?} out of range"
             )));
@@ -303,8 +322,17 @@ impl Sampler {
         ctx.queue
             .write_buffer(&table, 0, bytemuck::cast_slice(exp2_table()));
         let dist = ctx.buffer("sample.dist", (rows * ld_d * 16) as u64, U::STORAGE)?;
-        // The coarse histograms, then (max_split) one partial maximum per block.
-        let hist = ctx.buffer("sample.hist", (rows * nbs * 257 * 16) as u64, U::STORAGE)?;
+        // The coarse histograms, then (max_split) one partial maximum per
+        // block, then the local lists (a status and local_cap / 2 words each).
+        let lists = match opts.tuning.local_cap {
+            0 => 0,
+            c => 1 + c as usize / 2,
+        };
+        let hist = ctx.buffer(
+            "sample.hist",
+            (rows * nbs * (257 + lists) * 16) as u64,
+            U::STORAGE,
+        )?;
         let steps = ctx.buffer(
             "sample.steps",
             (rows * 8) as u64,
