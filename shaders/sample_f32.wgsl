@@ -268,6 +268,7 @@ fn wg_best(lid: u32, b: Best) -> vec2<u32> {
     return r;
 }
 var<workgroup> pc: array<atomic<u32>, 256>;
+var<workgroup> lgrp: array<atomic<u32>, 16>;
 var<workgroup> pwl: array<atomic<u32>, 256>;
 var<workgroup> pwh: array<atomic<u32>, 256>;
 
@@ -276,6 +277,10 @@ fn hist_add(bin: u32, cnt: u32, w: vec2<u32>) {
         return;
     }
     atomicAdd(&pc[bin], cnt);
+    if (LCAP > 0u) {
+        // Counts per group of 16 bins, for the local top-k bin.
+        atomicAdd(&lgrp[bin / 16u], cnt);
+    }
     let old = atomicAdd(&pwl[bin], w.x);
     let carry = select(0u, 1u, old + w.x < old);
     if (w.y + carry != 0u) {
@@ -430,6 +435,15 @@ fn prepare(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_inde
         atomicStore(&pwl[b], 0u);
         atomicStore(&pwh[b], 0u);
     }
+    if (LCAP > 0u) {
+        if (lid < 16u) {
+            atomicStore(&lgrp[lid], 0u);
+        }
+        if (lid == 0u) {
+            atomicStore(&lcnt, 0u);
+            lsel[0] = LC_OVER;
+        }
+    }
     if (p.greedy == 0u) {
         load_exp2(lid, PWG);
     }
@@ -519,81 +533,70 @@ fn lc_at(row: u32, blk: u32, w: u32) -> u32 {
     return min(base + w, arrayLength(&hist) - 1u);
 }
 
-var<workgroup> lsum: array<u32, 16>;
-var<workgroup> lsel: array<u32, 2>;
+var<workgroup> lsel: array<u32, 3>;
 var<workgroup> lcnt: atomic<u32>;
+// The block's list, gathered before it is written out whole.
+const LCAP_MAX: u32 = 256u;
+var<workgroup> lk: array<vec2<u32>, LCAP_MAX>;
+// A padding entry of a list (no token has this distance).
+const LC_NONE: u32 = 0xffffffffu;
 
 // Token i with distance d into the block's list when its bin is ≤ cl and its weight > 0.
-fn lc_push(row: u32, blk: u32, d: u32, i: u32, cl: u32, store: bool) {
+fn lc_push(d: u32, i: u32, cl: u32) {
     if ((d >> 8u) <= cl && weight(d) != 0u) {
         let s = atomicAdd(&lcnt, 1u);
-        if (store && s < LCAP) {
-            let at = lc_at(row, blk, 1u + s / 2u);
-            if ((s & 1u) == 0u) {
-                hist[at].x = d;
-                hist[at].y = i;
-            } else {
-                hist[at].z = d;
-                hist[at].w = i;
-            }
-        }
+        lk[min(s, LCAP_MAX - 1u)] = vec2<u32>(d, i);
     }
 }
 
-fn lc_word(row: u32, blk: u32, v: vec4<u32>, i0: u32, cl: u32, store: bool) {
-    lc_push(row, blk, v.x & 0xffffu, i0, cl, store);
-    lc_push(row, blk, v.x >> 16u, i0 + 1u, cl, store);
-    lc_push(row, blk, v.y & 0xffffu, i0 + 2u, cl, store);
-    lc_push(row, blk, v.y >> 16u, i0 + 3u, cl, store);
-    lc_push(row, blk, v.z & 0xffffu, i0 + 4u, cl, store);
-    lc_push(row, blk, v.z >> 16u, i0 + 5u, cl, store);
-    lc_push(row, blk, v.w & 0xffffu, i0 + 6u, cl, store);
-    lc_push(row, blk, v.w >> 16u, i0 + 7u, cl, store);
+fn lc_word(v: vec4<u32>, i0: u32, cl: u32) {
+    lc_push(v.x & 0xffffu, i0, cl);
+    lc_push(v.x >> 16u, i0 + 1u, cl);
+    lc_push(v.y & 0xffffu, i0 + 2u, cl);
+    lc_push(v.y >> 16u, i0 + 3u, cl);
+    lc_push(v.z & 0xffffu, i0 + 4u, cl);
+    lc_push(v.z >> 16u, i0 + 5u, cl);
+    lc_push(v.w & 0xffffu, i0 + 6u, cl);
+    lc_push(v.w >> 16u, i0 + 7u, cl);
 }
 
 // After the block's histogram is complete (and a barrier): its local top-k
 // bin cl (the first bin where its candidates reach k; 255 when it has fewer)
 // and, when its candidates in bins ≤ cl are at most LCAP, those candidates
-// into its list. `word0`: this invocation's first distance word (the others
-// are read back from `dist`, this invocation's own writes).
+// as its list (padded with LC_NONE to LCAP entries). `word0`: this
+// invocation's first distance word (the others are read back from `dist`,
+// this invocation's own writes).
 fn local_list(row: u32, blk: u32, lid: u32, store: bool, word0: vec4<u32>) {
-    for (var g = lid; g < 16u; g += PWG) {
-        var s = 0u;
-        for (var b = 16u * g; b < 16u * g + 16u; b++) {
-            s += atomicLoad(&pc[b]);
-        }
-        lsum[g] = s;
-    }
-    if (lid == 0u) {
-        lsel[0] = LC_OVER;
-        atomicStore(&lcnt, 0u);
-    }
-    workgroupBarrier();
     let k = p.top_k;
+    if (lid == 0u) {
+        var total = 0u;
+        for (var q = 0u; q < 16u; q++) {
+            total += atomicLoad(&lgrp[q]);
+        }
+        lsel[2] = total;
+    }
     for (var b = lid; b < 256u; b += PWG) {
+        // The count through bin b: whole groups before b's, then b's group
+        // up to b (fixed trip counts, so the loads overlap).
         let grp = b / 16u;
         var cum = 0u;
-        for (var q = 0u; q < grp; q++) {
-            cum += lsum[q];
+        for (var q = 0u; q < 16u; q++) {
+            cum += select(0u, atomicLoad(&lgrp[q]), q < grp);
         }
-        for (var c = 16u * grp; c <= b; c++) {
-            cum += atomicLoad(&pc[c]);
+        for (var r = 0u; r < 16u; r++) {
+            cum += select(0u, atomicLoad(&pc[16u * grp + r]), r <= b % 16u);
         }
         if (cum >= k && cum - atomicLoad(&pc[b]) < k) {
             lsel[0] = b;
             lsel[1] = cum;
         }
     }
-    var total = 0u;
-    for (var q = 0u; q < 16u; q++) {
-        total += lsum[q];
-    }
     let found = workgroupUniformLoad(&lsel[0]);
     var cl = 255u;
-    var through = total;
+    var through = workgroupUniformLoad(&lsel[2]);
     if (found != LC_OVER) {
         cl = found;
-        through = lsel[1];
+        through = workgroupUniformLoad(&lsel[1]);
     }
     if (store && lid == 0u) {
         hist[lc_at(row, blk, 0u)] = vec4<u32>(select(LC_OVER, through, through <= LCAP), cl, 0u, 0u);
@@ -609,7 +612,22 @@ fn local_list(row: u32, blk: u32, lid: u32, store: bool, word0: vec4<u32>) {
             if (k != 0u) {
                 v = dist[min(row * p.ld_d + j, nd1)];
             }
-            lc_word(row, blk, v, j * 8u, cl, store);
+            lc_word(v, j * 8u, cl);
+        }
+    }
+    workgroupBarrier();
+    // The list whole, two entries a word, padded.
+    for (var w = lid; w < LCAP / 2u; w += PWG) {
+        var a = vec2<u32>(LC_NONE);
+        var b = vec2<u32>(LC_NONE);
+        if (2u * w < through) {
+            a = lk[2u * w];
+        }
+        if (2u * w + 1u < through) {
+            b = lk[2u * w + 1u];
+        }
+        if (store) {
+            hist[lc_at(row, blk, 1u + w)] = vec4<u32>(a, b);
         }
     }
 }
@@ -1026,20 +1044,21 @@ fn top_k_bin(lid: u32) -> vec3<u32> {
     workgroupBarrier();
     if (lid < 16u) {
         var g = 0u;
-        for (var b = 16u * lid; b < 16u * lid + 16u; b++) {
-            g += cc[b];
+        for (var r = 0u; r < 16u; r++) {
+            g += cc[16u * lid + r];
         }
         gsum[lid] = g;
     }
     workgroupBarrier();
+    // Fixed trip counts, so the loads overlap.
     var cumc = 0u;
     if (lid < 256u) {
         let grp = lid / 16u;
-        for (var q = 0u; q < grp; q++) {
-            cumc += gsum[q];
+        for (var q = 0u; q < 16u; q++) {
+            cumc += select(0u, gsum[q], q < grp);
         }
-        for (var b = 16u * grp; b <= lid; b++) {
-            cumc += cc[b];
+        for (var r = 0u; r < 16u; r++) {
+            cumc += select(0u, cc[16u * grp + r], r <= lid % 16u);
         }
     }
     if (lid == 255u) {
@@ -1062,7 +1081,6 @@ fn top_k_bin(lid: u32) -> vec3<u32> {
 // Local lists of at most this many blocks are read by `select` (longer rows
 // take the pass over their distances).
 const LC_BLOCKS: u32 = 256u;
-var<workgroup> lcn: array<u32, LC_BLOCKS>;
 var<workgroup> lbad: atomic<u32>;
 
 // Entry e of the row's local lists (block e / LCAP, slot e % LCAP):
@@ -1071,14 +1089,15 @@ fn lc_entry(row: u32, e: u32) -> vec3<u32> {
     let lc = max(LCAP, 2u); // LCAP (no division by zero where it is 0 and unused)
     let b = e / lc;
     let s = e % lc;
-    if (b >= p.nbs || s >= lcn[min(b, LC_BLOCKS - 1u)]) {
+    let q = hist[lc_at(row, min(b, p.nbs - 1u), 1u + s / 2u)];
+    var u = q.xy;
+    if ((s & 1u) != 0u) {
+        u = q.zw;
+    }
+    if (b >= p.nbs || u.x == LC_NONE) {
         return vec3<u32>(0u);
     }
-    let q = hist[lc_at(row, b, 1u + s / 2u)];
-    if ((s & 1u) == 0u) {
-        return vec3<u32>(1u, q.x, q.y);
-    }
-    return vec3<u32>(1u, q.z, q.w);
+    return vec3<u32>(1u, u.x, u.y);
 }
 
 @compute @workgroup_size(SWG)
@@ -1100,23 +1119,20 @@ fn select_token(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
             atomicStore(&fine[lid], 0u);
         }
         workgroupBarrier();
-        if (lid < p.nbs) {
-            let st = hist[lc_at(row, lid, 0u)].x;
-            lcn[lid] = min(st, LCAP);
-            if (st > LCAP) {
-                atomicStore(&lbad, 1u);
+        // The statuses and the entries at once; the histogram is dropped
+        // when a list overflowed.
+        if (lid < p.nbs && hist[lc_at(row, lid, 0u)].x > LCAP) {
+            atomicStore(&lbad, 1u);
+        }
+        for (var e = lid; e < p.nbs * LCAP; e += SWG) {
+            let u = lc_entry(row, e);
+            if (u.x != 0u) {
+                atomicAdd(&fine[min(u.y >> 8u, 255u)], 1u);
             }
         }
         workgroupBarrier();
         if (!uniform_flag(lid, atomicLoad(&lbad) != 0u)) {
             // Their coarse histogram (counts only), c_k and the count through it.
-            for (var e = lid; e < p.nbs * LCAP; e += SWG) {
-                let u = lc_entry(row, e);
-                if (u.x != 0u) {
-                    atomicAdd(&fine[min(u.y >> 8u, 255u)], 1u);
-                }
-            }
-            workgroupBarrier();
             if (lid < 256u) {
                 cc[lid] = atomicLoad(&fine[lid]);
             }

@@ -39,7 +39,7 @@ pub struct SamplerTuning {
     /// 7: the token is the path `select` took (0: the local lists, 1: the
     /// fast path over the row, 2: the general path), for tests.
     pub diag: u32,
-    /// Local candidate lists (0: none; even, ≤ 512): with a top-k, each
+    /// Local candidate lists (0: none; even, ≤ 256): with a top-k, each
     /// `prepare` block also writes its candidates up to its local top-k bin
     /// when they are at most this many, and `select` reads the union of
     /// those lists instead of the row's distances and histograms when every
@@ -117,7 +117,7 @@ impl SamplerTuning {
             && pow2(self.select_wg)
             && self.prepare_wg >= 32
             && self.select_wg >= 256;
-        let lists_ok = self.local_cap % 2 == 0 && self.local_cap <= 512;
+        let lists_ok = self.local_cap % 2 == 0 && self.local_cap <= 256;
         if !shapes_ok || !lists_ok || !(1..=16).contains(&self.prepare_words) || self.diag > 7 {
             return Err(Error::Param(format!(
                 "sampler tuning {self:?} out of range"
