@@ -591,12 +591,13 @@ fn local_list(row: u32, blk: u32, lid: u32, store: bool, word0: vec4<u32>) {
             lsel[1] = cum;
         }
     }
-    let found = workgroupUniformLoad(&lsel[0]);
+    // One barrier: (the bin or LC_OVER, the count through it, the total).
+    let sel = workgroupUniformLoad(&lsel);
     var cl = 255u;
-    var through = workgroupUniformLoad(&lsel[2]);
-    if (found != LC_OVER) {
-        cl = found;
-        through = workgroupUniformLoad(&lsel[1]);
+    var through = sel[2];
+    if (sel[0] != LC_OVER) {
+        cl = sel[0];
+        through = sel[1];
     }
     if (store && lid == 0u) {
         hist[lc_at(row, blk, 0u)] = vec4<u32>(select(LC_OVER, through, through <= LCAP), cl, 0u, 0u);
@@ -1073,9 +1074,8 @@ fn top_k_bin(lid: u32) -> vec3<u32> {
         fsel[0] = lid;
         fsel[1] = cumc;
     }
-    let ck = workgroupUniformLoad(&fsel[0]);
-    let through = workgroupUniformLoad(&fsel[1]);
-    return vec3<u32>(ck, through, kk);
+    let f = workgroupUniformLoad(&fsel);
+    return vec3<u32>(f[0], f[1], kk);
 }
 
 // Local lists of at most this many blocks are read by `select` (longer rows
