@@ -481,6 +481,7 @@ fn bench_kernels_times_the_sampler_stages() {
         "only the row maximum",
         "first 1 of",
         "a timed pass of one workgroup",
+        "split lists128 ",
     ] {
         assert!(t.contains(part), "no {part:?} in: {t}");
     }

@@ -679,13 +679,7 @@ fn bench_sample(
         } else {
             format!("FAIL (GPU {got}, CPU {cpu})")
         };
-        let v = format!(
-            "pwg{} pw{} swg{}{}",
-            t.prepare_wg,
-            t.prepare_words,
-            t.select_wg,
-            if t.max_split { " split" } else { "" }
-        );
+        let v = t.label();
         let bytes = (n * 4 * 2 + n.div_ceil(8) * 16 * 4) as u64;
         b.record(&name, v.clone(), st, bytes, ti == 0, check);
         if !b.a.stages || ti > 2 {

@@ -70,6 +70,10 @@ impl SamplerTuning {
         // GEMV, `bench head --sampler-tunings all`, run 22) these all take
         // 128.4-136.7 µs of GPU time; more, smaller `prepare` blocks
         // (pwg128: 50 of them) were slower there too (134.3-137.0).
+        // Local lists of 128 (session 6, run 27): 26.1-26.7 µs against
+        // 29.4 without (cold caches 36.6 against 41.9) and 121.7-122.2 µs
+        // of head GPU time against 128.2; lists of 64 overflow on such rows
+        // and fall back (head 132.3), lists of 256 cost more to read (123.4).
         let tl = |prepare_wg, prepare_words, select_wg, local_cap| SamplerTuning {
             local_cap,
             ..ts(prepare_wg, prepare_words, select_wg)
@@ -89,6 +93,21 @@ impl SamplerTuning {
             t(1024, 1, 256),
             t(512, 2, 1024),
         ]
+    }
+
+    /// Short name for benchmark tables, e.g. `pwg512 pw1 swg512 split lists128`.
+    pub fn label(&self) -> String {
+        let mut s = format!(
+            "pwg{} pw{} swg{}",
+            self.prepare_wg, self.prepare_words, self.select_wg
+        );
+        if self.max_split {
+            s += " split";
+        }
+        if self.local_cap > 0 {
+            s += &format!(" lists{}", self.local_cap);
+        }
+        s
     }
 
     pub fn constants(&self, auto_step: bool) -> Vec<(&'static str, f64)> {
