@@ -549,15 +549,15 @@ fn lc_push(d: u32, i: u32, cl: u32) {
     }
 }
 
+// Distance t (0..8) of a word of 8 u16 distances.
+fn word_d(v: vec4<u32>, t: u32) -> u32 {
+    return (v[t / 2u] >> (16u * (t & 1u))) & 0xffffu;
+}
+
 fn lc_word(v: vec4<u32>, i0: u32, cl: u32) {
-    lc_push(v.x & 0xffffu, i0, cl);
-    lc_push(v.x >> 16u, i0 + 1u, cl);
-    lc_push(v.y & 0xffffu, i0 + 2u, cl);
-    lc_push(v.y >> 16u, i0 + 3u, cl);
-    lc_push(v.z & 0xffffu, i0 + 4u, cl);
-    lc_push(v.z >> 16u, i0 + 5u, cl);
-    lc_push(v.w & 0xffffu, i0 + 6u, cl);
-    lc_push(v.w >> 16u, i0 + 7u, cl);
+    for (var t = 0u; t < 8u; t++) {
+        lc_push(word_d(v, t), i0 + t, cl);
+    }
 }
 
 // After the block's histogram is complete (and a barrier): its local top-k
