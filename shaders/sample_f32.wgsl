@@ -515,7 +515,8 @@ fn prepare(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_inde
                 vec4<u32>(atomicLoad(&pc[b]), atomicLoad(&pwl[b]), atomicLoad(&pwh[b]), 0u);
         }
     }
-    if (LCAP > 0u && p.top_k != 0u) {
+    // (`select` reads lists only of rows of at most LC_BLOCKS blocks.)
+    if (LCAP > 0u && p.top_k != 0u && p.nbs <= LC_BLOCKS) {
         local_list(row, blk, lid, wid.y < p.rows && blk < p.nbs, word0);
     }
 }

@@ -490,7 +490,14 @@ fn bench_kernels_times_the_sampler_stages() {
 
 /// The path `select` takes for each row (`diag` 7: 0 the blocks' local
 /// lists, 1 the fast path over the row's distances, 2 the general path).
-fn paths(ctx: &GpuContext, x: &[f32], rows: usize, n: usize, p: &SampleParams) -> Vec<u32> {
+fn paths(
+    ctx: &GpuContext,
+    x: &[f32],
+    rows: usize,
+    n: usize,
+    p: &SampleParams,
+    tuning: SamplerTuning,
+) -> Vec<u32> {
     let s = Sampler::new(
         ctx,
         None,
@@ -499,10 +506,7 @@ fn paths(ctx: &GpuContext, x: &[f32], rows: usize, n: usize, p: &SampleParams) -
         n,
         p,
         &SamplerOptions {
-            tuning: SamplerTuning {
-                diag: 7,
-                ..SamplerTuning::default()
-            },
+            tuning: SamplerTuning { diag: 7, ..tuning },
             ..Default::default()
         },
     )
@@ -528,7 +532,7 @@ fn sampling_from_local_lists_and_their_fallbacks() {
     let block = (t.prepare_wg * t.prepare_words * 8) as usize;
     let no_lists = SamplerTuning { local_cap: 0, ..t };
     let mut rng = Rng(27);
-    let (rows, n) = (4, 5 * block - 1234);
+    let (rows, n) = (5, 5 * block - 1234);
     let mut x = rng.normals(rows * n, 1.0);
     // Row 0: plain normal logits (every block's list complete).
     // Row 1: block 0 holds 60 tokens far above the rest (the row's top-k
@@ -547,22 +551,80 @@ fn sampling_from_local_lists_and_their_fallbacks() {
     for i in 0..40 {
         x[3 * n + 470 * i + 1] = 30.0 + i as f32 * 1e-2;
     }
+    // Row 4: 110 such tokens in each of the 5 blocks (every list complete
+    // for any k, 110 ≤ 128), so with k = 1000 the union's bins up to c_k
+    // hold 550 > 512 tokens: the general path after reading the lists.
+    for b in 0..5 {
+        for i in 0..110 {
+            x[4 * n + b * block + 17 * i] = 30.0 + (i % 97) as f32 * 0.1;
+        }
+    }
     let cases = [
-        (params(1.0, 50, 0.9, 5), [0, 1, 2, 0]),
-        (params(1.0, 50, 1.0, 6), [0, 1, 2, 0]),
+        (params(1.0, 50, 0.9, 5), [0, 1, 2, 0, 0]),
+        (params(1.0, 50, 1.0, 6), [0, 1, 2, 0, 0]),
         // Near-greedy: a few candidates per row, lists everywhere but the flat row.
-        (params(2e-3, 50, 0.9, 7), [0, 0, 2, 0]),
-        (params(1.0, 1000, 0.9, 8), [2, 2, 2, 0]),
+        (params(2e-3, 50, 0.9, 7), [0, 0, 2, 0, 0]),
+        (params(1.0, 1000, 0.9, 8), [2, 2, 2, 0, 2]),
     ];
     for (p, want) in &cases {
-        assert_eq!(paths(&ctx, &x, rows, n, p), want, "{p:?}");
+        assert_eq!(paths(&ctx, &x, rows, n, p, t), want, "{p:?}");
         check(&ctx, &x, rows, n, p, 2, t);
         check(&ctx, &x, rows, n, p, 2, no_lists);
+    }
+    // Every tuning with lists uses them where they fit (row 3).
+    let p = params(1.0, 50, 0.9, 10);
+    for lt in SamplerTuning::candidates() {
+        if lt.local_cap == 0 || lt.select_wg > ctx.limits.max_compute_invocations_per_workgroup {
+            continue;
+        }
+        let got = paths(&ctx, &x, rows, n, &p, lt);
+        assert_eq!(got[3], 0, "{lt:?}: {got:?}");
+        check(&ctx, &x, rows, n, &p, 1, lt);
     }
     // More blocks than `select` reads lists of: the pass over the row.
     let n = 256 * block + 5;
     let x = rng.normals(n, 3.0);
     let p = params(1.0, 50, 0.9, 9);
-    assert_eq!(paths(&ctx, &x, 1, n, &p), vec![1]);
+    assert_eq!(paths(&ctx, &x, 1, n, &p, t), vec![1]);
     check(&ctx, &x, 1, n, &p, 1, t);
+}
+
+/// One sampler reused across parameter changes (`set_params`): top-k on
+/// and off, greedy, k past the lists' capacity and back. Every call gives
+/// the CPU's token for its step, so no call reads a list left by another.
+#[test]
+fn sampler_reused_across_parameters() {
+    let Some(ctx) = ctx() else { return };
+    let mut rng = Rng(28);
+    let (rows, n) = (3, 17011);
+    let mut x = rng.normals(rows * n, 2.0);
+    // Row 2: logits on a coarse grid (overflowing lists).
+    for v in &mut x[2 * n..] {
+        *v = (*v * 2.0).round() / 2.0;
+    }
+    let first = params(1.0, 50, 0.9, 3);
+    let mut s = Sampler::new(&ctx, None, n, rows, n, &first, &SamplerOptions::default()).unwrap();
+    s.write_logits(&ctx.queue, &x).unwrap();
+    let seq = [
+        first,
+        params(1.0, 0, 0.9, 4),
+        params(0.7, 20, 1.0, 5),
+        params(1.0, 1, 1.0, 6),
+        params(1.0, 1000, 0.95, 7),
+        params(0.0, 0, 1.0, 8),
+        params(1.3, 50, 0.9, 9),
+        params(1.0, 5, 0.5, 10),
+    ];
+    for (step, p) in seq.iter().enumerate() {
+        s.set_params(&ctx.queue, p).unwrap();
+        poison(&ctx, &s.tokens);
+        s.execute(&ctx.device, &ctx.queue);
+        let got = s.read_tokens(&ctx).unwrap();
+        for r in 0..rows {
+            let want = sample_row(&x[r * n..(r + 1) * n], p, step as u64, r as u32)
+                .unwrap()
+                .token;
+            assert_eq!(got[r], want, "call {step} {p:?} row {r}");
+        }
+    }
 }
