@@ -646,12 +646,14 @@ var<workgroup> fine: array<atomic<u32>, 256>;
 var<workgroup> first: atomic<u32>;
 var<workgroup> slot: u32;
 var<workgroup> seg: array<u32, SWG>;
-// Fast path: up to CAP collected candidates (distance, index), the same
-// sorted by (distance, index), and the prefix sums of their weights.
+// Fast path: up to CAP collected candidates (distance, index); their weights
+// and indices sorted by (distance, index); the weights' sums per chunk of 16
+// and their prefix sums.
 const CAP: u32 = 512u;
 var<workgroup> kd: array<u32, CAP>;
 var<workgroup> ki: array<u32, CAP>;
-var<workgroup> sd: array<u32, CAP>;
+var<workgroup> sw: array<u32, CAP>;
+var<workgroup> csum: array<vec2<u32>, CAP / 16u>;
 var<workgroup> si: array<u32, CAP>;
 var<workgroup> cum: array<vec2<u32>, CAP>;
 var<workgroup> ncol: atomic<u32>;
@@ -988,29 +990,52 @@ fn fast_select(row: u32, ck: u32, kk: u32, lid: u32, draw: vec2<u32>, from_lists
     if (DIAG == 6u) {
         return c;
     }
-    // Rank = the number of candidates before this one in (d, index) order.
+    // Rank = the number of candidates before this one in (d, index) order,
+    // four at a time (the loads overlap); the weight goes straight to its rank.
     for (var q = lid; q < c; q += SWG) {
         let dq = kd[q];
         let iq = ki[q];
         var r = 0u;
-        for (var t = 0u; t < c; t++) {
+        var t = 0u;
+        loop {
+            if (t + 4u > c) {
+                break;
+            }
+            let d4 = vec4<u32>(kd[t], kd[t + 1u], kd[t + 2u], kd[t + 3u]);
+            let i4 = vec4<u32>(ki[t], ki[t + 1u], ki[t + 2u], ki[t + 3u]);
+            let before = (d4 < vec4<u32>(dq)) | ((d4 == vec4<u32>(dq)) & (i4 < vec4<u32>(iq)));
+            r += dot(select(vec4<u32>(0u), vec4<u32>(1u), before), vec4<u32>(1u));
+            t += 4u;
+        }
+        for (; t < c; t++) {
             let dt = kd[t];
             r += select(0u, 1u, dt < dq || (dt == dq && ki[t] < iq));
         }
-        sd[min(r, CAP - 1u)] = dq;
+        sw[min(r, CAP - 1u)] = weight(dq);
         si[min(r, CAP - 1u)] = iq;
-    }
-    workgroupBarrier();
-    for (var q = lid; q < c; q += SWG) {
-        kd[q] = weight(sd[q]);
     }
     let kn = max(min(kk, c), 1u);
     workgroupBarrier();
-    // Prefix sums of the first kn weights.
+    // Prefix sums of the first kn weights in two levels: sums of 16-weight
+    // chunks, then each prefix from the chunks before it and its own chunk
+    // (fixed trip counts, so the loads overlap).
+    for (var g = lid; g < (kn + 15u) / 16u; g += SWG) {
+        var a = vec2<u32>(0u, 0u);
+        for (var r = 0u; r < 16u; r++) {
+            let q = 16u * g + r;
+            a = u64_add(a, vec2<u32>(select(0u, sw[min(q, CAP - 1u)], q < kn), 0u));
+        }
+        csum[g] = a;
+    }
+    workgroupBarrier();
     for (var q = lid; q < kn; q += SWG) {
+        let g = q / 16u;
         var acc = vec2<u32>(0u, 0u);
-        for (var t = 0u; t <= q; t++) {
-            acc = u64_add(acc, vec2<u32>(kd[t], 0u));
+        for (var h = 0u; h < CAP / 16u; h++) {
+            acc = u64_add(acc, select(vec2<u32>(0u), csum[h], h < g));
+        }
+        for (var r = 0u; r < 16u; r++) {
+            acc = u64_add(acc, vec2<u32>(select(0u, sw[16u * g + r], r <= q % 16u), 0u));
         }
         cum[q] = acc;
     }
