@@ -911,11 +911,13 @@ fn top_p_goal(w_k: vec2<u32>) -> vec2<u32> {
     return vec2<u32>((t3.x >> 24u) | (t3.y << 8u), (t3.y >> 24u) | (t3.z << 8u));
 }
 
-// The row's random 64-bit word for this step.
-fn draw_word(row: u32) -> vec2<u32> {
-    let st = steps[min(row, arrayLength(&steps) - 1u)];
+// The row's random 64-bit word for step `st` (its counter, read by the caller).
+fn draw_word(st: vec2<u32>, row: u32) -> vec2<u32> {
     return philox4x32_10(vec4<u32>(st.x, st.y, row, 0u), vec2<u32>(p.seed_lo, p.seed_hi)).xy;
 }
+
+// The fast path's draw word, computed by one invocation during the rank count.
+var<workgroup> fdraw: vec2<u32>;
 
 // Fast path, one token `d` at index `i`: kept if its coarse bin is ≤ c_k and its weight > 0.
 fn collect1(d: u32, i: u32, ck: u32) {
@@ -943,7 +945,7 @@ fn collect_word(v: vec4<u32>, i0: u32, ck: u32) {
 // first kk in (d, index) order are among them) collected, ranked by
 // counting, their weights prefix-summed; top-k, top-p and the draw are then
 // "first j with ..." tests. Exactly the CPU reference's steps 5–8.
-fn fast_select(row: u32, ck: u32, kk: u32, lid: u32, draw: vec2<u32>, from_lists: bool) -> u32 {
+fn fast_select(row: u32, ck: u32, kk: u32, lid: u32, st: vec2<u32>, from_lists: bool) -> u32 {
     if (lid == 0u) {
         atomicStore(&ncol, 0u);
     }
@@ -989,6 +991,11 @@ fn fast_select(row: u32, ck: u32, kk: u32, lid: u32, draw: vec2<u32>, from_lists
     let c = workgroupUniformLoad(&fs[3]);
     if (DIAG == 6u) {
         return c;
+    }
+    // The draw word (Philox, ~10 dependent multiplies) by the last
+    // invocation, which has no candidate to rank unless c = SWG.
+    if (lid == SWG - 1u) {
+        fdraw = draw_word(st, row);
     }
     // Rank = the number of candidates before this one in (d, index) order,
     // four at a time (the loads overlap); the weight goes straight to its rank.
@@ -1053,7 +1060,7 @@ fn fast_select(row: u32, ck: u32, kk: u32, lid: u32, draw: vec2<u32>, from_lists
     }
     let jp = min(workgroupUniformLoad(&fs[0]), kn - 1u);
     // The draw U = floor(W · R / 2^64) and the first q with U < prefix.
-    let u = mulhi64(cum[jp], draw);
+    let u = mulhi64(cum[jp], fdraw);
     for (var q = lid; q <= jp; q += SWG) {
         if (u64_lt(u, cum[q]) && (q == 0u || u64_ge(u, cum[q - 1u]))) {
             fs[1] = si[q];
@@ -1133,8 +1140,9 @@ fn select_token(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
         // Greedy rows are finished by `prepare`.
         return;
     }
-    // The step counter and the table first: their loads overlap the histograms'.
-    let draw = draw_word(row);
+    // The step counter and the table first: their loads overlap the
+    // histograms' (the draw word is computed late, off the loads' path).
+    let st = steps[min(row, arrayLength(&steps) - 1u)];
     load_exp2(lid, SWG);
     // The blocks' local lists instead of the row, when every one is complete.
     if (LCAP > 0u && p.top_k != 0u && p.nbs <= LC_BLOCKS) {
@@ -1168,7 +1176,7 @@ fn select_token(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
                 return;
             }
             if (kb.y <= CAP) {
-                let t = fast_select(row, kb.x, kb.z, lid, draw, true);
+                let t = fast_select(row, kb.x, kb.z, lid, st, true);
                 finish(wid.x, lid, select(t, 0u, DIAG == 7u));
                 return;
             }
@@ -1197,7 +1205,7 @@ fn select_token(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
         return;
     }
     if (through <= CAP) {
-        let t = fast_select(row, ck0, kk0, lid, draw, false);
+        let t = fast_select(row, ck0, kk0, lid, st, false);
         finish(wid.x, lid, select(t, 1u, DIAG == 7u));
         return;
     }
@@ -1262,7 +1270,7 @@ fn select_token(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
         }
     }
     // 4. The draw: U = floor(W · R / 2^64).
-    let u = mulhi64(w_all, draw);
+    let u = mulhi64(w_all, draw_word(st, row));
     var ds = dp;
     var rank = 0u;
     if (uniform_flag(lid, u64_ge(u, wp_before))) {
