@@ -476,6 +476,7 @@ fn bench_kernels_times_the_sampler_stages() {
     for part in [
         "ok (token",
         "(cold caches)",
+        "(cold data, warm code)",
         "select stops at the top-k bin",
         "select stops after collecting",
         "only the row maximum",

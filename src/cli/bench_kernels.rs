@@ -705,6 +705,30 @@ fn bench_sample(
             false,
             STAGE.into(),
         );
+        // Cold data with warm code: after the copy, another sampler of the
+        // same tuning (the same cached pipelines, its own buffers) runs
+        // untimed first. Set against the two above, this splits the cold
+        // penalty into code fetch and data misses.
+        let s2 = make(0)?;
+        let before2 = |pass: &mut wgpu::ComputePass<'_>| {
+            fl.encode(pass);
+            s2.encode(pass);
+        };
+        let st = crate::cli::bench_infer::time_passes_after(
+            ctx,
+            5,
+            b.a.reps,
+            |pass, _| s.encode(pass),
+            Some(&before2),
+        )?;
+        b.record(
+            &name,
+            format!("{v} after the copy and another sampler (cold data, warm code)"),
+            st,
+            bytes,
+            false,
+            STAGE.into(),
+        );
         if ti > 1 {
             continue;
         }
