@@ -115,6 +115,9 @@ fn head_tokens_match_the_cpu_and_allocate_nothing_per_token() {
             // and mapping the sampler's own buffer where the device can.
             copy_tokens: batch == 4,
             no_fused_max: !fused,
+            // The sampler's pre-warm (default) changes no token and no step
+            // counter; some cases run without it.
+            no_prewarm: batch == 4 || batch == 3,
             ..Default::default()
         };
         let mut head = Head::new(&ctx, gw, &opts).unwrap();
@@ -205,6 +208,112 @@ fn head_tokens_match_the_cpu_and_allocate_nothing_per_token() {
             steps.iter().map(|s| s + 24).collect::<Vec<_>>()
         );
     }
+}
+
+/// The pre-warm's `select` (dummy outputs; the sampler's lists and
+/// histograms of the token before, read only) walks the same path as the
+/// real one: with `diag` 7 both write the path taken instead of a token.
+/// Each parameter set and hidden state is held for two tokens (the
+/// pre-warm reads the lists of the token before) and the sets take
+/// different paths: top-k 50 the
+/// local lists (0), top-k 150 overflows them (1: the row's distances).
+/// With top-p alone there is no pre-warm: its tokens stay as they were.
+/// Greedy heads pre-warm only `prepare`, and a head
+/// without the pre-warm has none.
+#[test]
+fn prewarm_walks_the_path_of_the_real_select() {
+    let Some(ctx) = ctx() else { return };
+    let mut rng = Rng(35);
+    let (vocab, hidden) = (50257, 64);
+    let w = f16_weights(&mut rng, vocab, hidden);
+    let gw = GemvWeights::upload(&ctx, &Weights::F16(&w), vocab, hidden, None).unwrap();
+    let sp = |top_k| SampleParams {
+        temperature: 1.0,
+        top_k,
+        top_p: 0.9,
+        seed: 3,
+    };
+    for batch in [1usize, 3] {
+        let opts = HeadOptions {
+            gemv: GemvOptions {
+                batch,
+                x_dtype: VecDtype::F16,
+                ..Default::default()
+            },
+            sample: sp(50),
+            sampler: wcodec::wgpu::sample::SamplerTuning {
+                diag: 7,
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let mut head = Head::new(&ctx, &gw, &opts).unwrap();
+        let mut warm = head.sampler.read_prewarm_tokens(&ctx).unwrap().unwrap();
+        assert_eq!(
+            warm,
+            vec![u32::MAX; batch],
+            "poisoned before the first token"
+        );
+        let mut paths = Vec::new();
+        for (tok, k) in [50, 50, 150, 150, 0, 0, 50, 50].into_iter().enumerate() {
+            head.sampler.set_params(&ctx.queue, &sp(k)).unwrap();
+            // The same hidden state (so the same logits) for both tokens of a pair.
+            let x = rng.normals(batch * hidden, 1.0);
+            let hidden_in = (tok % 2 == 0).then_some(x.as_slice());
+            let got = head.step(&ctx, hidden_in, false).unwrap().0.to_vec();
+            assert!(got.iter().all(|&p| p == got[0]), "{got:?}");
+            let before = warm.clone();
+            warm = head.sampler.read_prewarm_tokens(&ctx).unwrap().unwrap();
+            let label =
+                format!("batch {batch} token {tok} top-k {k}: real {got:?}, pre-warm {warm:?}");
+            if k == 0 {
+                assert_eq!(got[0], 2, "{label}");
+                assert_eq!(warm, before, "{label}: no pre-warm without a top-k");
+            } else if tok % 2 == 1 {
+                assert_eq!(warm, got, "{label}");
+                paths.push(got[0]);
+            }
+        }
+        assert_eq!(
+            paths,
+            [0, 1, 0],
+            "batch {batch}: the paths the test means to cover"
+        );
+    }
+    // Greedy: no select to pre-warm; off: nothing.
+    let greedy = SampleParams {
+        temperature: 0.0,
+        top_k: 0,
+        top_p: 1.0,
+        seed: 3,
+    };
+    for no_prewarm in [false, true] {
+        let mut head = Head::new(
+            &ctx,
+            &gw,
+            &HeadOptions {
+                sample: greedy,
+                no_prewarm,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let x = rng.normals(hidden, 1.0);
+        head.step(&ctx, Some(&x), false).unwrap();
+        let want = (!no_prewarm).then(|| vec![u32::MAX]);
+        assert_eq!(head.sampler.read_prewarm_tokens(&ctx).unwrap(), want);
+    }
+    // With the sampler's own row maximum there is no pre-warm.
+    let head = Head::new(
+        &ctx,
+        &gw,
+        &HeadOptions {
+            no_fused_max: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(head.sampler.read_prewarm_tokens(&ctx).unwrap(), None);
 }
 
 #[test]

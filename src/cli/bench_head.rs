@@ -84,6 +84,11 @@ pub struct HeadArgs {
     /// Same as `--fused-max off`.
     #[arg(long)]
     pub no_fused_max: bool,
+    /// Pre-warm the sampler's kernels on dummy data in the shadow of the
+    /// GEMV ("on", the default), or not ("off"), or both, one run each
+    /// ("on,off").
+    #[arg(long, default_value = "on")]
+    pub prewarm: String,
     /// GEMV tunings to run the head with: indices into the GEMV's
     /// candidates for the dtype and batch (`bench kernels` lists them in
     /// order; 0 is the default), comma-separated, or "all".
@@ -111,6 +116,8 @@ pub struct HeadRun {
     pub direct_read: bool,
     /// The sampler's row maximum came from the GEMV's max partials.
     pub fused_max: bool,
+    /// The sampler's kernels were pre-warmed in the GEMV's shadow.
+    pub prewarm: bool,
     /// The GEMV's and the sampler's tunings (Debug form).
     pub gemv_tuning: String,
     pub sampler_tuning: String,
@@ -212,6 +219,15 @@ pub fn run(a: &HeadArgs, quiet: bool) -> anyhow::Result<()> {
             })
             .collect::<Result<_, _>>()?
     };
+    let prewarms: Vec<bool> = a
+        .prewarm
+        .split(',')
+        .map(|s| match s.trim() {
+            "on" => Ok(true),
+            "off" => Ok(false),
+            o => Err(anyhow::anyhow!("--prewarm {o}: on or off")),
+        })
+        .collect::<Result<_, _>>()?;
     let samplers = SamplerTuning::candidates();
     let sampler_picks = pick(&a.sampler_tunings, samplers.len(), "sampler-tunings")?;
     let path = if ctx.has(wgpu::Features::SUBGROUP) {
@@ -225,13 +241,21 @@ pub fn run(a: &HeadArgs, quiet: bool) -> anyhow::Result<()> {
         for g in pick(&a.gemv_tunings, gemvs.len(), "gemv-tunings")? {
             for &s in &sampler_picks {
                 for &fuse in &fused {
-                    combos.push((batch, fuse, g.map(|i| gemvs[i]), s.map(|i| samplers[i])));
+                    for &warm in &prewarms {
+                        combos.push((
+                            batch,
+                            fuse,
+                            warm,
+                            g.map(|i| gemvs[i]),
+                            s.map(|i| samplers[i]),
+                        ));
+                    }
                 }
             }
         }
     }
     let mut runs = Vec::new();
-    for (batch, fuse, gemv_tuning, sampler_tuning) in combos {
+    for (batch, fuse, prewarm, gemv_tuning, sampler_tuning) in combos {
         let opts = HeadOptions {
             gemv: GemvOptions {
                 batch,
@@ -245,6 +269,7 @@ pub fn run(a: &HeadArgs, quiet: bool) -> anyhow::Result<()> {
             block: a.block,
             copy_tokens: a.copy_tokens,
             no_fused_max: !fuse,
+            no_prewarm: !prewarm,
             sampler: sampler_tuning.unwrap_or_default(),
         };
         let mut head = Head::new(&ctx, &gw, &opts)?;
@@ -323,6 +348,7 @@ pub fn run(a: &HeadArgs, quiet: bool) -> anyhow::Result<()> {
             block: a.block,
             direct_read,
             fused_max,
+            prewarm,
             gemv_tuning,
             sampler_tuning,
             wall: stats(&wall, false),
@@ -347,7 +373,7 @@ pub fn run(a: &HeadArgs, quiet: bool) -> anyhow::Result<()> {
                 eprintln!("  GEMV {}; sampler {}", r.gemv_tuning, r.sampler_tuning);
             }
             eprintln!(
-                "  batch {batch} ({}, max {}): wall {:.1} µs/token step (p90 {:.1}; submitted at {:.1}, next recorded at {:.1}, result seen at {:.1} after {:.0} polls), GPU {:.1} µs, {:.0} tokens/s; empty round trip {:.1} µs (submitted at {:.1}); round trips of an empty pass {:.1}, the GEMV alone {:.1}, the sampler alone {:.1} µs; allocations during the loop: {}",
+                "  batch {batch} ({}, max {}, {}): wall {:.1} µs/token step (p90 {:.1}; submitted at {:.1}, next recorded at {:.1}, result seen at {:.1} after {:.0} polls), GPU {:.1} µs, {:.0} tokens/s; empty round trip {:.1} µs (submitted at {:.1}); round trips of an empty pass {:.1}, the GEMV alone {:.1}, the sampler alone {:.1} µs; allocations during the loop: {}",
                 if r.direct_read {
                     "tokens mapped directly"
                 } else {
@@ -357,6 +383,11 @@ pub fn run(a: &HeadArgs, quiet: bool) -> anyhow::Result<()> {
                     "fused into the GEMV"
                 } else {
                     "by the sampler"
+                },
+                if r.prewarm {
+                    "sampler pre-warmed"
+                } else {
+                    "no pre-warm"
                 },
                 r.wall.median_us,
                 r.wall.p90_us,
@@ -400,15 +431,24 @@ pub fn run(a: &HeadArgs, quiet: bool) -> anyhow::Result<()> {
             a.vocab, a.hidden, report.dtype, report.params
         );
         println!(
-            "{:>5} {:>7} {:>5} {:>12} {:>12} {:>12} {:>12} {:>12}  allocations in loop",
-            "batch", "upload", "fmax", "wall µs", "wall p90", "GPU µs", "tokens/s", "empty trip"
+            "{:>5} {:>7} {:>5} {:>5} {:>12} {:>12} {:>12} {:>12} {:>12}  allocations in loop",
+            "batch",
+            "upload",
+            "fmax",
+            "warm",
+            "wall µs",
+            "wall p90",
+            "GPU µs",
+            "tokens/s",
+            "empty trip"
         );
         for r in &report.runs {
             println!(
-                "{:>5} {:>7} {:>5} {:>12.1} {:>12.1} {:>12.1} {:>12.0} {:>12.1}  {}{}",
+                "{:>5} {:>7} {:>5} {:>5} {:>12.1} {:>12.1} {:>12.1} {:>12.0} {:>12.1}  {}{}",
                 r.batch,
                 r.upload,
                 if r.fused_max { "on" } else { "off" },
+                if r.prewarm { "on" } else { "off" },
                 r.wall.median_us,
                 r.wall.p90_us,
                 r.gpu.median_us,

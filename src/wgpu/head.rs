@@ -39,6 +39,13 @@ pub struct HeadOptions {
     /// which then always runs unfused). For comparison (`bench head
     /// --no-fused-max`).
     pub no_fused_max: bool,
+    /// Do not pre-warm the sampler: by default (with a top-k or greedy, and
+    /// the row maximum from the GEMV) its two kernels also run on dummy data
+    /// right after the GEMV's dispatch, in the shadow of the GEMV's last
+    /// workgroups, so that their code is cached when the real dispatches
+    /// start ([`Sampler::encode_prewarm`]; H100: 115.8 µs of GPU time
+    /// against 119.7). For comparison (`bench head --prewarm on,off`).
+    pub no_prewarm: bool,
 }
 
 /// Device-side resource counts (wgpu's internal counters, when the `counters`
@@ -156,7 +163,7 @@ impl Head {
             Err(e) => return Err(e),
         };
         let batch = gemv.batch;
-        let sampler = Sampler::with_max_partials(
+        let mut sampler = Sampler::with_max_partials(
             ctx,
             Some(&gemv.y),
             gemv.partials.as_deref().map(|b| (b, gemv.parts_per_row)),
@@ -171,6 +178,12 @@ impl Head {
                 mappable_tokens: !opts.copy_tokens,
             },
         )?;
+        // Only with the row maximum from the GEMV: with the sampler's own
+        // `max_part` the pre-warm cost more than it saved (H100 head 124.2
+        // µs of GPU time against 122.3).
+        if !opts.no_prewarm && sampler.ext_max() {
+            sampler.enable_prewarm(ctx)?;
+        }
         use wgpu::BufferUsages as U;
         let rb = (batch * 4).div_ceil(4) as u64 * 4;
         let readback = ctx.create_buffer("head.readback", rb.max(4), U::MAP_READ | U::COPY_DST)?;
@@ -249,6 +262,7 @@ impl Head {
                 timestamp_writes: tw,
             });
             self.gemv.encode(&mut pass);
+            self.sampler.encode_prewarm(&mut pass);
             self.sampler.encode(&mut pass);
         }
         if let Some(t) = self.timer.as_ref().filter(|_| timed) {

@@ -253,6 +253,30 @@ pub struct Sampler {
     pub tokens: PooledBuffer,
     /// External max partials per row (0: the sampler finds the maximum itself).
     xparts: u32,
+    /// Dummy resources for [`Sampler::encode_prewarm`] (after [`Sampler::enable_prewarm`]).
+    prewarm: Option<Prewarm>,
+}
+
+/// `select` workgroups of a pre-warm. H100 head (50257×2560 f16, top-k 50 +
+/// top-p 0.9, GPU µs, against 119.6-120.2 without): one `prepare` block and
+/// one `select` workgroup 119.3-119.5; 13 blocks (one row's) and 1 select
+/// 118.7; 13 and 16 116.2-116.3; 13 and 32 115.8; 13 and 64 115.8; 26 and
+/// 32 115.9. Either kernel alone was slower than none (120.7-123.9): the
+/// gain needs both, spread over many SMs, which points at per-SM caches.
+const PREWARM_SELECT_GROUPS: u32 = 32;
+
+/// What the pre-warm dispatches bind instead of the sampler's own buffers
+/// ([`Sampler::enable_prewarm`]).
+struct Prewarm {
+    /// `prepare`: dummy logits and max partials; its own scratch and outputs.
+    prep: wgpu::BindGroup,
+    /// `select`: the sampler's own histograms, lists and distances (from the
+    /// last call: read only, never written by `select`); its own step
+    /// counters and tokens.
+    sel: wgpu::BindGroup,
+    /// The tokens the pre-warm's `select` writes.
+    tokens: PooledBuffer,
+    _bufs: Vec<PooledBuffer>,
 }
 
 impl std::fmt::Debug for Sampler {
@@ -439,6 +463,7 @@ impl Sampler {
             steps,
             tokens,
             xparts: max_partials.map_or(0, |(_, np)| np as u32),
+            prewarm: None,
         };
         s.write_params(&ctx.queue)?;
         ctx.check_health()?;
@@ -506,6 +531,155 @@ impl Sampler {
     /// Record all stages into an open compute pass.
     pub fn encode(&self, pass: &mut wgpu::ComputePass<'_>) {
         self.encode_stages(pass, usize::MAX);
+    }
+
+    /// Allocate what [`Sampler::encode_prewarm`] needs (once; a few hundred
+    /// KB: dummy logits of one row, their max partials, small scratch).
+    pub fn enable_prewarm(&mut self, ctx: &GpuContext) -> Result<()> {
+        if self.prewarm.is_some() {
+            return Ok(());
+        }
+        use wgpu::BufferUsages as U;
+        let n = self.n;
+        // Logits shaped like a model's (~N(0, 3²): four uniforms summed), so
+        // that `prepare` takes the same branches (local lists of the right
+        // size) as on real rows.
+        let mut st = 0x5eed_1065u64;
+        let logits: Vec<f32> = (0..n)
+            .map(|_| {
+                let u: f64 = (0..4)
+                    .map(|_| (crate::synth::splitmix(&mut st) >> 11) as f64 / (1u64 << 53) as f64)
+                    .sum();
+                ((u - 2.0) * 3.0 * 3f64.sqrt()) as f32
+            })
+            .collect();
+        let lb = ((n * 4).div_ceil(16) * 16).max(16) as u64;
+        let lg = ctx.buffer("sample.warm.logits", lb, U::STORAGE | U::COPY_DST)?;
+        let mut bytes = bytemuck::cast_slice::<f32, u8>(&logits).to_vec();
+        bytes.resize(lb as usize, 0);
+        ctx.queue.write_buffer(&lg, 0, &bytes);
+        let (mi, mv) =
+            logits.iter().enumerate().fold(
+                (0usize, f32::MIN),
+                |b, (i, &v)| if v > b.1 { (i, v) } else { b },
+            );
+        let np = self.xparts.max(1) as usize;
+        let parts: Vec<u32> = (0..np).flat_map(|_| [mv.to_bits(), mi as u32]).collect();
+        let xp = ctx.buffer(
+            "sample.warm.partials",
+            (np * 8) as u64,
+            U::STORAGE | U::COPY_DST,
+        )?;
+        ctx.queue.write_buffer(&xp, 0, bytemuck::cast_slice(&parts));
+        // Scratch and outputs, one set per dispatch: two dispatches writing
+        // one buffer would get a barrier between them, and any barrier waits
+        // for the work recorded before (the GEMV). Writes past these land
+        // clamped on their last element; nothing reads them back.
+        let small = |label: &str, size: usize| -> Result<PooledBuffer> {
+            let b = ctx.buffer(
+                label,
+                size.max(16) as u64,
+                U::STORAGE | U::COPY_SRC | U::COPY_DST,
+            )?;
+            ctx.queue.write_buffer(&b, 0, &vec![0u8; size.max(16)]);
+            Ok(b)
+        };
+        let dist_p = small("sample.warm.dist", 16)?;
+        let hist_p = small("sample.warm.hist", 16)?;
+        let steps_p = small("sample.warm.steps", self.rows * 8)?;
+        let tokens_p = small("sample.warm.tokens", self.rows * 4)?;
+        let steps_s = small("sample.warm.steps", self.rows * 8)?;
+        let tokens_s = small("sample.warm.tokens", self.rows * 4)?;
+        // Poisoned: a row the pre-warm never wrote reads u32::MAX.
+        ctx.queue
+            .write_buffer(&tokens_s, 0, &vec![0xffu8; (self.rows * 4).max(16)]);
+        let v4 = wgpu::BufferBinding {
+            buffer: &lg,
+            offset: 0,
+            size: wgpu::BufferSize::new(lb),
+        };
+        let group = |label: &str,
+                     dist: &wgpu::Buffer,
+                     hist: &wgpu::Buffer,
+                     steps: &wgpu::Buffer,
+                     tokens: &wgpu::Buffer| {
+            self.prepare.bind_group(
+                &ctx.device,
+                label,
+                &[
+                    lg.as_entire_buffer_binding(),
+                    v4.clone(),
+                    self._table.as_entire_buffer_binding(),
+                    dist.as_entire_buffer_binding(),
+                    hist.as_entire_buffer_binding(),
+                    steps.as_entire_buffer_binding(),
+                    tokens.as_entire_buffer_binding(),
+                    self.uniform.as_entire_buffer_binding(),
+                    xp.as_entire_buffer_binding(),
+                ],
+            )
+        };
+        let prep = group("sample.warm.prepare", &dist_p, &hist_p, &steps_p, &tokens_p);
+        let sel = group(
+            "sample.warm.select",
+            &self._dist,
+            &self._hist,
+            &steps_s,
+            &tokens_s,
+        );
+        ctx.check_health()?;
+        self.prewarm = Some(Prewarm {
+            prep,
+            sel,
+            tokens: tokens_s,
+            _bufs: vec![lg, xp, dist_p, hist_p, steps_p, tokens_p, steps_s],
+        });
+        Ok(())
+    }
+
+    /// Run `prepare` (one row's blocks) and `select` (PREWARM_SELECT_GROUPS
+    /// workgroups) on dummy data, to bring their code into the GPU's caches
+    /// ([`Sampler::enable_prewarm`] first; else nothing is recorded). Record
+    /// it right after the dispatch that produces the logits and before
+    /// [`Sampler::encode`]: these dispatches share no written buffer with
+    /// anything else, so no barrier holds them back and they run in the
+    /// shadow of that dispatch's last workgroups. After a GEMV has streamed
+    /// its weights through L2, fetching the sampler's code cost more than its
+    /// cold data (`bench kernels --stages`: 35.4 µs cold, 24.6 with cold
+    /// data and warm code, 22.7 warm). Nothing the sampler computes depends
+    /// on these dispatches.
+    ///
+    /// Only where `select` takes its short paths (a top-k; greedy rows
+    /// pre-warm `prepare` alone): with top-p or temperature alone the
+    /// pre-warm walks the general path, which outlasts the GEMV's shadow
+    /// (H100 head 169.0 µs of GPU time against 147.9 without).
+    pub fn encode_prewarm(&self, pass: &mut wgpu::ComputePass<'_>) {
+        let Some(w) = &self.prewarm else {
+            return;
+        };
+        let greedy = self.params.is_greedy();
+        if !greedy && self.params.top_k == 0 {
+            return;
+        }
+        pass.set_pipeline(&self.prepare.pipeline);
+        pass.set_bind_group(0, &w.prep, &[]);
+        pass.dispatch_workgroups(if greedy { 1 } else { self.nbs }, 1, 1);
+        if !greedy {
+            pass.set_pipeline(&self.select.pipeline);
+            pass.set_bind_group(0, &w.sel, &[]);
+            pass.dispatch_workgroups(PREWARM_SELECT_GROUPS, 1, 1);
+        }
+    }
+
+    /// The tokens the pre-warm's `select` wrote (tests: with `diag` 7, the
+    /// path it took; u32::MAX where it wrote none). `None` without
+    /// [`Sampler::enable_prewarm`].
+    pub fn read_prewarm_tokens(&self, ctx: &GpuContext) -> Result<Option<Vec<u32>>> {
+        let Some(w) = &self.prewarm else {
+            return Ok(None);
+        };
+        let b = ctx.read_buffer(&w.tokens, 0, (self.rows * 4) as u64)?;
+        Ok(Some(bytemuck::cast_slice(&b).to_vec()))
     }
 
     /// Whether the row maximum comes from external max partials.
