@@ -7,7 +7,9 @@
 // float-split floats (BF16, F16, F32, optionally cast). Every other tile goes
 // to the general kernel (rans_decode.wgsl), which skips the listed ones.
 //
-// The source handed to the driver is  lib_float.wgsl + this file + one of
+// The source handed to the driver is  lib_float.wgsl, lib/segment.wgsl,
+// lib/rans_io.wgsl + this file + lib/fast_tile.wgsl (tile_word, tile_init,
+// tile_end, shared with rans_fast_lossy.wgsl) + one of
 //   rans_fast_subgroup.wgsl   (a tile's word offsets by subgroup ballot)
 //   rans_fast_workgroup.wgsl  (the same through workgroup memory)
 // which define `prefix` and the entry point `main`.
@@ -84,27 +86,12 @@ var<private> p_sink: u32;
 
 // inp_at, plan_at, out_store: lib/rans_io.wgsl.
 
-fn grp_at(i: u32) -> u32 {
-    if (i < arrayLength(&grp)) {
-        return grp[i];
-    }
-    return 0u;
-}
-
 // Word at u16 index k of the stage (any k: clamped), or of `inp` (PROBE 3).
 fn word_at(k: u32) -> u32 {
     if (PROBE == 3u || DIRECT == 1u) {
         return (inp_at(k >> 1u) >> ((k & 1u) << 4u)) & 0xffffu;
     }
     return (stage[min(k >> 1u, STAGE_ALL - 1u)] >> ((k & 1u) << 4u)) & 0xffffu;
-}
-
-// Word i of a tile of nw words whose first word is at u16 index k0; 0 past its end.
-fn tile_word(k0: u32, nw: u32, i: u32) -> u32 {
-    if (i >= nw) {
-        return 0u;
-    }
-    return word_at(k0 + i);
 }
 
 // One table-coded step of this lane from state x, the tile's next unread
@@ -120,10 +107,6 @@ fn coded_step(x: u32, mask: u32, pb: u32, kq: u32, s: u32, lconst: u32, j: u32) 
     let pc = prefix(need, s, j);
     let w = word_at(kq + pc.x);
     return vec3<u32>(e & 0xffu, select(xn, (xn << 16u) | w, need), pc.y);
-}
-
-fn sx8(v: u32) -> i32 {
-    return i32(v << 24u) >> 24u;
 }
 
 // PLANAR: add the prediction to the four symbols of tile symbols k0..k0+3
@@ -318,69 +301,6 @@ fn make_job(e: u32, count: u32, list0: u32, st0: u32) -> Job {
         jb.e0 = (r0 - min(g_row_org, r0) + (lane >> 4u)) * g_cols + c0 + 4u * (lane & 15u) + g_adj;
     }
     return jb;
-}
-
-// This lane's initial state (FORMAT.md §3.3: 32 lanes, 8 code words) of the
-// tile of nw words at u16 index k0: (state, words before the body, error bits).
-fn tile_init(k0: u32, nw: u32) -> vec3<u32> {
-    let lane = p_lane;
-    var err = 0u;
-    if (nw < 8u) {
-        err |= E_STATES;
-    }
-    var csum = 0u;
-    var csum_lt = 0u;
-    var myc = 0u;
-    for (var cw = 0u; cw < 8u; cw++) {
-        let wv = tile_word(k0, nw, cw);
-        for (var nib = 0u; nib < 4u; nib++) {
-            let idx = cw * 4u + nib;
-            let c = (wv >> (4u * nib)) & 15u;
-            csum += c;
-            if (idx < lane) {
-                csum_lt += c;
-            }
-            if (idx == lane) {
-                myc = c;
-            }
-        }
-    }
-    let total_bits = 128u + 512u + csum;
-    let p0 = (total_bits + 15u) / 16u;
-    if ((total_bits & 15u) != 0u && (tile_word(k0, nw, total_bits / 16u) >> (total_bits & 15u)) != 0u) {
-        err |= E_STATES;
-    }
-    let bitpos = 128u + 16u * lane + csum_lt;
-    let nb = 16u + myc;
-    if ((bitpos + nb + 15u) / 16u > nw) {
-        err |= E_STATES;
-    }
-    let w0 = bitpos / 16u;
-    let sh = bitpos & 15u;
-    let lo = tile_word(k0, nw, w0) | (tile_word(k0, nw, w0 + 1u) << 16u);
-    let hi = tile_word(k0, nw, w0 + 2u);
-    var v = lo >> sh;
-    if (sh > 0u) {
-        v |= hi << (32u - sh);
-    }
-    v &= (1u << nb) - 1u;
-    return vec3<u32>((1u << nb) | v, p0, err);
-}
-
-// The end conditions (FORMAT.md §4) of a tile of nw words, p0 before its
-// body, that read q body words and ended in state x.
-fn tile_end(x: u32, q: u32, nw: u32, p0: u32, tbits: u32, ntail: u32) -> u32 {
-    var err = 0u;
-    let body = select(0u, nw - p0, nw >= p0);
-    if (q > body) {
-        err |= E_UNDERFLOW;
-    } else if (q < body) {
-        err |= E_TRAILING;
-    }
-    if ((x >> 16u) != 1u || ((x & 0xffffu) >> min(tbits * ntail, 16u)) != 0u) {
-        err |= E_FINAL;
-    }
-    return err;
 }
 
 // Decode the slot's tiles a and (ILP 2) b, interleaved step by step, and

@@ -10,7 +10,9 @@
 // Every other tile goes to the general kernel, which skips the listed ones
 // (rans_decode.wgsl `tile_info`).
 //
-// The source handed to the driver is  lib_float.wgsl + this file + one of
+// The source handed to the driver is  lib_float.wgsl, lib/segment.wgsl,
+// lib/rans_io.wgsl + this file + lib/fast_tile.wgsl (tile_word, tile_init,
+// tile_end, shared with rans_fast.wgsl) + one of
 //   rans_fast_lossy_subgroup.wgsl   (a tile's word offsets by subgroup ballot)
 //   rans_fast_lossy_workgroup.wgsl  (the same through workgroup memory)
 //
@@ -65,24 +67,9 @@ var<private> p_sgs: u32;
 
 // inp_at, plan_at, out_store: lib/rans_io.wgsl.
 
-fn grp_at(i: u32) -> u32 {
-    if (i < arrayLength(&grp)) {
-        return grp[i];
-    }
-    return 0u;
-}
-
 // Word at u16 index k of the stage (any k: clamped).
 fn word_at(k: u32) -> u32 {
     return (stage[min(k >> 1u, STAGE_ALL - 1u)] >> ((k & 1u) << 4u)) & 0xffffu;
-}
-
-// Word i of a tile of nw words whose first word is at u16 index k0; 0 past its end.
-fn tile_word(k0: u32, nw: u32, i: u32) -> u32 {
-    if (i >= nw) {
-        return 0u;
-    }
-    return word_at(k0 + i);
 }
 
 // One table-coded step of this lane from state x, the tile's next unread
@@ -96,58 +83,15 @@ fn coded_step(x: u32, mask: u32, pb: u32, kq: u32, s: u32) -> vec3<u32> {
     return vec3<u32>(e & 0xffu, select(xn, (xn << 16u) | w, need), pc.y);
 }
 
-fn sx8(v: u32) -> i32 {
-    return i32(v << 24u) >> 24u;
-}
-
 // Decode the tile whose words sit at u16 index k0 of the stage (nw words)
 // into the slot's codes `tb[base..base + 1024]`; returns the error bits of
 // FORMAT.md §4 (0: good). A slot without a tile this round (nw = 0) takes
 // the same steps.
 fn decode_tile(k0: u32, nw: u32, base: u32, pb: u32, tail: u32) -> u32 {
     let lane = p_lane;
-    var err = 0u;
-    // ---- initial states (FORMAT.md §3.3): 32 lanes, 8 code words
-    if (nw < 8u) {
-        err |= E_STATES;
-    }
-    var csum = 0u;
-    var csum_lt = 0u;
-    var myc = 0u;
-    for (var cw = 0u; cw < 8u; cw++) {
-        let wv = tile_word(k0, nw, cw);
-        for (var nib = 0u; nib < 4u; nib++) {
-            let idx = cw * 4u + nib;
-            let c = (wv >> (4u * nib)) & 15u;
-            csum += c;
-            if (idx < lane) {
-                csum_lt += c;
-            }
-            if (idx == lane) {
-                myc = c;
-            }
-        }
-    }
-    let total_bits = 128u + 512u + csum;
-    let p0 = (total_bits + 15u) / 16u;
-    if ((total_bits & 15u) != 0u && (tile_word(k0, nw, total_bits / 16u) >> (total_bits & 15u)) != 0u) {
-        err |= E_STATES;
-    }
-    let bitpos = 128u + 16u * lane + csum_lt;
-    let nb = 16u + myc;
-    if ((bitpos + nb + 15u) / 16u > nw) {
-        err |= E_STATES;
-    }
-    let w0 = bitpos / 16u;
-    let sh = bitpos & 15u;
-    let lo = tile_word(k0, nw, w0) | (tile_word(k0, nw, w0 + 1u) << 16u);
-    let hi = tile_word(k0, nw, w0 + 2u);
-    var v = lo >> sh;
-    if (sh > 0u) {
-        v |= hi << (32u - sh);
-    }
-    v &= (1u << nb) - 1u;
-    var x = (1u << nb) | v;
+    let init = tile_init(k0, nw);
+    var x = init.x;
+    let p0 = init.y;
 
     let pbits = min(pb, 12u);
     let mask = (1u << pbits) - 1u;
@@ -189,17 +133,7 @@ fn decode_tile(k0: u32, nw: u32, base: u32, pb: u32, tail: u32) -> u32 {
         }
         tb[base + 32u * g + lane] = acc;
     }
-    // ---- end conditions (FORMAT.md §4)
-    let body = select(0u, nw - p0, nw >= p0);
-    if (q > body) {
-        err |= E_UNDERFLOW;
-    } else if (q < body) {
-        err |= E_TRAILING;
-    }
-    if ((x >> 16u) != 1u || ((x & 0xffffu) >> min(tbits * ntail, 16u)) != 0u) {
-        err |= E_FINAL;
-    }
-    return err;
+    return init.z | tile_end(x, q, nw, p0, tbits, ntail);
 }
 
 // ---- the rebuild (FORMAT.md §5.1) of a slot's 64x64 tile in `tb`, by its

@@ -20,6 +20,7 @@ const RANS_FAST: &str = include_str!("../../shaders/rans_fast.wgsl");
 const FAST_SUBGROUP: &str = include_str!("../../shaders/rans_fast_subgroup.wgsl");
 const FAST_WORKGROUP: &str = include_str!("../../shaders/rans_fast_workgroup.wgsl");
 const FAST_LOSSY: &str = include_str!("../../shaders/rans_fast_lossy.wgsl");
+const FAST_TILE: &str = include_str!("../../shaders/lib/fast_tile.wgsl");
 const FAST_LOSSY_SUBGROUP: &str = include_str!("../../shaders/rans_fast_lossy_subgroup.wgsl");
 const FAST_LOSSY_WORKGROUP: &str = include_str!("../../shaders/rans_fast_lossy_workgroup.wgsl");
 
@@ -45,18 +46,46 @@ static DECODE_WORKGROUP_SRC: LazyLock<String> = LazyLock::new(|| {
     ]
     .join("\n")
 });
-static FAST_SUBGROUP_SRC: LazyLock<String> =
-    LazyLock::new(|| [LIB_FLOAT, SEGMENT, RANS_IO, RANS_FAST, FAST_SUBGROUP].join("\n"));
-static FAST_WORKGROUP_SRC: LazyLock<String> =
-    LazyLock::new(|| [LIB_FLOAT, SEGMENT, RANS_IO, RANS_FAST, FAST_WORKGROUP].join("\n"));
-static FAST_LOSSY_SUBGROUP_SRC: LazyLock<String> =
-    LazyLock::new(|| [LIB_FLOAT, SEGMENT, RANS_IO, FAST_LOSSY, FAST_LOSSY_SUBGROUP].join("\n"));
+static FAST_SUBGROUP_SRC: LazyLock<String> = LazyLock::new(|| {
+    [
+        LIB_FLOAT,
+        SEGMENT,
+        RANS_IO,
+        RANS_FAST,
+        FAST_TILE,
+        FAST_SUBGROUP,
+    ]
+    .join("\n")
+});
+static FAST_WORKGROUP_SRC: LazyLock<String> = LazyLock::new(|| {
+    [
+        LIB_FLOAT,
+        SEGMENT,
+        RANS_IO,
+        RANS_FAST,
+        FAST_TILE,
+        FAST_WORKGROUP,
+    ]
+    .join("\n")
+});
+static FAST_LOSSY_SUBGROUP_SRC: LazyLock<String> = LazyLock::new(|| {
+    [
+        LIB_FLOAT,
+        SEGMENT,
+        RANS_IO,
+        FAST_LOSSY,
+        FAST_TILE,
+        FAST_LOSSY_SUBGROUP,
+    ]
+    .join("\n")
+});
 static FAST_LOSSY_WORKGROUP_SRC: LazyLock<String> = LazyLock::new(|| {
     [
         LIB_FLOAT,
         SEGMENT,
         RANS_IO,
         FAST_LOSSY,
+        FAST_TILE,
         FAST_LOSSY_WORKGROUP,
     ]
     .join("\n")
