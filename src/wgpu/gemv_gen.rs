@@ -929,10 +929,19 @@ mod tests {
             let s = GemvSpec {
                 dtype: WeightDtype::parse(&v).unwrap(),
                 path: ReducePath::Subgroup,
-                batch: 1,
+                batch: std::env::var("WCODEC_PRINT_BATCH")
+                    .ok()
+                    .and_then(|b| b.parse().ok())
+                    .unwrap_or(1),
                 nr: 2,
-                unroll: 2,
-                wg: 256,
+                unroll: std::env::var("WCODEC_PRINT_UNROLL")
+                    .ok()
+                    .and_then(|b| b.parse().ok())
+                    .unwrap_or(2),
+                wg: std::env::var("WCODEC_PRINT_WG")
+                    .ok()
+                    .and_then(|b| b.parse().ok())
+                    .unwrap_or(256),
                 tpr: 0,
                 rw: 16,
                 x_half: true,
