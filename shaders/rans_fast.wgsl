@@ -251,40 +251,7 @@ fn make_job(e: u32, count: u32, list0: u32, st0: u32) -> Job {
     // stage the tile's words: sixteen loads in flight per lane
     let len = min((odd + nw + 1u) >> 1u, STAGE_U32);
     if (PROBE != 3u && DIRECT == 0u) {
-        for (var i = lane; i < len; i += 512u) {
-            let a0 = inp_at(u0 + i);
-            let a1 = inp_at(u0 + i + 32u);
-            let a2 = inp_at(u0 + i + 64u);
-            let a3 = inp_at(u0 + i + 96u);
-            let a4 = inp_at(u0 + i + 128u);
-            let a5 = inp_at(u0 + i + 160u);
-            let a6 = inp_at(u0 + i + 192u);
-            let a7 = inp_at(u0 + i + 224u);
-            let a8 = inp_at(u0 + i + 256u);
-            let a9 = inp_at(u0 + i + 288u);
-            let a10 = inp_at(u0 + i + 320u);
-            let a11 = inp_at(u0 + i + 352u);
-            let a12 = inp_at(u0 + i + 384u);
-            let a13 = inp_at(u0 + i + 416u);
-            let a14 = inp_at(u0 + i + 448u);
-            let a15 = inp_at(u0 + i + 480u);
-            stage[st0 + i] = a0;
-            if (i + 32u < len) { stage[st0 + i + 32u] = a1; }
-            if (i + 64u < len) { stage[st0 + i + 64u] = a2; }
-            if (i + 96u < len) { stage[st0 + i + 96u] = a3; }
-            if (i + 128u < len) { stage[st0 + i + 128u] = a4; }
-            if (i + 160u < len) { stage[st0 + i + 160u] = a5; }
-            if (i + 192u < len) { stage[st0 + i + 192u] = a6; }
-            if (i + 224u < len) { stage[st0 + i + 224u] = a7; }
-            if (i + 256u < len) { stage[st0 + i + 256u] = a8; }
-            if (i + 288u < len) { stage[st0 + i + 288u] = a9; }
-            if (i + 320u < len) { stage[st0 + i + 320u] = a10; }
-            if (i + 352u < len) { stage[st0 + i + 352u] = a11; }
-            if (i + 384u < len) { stage[st0 + i + 384u] = a12; }
-            if (i + 416u < len) { stage[st0 + i + 416u] = a13; }
-            if (i + 448u < len) { stage[st0 + i + 448u] = a14; }
-            if (i + 480u < len) { stage[st0 + i + 480u] = a15; }
-        }
+        stage_tile(u0, st0, len, lane);
     }
     jb.k0 = 2u * st0 + odd;
     if (PROBE == 3u || DIRECT == 1u) {
@@ -492,39 +459,7 @@ fn fast_main(li: u32, vl: u32, wg: u32, bad: bool) {
     if (g_tile_h > 1u) {
         estride = 2u * g_cols;
     }
-    // the decode table: eight loads in flight per invocation
-    for (var i = li; i < 4096u; i += 8u * NT) {
-        let v0 = plan_at(lutoff + i);
-        let v1 = plan_at(lutoff + i + NT);
-        let v2 = plan_at(lutoff + i + 2u * NT);
-        let v3 = plan_at(lutoff + i + 3u * NT);
-        let v4 = plan_at(lutoff + i + 4u * NT);
-        let v5 = plan_at(lutoff + i + 5u * NT);
-        let v6 = plan_at(lutoff + i + 6u * NT);
-        let v7 = plan_at(lutoff + i + 7u * NT);
-        lut[i] = v0;
-        if (i + NT < 4096u) {
-            lut[i + NT] = v1;
-        }
-        if (i + 2u * NT < 4096u) {
-            lut[i + 2u * NT] = v2;
-        }
-        if (i + 3u * NT < 4096u) {
-            lut[i + 3u * NT] = v3;
-        }
-        if (i + 4u * NT < 4096u) {
-            lut[i + 4u * NT] = v4;
-        }
-        if (i + 5u * NT < 4096u) {
-            lut[i + 5u * NT] = v5;
-        }
-        if (i + 6u * NT < 4096u) {
-            lut[i + 6u * NT] = v6;
-        }
-        if (i + 7u * NT < 4096u) {
-            lut[i + 7u * NT] = v7;
-        }
-    }
+    load_lut(lutoff, li);
     workgroupBarrier();
     var done = 0u;
     for (var r = 0u; r < rounds; r++) {
