@@ -415,19 +415,7 @@ fn fast_main(li: u32, vl: u32, wg: u32, bad: bool) {
     p_ltmask = (1u << p_lane) - 1u;
     let slot = p_slot;
     let lane = p_lane;
-    // this workgroup's group: the last whose first workgroup is <= wg
-    let ng = max(grp_at(0u), 1u);
-    var lo = 0u;
-    var hi = ng - 1u;
-    for (var it = 0u; it < 24u && lo < hi; it++) {
-        let mid = (lo + hi + 1u) / 2u;
-        if (grp_at(GRP_HDR + mid * GRP_WORDS) <= wg) {
-            lo = mid;
-        } else {
-            hi = mid - 1u;
-        }
-    }
-    let gb = GRP_HDR + lo * GRP_WORDS;
+    let gb = group_record(wg);
     let wl = wg - min(grp_at(gb), wg);
     let wgc = max(grp_at(gb + 1u), 1u);
     let list0 = grp_at(gb + 2u);

@@ -13,6 +13,23 @@ fn grp_at(i: u32) -> u32 {
     return 0u;
 }
 
+// The record (its index in `grp`) of workgroup wg's group: the last group
+// whose first workgroup is <= wg (a binary search, at most 24 steps).
+fn group_record(wg: u32) -> u32 {
+    let ng = max(grp_at(0u), 1u);
+    var lo = 0u;
+    var hi = ng - 1u;
+    for (var it = 0u; it < 24u && lo < hi; it++) {
+        let mid = (lo + hi + 1u) / 2u;
+        if (grp_at(GRP_HDR + mid * GRP_WORDS) <= wg) {
+            lo = mid;
+        } else {
+            hi = mid - 1u;
+        }
+    }
+    return GRP_HDR + lo * GRP_WORDS;
+}
+
 // Word i of a tile of nw words whose first word is at u16 index k0; 0 past its end.
 fn tile_word(k0: u32, nw: u32, i: u32) -> u32 {
     if (i >= nw) {
