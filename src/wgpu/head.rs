@@ -115,9 +115,11 @@ pub struct Head {
     block: bool,
     /// Tokens produced so far.
     pub steps_done: u64,
-    /// The next token's commands, recorded during the last wait (and
-    /// whether they start with the hidden-state copy).
-    prepared: Option<(wgpu::CommandBuffer, bool)>,
+    /// The next token's commands, recorded during the last wait, whether
+    /// they start with the hidden-state copy, and the sampling parameters
+    /// they were recorded for (which dispatches run depends on them: a
+    /// change through `sampler.set_params` makes them stale).
+    prepared: Option<(wgpu::CommandBuffer, bool, SampleParams)>,
     /// Where the last step's wall time went.
     pub last_timing: StepTiming,
 }
@@ -438,6 +440,13 @@ impl Head {
         self.sampler.set_steps(queue, steps)
     }
 
+    /// Change the sampling parameters (the same as `sampler.set_params`:
+    /// the commands recorded ahead for the next token are re-recorded when
+    /// the parameters they were made for differ).
+    pub fn set_params(&mut self, queue: &wgpu::Queue, params: &SampleParams) -> Result<()> {
+        self.sampler.set_params(queue, params)
+    }
+
     /// One token per sequence: optionally a new hidden state (`batch × hidden`
     /// values), then one submission and a `4 · batch`-byte readback. With
     /// `gpu_time`, the compute pass is timed with timestamps (read back with
@@ -466,7 +475,11 @@ impl Head {
         let want_copy = hidden.is_some();
         // The commands recorded during the previous token's wait, if they fit.
         let cmd = match self.prepared.take() {
-            Some((cb, copy)) if copy == want_copy && !timed => cb,
+            Some((cb, copy, params))
+                if copy == want_copy && !timed && params == self.sampler.params =>
+            {
+                cb
+            }
             _ => self.record(ctx, want_copy, timed),
         };
         ctx.queue.submit([cmd]);
@@ -487,7 +500,11 @@ impl Head {
             );
         }
         // Record the next token's commands (same kind of step, untimed) while the GPU works.
-        self.prepared = Some((self.record(ctx, want_copy, false), want_copy));
+        self.prepared = Some((
+            self.record(ctx, want_copy, false),
+            want_copy,
+            self.sampler.params,
+        ));
         let t_recorded = t0.elapsed().as_secs_f64();
         let (t_done, polls) = self.wait_and_read(ctx, hidden.is_some(), t0)?;
         let secs = if timed {

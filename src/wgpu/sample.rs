@@ -257,6 +257,10 @@ pub struct Sampler {
     prewarm: Option<Prewarm>,
 }
 
+/// `select`'s fast-path capacity (CAP in sample_f32.wgsl): with a top-k
+/// above it, `select` always takes its general path.
+const FAST_CAP: u32 = 512;
+
 /// `select` workgroups of a pre-warm. H100 head (50257×2560 f16, top-k 50 +
 /// top-p 0.9, GPU µs, against 119.6-120.2 without): one `prepare` block and
 /// one `select` workgroup 119.3-119.5; 13 blocks (one row's) and 1 select
@@ -641,24 +645,29 @@ impl Sampler {
     /// workgroups) on dummy data, to bring their code into the GPU's caches
     /// ([`Sampler::enable_prewarm`] first; else nothing is recorded). Record
     /// it right after the dispatch that produces the logits and before
-    /// [`Sampler::encode`]: these dispatches share no written buffer with
-    /// anything else, so no barrier holds them back and they run in the
-    /// shadow of that dispatch's last workgroups. After a GEMV has streamed
+    /// [`Sampler::encode`]: they share no written buffer with that dispatch
+    /// (nor with each other), so no barrier holds them back and they run in
+    /// the shadow of its last workgroups. The real `prepare` waits for them
+    /// at its barrier (the pre-warm `select` binds the sampler's own
+    /// histograms, read only), so a pre-warm must not outlast that shadow. After a GEMV has streamed
     /// its weights through L2, fetching the sampler's code cost more than its
     /// cold data (`bench kernels --stages`: 35.4 µs cold, 24.6 with cold
     /// data and warm code, 22.7 warm). Nothing the sampler computes depends
     /// on these dispatches.
     ///
-    /// Only where `select` takes its short paths (a top-k; greedy rows
-    /// pre-warm `prepare` alone): with top-p or temperature alone the
-    /// pre-warm walks the general path, which outlasts the GEMV's shadow
-    /// (H100 head 169.0 µs of GPU time against 147.9 without).
+    /// Only where `select` can take its short paths (a top-k of at most
+    /// 512; greedy rows pre-warm `prepare` alone): with top-p or
+    /// temperature alone, or a larger top-k, the pre-warm would walk the
+    /// general path, which outlasts the GEMV's shadow (H100 head, top-p
+    /// alone: 169.0 µs of GPU time against 147.9 without). Rows whose
+    /// candidates tie beyond the fast path's capacity also take the general
+    /// path; the pre-warm then costs time on such tokens, not correctness.
     pub fn encode_prewarm(&self, pass: &mut wgpu::ComputePass<'_>) {
         let Some(w) = &self.prewarm else {
             return;
         };
         let greedy = self.params.is_greedy();
-        if !greedy && self.params.top_k == 0 {
+        if !greedy && (self.params.top_k == 0 || self.params.top_k > FAST_CAP) {
             return;
         }
         pass.set_pipeline(&self.prepare.pipeline);
