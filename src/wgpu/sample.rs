@@ -261,13 +261,16 @@ pub struct Sampler {
 /// above it, `select` always takes its general path.
 const FAST_CAP: u32 = 512;
 
-/// `select` workgroups of a pre-warm. H100 head (50257×2560 f16, top-k 50 +
+/// Workgroups of a pre-warm's `select` (and of its `prepare` when greedy). H100 head (50257×2560 f16, top-k 50 +
 /// top-p 0.9, GPU µs, against 119.6-120.2 without): one `prepare` block and
 /// one `select` workgroup 119.3-119.5; 13 blocks (one row's) and 1 select
 /// 118.7; 13 and 16 116.2-116.3; 13 and 32 115.8; 13 and 64 115.8; 26 and
 /// 32 115.9. Either kernel alone was slower than none (120.7-123.9): the
 /// gain needs both, spread over many SMs, which points at per-SM caches.
-const PREWARM_SELECT_GROUPS: u32 = 32;
+/// Greedy heads pre-warm `prepare` alone with as many blocks (one real
+/// block runs): 96.5-96.7 µs against 97.0-97.2 with one block and
+/// 97.6-98.2 without.
+const PREWARM_SPREAD: u32 = 32;
 
 /// What the pre-warm dispatches bind instead of the sampler's own buffers
 /// ([`Sampler::enable_prewarm`]).
@@ -641,8 +644,8 @@ impl Sampler {
         Ok(())
     }
 
-    /// Run `prepare` (one row's blocks) and `select` (PREWARM_SELECT_GROUPS
-    /// workgroups) on dummy data, to bring their code into the GPU's caches
+    /// Run `prepare` (one row's blocks; greedy: PREWARM_SPREAD) and `select`
+    /// (PREWARM_SPREAD workgroups) on dummy data, to bring their code into the GPU's caches
     /// ([`Sampler::enable_prewarm`] first; else nothing is recorded). Record
     /// it right after the dispatch that produces the logits and before
     /// [`Sampler::encode`]: they share no written buffer with that dispatch
@@ -672,11 +675,11 @@ impl Sampler {
         }
         pass.set_pipeline(&self.prepare.pipeline);
         pass.set_bind_group(0, &w.prep, &[]);
-        pass.dispatch_workgroups(if greedy { 1 } else { self.nbs }, 1, 1);
+        pass.dispatch_workgroups(if greedy { PREWARM_SPREAD } else { self.nbs }, 1, 1);
         if !greedy {
             pass.set_pipeline(&self.select.pipeline);
             pass.set_bind_group(0, &w.sel, &[]);
-            pass.dispatch_workgroups(PREWARM_SELECT_GROUPS, 1, 1);
+            pass.dispatch_workgroups(PREWARM_SPREAD, 1, 1);
         }
     }
 
