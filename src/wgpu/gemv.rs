@@ -148,6 +148,9 @@ impl GemvTuning {
             // 116.4 µs; plain nr2 u2 129.3, nr4 u1 133.1, nr2 u4 134.9.
             // Session 3: xor wg128 nr2 u1 113.7 / 115.9 / 114.6 µs in three runs
             // (nr2 u2 116.6 / 116.3 / 116.0); the tensor-core kernel (coop) 208+.
+            // Session 7, with fma chains (gemv_gen.rs, run 39): xor wg128 nr2 u1
+            // 106.8, xor wg256 nr4 u1 106.5, xor wg256 nr2 u2 108.9, xor wg128
+            // nr2 u2 109.5; the plain forms 117.7 and slower.
             _ => vec![
                 tx(128, 2, 1),
                 tx(128, 2, 2),

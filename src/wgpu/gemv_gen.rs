@@ -724,8 +724,31 @@ fn emit_steps(w: &mut String, s: &GemvSpec, n: u32, wv: u32, k: u32, xw: u32, in
                 }
             }
             for r in 0..s.nr {
-                let terms: Vec<String> = (0..k).map(|t| format!("dot(w{r}_{t}, x{t})")).collect();
-                let _ = writeln!(w, "{ind}        a{r}_{b} += {};", terms.join(" + "));
+                // Batches of 2 and more: each product goes into the
+                // accumulator by one fma (4k instructions per row and
+                // vector); `acc += dot + dot` costs 4k + 2 (a multiply, the
+                // fmas, the adds), and with 8 vectors the kernel is bound by
+                // instruction issue. H100, 50257×2560 f16 (run 39): batch 8
+                // 106.5-106.8 µs against 111.7-113.0, batch 4 96.3 against
+                // 98.3-98.6, batch 2 90.6-90.7 against 91.8-91.9. Batch 1 is
+                // memory-bound and keeps the dot form (f32 172.4 µs against
+                // 174.2 with the chain, f16 89.7 against 89.8). Either order
+                // is within the tolerance of docs/INFERENCE.md (Higham's
+                // bound holds for any order of the sum).
+                if s.batch >= 2 {
+                    for t in 0..k {
+                        for c in ["x", "y", "z", "w"] {
+                            let _ = writeln!(
+                                w,
+                                "{ind}        a{r}_{b} = fma(w{r}_{t}.{c}, x{t}.{c}, a{r}_{b});"
+                            );
+                        }
+                    }
+                } else {
+                    let terms: Vec<String> =
+                        (0..k).map(|t| format!("dot(w{r}_{t}, x{t})")).collect();
+                    let _ = writeln!(w, "{ind}        a{r}_{b} += {};", terms.join(" + "));
+                }
             }
             let _ = writeln!(w, "{ind}    }}");
         }
@@ -922,6 +945,33 @@ fn main(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Batches of 2 and more accumulate by fma chains, batch 1 by dot
+    /// products (the forms measured fastest on the H100, see `emit_steps`).
+    #[test]
+    fn multiply_add_form_follows_the_batch() {
+        for dtype in [WeightDtype::F16, WeightDtype::F32, WeightDtype::I8] {
+            for batch in 1..=8u32 {
+                let t =
+                    crate::wgpu::gemv::GemvTuning::candidates(dtype, batch, ReducePath::Subgroup)
+                        [0];
+                let src = gemv_wgsl(&t.spec(
+                    dtype,
+                    ReducePath::Subgroup,
+                    batch,
+                    true,
+                    batch % 2 == 1,
+                    32,
+                ));
+                assert_eq!(
+                    src.contains("= fma("),
+                    batch >= 2,
+                    "{dtype:?} batch {batch}"
+                );
+                assert_eq!(src.contains("dot("), batch == 1, "{dtype:?} batch {batch}");
+            }
+        }
+    }
 
     #[test]
     fn print_one() {
