@@ -272,21 +272,7 @@ fn gemv_band(band: u32, lid: u32, dec: u32, lane: u32) {
             // The same count in every decoder (w differs at the right edge).
             for (var dg = 0u; dg < h + 63u; dg++) {
                 if (avg) {
-                    for (var i = lane; i < h; i += 32u) {
-                        if (dg >= i && dg - i < w) {
-                            let j = dg - i;
-                            let r = tb_get(dec, i, j);
-                            var pr = 0;
-                            if (i == 0u && j > 0u) {
-                                pr = sx8(tb_get(dec, 0u, j - 1u));
-                            } else if (j == 0u && i > 0u) {
-                                pr = sx8(tb_get(dec, i - 1u, 0u));
-                            } else if (i > 0u && j > 0u) {
-                                pr = (sx8(tb_get(dec, i, j - 1u)) + sx8(tb_get(dec, i - 1u, j))) >> 1u;
-                            }
-                            tb_set(dec, i, j, r + u32(pr));
-                        }
-                    }
+                    avg_diagonal(dec, dg, h, w, lane);
                 }
                 workgroupBarrier();
             }

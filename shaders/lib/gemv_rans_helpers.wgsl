@@ -1,7 +1,7 @@
 // Helpers shared by gemv_rans_i8.wgsl and gemv_rans_tiles.wgsl (appended
 // to each): bytes of a decoder's tile buffer `tile` (pitch 64, 1024 words
 // per decoder), bytewise adds, int8 → f32, x (the kernels' binding, f16
-// pairs when X_HALF) as f32, and a tile's end checks.
+// pairs when X_HALF) as f32, a tile's end checks and the AVG wavefront.
 
 // Byte helpers on a tile buffer (pitch 64).
 fn tb_get(d: u32, i: u32, j: u32) -> u32 {
@@ -56,5 +56,28 @@ fn check_tile_end(lane: u32, n: u32, rl: u32, xs: u32, q: u32, nw: u32) {
     }
     if (bad) {
         atomicOr(&err[0], 1u);
+    }
+}
+
+// AVG prediction (docs/FORMAT.md §5: (left + top) >> 1; on the edges the
+// one neighbour, 0 at (0, 0)) on anti-diagonal dg of decoder dec's h × w
+// tile, whose neighbours were rebuilt on earlier diagonals. This lane takes
+// rows lane, lane + 32, ...; the caller puts a workgroup barrier between
+// diagonals.
+fn avg_diagonal(dec: u32, dg: u32, h: u32, w: u32, lane: u32) {
+    for (var i = lane; i < h; i += 32u) {
+        if (dg >= i && dg - i < w) {
+            let j = dg - i;
+            let r = tb_get(dec, i, j);
+            var pr = 0;
+            if (i == 0u && j > 0u) {
+                pr = sx8(tb_get(dec, 0u, j - 1u));
+            } else if (j == 0u && i > 0u) {
+                pr = sx8(tb_get(dec, i - 1u, 0u));
+            } else if (i > 0u && j > 0u) {
+                pr = (sx8(tb_get(dec, i, j - 1u)) + sx8(tb_get(dec, i - 1u, j))) >> 1u;
+            }
+            tb_set(dec, i, j, r + u32(pr));
+        }
     }
 }
