@@ -18,9 +18,10 @@ use serde::Serialize;
 
 use crate::backend::Backend;
 use crate::cli::bench_gpu::{make_input, parse_size, time_resident};
-use crate::cli::bench_infer::{copy_bandwidth, normals, quantize_rows, time_passes, to_f16};
+use crate::cli::bench_infer::{copy_bandwidth, quantize_rows, time_passes, to_f16};
 use crate::cpu::gemv::{Weights, gemv_f64, rel_l2};
 use crate::cpu::sample::{SampleParams, sample_row};
+use crate::synth::normals;
 #[cfg(feature = "cuda")]
 use crate::wgpu::bench::median;
 use crate::wgpu::context::{ContextOptions, GpuContext};

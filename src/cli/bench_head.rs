@@ -5,9 +5,10 @@
 
 use serde::Serialize;
 
-use crate::cli::bench_infer::{Stats, normals, quantize_rows, stats, to_f16};
+use crate::cli::bench_infer::{Stats, quantize_rows, stats, to_f16};
 use crate::cpu::gemv::Weights;
 use crate::cpu::sample::SampleParams;
+use crate::synth::normals;
 use crate::wgpu::context::{AdapterChoice, ContextOptions, GpuContext};
 use crate::wgpu::gemv::GemvTuning;
 use crate::wgpu::gemv::{GemvOptions, GemvWeights, ReducePath, VecDtype, WeightDtype};

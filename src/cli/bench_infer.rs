@@ -313,31 +313,6 @@ pub fn copy_bandwidth(ctx: &GpuContext, want_bytes: u64, reps: usize) -> Result<
     Ok(out)
 }
 
-/// `n` values ~ N(0, sigma²), none zero, from `seed` (parallel, deterministic).
-pub fn normals(n: usize, sigma: f64, seed: u64) -> Vec<f32> {
-    const CHUNK: usize = 1 << 16;
-    let mut out = vec![0f32; n];
-    out.par_chunks_mut(CHUNK)
-        .enumerate()
-        .for_each(|(ci, chunk)| {
-            let mut s = seed ^ (ci as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-            let mut next = || {
-                s = s.wrapping_add(0x9e37_79b9_7f4a_7c15);
-                let mut z = s;
-                z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-                z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-                ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
-            };
-            for v in chunk.iter_mut() {
-                let (u1, u2) = (next().max(1e-300), next());
-                let g = ((-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos() * sigma)
-                    as f32;
-                *v = if g == 0.0 { (sigma * 1e-3) as f32 } else { g };
-            }
-        });
-    out
-}
-
 /// f32 → f16 bits (integer round-to-nearest-even), in parallel.
 pub fn to_f16(v: &[f32]) -> Vec<u16> {
     v.par_iter()

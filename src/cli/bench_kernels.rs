@@ -11,12 +11,13 @@
 use serde::Serialize;
 
 use crate::cli::bench_infer::{
-    CopyBandwidth, Stats, copy_bandwidth, normals, quantize_rows, time_passes, to_f16,
+    CopyBandwidth, Stats, copy_bandwidth, quantize_rows, time_passes, to_f16,
 };
 use crate::codec::plane::{PlaneOptions, encode_plane};
 use crate::codec::tile::Grid;
 use crate::cpu::gemv::{Weights, gemv_f64, rel_l2};
 use crate::cpu::sample::{SampleParams, sample_row};
+use crate::synth::normals;
 use crate::wgpu::context::{AdapterChoice, ContextOptions, GpuContext};
 use crate::wgpu::gemv::{
     Gemv, GemvOptions, GemvTuning, GemvWeights, ReducePath, VecDtype, WeightDtype, coop_possible,
