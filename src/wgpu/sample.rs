@@ -548,18 +548,10 @@ impl Sampler {
         }
         use wgpu::BufferUsages as U;
         let n = self.n;
-        // Logits shaped like a model's (~N(0, 3²): four uniforms summed), so
-        // that `prepare` takes the same branches (local lists of the right
-        // size) as on real rows.
-        let mut st = 0x5eed_1065u64;
-        let logits: Vec<f32> = (0..n)
-            .map(|_| {
-                let u: f64 = (0..4)
-                    .map(|_| (crate::synth::splitmix(&mut st) >> 11) as f64 / (1u64 << 53) as f64)
-                    .sum();
-                ((u - 2.0) * 3.0 * 3f64.sqrt()) as f32
-            })
-            .collect();
+        // Logits shaped like a model's (N(0, 3²), as `bench kernels` draws
+        // them), so that `prepare` takes the same branches (local lists of
+        // the right size) as on real rows.
+        let logits = crate::synth::normals(n, 3.0, 0x5eed_1065);
         let lb = ((n * 4).div_ceil(16) * 16).max(16) as u64;
         let lg = ctx.buffer("sample.warm.logits", lb, U::STORAGE | U::COPY_DST)?;
         let mut bytes = bytemuck::cast_slice::<f32, u8>(&logits).to_vec();
