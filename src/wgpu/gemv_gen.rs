@@ -976,22 +976,19 @@ mod tests {
     #[test]
     fn print_one() {
         if let Ok(v) = std::env::var("WCODEC_PRINT_GEMV") {
+            let env = |name: &str, default: u32| {
+                std::env::var(name)
+                    .ok()
+                    .and_then(|b| b.parse().ok())
+                    .unwrap_or(default)
+            };
             let s = GemvSpec {
                 dtype: WeightDtype::parse(&v).unwrap(),
                 path: ReducePath::Subgroup,
-                batch: std::env::var("WCODEC_PRINT_BATCH")
-                    .ok()
-                    .and_then(|b| b.parse().ok())
-                    .unwrap_or(1),
+                batch: env("WCODEC_PRINT_BATCH", 1),
                 nr: 2,
-                unroll: std::env::var("WCODEC_PRINT_UNROLL")
-                    .ok()
-                    .and_then(|b| b.parse().ok())
-                    .unwrap_or(2),
-                wg: std::env::var("WCODEC_PRINT_WG")
-                    .ok()
-                    .and_then(|b| b.parse().ok())
-                    .unwrap_or(256),
+                unroll: env("WCODEC_PRINT_UNROLL", 2),
+                wg: env("WCODEC_PRINT_WG", 256),
                 tpr: 0,
                 rw: 16,
                 x_half: true,
