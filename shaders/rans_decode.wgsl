@@ -167,40 +167,7 @@ fn build_lut(li: u32) {
     let nt = min(g[S_NTABLES], LUT_TABLES);
     if (LUT_KIND == 0u && g[S_LUT_OFF] != 0u) {
         // the host built them: a coalesced copy, eight loads in flight
-        let total = nt * 4096u;
-        let src = g[S_LUT_OFF];
-        for (var i = li; i < total; i += 8u * NT) {
-            let v0 = plan_at(src + i);
-            let v1 = plan_at(src + i + NT);
-            let v2 = plan_at(src + i + 2u * NT);
-            let v3 = plan_at(src + i + 3u * NT);
-            let v4 = plan_at(src + i + 4u * NT);
-            let v5 = plan_at(src + i + 5u * NT);
-            let v6 = plan_at(src + i + 6u * NT);
-            let v7 = plan_at(src + i + 7u * NT);
-            lut[min(i, LUT_SIZE - 1u)] = v0;
-            if (i + NT < total) {
-                lut[min(i + NT, LUT_SIZE - 1u)] = v1;
-            }
-            if (i + 2u * NT < total) {
-                lut[min(i + 2u * NT, LUT_SIZE - 1u)] = v2;
-            }
-            if (i + 3u * NT < total) {
-                lut[min(i + 3u * NT, LUT_SIZE - 1u)] = v3;
-            }
-            if (i + 4u * NT < total) {
-                lut[min(i + 4u * NT, LUT_SIZE - 1u)] = v4;
-            }
-            if (i + 5u * NT < total) {
-                lut[min(i + 5u * NT, LUT_SIZE - 1u)] = v5;
-            }
-            if (i + 6u * NT < total) {
-                lut[min(i + 6u * NT, LUT_SIZE - 1u)] = v6;
-            }
-            if (i + 7u * NT < total) {
-                lut[min(i + 7u * NT, LUT_SIZE - 1u)] = v7;
-            }
-        }
+        copy_lut(g[S_LUT_OFF], nt * 4096u, LUT_SIZE, li);
         return;
     }
     let pb = min(g[S_PROB_BITS], 12u);

@@ -447,7 +447,8 @@ fn fast_main(li: u32, vl: u32, wg: u32, bad: bool) {
     if (g_tile_h > 1u) {
         estride = 2u * g_cols;
     }
-    load_lut(lutoff, li);
+    // the decode table: eight loads in flight per invocation
+    copy_lut(lutoff, 4096u, LUT_WORDS, li);
     workgroupBarrier();
     var done = 0u;
     for (var r = 0u; r < rounds; r++) {

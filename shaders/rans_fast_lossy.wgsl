@@ -429,7 +429,8 @@ fn fast_main(li: u32, vl: u32, wg: u32, bad: bool) {
     let adj = plan_at(sb + S_OUT_ADJ);
     let row_org = plan_at(sb + S_ROW_ORG);
     let eslot = plan_at(sb + S_ERR_SLOT);
-    load_lut(lutoff, li);
+    // the decode table: eight loads in flight per invocation
+    copy_lut(lutoff, 4096u, LUT_WORDS, li);
     let st0 = slot * STAGE_U32;
     var done = 0u;
     for (var r = 0u; r < rounds; r++) {

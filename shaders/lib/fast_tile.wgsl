@@ -3,8 +3,7 @@
 // includer declares `grp` and defines
 //     fn word_at(k: u32) -> u32
 // returning the u16 word at index k of its stage (or of its input), and
-// `stage` (workgroup u32s, STAGE_ALL of them), `lut` (4096 workgroup u32s)
-// and the override NT (invocations per workgroup).
+// `stage` (workgroup u32s, STAGE_ALL of them).
 
 fn grp_at(i: u32) -> u32 {
     if (i < arrayLength(&grp)) {
@@ -141,43 +140,5 @@ fn stage_tile(u0: u32, st0: u32, len: u32, lane: u32) {
         if (i + 416u < len) { stage[st0 + i + 416u] = a13; }
         if (i + 448u < len) { stage[st0 + i + 448u] = a14; }
         if (i + 480u < len) { stage[st0 + i + 480u] = a15; }
-    }
-}
-
-// The decode table (4096 entries of `plan` from lutoff) into `lut`, by the
-// workgroup's NT invocations: eight loads in flight per invocation. A
-// barrier must follow before `lut` is read.
-fn load_lut(lutoff: u32, li: u32) {
-    for (var i = li; i < 4096u; i += 8u * NT) {
-        let v0 = plan_at(lutoff + i);
-        let v1 = plan_at(lutoff + i + NT);
-        let v2 = plan_at(lutoff + i + 2u * NT);
-        let v3 = plan_at(lutoff + i + 3u * NT);
-        let v4 = plan_at(lutoff + i + 4u * NT);
-        let v5 = plan_at(lutoff + i + 5u * NT);
-        let v6 = plan_at(lutoff + i + 6u * NT);
-        let v7 = plan_at(lutoff + i + 7u * NT);
-        lut[i] = v0;
-        if (i + NT < 4096u) {
-            lut[i + NT] = v1;
-        }
-        if (i + 2u * NT < 4096u) {
-            lut[i + 2u * NT] = v2;
-        }
-        if (i + 3u * NT < 4096u) {
-            lut[i + 3u * NT] = v3;
-        }
-        if (i + 4u * NT < 4096u) {
-            lut[i + 4u * NT] = v4;
-        }
-        if (i + 5u * NT < 4096u) {
-            lut[i + 5u * NT] = v5;
-        }
-        if (i + 6u * NT < 4096u) {
-            lut[i + 6u * NT] = v6;
-        }
-        if (i + 7u * NT < 4096u) {
-            lut[i + 7u * NT] = v7;
-        }
     }
 }
