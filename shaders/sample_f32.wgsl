@@ -931,14 +931,9 @@ fn collect1(d: u32, i: u32, ck: u32) {
 }
 
 fn collect_word(v: vec4<u32>, i0: u32, ck: u32) {
-    collect1(v.x & 0xffffu, i0, ck);
-    collect1(v.x >> 16u, i0 + 1u, ck);
-    collect1(v.y & 0xffffu, i0 + 2u, ck);
-    collect1(v.y >> 16u, i0 + 3u, ck);
-    collect1(v.z & 0xffffu, i0 + 4u, ck);
-    collect1(v.z >> 16u, i0 + 5u, ck);
-    collect1(v.w & 0xffffu, i0 + 6u, ck);
-    collect1(v.w >> 16u, i0 + 7u, ck);
+    for (var t = 0u; t < 8u; t++) {
+        collect1(word_d(v, t), i0 + t, ck);
+    }
 }
 
 // The fast path: every token in bins ≤ c_k (at most CAP of them, so the

@@ -257,12 +257,14 @@ pub struct Sampler {
     prewarm: Option<Prewarm>,
 }
 
-/// `select`'s fast-path capacity (CAP in sample_f32.wgsl): with a top-k
-/// above it, `select` always takes its general path.
+/// `select`'s fast-path capacity (CAP in sample_f32.wgsl; a unit test
+/// checks they agree): with a top-k above it, `select` always takes its
+/// general path.
 const FAST_CAP: u32 = 512;
 
-/// Workgroups of a pre-warm's `select` (and of its `prepare` when greedy). H100 head (50257×2560 f16, top-k 50 +
-/// top-p 0.9, GPU µs, against 119.6-120.2 without): one `prepare` block and
+/// Workgroups of a pre-warm's `select` (and of its `prepare` when greedy).
+/// H100 head (50257×2560 f16, top-k 50 + top-p 0.9, GPU µs, against
+/// 119.6-120.2 without): one `prepare` block and
 /// one `select` workgroup 119.3-119.5; 13 blocks (one row's) and 1 select
 /// 118.7; 13 and 16 116.2-116.3; 13 and 32 115.8; 13 and 64 115.8; 26 and
 /// 32 115.9. Either kernel alone was slower than none (120.7-123.9): the
@@ -637,18 +639,18 @@ impl Sampler {
     }
 
     /// Run `prepare` (one row's blocks; greedy: PREWARM_SPREAD) and `select`
-    /// (PREWARM_SPREAD workgroups) on dummy data, to bring their code into the GPU's caches
-    /// ([`Sampler::enable_prewarm`] first; else nothing is recorded). Record
-    /// it right after the dispatch that produces the logits and before
-    /// [`Sampler::encode`]: they share no written buffer with that dispatch
-    /// (nor with each other), so no barrier holds them back and they run in
-    /// the shadow of its last workgroups. The real `prepare` waits for them
-    /// at its barrier (the pre-warm `select` binds the sampler's own
-    /// histograms, read only), so a pre-warm must not outlast that shadow. After a GEMV has streamed
-    /// its weights through L2, fetching the sampler's code cost more than its
-    /// cold data (`bench kernels --stages`: 35.4 µs cold, 24.6 with cold
-    /// data and warm code, 22.7 warm). Nothing the sampler computes depends
-    /// on these dispatches.
+    /// (PREWARM_SPREAD workgroups) on dummy data, to bring their code into
+    /// the GPU's caches ([`Sampler::enable_prewarm`] first; else nothing is
+    /// recorded). Record it right after the dispatch that produces the
+    /// logits and before [`Sampler::encode`]: they share no written buffer
+    /// with that dispatch (nor with each other), so no barrier holds them
+    /// back and they run in the shadow of its last workgroups. The real
+    /// `prepare` waits for them at its barrier (the pre-warm `select` binds
+    /// the sampler's own histograms, read only), so a pre-warm must not
+    /// outlast that shadow. After a GEMV has streamed its weights through
+    /// L2, fetching the sampler's code cost more than its cold data (`bench
+    /// kernels --stages`: 35.4 µs cold, 24.6 with cold data and warm code,
+    /// 22.7 warm). Nothing the sampler computes depends on these dispatches.
     ///
     /// Only where `select` can take its short paths (a top-k of at most
     /// 512; greedy rows pre-warm `prepare` alone): with top-p or
@@ -755,5 +757,18 @@ impl Sampler {
     pub fn read_tokens(&self, ctx: &GpuContext) -> Result<Vec<u32>> {
         let b = ctx.read_buffer(&self.tokens, 0, (self.rows * 4) as u64)?;
         Ok(bytemuck::cast_slice(&b).to_vec())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// FAST_CAP mirrors the shader's fast-path capacity.
+    #[test]
+    fn fast_cap_is_the_shaders_cap() {
+        let src = include_str!("../../shaders/sample_f32.wgsl");
+        assert!(
+            src.contains(&format!("const CAP: u32 = {}u;", super::FAST_CAP)),
+            "sample_f32.wgsl's CAP differs from FAST_CAP"
+        );
     }
 }
