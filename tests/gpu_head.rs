@@ -543,12 +543,38 @@ fn bench_head_runs_every_mode() {
     for extra in [
         &["--fused-max", "on,off"][..],
         &["--copy-tokens", "--block"][..],
+        &["--prewarm", "on,off"][..],
     ] {
         let (ok, t) = bench_head("700", "64", "1,3", "5", extra);
         assert!(ok, "{extra:?}: {t}");
         assert!(t.contains("allocations in loop"), "{extra:?}: {t}");
         assert!(!t.contains("YES"), "{extra:?}: {t}");
+        if extra[0] == "--prewarm" {
+            // One run each way per batch: the table's `warm` column.
+            let warm: Vec<&str> = t
+                .lines()
+                .filter(|l| l.trim_start().starts_with(|c: char| c.is_ascii_digit()))
+                .map(|l| l.split_whitespace().nth(3).unwrap_or(""))
+                .collect();
+            assert_eq!(warm, ["on", "off", "on", "off"], "{t}");
+        }
     }
+    // The column says what the head did: no pre-warm with an unfused maximum.
+    let (ok, t) = bench_head(
+        "700",
+        "64",
+        "1",
+        "5",
+        &["--prewarm", "on", "--fused-max", "off"],
+    );
+    assert!(ok, "{t}");
+    let row = t
+        .lines()
+        .find(|l| l.trim_start().starts_with('1'))
+        .unwrap_or("");
+    assert_eq!(row.split_whitespace().nth(3), Some("off"), "{t}");
+    let (ok, t) = bench_head("700", "64", "1", "5", &["--prewarm", "sometimes"]);
+    assert!(!ok && t.contains("--prewarm sometimes"), "{t}");
 }
 
 /// `Head::step_parts` waits for its own work: after each part (the GEMV

@@ -677,6 +677,12 @@ impl Sampler {
         }
     }
 
+    /// Whether [`Sampler::enable_prewarm`] ran (then [`Sampler::encode_prewarm`]
+    /// records the pre-warm wherever it applies).
+    pub fn prewarm_enabled(&self) -> bool {
+        self.prewarm.is_some()
+    }
+
     /// The tokens the pre-warm's `select` wrote (tests: with `diag` 7, the
     /// path it took; u32::MAX where it wrote none). `None` without
     /// [`Sampler::enable_prewarm`].
