@@ -19,7 +19,10 @@
 //            finds its local top-k bin (the first bin where its own
 //            candidates reach k) and, when its candidates up to that bin
 //            number at most LCAP, writes them as (d, index) to its local
-//            list (else it marks the list as overflowing).
+//            list (else it marks the list as overflowing). With
+//            `p.buckets` (parameters that take `select`'s general path),
+//            each block also writes its tokens grouped by coarse bin (its
+//            bucket lists, see "buckets" below).
 //   select:  grid (rows), one workgroup of SWG (≥ 256) per row. Sums the
 //            coarse histograms and finds the top-k bin c_k. Fast path, when
 //            the tokens in bins ≤ c_k number at most CAP (top-k of up to a
@@ -37,14 +40,19 @@
 //            the row's distances, reading ~NBS · LCAP entries instead of
 //            all n distances and no coarse histograms. Otherwise (top-p or temperature alone,
 //            huge top-k, large ties) the general path: fine histograms of
-//            single coarse bins (one pass each over the distances) and
-//            integer scans, then the token's index with one more pass.
+//            single coarse bins and integer scans, then the token's index
+//            among those with its distance. With bucket lists each of those
+//            reads one coarse bin's entries (the row's tokens in that bin);
+//            without (top-k ≤ 512 rows whose ties overflow the fast path,
+//            rows of more than LC_BLOCKS blocks) each is a pass over the
+//            row's distances.
 //            Increments the row's step counter when AUTO_STEP.
 //
 // Bindings: 0 logits, 1 the same logits as vec4 (the first whole 16-byte
 // words; `vec_ok` says whether to use it), 2 EXP2 table (2048 u32),
-// 3 distances (vec4<u32> = 8 u16), 4 coarse histograms (vec4<u32> per bin:
-// count, weight low, weight high, 0; then one max partial per block; then,
+// 3 distances (vec4<u32> = 8 u16; after every row's, the bucket lists),
+// 4 coarse histograms (vec4<u32> per bin: count, weight low, weight high,
+// the bin's first bucket-list entry; then one max partial per block; then,
 // LCAP > 0, each block's local list: a status word (count or LC_OVER, the
 // local bin) and LCAP / 2 words of two (d, index) pairs), 5 step counters (u64 per row),
 // 6 tokens (u32 per row), 7 params, 8 external max partials (EXTMAX; else
@@ -72,7 +80,10 @@ override EXTMAX: bool = false;
 // 6: the fast path stops after collecting its candidates. The token is then
 // meaningless. 7: the token is the path `select` took instead (0: the fast
 // path from the blocks' local lists, 1: the fast path over the row's
-// distances, 2: the general path), for tests.
+// distances, 2: the general path), for tests. 8: the general path runs
+// through and the token says how it found the token (2: passes over the
+// row's distances, 3: the bucket lists, 4: the bucket lists, then a pass
+// over the row because more than CAP tokens share the token's distance).
 override DIAG: u32 = 0u;
 // Local candidate lists: entries per `prepare` block (0: none; even).
 override LCAP: u32 = 0u;
@@ -91,7 +102,7 @@ struct Params {
     seed_hi: u32,
     greedy: u32,     // 1: argmax (T = 0 or k = 1)
     xparts: u32,     // EXTMAX: partials per row in binding 8
-    pad0: u32,
+    buckets: u32,    // 1: bucket lists (see the header); honoured for nbs ≤ LC_BLOCKS
     pad1: u32,
     pad2: u32,
 }
@@ -508,16 +519,113 @@ fn prepare(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_inde
     }
     hist_add(min(run.bin, 255u), run.cnt, run.w);
     workgroupBarrier();
+    let bk = buckets_on();
+    if (bk) {
+        bucket_starts(lid);
+    }
     let nh = arrayLength(&hist);
-    if (wid.y < p.rows && blk < p.nbs) {
+    let own = wid.y < p.rows && blk < p.nbs;
+    if (own) {
         for (var b = lid; b < 256u; b += PWG) {
+            let start = select(0u, atomicLoad(&bcur[b]), bk);
             hist[min((row * p.nbs + blk) * 256u + b, nh - 1u)] =
-                vec4<u32>(atomicLoad(&pc[b]), atomicLoad(&pwl[b]), atomicLoad(&pwh[b]), 0u);
+                vec4<u32>(atomicLoad(&pc[b]), atomicLoad(&pwl[b]), atomicLoad(&pwh[b]), start);
+        }
+    }
+    if (bk) {
+        // (The starts are read above before the scatter moves them.)
+        workgroupBarrier();
+        if (own) {
+            bucket_scatter(row, blk, lid, word0);
         }
     }
     // (`select` reads lists only of rows of at most LC_BLOCKS blocks.)
     if (LCAP > 0u && p.top_k != 0u && p.nbs <= LC_BLOCKS) {
         local_list(row, blk, lid, wid.y < p.rows && blk < p.nbs, word0);
+    }
+}
+
+// ---------------------------------------------------------------- buckets
+
+// With `p.buckets` (top-p or temperature alone, or a top-k past the fast
+// path), each `prepare` block also writes its bucket lists: its tokens with
+// a weight > 0 grouped by coarse bin (a counting sort, unordered within a
+// bin), each entry (d mod 256) << 24 | the token's index within the block.
+// Bin b's entries start at the block's count of tokens in bins < b (the
+// fourth word of the block's histogram entry). They live in `dist` after
+// every row's distance words: a region of PWG · PW · 8 u32 per block. So
+// `select`'s general path reads the entries of one coarse bin (the row's
+// share of one bin, tens to hundreds of tokens) wherever it would scan the
+// row's distances for it.
+
+// Whether bucket lists are written and read (rows of at most LC_BLOCKS blocks).
+fn buckets_on() -> bool {
+    return p.buckets != 0u && p.nbs <= LC_BLOCKS;
+}
+
+// The u32 index in `dist` of entry e of block `blk`'s bucket lists of `row`.
+fn bucket_at(row: u32, blk: u32, e: u32) -> u32 {
+    let per_block = PWG * PW * 8u;
+    return (p.rows * p.ld_d + row * p.nbs * (per_block / 4u)) * 4u + blk * per_block + e;
+}
+
+fn bucket_store(q: u32, v: u32) {
+    dist[min(q >> 2u, arrayLength(&dist) - 1u)][q & 3u] = v;
+}
+
+fn bucket_load(q: u32) -> u32 {
+    return dist[min(q >> 2u, arrayLength(&dist) - 1u)][q & 3u];
+}
+
+// Per bin, the next free entry of the block's bucket lists (first: the start).
+var<workgroup> bcur: array<atomic<u32>, 256>;
+var<workgroup> bgrp: array<u32, 16>;
+
+// After the block's histogram is complete (and a barrier): each bin's start,
+// the exclusive prefix sum of the counts in two levels (16 groups of 16).
+fn bucket_starts(lid: u32) {
+    if (lid < 16u) {
+        var g = 0u;
+        for (var r = 0u; r < 16u; r++) {
+            g += atomicLoad(&pc[16u * lid + r]);
+        }
+        bgrp[lid] = g;
+    }
+    workgroupBarrier();
+    for (var b = lid; b < 256u; b += PWG) {
+        let grp = b / 16u;
+        var s = 0u;
+        for (var q = 0u; q < 16u; q++) {
+            s += select(0u, bgrp[q], q < grp);
+        }
+        for (var r = 0u; r < 16u; r++) {
+            s += select(0u, atomicLoad(&pc[16u * grp + r]), r < b % 16u);
+        }
+        atomicStore(&bcur[b], s);
+    }
+    workgroupBarrier();
+}
+
+// This invocation's tokens into the block's bucket lists. `word0`: its first
+// distance word (the others are read back from `dist`, its own writes).
+fn bucket_scatter(row: u32, blk: u32, lid: u32, word0: vec4<u32>) {
+    let nd1 = arrayLength(&dist) - 1u;
+    for (var k = 0u; k < PW; k++) {
+        let j = (blk * PW + k) * PWG + lid;
+        if (j < p.ld_d) {
+            var v = word0;
+            if (k != 0u) {
+                v = dist[min(row * p.ld_d + j, nd1)];
+            }
+            let l0 = (k * PWG + lid) * 8u;
+            for (var t = 0u; t < 8u; t++) {
+                let d = word_d(v, t);
+                if (d <= D_LAST) {
+                    let e = atomicAdd(&bcur[d >> 8u], 1u);
+                    bucket_store(bucket_at(row, blk, e), ((d & 255u) << 24u) | (l0 + t));
+                }
+            }
+        }
     }
 }
 
@@ -789,6 +897,11 @@ fn fine_pass(row: u32, c: u32, lid: u32) {
         j += SWG;
     }
     workgroupBarrier();
+    fine_scan(c, lid);
+}
+
+// After `fine` holds bin c's counts (and a barrier): (fc, fw), scanned.
+fn fine_scan(c: u32, lid: u32) {
     if (lid < 256u) {
         let n = atomicLoad(&fine[lid]);
         fc[lid] = n;
@@ -888,6 +1001,142 @@ fn uniform_flag(lid: u32, b: bool) -> bool {
         slot = select(0u, 1u, b);
     }
     return workgroupUniformLoad(&slot) != 0u;
+}
+
+// ---------------------------------------------------------------- general path over bucket lists
+
+// The exclusive prefix sum of v over invocations 0..256 (two levels through
+// `seg` and `gsum`; every invocation calls it; v = 0 past 256).
+fn excl256(lid: u32, v: u32) -> u32 {
+    workgroupBarrier();
+    if (lid < 256u) {
+        seg[lid] = v;
+    }
+    workgroupBarrier();
+    if (lid < 16u) {
+        var g = 0u;
+        for (var r = 0u; r < 16u; r++) {
+            g += seg[16u * lid + r];
+        }
+        gsum[lid] = g;
+    }
+    workgroupBarrier();
+    var e = 0u;
+    if (lid < 256u) {
+        let grp = lid / 16u;
+        for (var q = 0u; q < 16u; q++) {
+            e += select(0u, gsum[q], q < grp);
+        }
+        for (var r = 0u; r < 16u; r++) {
+            e += select(0u, seg[16u * grp + r], r < lid % 16u);
+        }
+    }
+    return e;
+}
+
+// Coarse bin c of the row's bucket lists (the fast path's arrays are free
+// here): per block its count (kd), its start (si) and the entries of the
+// blocks before it (sw). Returns the bin's total.
+fn bucket_blocks(row: u32, c: u32, lid: u32) -> u32 {
+    var n = 0u;
+    var s = 0u;
+    if (lid < p.nbs) {
+        let h = hist[min((row * p.nbs + lid) * 256u + c, arrayLength(&hist) - 1u)];
+        n = h.x;
+        s = h.w;
+    }
+    let e = excl256(lid, n);
+    if (lid < 256u) {
+        kd[lid] = n;
+        si[lid] = s;
+        sw[lid] = e;
+    }
+    if (lid == 255u) {
+        fs[2] = e + n;
+    }
+    return workgroupUniformLoad(&fs[2]);
+}
+
+// Entry e (below bucket_blocks' total) of the bin: (d mod 256, the token's
+// index in the row).
+fn bucket_entry(row: u32, e: u32) -> vec2<u32> {
+    // The last block whose entries start at or before e (blocks in between
+    // may be empty).
+    var lo = 0u;
+    var hi = clamp(p.nbs, 1u, 256u);
+    loop {
+        if (hi - lo <= 1u) {
+            break;
+        }
+        let mid = (lo + hi) / 2u;
+        if (sw[mid] <= e) {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    let q = bucket_load(bucket_at(row, lo, si[lo] + e - sw[lo]));
+    return vec2<u32>(q >> 24u, lo * PWG * PW * 8u + (q & 0xffffffu));
+}
+
+// fine_pass from the bucket lists of bin c.
+fn fine_from_buckets(row: u32, c: u32, lid: u32) {
+    for (var f = lid; f < 256u; f += SWG) {
+        atomicStore(&fine[f], 0u);
+    }
+    let total = bucket_blocks(row, c, lid);
+    for (var e = lid; e < total; e += SWG) {
+        atomicAdd(&fine[bucket_entry(row, e).x], 1u);
+    }
+    workgroupBarrier();
+    fine_scan(c, lid);
+}
+
+fn fine_of(row: u32, c: u32, lid: u32, bk: bool) {
+    if (bk) {
+        fine_from_buckets(row, c, lid);
+    } else {
+        fine_pass(row, c, lid);
+    }
+}
+
+// nth_with_distance from the bucket lists: the tokens with distance ds
+// gathered (when at most CAP, else the pass over the row), each ranked by
+// counting the smaller indices. (.x the token, .y 3, or 4 when it fell back.)
+fn nth_from_buckets(row: u32, ds: u32, r: u32, lid: u32) -> vec2<u32> {
+    if (lid == 0u) {
+        atomicStore(&ncol, 0u);
+        fs[1] = 0u;
+    }
+    let total = bucket_blocks(row, ds >> 8u, lid);
+    for (var e = lid; e < total; e += SWG) {
+        let u = bucket_entry(row, e);
+        if (u.x == (ds & 255u)) {
+            let s = atomicAdd(&ncol, 1u);
+            if (s < CAP) {
+                ki[s] = u.y;
+            }
+        }
+    }
+    workgroupBarrier();
+    if (lid == 0u) {
+        fs[3] = atomicLoad(&ncol);
+    }
+    let m = workgroupUniformLoad(&fs[3]);
+    if (m > CAP) {
+        return vec2<u32>(nth_with_distance(row, ds, r, lid), 4u);
+    }
+    for (var q = lid; q < m; q += SWG) {
+        let iq = ki[q];
+        var below = 0u;
+        for (var t = 0u; t < m; t++) {
+            below += select(0u, 1u, ki[t] < iq);
+        }
+        if (below == r) {
+            fs[1] = iq;
+        }
+    }
+    return vec2<u32>(workgroupUniformLoad(&fs[1]), 3u);
 }
 
 fn finish(row: u32, lid: u32, token: u32) {
@@ -1209,6 +1458,7 @@ fn select_token(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
         return;
     }
     // General path.
+    let bk = buckets_on();
     scan256(lid, false);
     let ncand = workgroupUniformLoad(&cc[255]);
     var kk = ncand;
@@ -1216,8 +1466,8 @@ fn select_token(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
         kk = min(p.top_k, ncand);
     }
     // Temperature alone (no top-k cut, top-p 1): W = the total weight and
-    // the draw searches all bins; the top-k and top-p fine passes (one pass
-    // over the distances each) are skipped. Every step below then takes the
+    // the draw searches all bins; the top-k and top-p fine histograms are
+    // skipped. Every step below then takes the
     // "below d_p" branch with c_p = 256, exactly the reference's search.
     let everything = (p.top_k == 0u || p.top_k >= ncand) && p.p_fixed >= 0x1000000u;
     var cp = 256u;
@@ -1227,18 +1477,26 @@ fn select_token(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
     var w_all = cw[255];
     if (!everything) {
         // 2. Top-k: the bin and the distance d_k where the count reaches K.
-        let ck = first_set(lid, lid < 256u && cc[min(lid, 255u)] >= kk, 256u);
-        fine_pass(row, ck, lid);
+        // Without a cut (K = every candidate) W_K is the total weight and
+        // c_k stands past the last bin: the fine pass would find the last
+        // distance, and the top-p bin below is then always before it.
+        var ck = 256u;
+        var fk = 256u;
+        var w_k = cw[255];
+        if (kk < ncand) {
+            ck = first_set(lid, lid < 256u && cc[min(lid, 255u)] >= kk, 256u);
+            fine_of(row, ck, lid, bk);
+            let base_cnt = cc_before(ck);
+            fk = first_set(lid, lid < 256u && base_cnt + fc[min(lid, 255u)] >= kk, 256u);
+            let dk = ck * 256u + fk;
+            let tk = kk - (base_cnt + fc_before(fk));
+            let wk_before = u64_add(cw_before(ck), fw_before(fk));
+            w_k = u64_add(wk_before, mul32(tk, weight(dk)));
+        }
         if (DIAG == 1u) {
             finish(wid.x, lid, ck);
             return;
         }
-        let base_cnt = cc_before(ck);
-        let fk = first_set(lid, lid < 256u && base_cnt + fc[min(lid, 255u)] >= kk, 256u);
-        let dk = ck * 256u + fk;
-        let tk = kk - (base_cnt + fc_before(fk));
-        let wk_before = u64_add(cw_before(ck), fw_before(fk));
-        let w_k = u64_add(wk_before, mul32(tk, weight(dk)));
         // 3. Top-p: goal = ceil(W_K · P / 2^24).
         let goal = top_p_goal(w_k);
         // The bin where the weight reaches the goal: before ck (all of those
@@ -1246,7 +1504,7 @@ fn select_token(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
         cp = first_set(lid, lid < 256u && lid < ck && u64_ge(cw[min(lid, 255u)], goal), ck);
         var fp: u32;
         if (cp < ck) {
-            fine_pass(row, cp, lid);
+            fine_of(row, cp, lid, bk);
             let base_w = cw_before(cp);
             fp = first_set(lid, lid < 256u && u64_ge(u64_add(base_w, fw[min(lid, 255u)]), goal), 256u);
         } else {
@@ -1274,7 +1532,7 @@ fn select_token(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
         // Below d_p: first in the coarse bins before c_p, else inside c_p's fine bins.
         let cs = first_set(lid, lid < 256u && lid < cp && u64_lt(u, cw[min(lid, 255u)]), cp);
         if (cs < cp) {
-            fine_pass(row, cs, lid);
+            fine_of(row, cs, lid, bk);
         }
         let base_w = cw_before(cs);
         let fs = first_set(lid, lid < 256u && u64_lt(u, u64_add(base_w, fw[min(lid, 255u)])), 256u);
@@ -1286,5 +1544,11 @@ fn select_token(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
         return;
     }
     // 5. The token: the rank-th with distance ds, in index order.
-    finish(wid.x, lid, nth_with_distance(row, ds, rank, lid));
+    var tok = vec2<u32>(0u, 2u);
+    if (bk) {
+        tok = nth_from_buckets(row, ds, rank, lid);
+    } else {
+        tok.x = nth_with_distance(row, ds, rank, lid);
+    }
+    finish(wid.x, lid, select(tok.x, tok.y, DIAG == 8u));
 }

@@ -499,6 +499,18 @@ fn paths(
     p: &SampleParams,
     tuning: SamplerTuning,
 ) -> Vec<u32> {
+    diag_tokens(ctx, x, rows, n, p, SamplerTuning { diag: 7, ..tuning })
+}
+
+/// The tokens of one call with `tuning` (its `diag` says what they mean).
+fn diag_tokens(
+    ctx: &GpuContext,
+    x: &[f32],
+    rows: usize,
+    n: usize,
+    p: &SampleParams,
+    tuning: SamplerTuning,
+) -> Vec<u32> {
     let s = Sampler::new(
         ctx,
         None,
@@ -507,7 +519,7 @@ fn paths(
         n,
         p,
         &SamplerOptions {
-            tuning: SamplerTuning { diag: 7, ..tuning },
+            tuning,
             ..Default::default()
         },
     )
@@ -628,4 +640,71 @@ fn sampler_reused_across_parameters() {
             assert_eq!(got[r], want, "call {step} {p:?} row {r}");
         }
     }
+}
+
+/// Without a top-k (top-p or temperature alone) or with one past the fast
+/// path, `select`'s general path reads `prepare`'s bucket lists (the row's
+/// tokens grouped by coarse bin) instead of passing over the row: rows
+/// built to take each way (`diag` 8: 3 the bucket lists, 4 the bucket lists
+/// and then a pass over the row for the token when more than 512 tokens
+/// share its distance, 2 passes over the row: a top-k ≤ 512 whose ties
+/// overflow the fast path, or a row of more than 256 blocks), each checked
+/// to take it and to give the CPU's tokens, with the default blocks and
+/// with blocks of two words an invocation.
+#[test]
+fn general_path_reads_bucket_lists_and_falls_back() {
+    let Some(ctx) = ctx() else { return };
+    let t = SamplerTuning::default();
+    let block = (t.prepare_wg * t.prepare_words * 8) as usize;
+    let two_words = SamplerTuning::candidates()
+        .into_iter()
+        .find(|c| {
+            c.prepare_words == 2 && c.select_wg <= ctx.limits.max_compute_invocations_per_workgroup
+        })
+        .expect("a tuning with two words an invocation");
+    let mut rng = Rng(29);
+    let (rows, n) = (4, 3 * block + 777);
+    let mut x = rng.normals(rows * n, 3.0);
+    // Row 1: all equal (n tokens share distance 0). Row 3: 400 equal
+    // tokens above the rest (most draws land on them), spread over every
+    // block: the token is the r-th of them in index order, gathered from
+    // four blocks' lists.
+    x[n..2 * n].iter_mut().for_each(|v| *v = -0.5);
+    for v in &mut x[3 * n..] {
+        *v = 25.0 + (*v / 3.0).clamp(-4.0, 4.0);
+    }
+    for i in 0..400 {
+        x[3 * n + (i * 7919) % n] = 30.0;
+    }
+    let cases = [
+        (params(1.0, 0, 1.0, 11), vec![3, 4, 3, 3]),
+        (params(0.8, 0, 0.9, 12), vec![3, 4, 3, 3]),
+        (params(1.7, 0, 0.3, 13), vec![3, 4, 3, 3]),
+        (params(1.0, 2000, 0.95, 14), vec![3, 4, 3, 3]),
+        // A top-k of the fast path: no bucket lists, the flat row's ties
+        // send it to the passes over the row.
+        (
+            params(1.0, 50, 0.9, 15),
+            vec![u32::MAX, 2, u32::MAX, u32::MAX],
+        ),
+    ];
+    for (p, want) in &cases {
+        let got = diag_tokens(&ctx, &x, rows, n, p, SamplerTuning { diag: 8, ..t });
+        for r in 0..rows {
+            if want[r] != u32::MAX {
+                assert_eq!(got[r], want[r], "{p:?} row {r}: {got:?}");
+            }
+        }
+        check(&ctx, &x, rows, n, p, 3, t);
+        check(&ctx, &x, rows, n, p, 2, two_words);
+    }
+    // More blocks than `select` reads lists of: the passes over the row.
+    let n = 256 * block + 5;
+    let x = rng.normals(n, 3.0);
+    let p = params(1.0, 0, 0.9, 16);
+    assert_eq!(
+        diag_tokens(&ctx, &x, 1, n, &p, SamplerTuning { diag: 8, ..t }),
+        vec![2]
+    );
+    check(&ctx, &x, 1, n, &p, 1, t);
 }

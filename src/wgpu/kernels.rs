@@ -253,6 +253,14 @@ pub fn all_variants() -> Vec<(KernelSource, Vec<Constants>)> {
                     t.constants_ext(true, true),
                 ]
             })
+            // Every benchmark and test path (`diag`) of the default tuning.
+            .chain((1..=8).map(|diag| {
+                super::sample::SamplerTuning {
+                    diag,
+                    ..Default::default()
+                }
+                .constants(true)
+            }))
             .collect();
         out.push((super::sample::source(entry), combos));
     }

@@ -37,7 +37,11 @@ pub struct SamplerTuning {
     /// once it has the top-k bin, 6: its fast path stops after collecting the
     /// candidates, to time each part; the token is then meaningless.
     /// 7: the token is the path `select` took (0: the local lists, 1: the
-    /// fast path over the row, 2: the general path), for tests.
+    /// fast path over the row, 2: the general path), for tests. 8: the
+    /// general path runs through and the token is how it found the token
+    /// (2: passes over the row's distances, 3: the bucket lists, 4: the
+    /// bucket lists for the distances and a pass over the row for the token,
+    /// when more than 512 tokens share its distance), for tests.
     pub diag: u32,
     /// Local candidate lists (0: none; even, ≤ 256): with a top-k, each
     /// `prepare` block also writes its candidates up to its local top-k bin
@@ -137,7 +141,7 @@ impl SamplerTuning {
             && self.prepare_wg >= 32
             && self.select_wg >= 256;
         let lists_ok = self.local_cap % 2 == 0 && self.local_cap <= 256;
-        if !shapes_ok || !lists_ok || !(1..=16).contains(&self.prepare_words) || self.diag > 7 {
+        if !shapes_ok || !lists_ok || !(1..=16).contains(&self.prepare_words) || self.diag > 8 {
             return Err(Error::Param(format!(
                 "sampler tuning {self:?} out of range"
             )));
@@ -207,7 +211,8 @@ struct Params {
     seed_hi: u32,
     greedy: u32,
     xparts: u32,
-    pad: [u32; 3],
+    buckets: u32,
+    pad: [u32; 2],
 }
 
 /// Options of a sampler.
@@ -244,6 +249,8 @@ pub struct Sampler {
     vec_ok: bool,
     ld_in: u32,
     ld_d: u32,
+    /// Bucket-list words (vec4) per row, after all rows' distances.
+    ld_b: u32,
     _table: wgpu::Buffer,
     _dist: PooledBuffer,
     _hist: PooledBuffer,
@@ -373,7 +380,15 @@ impl Sampler {
         let table = ctx.create_buffer("sample.exp2", 2048 * 4, U::STORAGE | U::COPY_DST)?;
         ctx.queue
             .write_buffer(&table, 0, bytemuck::cast_slice(exp2_table()));
-        let dist = ctx.buffer("sample.dist", (rows * ld_d * 16) as u64, U::STORAGE)?;
+        // The distances, then each row's bucket lists (one u32 per token of
+        // every `prepare` block; written and read only for parameters that
+        // take `select`'s general path).
+        let ld_b = nbs * per_block * 2;
+        let dist = ctx.buffer(
+            "sample.dist",
+            (rows * (ld_d + ld_b) * 16) as u64,
+            U::STORAGE,
+        )?;
         // The coarse histograms, then (max_split) one partial maximum per
         // block, then the local lists (a status and local_cap / 2 words each).
         let lists = match opts.tuning.local_cap {
@@ -466,6 +481,7 @@ impl Sampler {
             vec_ok,
             ld_in: ld_in as u32,
             ld_d: ld_d as u32,
+            ld_b: ld_b as u32,
             _table: table,
             _dist: dist,
             _hist: hist,
@@ -495,10 +511,20 @@ impl Sampler {
             seed_hi: (p.seed >> 32) as u32,
             greedy: p.is_greedy() as u32,
             xparts: self.xparts,
-            pad: [0; 3],
+            buckets: self.uses_buckets() as u32,
+            pad: [0; 2],
         };
         queue.write_buffer(&self.uniform, 0, bytemuck::bytes_of(&u));
         Ok(())
+    }
+
+    /// Whether `prepare` writes bucket lists for `select`'s general path:
+    /// with no top-k (top-p or temperature alone) or one past the fast
+    /// path's capacity, on rows of at most 256 blocks (the shader's
+    /// LC_BLOCKS).
+    pub fn uses_buckets(&self) -> bool {
+        let p = &self.params;
+        !p.is_greedy() && (p.top_k == 0 || p.top_k > FAST_CAP) && self.nbs <= 256
     }
 
     /// Change the sampling parameters (small uploads; not meant per token).
@@ -585,7 +611,12 @@ impl Sampler {
             ctx.queue.write_buffer(&b, 0, &vec![0u8; size.max(16)]);
             Ok(b)
         };
-        let dist_p = small("sample.warm.dist", 16)?;
+        // Room for row 0's distances and bucket lists where the uniform
+        // (the real row count) puts them.
+        let dist_p = small(
+            "sample.warm.dist",
+            (self.rows * self.ld_d as usize + self.ld_b as usize) * 16,
+        )?;
         let hist_p = small("sample.warm.hist", 16)?;
         let steps_p = small("sample.warm.steps", self.rows * 8)?;
         let tokens_p = small("sample.warm.tokens", self.rows * 4)?;
@@ -656,7 +687,8 @@ impl Sampler {
     /// 512; greedy rows pre-warm `prepare` alone): with top-p or
     /// temperature alone, or a larger top-k, the pre-warm would walk the
     /// general path, which outlasts the GEMV's shadow (H100 head, top-p
-    /// alone: 169.0 µs of GPU time against 147.9 without). Rows whose
+    /// alone: 169.0 µs of GPU time against 147.9 without; with the bucket
+    /// lists 144.2-144.3 against 138.9, and 150.9 against 144.8). Rows whose
     /// candidates tie beyond the fast path's capacity also take the general
     /// path; the pre-warm then costs time on such tokens, not correctness.
     pub fn encode_prewarm(&self, pass: &mut wgpu::ComputePass<'_>) {
