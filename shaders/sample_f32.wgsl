@@ -22,7 +22,9 @@
 //            list (else it marks the list as overflowing). With
 //            `p.buckets` (parameters that take `select`'s general path),
 //            each block also writes its tokens grouped by coarse bin (its
-//            bucket lists, see "buckets" below).
+//            bucket lists, see "buckets" below). With `p.plain`
+//            (temperature alone) each block writes only its total weight
+//            instead (see "plain draw" below).
 //   select:  grid (rows), one workgroup of SWG (≥ 256) per row. Sums the
 //            coarse histograms and finds the top-k bin c_k. Fast path, when
 //            the tokens in bins ≤ c_k number at most CAP (top-k of up to a
@@ -38,7 +40,9 @@
 //            candidates), so its histogram gives the same c_k and count,
 //            and collecting from it gives the same tokens as the pass over
 //            the row's distances, reading ~NBS · LCAP entries instead of
-//            all n distances and no coarse histograms. Otherwise (top-p or temperature alone,
+//            all n distances and no coarse histograms. Temperature alone
+//            takes the plain draw (index order: the block, then the token,
+//            from prefix sums; no ranking). Otherwise (top-p alone, a
 //            huge top-k, large ties) the general path: fine histograms of
 //            single coarse bins and integer scans, then the token's index
 //            among those with its distance. With bucket lists each of those
@@ -77,10 +81,11 @@ override EXTMAX: bool = false;
 // Benchmarks only: the general path of `select` stops early (1: after the
 // top-k fine pass, 2: after top-p, 3: before the token search); 4: `prepare`
 // stops after the row maximum; 5: `select` stops once it has the top-k bin,
-// 6: the fast path stops after collecting its candidates. The token is then
-// meaningless. 7: the token is the path `select` took instead (0: the fast
-// path from the blocks' local lists, 1: the fast path over the row's
-// distances, 2: the general path), for tests. 8: the general path runs
+// 6: the fast path stops after collecting its candidates. The plain draw
+// honours 5 (the token is its block) and 3 (the owner of its words). The
+// token is then meaningless. 7: the token is the path `select` took instead
+// (0: the fast path from the blocks' local lists, 1: the fast path over the
+// row's distances, 2: the general path, 3: the plain draw), for tests. 8: the general path runs
 // through and the token says how it found the token (2: passes over the
 // row's distances, 3: the bucket lists, 4: the bucket lists, then a pass
 // over the row because more than CAP tokens share the token's distance).
@@ -103,7 +108,7 @@ struct Params {
     greedy: u32,     // 1: argmax (T = 0 or k = 1)
     xparts: u32,     // EXTMAX: partials per row in binding 8
     buckets: u32,    // 1: bucket lists (see the header); honoured for nbs ≤ LC_BLOCKS
-    pad1: u32,
+    plain: u32,      // 1: temperature alone, the draw in index order ("plain draw" below)
     pad2: u32,
 }
 
@@ -487,6 +492,7 @@ fn prepare(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_inde
     let start = row * p.ld_in;
     let aligned = p.vec_ok != 0u && (start & 3u) == 0u;
     var word0 = vec4<u32>(0xffffffffu);
+    var wsum = vec2<u32>(0u, 0u);
     for (var k = 0u; k < PW; k++) {
         let j = (blk * PW + k) * PWG + lid;
         if (j < p.ld_d) {
@@ -502,20 +508,32 @@ fn prepare(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_inde
             let d5 = tok_d(m, hi.y, i0 + 5u);
             let d6 = tok_d(m, hi.z, i0 + 6u);
             let d7 = tok_d(m, hi.w, i0 + 7u);
-            run = run_add(run, d0);
-            run = run_add(run, d1);
-            run = run_add(run, d2);
-            run = run_add(run, d3);
-            run = run_add(run, d4);
-            run = run_add(run, d5);
-            run = run_add(run, d6);
-            run = run_add(run, d7);
             let v = vec4<u32>(d0 | (d1 << 16u), d2 | (d3 << 16u), d4 | (d5 << 16u), d6 | (d7 << 16u));
+            if (p.plain != 0u) {
+                wsum = u64_add(wsum, word_weight(v));
+            } else {
+                run = run_add(run, d0);
+                run = run_add(run, d1);
+                run = run_add(run, d2);
+                run = run_add(run, d3);
+                run = run_add(run, d4);
+                run = run_add(run, d5);
+                run = run_add(run, d6);
+                run = run_add(run, d7);
+            }
             dist[min(row * p.ld_d + j, nd - 1u)] = v;
             if (k == 0u) {
                 word0 = v;
             }
         }
+    }
+    if (p.plain != 0u) {
+        // The plain draw needs only the block's total weight.
+        let tot = block_total(lid, wsum);
+        if (lid == 0u && wid.y < p.rows && blk < p.nbs) {
+            hist[min((row * p.nbs + blk) * 256u, arrayLength(&hist) - 1u)] = vec4<u32>(0u, tot.x, tot.y, 0u);
+        }
+        return;
     }
     hist_add(min(run.bin, 255u), run.cnt, run.w);
     workgroupBarrier();
@@ -627,6 +645,179 @@ fn bucket_scatter(row: u32, blk: u32, lid: u32, word0: vec4<u32>) {
             }
         }
     }
+}
+
+// ---------------------------------------------------------------- plain draw
+
+// Temperature alone (`p.plain`: no top-k cut, top-p 1) lays the weights out
+// in index order (src/cpu/sample.rs, step 8), so nothing is ranked: each
+// `prepare` block writes only its total weight (the first histogram entry of
+// the block: 0, weight low, weight high, 0; no histogram, no lists), and
+// `select` finds the block whose interval holds the draw U, then the token
+// inside that block from its distances: two searches over prefix sums.
+
+var<workgroup> psum: array<vec2<u32>, PWG>;
+
+// The 8 weights of a distance word, summed.
+fn word_weight(v: vec4<u32>) -> vec2<u32> {
+    var s = vec2<u32>(0u, 0u);
+    for (var t = 0u; t < 8u; t++) {
+        s = u64_add(s, vec2<u32>(weight(word_d(v, t)), 0u));
+    }
+    return s;
+}
+
+// The sum of every invocation's `s` (a tree in workgroup memory; all invocations call it).
+fn block_total(lid: u32, s: vec2<u32>) -> vec2<u32> {
+    psum[lid] = s;
+    for (var off = PWG / 2u; off > 0u; off = off / 2u) {
+        workgroupBarrier();
+        if (lid < off) {
+            psum[lid] = u64_add(psum[lid], psum[lid + off]);
+        }
+    }
+    workgroupBarrier();
+    return psum[0];
+}
+
+var<workgroup> gs64: array<vec2<u32>, 32>;
+var<workgroup> fint: vec4<u32>;
+
+// Lay cum[0..cnt) (cnt ≤ CAP) end to end and find the entry whose interval
+// holds `goal` (with `draw`: floor(total · r / 2^64), the row's U; either
+// way below the total): (entry, the goal's offset into it as u64). In
+// groups of ⌈cnt / 32⌉ entries: invocation g < 32 sums group g, then the
+// one whose group holds the goal walks it. Every invocation calls it
+// (after writing its entry) and gets the result.
+fn find_interval(lid: u32, cnt: u32, goal: vec2<u32>, draw: bool, r: vec2<u32>) -> vec3<u32> {
+    workgroupBarrier();
+    let g = (cnt + 31u) / 32u;
+    if (lid < 32u) {
+        var s = vec2<u32>(0u, 0u);
+        for (var k = 0u; k < g; k++) {
+            let e = lid * g + k;
+            if (e < cnt) {
+                s = u64_add(s, cum[min(e, CAP - 1u)]);
+            }
+        }
+        gs64[lid] = s;
+    }
+    if (lid == 0u) {
+        fint = vec4<u32>(0u, 0u, 0u, 0u);
+    }
+    workgroupBarrier();
+    if (lid < 32u) {
+        var pre = vec2<u32>(0u, 0u);
+        var tot = vec2<u32>(0u, 0u);
+        for (var k = 0u; k < 32u; k++) {
+            let v = gs64[k];
+            if (k < lid) {
+                pre = u64_add(pre, v);
+            }
+            tot = u64_add(tot, v);
+        }
+        var u = goal;
+        if (draw) {
+            u = mulhi64(tot, r);
+        }
+        if (u64_ge(u, pre) && u64_lt(u, u64_add(pre, gs64[lid]))) {
+            var acc = pre;
+            for (var k = 0u; k < g; k++) {
+                let e = lid * g + k;
+                let nx = u64_add(acc, cum[min(e, CAP - 1u)]);
+                if (e < cnt && u64_lt(u, nx)) {
+                    fint = vec4<u32>(e, u64_sub(u, acc), 0u);
+                    break;
+                }
+                acc = nx;
+            }
+        }
+    }
+    return workgroupUniformLoad(&fint).xyz;
+}
+
+// The plain draw's token of `row` (step counter `st`).
+fn plain_select(row: u32, lid: u32, st: vec2<u32>) -> u32 {
+    let r = draw_word(st, row);
+    let own = min(SWG, CAP);
+    let nh1 = arrayLength(&hist) - 1u;
+    // 1. The block: owner t sums blocks [t·qb, (t+1)·qb) (qb = 1 up to CAP blocks).
+    let qb = (p.nbs + own - 1u) / own;
+    let nb_own = (p.nbs + qb - 1u) / qb;
+    if (lid < nb_own) {
+        var s = vec2<u32>(0u, 0u);
+        for (var k = 0u; k < qb; k++) {
+            let b = lid * qb + k;
+            if (b < p.nbs) {
+                s = u64_add(s, hist[min((row * p.nbs + b) * 256u, nh1)].yz);
+            }
+        }
+        cum[min(lid, CAP - 1u)] = s;
+    }
+    let f1 = find_interval(lid, nb_own, vec2<u32>(0u, 0u), true, r);
+    var blk = min(f1.x * qb, p.nbs - 1u);
+    var off = f1.yz;
+    for (var k = 0u; k < qb; k++) {
+        let b = f1.x * qb + k;
+        if (b >= p.nbs) {
+            break;
+        }
+        let w = hist[min((row * p.nbs + b) * 256u, nh1)].yz;
+        if (u64_lt(off, w)) {
+            blk = b;
+            break;
+        }
+        off = u64_sub(off, w);
+    }
+    if (DIAG == 5u) {
+        return blk;
+    }
+    // 2. Inside the block's distance words [w0, w0 + nw): owner t sums the
+    // weights of words [t·q2, (t+1)·q2).
+    let w0 = blk * PW * PWG;
+    let nw = min(w0 + PW * PWG, p.ld_d) - min(w0, p.ld_d);
+    let q2 = max((nw + own - 1u) / own, 1u);
+    let n2 = (nw + q2 - 1u) / q2;
+    let nd1 = arrayLength(&dist) - 1u;
+    let base = row * p.ld_d + w0;
+    if (lid < n2) {
+        var s = vec2<u32>(0u, 0u);
+        for (var k = 0u; k < q2; k++) {
+            let j = lid * q2 + k;
+            if (j < nw) {
+                s = u64_add(s, word_weight(dist[min(base + j, nd1)]));
+            }
+        }
+        cum[min(lid, CAP - 1u)] = s;
+    }
+    let f2 = find_interval(lid, n2, off, false, r);
+    if (DIAG == 3u) {
+        return f2.x;
+    }
+    // 3. The token among owner f2.x's words (every invocation walks them alike).
+    var o = f2.yz;
+    var tok = (w0 + f2.x * q2) * 8u;
+    for (var k = 0u; k < q2; k++) {
+        let j = f2.x * q2 + k;
+        if (j >= nw) {
+            break;
+        }
+        let v = dist[min(base + j, nd1)];
+        var hit = 8u;
+        for (var t = 0u; t < 8u; t++) {
+            let w = vec2<u32>(weight(word_d(v, t)), 0u);
+            if (u64_lt(o, w)) {
+                hit = t;
+                break;
+            }
+            o = u64_sub(o, w);
+        }
+        if (hit < 8u) {
+            tok = (w0 + j) * 8u + hit;
+            break;
+        }
+    }
+    return tok;
 }
 
 // ---------------------------------------------------------------- local lists
@@ -1388,6 +1579,11 @@ fn select_token(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
     // histograms' (the draw word is computed late, off the loads' path).
     let st = steps[min(row, arrayLength(&steps) - 1u)];
     load_exp2(lid, SWG);
+    if (p.plain != 0u) {
+        let t = plain_select(row, lid, st);
+        finish(wid.x, lid, select(t, 3u, DIAG == 7u));
+        return;
+    }
     // The blocks' local lists instead of the row, when every one is complete.
     if (LCAP > 0u && p.top_k != 0u && p.nbs <= LC_BLOCKS) {
         if (lid == 0u) {

@@ -217,6 +217,7 @@ fn head_tokens_match_the_cpu_and_allocate_nothing_per_token() {
 /// pre-warm reads the lists of the token before) and the sets take
 /// different paths: top-k 50 the
 /// local lists (0), top-k 150 overflows them (1: the row's distances).
+/// Temperature alone takes the plain draw (3) and is pre-warmed along it.
 /// With top-p alone or a top-k above the fast path's 512 (the general path,
 /// 2) there is no pre-warm: its tokens stay as they were.
 /// Greedy heads pre-warm only `prepare`, and a head
@@ -228,10 +229,11 @@ fn prewarm_walks_the_path_of_the_real_select() {
     let (vocab, hidden) = (50257, 64);
     let w = f16_weights(&mut rng, vocab, hidden);
     let gw = GemvWeights::upload(&ctx, &Weights::F16(&w), vocab, hidden, None).unwrap();
+    // top-k u32::MAX here stands for temperature alone (top-k 0, top-p 1).
     let sp = |top_k| SampleParams {
         temperature: 1.0,
-        top_k,
-        top_p: 0.9,
+        top_k: if top_k == u32::MAX { 0 } else { top_k },
+        top_p: if top_k == u32::MAX { 1.0 } else { 0.9 },
         seed: 3,
     };
     for batch in [1usize, 3] {
@@ -256,9 +258,24 @@ fn prewarm_walks_the_path_of_the_real_select() {
             "poisoned before the first token"
         );
         let mut paths = Vec::new();
-        for (tok, k) in [50, 50, 150, 150, 0, 0, 2000, 2000, 50, 50]
-            .into_iter()
-            .enumerate()
+        for (tok, k) in [
+            50,
+            50,
+            150,
+            150,
+            0,
+            0,
+            2000,
+            2000,
+            50,
+            50,
+            u32::MAX,
+            u32::MAX,
+            0,
+            0,
+        ]
+        .into_iter()
+        .enumerate()
         {
             head.sampler.set_params(&ctx.queue, &sp(k)).unwrap();
             // The same hidden state (so the same logits) for both tokens of a pair.
@@ -270,7 +287,7 @@ fn prewarm_walks_the_path_of_the_real_select() {
             warm = head.sampler.read_prewarm_tokens(&ctx).unwrap().unwrap();
             let label =
                 format!("batch {batch} token {tok} top-k {k}: real {got:?}, pre-warm {warm:?}");
-            if k == 0 || k > 512 {
+            if k == 0 || (k > 512 && k != u32::MAX) {
                 assert_eq!(got[0], 2, "{label}");
                 assert_eq!(warm, before, "{label}: no pre-warm off the short paths");
             } else if tok % 2 == 1 {
@@ -280,7 +297,7 @@ fn prewarm_walks_the_path_of_the_real_select() {
         }
         assert_eq!(
             paths,
-            [0, 1, 0],
+            [0, 1, 0, 3],
             "batch {batch}: the paths the test means to cover"
         );
     }
@@ -349,6 +366,11 @@ fn head_switches_sampling_parameters_between_tokens() {
         sp(1.0, 2000, 0.95),
         sp(1.0, 50, 0.9),
         sp(0.0, 0, 1.0),
+        sp(1.0, 50, 0.9),
+        sp(0.9, 0, 1.0),
+        sp(0.9, 0, 1.0),
+        sp(1.0, 2000, 0.95),
+        sp(1.1, 0, 1.0),
         sp(1.0, 50, 0.9),
     ];
     for (batch, no_prewarm) in [(1usize, false), (2, true)] {

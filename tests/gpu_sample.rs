@@ -7,7 +7,7 @@
 mod common;
 
 use common::{Rng, ctx, poison, run_wcodec};
-use wcodec::cpu::sample::{SampleParams, sample_row};
+use wcodec::cpu::sample::{SampleParams, distance, sample_row, weight};
 use wcodec::wgpu::context::GpuContext;
 use wcodec::wgpu::sample::{Sampler, SamplerOptions, SamplerTuning};
 
@@ -453,6 +453,94 @@ fn sampling_with_external_max_partials() {
     );
 }
 
+/// Temperature alone (no top-k cut, top-p 1) takes the plain draw: the
+/// weights laid out in index order, found through the `prepare` blocks'
+/// totals and then one block's prefix sums (`diag` 7: 3). Rows of one
+/// block, of many, of more blocks than `select` has owners for (each owner
+/// then walks two blocks), flat rows, one dominant token, a temperature near
+/// 0 and a top-k ≥ n, with every tuning (blocks of 4096 tokens summed by 256
+/// to 512 owners, so one or several words each), each checked against the
+/// CPU's token, which differs from the (d, index) order's.
+#[test]
+fn temperature_alone_takes_the_plain_draw() {
+    let Some(ctx) = ctx() else { return };
+    let mut rng = Rng(31);
+    let t0 = SamplerTuning::default();
+    let block = (t0.prepare_wg * t0.prepare_words * 8) as usize;
+    let (rows, n) = (4, 5 * block + 333);
+    let mut x = rng.normals(rows * n, 3.0);
+    // Row 1 flat; row 2 one token far above the rest; row 3 a few on top.
+    x[n..2 * n].iter_mut().for_each(|v| *v = 1.25);
+    x[2 * n + 4097] = 60.0;
+    for i in [5, 9000, 20000, n - 1] {
+        x[3 * n + i] = 14.0;
+    }
+    let plain = [
+        params(1.0, 0, 1.0, 41),
+        params(0.7, 0, 1.0, 42),
+        params(0.02, 0, 1.0, 43),
+        params(1.3, n as u32, 1.0, 44),
+        params(1.0, u32::MAX, 1.0, 45),
+    ];
+    for p in &plain {
+        assert!(p.draws_in_index_order(n));
+        let got = diag_tokens(&ctx, &x, rows, n, p, SamplerTuning { diag: 7, ..t0 });
+        assert_eq!(got, vec![3; rows], "{p:?}");
+        check(&ctx, &x, rows, n, p, 6, t0);
+    }
+    // Index order differs from version 1's (d, index) order: the same U
+    // lands on another token in most draws.
+    let p = plain[0];
+    let row = &x[..n];
+    let m = row.iter().copied().fold(f32::MIN, f32::max);
+    let mut cand: Vec<(u32, u32)> = row
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| (distance(m, v, p.scale()), i as u32))
+        .filter(|&(d, _)| weight(d) > 0)
+        .collect();
+    cand.sort_unstable();
+    let differs = (0..20u64)
+        .filter(|&st| {
+            let t = sample_row(row, &p, st, 0).unwrap();
+            let mut cum = 0u64;
+            let v1 = cand.iter().find(|&&(d, _)| {
+                cum += weight(d) as u64;
+                t.u < cum
+            });
+            v1.unwrap().1 != t.token
+        })
+        .count();
+    assert!(differs > 15, "{differs}");
+    // Every tuning the adapter can run (owners of one to four words).
+    for t in SamplerTuning::candidates() {
+        if t.select_wg > ctx.limits.max_compute_invocations_per_workgroup {
+            continue;
+        }
+        check(&ctx, &x, rows, n, &plain[1], 2, t);
+    }
+    // A top-k below n or a top-p below 1 does not.
+    for p in [
+        params(1.0, n as u32 - 1, 1.0, 46),
+        params(1.0, 0, 0.9999, 47),
+    ] {
+        assert!(!p.draws_in_index_order(n));
+        let got = diag_tokens(&ctx, &x, rows, n, &p, SamplerTuning { diag: 7, ..t0 });
+        assert!(got.iter().all(|&g| g < 3), "{p:?}: {got:?}");
+    }
+    // More blocks than owners (512): owners of two blocks each.
+    let n = 515 * block + 7;
+    let mut x = rng.normals(n, 2.0);
+    x[514 * block + 3] = 16.0;
+    x[block / 2] = 16.0;
+    let p = params(1.0, 0, 1.0, 48);
+    assert_eq!(
+        diag_tokens(&ctx, &x, 1, n, &p, SamplerTuning { diag: 7, ..t0 }),
+        vec![3]
+    );
+    check(&ctx, &x, 1, n, &p, 8, t0);
+}
+
 /// `wcodec bench kernels --stages` times the sampler's parts: the cold-cache
 /// pass (after an untimed copy), the fast path's stops, the row maximum alone
 /// and each dispatch prefix; every timed variant is checked.
@@ -642,8 +730,8 @@ fn sampler_reused_across_parameters() {
     }
 }
 
-/// Without a top-k (top-p or temperature alone) or with one past the fast
-/// path, `select`'s general path reads `prepare`'s bucket lists (the row's
+/// Without a top-k (top-p alone) or with one past the fast path,
+/// `select`'s general path reads `prepare`'s bucket lists (the row's
 /// tokens grouped by coarse bin) instead of passing over the row: rows
 /// built to take each way (`diag` 8: 3 the bucket lists, 4 the bucket lists
 /// and then a pass over the row for the token when more than 512 tokens
@@ -677,7 +765,7 @@ fn general_path_reads_bucket_lists_and_falls_back() {
         x[3 * n + (i * 7919) % n] = 30.0;
     }
     let cases = [
-        (params(1.0, 0, 1.0, 11), vec![3, 4, 3, 3]),
+        (params(1.0, 0, 0.9999, 11), vec![3, 4, 3, 3]),
         (params(0.8, 0, 0.9, 12), vec![3, 4, 3, 3]),
         (params(1.7, 0, 0.3, 13), vec![3, 4, 3, 3]),
         (params(1.0, 2000, 0.95, 14), vec![3, 4, 3, 3]),

@@ -736,8 +736,12 @@ fn bench_sample(
         // Each part's share: the kernels stopped early by `diag` (`true`:
         // without the last dispatch), then the pass without its last dispatches.
         let mut parts: Vec<(u32, &str, bool)> = Vec::new();
-        if ti == 0 && p.top_k == 0 && !p.is_greedy() {
-            // The general path of select (top-p or temperature alone).
+        if ti == 0 && p.draws_in_index_order(n) {
+            // The plain draw (temperature alone).
+            parts.push((5, "select stops at the draw's block", false));
+            parts.push((3, "select stops before the token's word", false));
+        } else if ti == 0 && p.top_k == 0 && !p.is_greedy() {
+            // The general path of select (top-p alone).
             parts.push((1, "select stops after the top-k fine pass", false));
             parts.push((2, "select stops after top-p", false));
             parts.push((3, "select stops before the token search", false));

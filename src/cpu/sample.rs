@@ -2,7 +2,7 @@
 //! temperature, top-k, top-p (nucleus) and their combinations, with the same
 //! token for the same seed on every backend (`shaders/sample_f32.wgsl`).
 //!
-//! # The algorithm (version 1)
+//! # The algorithm (version 2)
 //!
 //! Floating point sums depend on their order, so the sampler turns each logit
 //! into an integer weight with two correctly rounded f32 operations and does
@@ -35,6 +35,13 @@
 //!    counter = (step, row) ([`crate::rng::sample_u64`]); `U = floor(W · R / 2^64)`.
 //!    The token is the kept one whose weight interval (in that order) holds
 //!    `U`: the first `j` with `U < Σ_{first j} w`.
+//!    **Temperature alone** (`k = 0` or `k ≥ n`, and `p = 1`;
+//!    [`SampleParams::draws_in_index_order`]): every candidate is kept, and
+//!    the intervals are laid out in **index order** instead, the first `i`
+//!    with `U < Σ_{j ≤ i} w_j`. Each token keeps its weight, so the
+//!    distribution is the same; the GPU then needs no histogram or ranking,
+//!    only block sums and one block's prefix sums. (Version 1 used the
+//!    `(d, i)` order here too; version 2 changed only this case.)
 //!
 //! No sort is needed on the GPU: weights depend only on `d`, so everything
 //! from step 5 on follows from a histogram of `d` (a coarse pass of 256 bins of
@@ -139,6 +146,14 @@ impl SampleParams {
         Ok(())
     }
 
+    /// Whether step 8 lays the weights out in index order: temperature alone
+    /// (no top-k cut of a row of `n` logits, top-p 1, not greedy).
+    pub fn draws_in_index_order(&self, n: usize) -> bool {
+        !self.is_greedy()
+            && (self.top_k == 0 || self.top_k as usize >= n)
+            && self.p_fixed() == P_ONE
+    }
+
     /// `S` of step 3.
     pub fn scale(&self) -> f32 {
         scale(self.temperature)
@@ -232,11 +247,23 @@ pub fn sample_row(logits: &[f32], p: &SampleParams, step: u64, row: u32) -> Resu
     let u = ((w as u128 * r as u128) >> 64) as u64;
     let mut cum = 0u64;
     let mut token = cand[kept - 1].1;
-    for &(d, i) in &cand[..kept] {
-        cum += weight(d) as u64;
-        if u < cum {
-            token = i;
-            break;
+    if p.draws_in_index_order(s.len()) {
+        // Every candidate is kept (no top-k cut, top-p 1): index order.
+        debug_assert_eq!(kept as u64, n);
+        for (i, &v) in s.iter().enumerate() {
+            cum += weight(distance(m, v, sc)) as u64;
+            if u < cum {
+                token = i as u32;
+                break;
+            }
+        }
+    } else {
+        for &(d, i) in &cand[..kept] {
+            cum += weight(d) as u64;
+            if u < cum {
+                token = i;
+                break;
+            }
         }
     }
     Ok(Trace {
@@ -335,6 +362,53 @@ mod tests {
         // top-p 0.39 keeps only the top token (0.4, less 2^-11 bits of quantisation).
         let t = sample_row(&l, &SampleParams { top_p: 0.39, ..p }, 3, 0).unwrap();
         assert_eq!((t.kept, t.token), (1, 3));
+    }
+
+    #[test]
+    fn temperature_alone_draws_in_index_order() {
+        // Token 0 is the less probable (weight w0 ≈ W/4), so (d, i) order
+        // would put it last: index order gives it [0, w0), that is U < w0.
+        let l = [0.0f32, 3f32.ln()];
+        let p = SampleParams {
+            temperature: 1.0,
+            top_k: 0,
+            top_p: 1.0,
+            seed: 5,
+        };
+        let w0 = weight(distance(3f32.ln(), 0.0, p.scale())) as u64;
+        let (mut zeros, mut ones) = (0, 0);
+        for q in [
+            p,
+            SampleParams { top_k: 2, ..p },
+            SampleParams { top_k: 7, ..p },
+        ] {
+            assert!(q.draws_in_index_order(2), "{q:?}");
+            for step in 0..400 {
+                let t = sample_row(&l, &q, step, 0).unwrap();
+                assert_eq!(t.kept, 2);
+                assert_eq!(t.token == 0, t.u < w0, "{q:?} step {step}: {t:?}");
+                if t.token == 0 { zeros += 1 } else { ones += 1 }
+            }
+        }
+        assert!(zeros > 200 && ones > 600, "{zeros} {ones}");
+        // A top-k cut, a top-p below 1 or greedy keep (d, i) order:
+        // token 1 first, so U < w1 gives token 1.
+        for q in [
+            SampleParams { top_k: 1, ..p },
+            SampleParams { top_p: 0.999, ..p },
+            SampleParams {
+                temperature: 0.0,
+                ..p
+            },
+        ] {
+            assert!(!q.draws_in_index_order(2), "{q:?}");
+        }
+        let q = SampleParams { top_p: 0.9999, ..p };
+        for step in 0..400 {
+            let t = sample_row(&l, &q, step, 0).unwrap();
+            let w1 = t.w - w0;
+            assert_eq!(t.token == 1, t.u < w1, "step {step}: {t:?}");
+        }
     }
 
     #[test]

@@ -35,9 +35,10 @@ struct Params {
     seed_hi: u32,
     greedy: u32,
     scale: f32,
+    plain: u32,
 }
 
-// SAFETY: `#[repr(C)]`, the layout of `struct SampleParams` (112 bytes).
+// SAFETY: `#[repr(C)]`, the layout of `struct SampleParams` (120 bytes).
 unsafe impl DeviceRepr for Params {}
 
 /// Work split (the wgpu sampler's default: prepare 256 × 2 words, select 1024).
@@ -202,6 +203,7 @@ impl CudaSampler {
         self.p.seed_lo = params.seed as u32;
         self.p.seed_hi = (params.seed >> 32) as u32;
         self.p.greedy = params.is_greedy() as u32;
+        self.p.plain = params.draws_in_index_order(self.n) as u32;
         Ok(())
     }
 

@@ -48,6 +48,7 @@ struct SampleParams {
     u32 nbs, ld_d, top_k, p_fixed;
     u32 seed_lo, seed_hi, greedy;
     float scale;  // S = 2954.6394 / T
+    u32 plain;    // 1: temperature alone, the draw in index order (plain_token)
 };
 
 __device__ __forceinline__ float sanitize(float x) {
@@ -161,6 +162,7 @@ struct Sel {
     u32 fine[256];
     u32 first;
     u32 seg[SWG];
+    u64 seg64[SWG];
     float gm[SWG];
     u32 gi[SWG];
 };
@@ -337,12 +339,69 @@ __device__ void finish(const SampleParams& p, u32 token) {
     }
 }
 
+// Temperature alone (`p.plain`): the weights in index order, so the token is
+// the first index i with U < the sum of w_j for j ≤ i (src/cpu/sample.rs,
+// step 8). Each thread sums its contiguous words, an inclusive scan over the
+// threads, then the one whose range holds U walks it.
+__device__ u32 plain_token(Sel& s, const SampleParams& p, u32 row) {
+    const u32 tid = threadIdx.x;
+    const u32 per = (p.ld_d + SWG - 1) / SWG;
+    const u32 j0 = min(tid * per, p.ld_d);
+    const u32 j1 = min(j0 + per, p.ld_d);
+    u64 w = 0;
+    for (u32 j = j0; j < j1; j++) {
+        uint4 v = dist_word(p, row, j);
+        for (u32 e = 0; e < 8; e++) w += weight(p, d_of(v, e));
+    }
+    s.seg64[tid] = w;
+    for (u32 off = 1; off < SWG; off <<= 1) {
+        __syncthreads();
+        u64 add = tid >= off ? s.seg64[tid - off] : 0ull;
+        __syncthreads();
+        s.seg64[tid] += add;
+    }
+    __syncthreads();
+    const u64 total = s.seg64[SWG - 1];
+    const u64 before = s.seg64[tid] - w;
+    const u64 st = ((const u64*)p.steps)[row];
+    const u64 rnd = philox_u64((u32)st, (u32)(st >> 32), row, 0u, p.seed_lo, p.seed_hi);
+    const u64 u = __umul64hi(total, rnd);
+    if (tid == 0) s.first = 0xffffffffu;
+    __syncthreads();
+    if (u >= before && u < before + w) {
+        u64 left = u - before;
+        u32 found = 0xffffffffu;
+        for (u32 j = j0; j < j1 && found == 0xffffffffu; j++) {
+            uint4 v = dist_word(p, row, j);
+            for (u32 e = 0; e < 8; e++) {
+                u64 we = weight(p, d_of(v, e));
+                if (found == 0xffffffffu) {
+                    if (left < we) {
+                        found = j * 8 + e;
+                    } else {
+                        left -= we;
+                    }
+                }
+            }
+        }
+        atomicMin(&s.first, found);
+    }
+    __syncthreads();
+    u32 res = s.first;
+    __syncthreads();
+    return res;
+}
+
 extern "C" __global__ void __launch_bounds__(SWG) sample_select(const SampleParams p) {
     __shared__ Sel s;
     const u32 tid = threadIdx.x;
     const u32 row = min(blockIdx.x, max(p.rows, 1u) - 1u);
     if (p.greedy != 0) {
         finish(p, greedy_token(s, p, row));
+        return;
+    }
+    if (p.plain != 0) {
+        finish(p, plain_token(s, p, row));
         return;
     }
     // 1. coarse histogram of the row, scanned
