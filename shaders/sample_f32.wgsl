@@ -565,8 +565,7 @@ fn prepare(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_inde
 
 // ---------------------------------------------------------------- buckets
 
-// With `p.buckets` (top-p or temperature alone, or a top-k past the fast
-// path), each `prepare` block also writes its bucket lists: its tokens with
+// With `p.buckets` (top-p alone, or a top-k past the fast path), each `prepare` block also writes its bucket lists: its tokens with
 // a weight > 0 grouped by coarse bin (a counting sort, unordered within a
 // bin), each entry (d mod 256) << 24 | the token's index within the block.
 // Bin b's entries start at the block's count of tokens in bins < b (the
@@ -1661,9 +1660,10 @@ fn select_token(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
     if (p.top_k != 0u) {
         kk = min(p.top_k, ncand);
     }
-    // Temperature alone (no top-k cut, top-p 1): W = the total weight and
-    // the draw searches all bins; the top-k and top-p fine histograms are
-    // skipped. Every step below then takes the
+    // No cut at all (top-p 1 and a top-k at least the candidates but below
+    // n; temperature alone takes the plain draw instead): W = the total
+    // weight and the draw searches all bins in (d, index) order; the top-k
+    // and top-p fine histograms are skipped. Every step below then takes the
     // "below d_p" branch with c_p = 256, exactly the reference's search.
     let everything = (p.top_k == 0u || p.top_k >= ncand) && p.p_fixed >= 0x1000000u;
     var cp = 256u;

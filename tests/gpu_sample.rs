@@ -528,6 +528,18 @@ fn temperature_alone_takes_the_plain_draw() {
         let got = diag_tokens(&ctx, &x, rows, n, &p, SamplerTuning { diag: 7, ..t0 });
         assert!(got.iter().all(|&g| g < 3), "{p:?}: {got:?}");
     }
+    // A top-k at least the candidates but below n cuts nothing either, yet
+    // keeps (d, index) order: the general path with no cut (row 2, one
+    // candidate, fits the blocks' local lists).
+    let mut xz = x.clone();
+    for v in xz.iter_mut().step_by(2) {
+        *v = -1e4;
+    }
+    let p = params(1.0, (n * 3 / 4) as u32, 1.0, 49);
+    assert!(!p.draws_in_index_order(n));
+    let got = diag_tokens(&ctx, &xz, rows, n, &p, SamplerTuning { diag: 7, ..t0 });
+    assert_eq!(got, vec![2, 2, 0, 2], "{got:?}");
+    check(&ctx, &xz, rows, n, &p, 4, t0);
     // More blocks than owners (512): owners of two blocks each.
     let n = 515 * block + 7;
     let mut x = rng.normals(n, 2.0);

@@ -521,8 +521,8 @@ impl Sampler {
     }
 
     /// Whether `prepare` writes bucket lists for `select`'s general path:
-    /// with no top-k (top-p or temperature alone) or one past the fast
-    /// path's capacity, on rows of at most 256 blocks (the shader's
+    /// with top-p alone or a top-k past the fast path's capacity (not
+    /// the plain draw of temperature alone), on rows of at most 256 blocks (the shader's
     /// LC_BLOCKS).
     pub fn uses_buckets(&self) -> bool {
         let p = &self.params;

@@ -10,7 +10,9 @@
 //   sample_select:  one block of SWG threads per row: coarse histogram sums,
 //                   the top-k, top-p and drawn bins refined by fine
 //                   histograms of one coarse bin each, integer scans, then
-//                   the r-th token with the drawn distance in index order.
+//                   the r-th token with the drawn distance in index order;
+//                   temperature alone (`plain`): the token whose interval
+//                   holds U with the weights in index order (plain_token).
 // 64-bit integers are native here (the WGSL kernel emulates them on u32
 // pairs); reductions use warp shuffles where the WGSL uses workgroup memory.
 // Defines: PWG, PW, SWG (≥ 256, a multiple of 32), AUTO_STEP.
@@ -235,6 +237,22 @@ __device__ void fine_pass(Sel& s, const SampleParams& p, u32 row, u32 c) {
     scan256(s, true);
 }
 
+// The sum of v over the threads before this one; `seg` then holds the
+// inclusive scan (its last entry the block's total).
+template <typename T>
+__device__ T block_excl_scan(T* seg, T v) {
+    const u32 tid = threadIdx.x;
+    seg[tid] = v;
+    for (u32 off = 1; off < SWG; off <<= 1) {
+        __syncthreads();
+        T add = tid >= off ? seg[tid - off] : (T)0;
+        __syncthreads();
+        seg[tid] += add;
+    }
+    __syncthreads();
+    return seg[tid] - v;
+}
+
 // The index of the r-th (from 0) token of the row with distance ds, in index order.
 __device__ u32 nth_with_distance(Sel& s, const SampleParams& p, u32 row, u32 ds, u32 r) {
     const u32 tid = threadIdx.x;
@@ -246,15 +264,7 @@ __device__ u32 nth_with_distance(Sel& s, const SampleParams& p, u32 row, u32 ds,
         uint4 v = dist_word(p, row, j);
         for (u32 e = 0; e < 8; e++) cnt += d_of(v, e) == ds ? 1u : 0u;
     }
-    s.seg[tid] = cnt;
-    for (u32 off = 1; off < SWG; off <<= 1) {
-        __syncthreads();
-        u32 add = tid >= off ? s.seg[tid - off] : 0u;
-        __syncthreads();
-        s.seg[tid] += add;
-    }
-    __syncthreads();
-    const u32 before = s.seg[tid] - cnt;
+    const u32 before = block_excl_scan(s.seg, cnt);
     if (tid == 0) s.first = 0xffffffffu;
     __syncthreads();
     if (r >= before && r < before + cnt) {
@@ -353,16 +363,8 @@ __device__ u32 plain_token(Sel& s, const SampleParams& p, u32 row) {
         uint4 v = dist_word(p, row, j);
         for (u32 e = 0; e < 8; e++) w += weight(p, d_of(v, e));
     }
-    s.seg64[tid] = w;
-    for (u32 off = 1; off < SWG; off <<= 1) {
-        __syncthreads();
-        u64 add = tid >= off ? s.seg64[tid - off] : 0ull;
-        __syncthreads();
-        s.seg64[tid] += add;
-    }
-    __syncthreads();
+    const u64 before = block_excl_scan(s.seg64, w);
     const u64 total = s.seg64[SWG - 1];
-    const u64 before = s.seg64[tid] - w;
     const u64 st = ((const u64*)p.steps)[row];
     const u64 rnd = philox_u64((u32)st, (u32)(st >> 32), row, 0u, p.seed_lo, p.seed_hi);
     const u64 u = __umul64hi(total, rnd);
