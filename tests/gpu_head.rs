@@ -595,6 +595,22 @@ fn bench_head_runs_every_mode() {
         .find(|l| l.trim_start().starts_with('1'))
         .unwrap_or("");
     assert_eq!(row.split_whitespace().nth(3), Some("off"), "{t}");
+    // Nor for parameters that take select's general path (top-p alone);
+    // temperature alone is pre-warmed along its plain draw.
+    for (p, want) in [
+        (["--top-k", "0", "--top-p", "0.9"], "off"),
+        (["--top-k", "0", "--top-p", "1.0"], "on"),
+    ] {
+        let mut extra = vec!["--prewarm", "on"];
+        extra.extend_from_slice(&p);
+        let (ok, t) = bench_head("700", "64", "1", "5", &extra);
+        assert!(ok, "{t}");
+        let row = t
+            .lines()
+            .find(|l| l.trim_start().starts_with('1'))
+            .unwrap_or("");
+        assert_eq!(row.split_whitespace().nth(3), Some(want), "{p:?}: {t}");
+    }
     let (ok, t) = bench_head("700", "64", "1", "5", &["--prewarm", "sometimes"]);
     assert!(!ok && t.contains("--prewarm sometimes"), "{t}");
 }

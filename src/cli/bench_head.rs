@@ -117,8 +117,9 @@ pub struct HeadRun {
     pub direct_read: bool,
     /// The sampler's row maximum came from the GEMV's max partials.
     pub fused_max: bool,
-    /// The head pre-warms the sampler's kernels in the GEMV's shadow (where
-    /// the parameters allow it: a top-k of at most 512, or greedy).
+    /// The head pre-warms the sampler's kernels in the GEMV's shadow: asked
+    /// for, and the parameters allow it (a top-k of at most 512, greedy, or
+    /// temperature alone; `Sampler::prewarm_applies`).
     pub prewarm: bool,
     /// The GEMV's and the sampler's tunings (Debug form).
     pub gemv_tuning: String,
@@ -276,8 +277,9 @@ pub fn run(a: &HeadArgs, quiet: bool) -> anyhow::Result<()> {
         };
         let mut head = Head::new(&ctx, &gw, &opts)?;
         let fused_max = head.fused_max();
-        // What the head does, not what was asked (none with an unfused maximum).
-        let prewarm = head.sampler.prewarm_enabled();
+        // What the head does, not what was asked (none with an unfused
+        // maximum, nor where the parameters take select's general path).
+        let prewarm = head.sampler.prewarm_applies();
         let gemv_tuning = format!("{:?}", head.gemv.tuning);
         let sampler_tuning = format!("{:?}", opts.sampler);
         // A few distinct hidden states, rotated (uploaded per token unless --no-upload).

@@ -708,11 +708,10 @@ impl Sampler {
         let Some(w) = &self.prewarm else {
             return;
         };
-        let greedy = self.params.is_greedy();
-        let general = !greedy && (self.params.top_k == 0 || self.params.top_k > FAST_CAP);
-        if general && !self.draws_plain() {
+        if !self.prewarm_covers_params() {
             return;
         }
+        let greedy = self.params.is_greedy();
         pass.set_pipeline(&self.prepare.pipeline);
         pass.set_bind_group(0, &w.prep, &[]);
         pass.dispatch_workgroups(if greedy { PREWARM_SPREAD } else { self.nbs }, 1, 1);
@@ -727,6 +726,18 @@ impl Sampler {
     /// records the pre-warm wherever it applies).
     pub fn prewarm_enabled(&self) -> bool {
         self.prewarm.is_some()
+    }
+
+    /// Whether [`Sampler::encode_prewarm`] records anything for the current
+    /// parameters: enabled, and `select` can take a short path (greedy, a
+    /// top-k of at most 512, or the plain draw of temperature alone).
+    pub fn prewarm_applies(&self) -> bool {
+        self.prewarm.is_some() && self.prewarm_covers_params()
+    }
+
+    fn prewarm_covers_params(&self) -> bool {
+        let p = &self.params;
+        p.is_greedy() || (p.top_k != 0 && p.top_k <= FAST_CAP) || self.draws_plain()
     }
 
     /// The tokens the pre-warm's `select` wrote (tests: with `diag` 7, the
