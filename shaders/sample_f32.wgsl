@@ -1505,30 +1505,14 @@ fn fast_select(row: u32, ck: u32, kk: u32, lid: u32, st: vec2<u32>, from_lists: 
 
 // From the coarse counts in `cc` (every bin's invocation wrote its own, no
 // barrier since): the top-k bin c_k (.x), the number of candidates in bins
-// ≤ c_k (.y) and K = min(k, candidates) (.z; k = 0: all). Each bin's
-// invocation adds up the bins before it, in two levels (16 groups of 16
-// bins) instead of one serial 256-step sum.
+// ≤ c_k (.y) and K = min(k, candidates) (.z; k = 0: all). Each bin's count
+// through it is `excl256` (two levels) plus its own.
 fn top_k_bin(lid: u32) -> vec3<u32> {
-    workgroupBarrier();
-    if (lid < 16u) {
-        var g = 0u;
-        for (var r = 0u; r < 16u; r++) {
-            g += cc[16u * lid + r];
-        }
-        gsum[lid] = g;
-    }
-    workgroupBarrier();
-    // Fixed trip counts, so the loads overlap.
-    var cumc = 0u;
+    var c = 0u;
     if (lid < 256u) {
-        let grp = lid / 16u;
-        for (var q = 0u; q < 16u; q++) {
-            cumc += select(0u, gsum[q], q < grp);
-        }
-        for (var r = 0u; r < 16u; r++) {
-            cumc += select(0u, cc[16u * grp + r], r <= lid % 16u);
-        }
+        c = cc[lid];
     }
+    let cumc = excl256(lid, c) + c;
     if (lid == 255u) {
         fsel[2] = cumc;
     }
