@@ -253,31 +253,37 @@ __device__ T block_excl_scan(T* seg, T v) {
     return seg[tid] - v;
 }
 
-// The index of the r-th (from 0) token of the row with distance ds, in index order.
-__device__ u32 nth_with_distance(Sel& s, const SampleParams& p, u32 row, u32 ds, u32 r) {
+// The first token of the row, in index order, where the running sum of
+// m(d) over its tokens passes the goal that goal_of(row total) gives: each
+// thread sums m over its contiguous words, a scan over the threads, then the
+// one whose range holds the goal walks it. T: u32 counts or u64 weights.
+template <typename T, typename M, typename G>
+__device__ u32 token_at(Sel& s, T* seg, const SampleParams& p, u32 row, M m, G goal_of) {
     const u32 tid = threadIdx.x;
     const u32 per = (p.ld_d + SWG - 1) / SWG;
-    const u32 j0 = tid * per;
+    const u32 j0 = min(tid * per, p.ld_d);
     const u32 j1 = min(j0 + per, p.ld_d);
-    u32 cnt = 0;
+    T sum = 0;
     for (u32 j = j0; j < j1; j++) {
         uint4 v = dist_word(p, row, j);
-        for (u32 e = 0; e < 8; e++) cnt += d_of(v, e) == ds ? 1u : 0u;
+        for (u32 e = 0; e < 8; e++) sum += m(d_of(v, e));
     }
-    const u32 before = block_excl_scan(s.seg, cnt);
+    const T before = block_excl_scan(seg, sum);
+    const T goal = goal_of(seg[SWG - 1]);
     if (tid == 0) s.first = 0xffffffffu;
     __syncthreads();
-    if (r >= before && r < before + cnt) {
-        u32 left = r - before;
+    if (goal >= before && goal < before + sum) {
+        T left = goal - before;
         u32 found = 0xffffffffu;
         for (u32 j = j0; j < j1 && found == 0xffffffffu; j++) {
             uint4 v = dist_word(p, row, j);
             for (u32 e = 0; e < 8; e++) {
-                if (d_of(v, e) == ds && found == 0xffffffffu) {
-                    if (left == 0) {
+                const T me = m(d_of(v, e));
+                if (found == 0xffffffffu) {
+                    if (left < me) {
                         found = j * 8 + e;
                     } else {
-                        left -= 1;
+                        left -= me;
                     }
                 }
             }
@@ -288,6 +294,12 @@ __device__ u32 nth_with_distance(Sel& s, const SampleParams& p, u32 row, u32 ds,
     u32 res = s.first;
     __syncthreads();
     return res;
+}
+
+// The index of the r-th (from 0) token of the row with distance ds, in index order.
+__device__ u32 nth_with_distance(Sel& s, const SampleParams& p, u32 row, u32 ds, u32 r) {
+    return token_at<u32>(
+        s, s.seg, p, row, [&](u32 d) { return d == ds ? 1u : 0u; }, [&](u32) { return r; });
 }
 
 // The greedy token: the first index of the row maximum, from the softmax partials.
@@ -351,47 +363,13 @@ __device__ void finish(const SampleParams& p, u32 token) {
 
 // Temperature alone (`p.plain`): the weights in index order, so the token is
 // the first index i with U < the sum of w_j for j ≤ i (src/cpu/sample.rs,
-// step 8). Each thread sums its contiguous words, an inclusive scan over the
-// threads, then the one whose range holds U walks it.
+// step 8), U = floor(W · R / 2^64) with W the row's total weight.
 __device__ u32 plain_token(Sel& s, const SampleParams& p, u32 row) {
-    const u32 tid = threadIdx.x;
-    const u32 per = (p.ld_d + SWG - 1) / SWG;
-    const u32 j0 = min(tid * per, p.ld_d);
-    const u32 j1 = min(j0 + per, p.ld_d);
-    u64 w = 0;
-    for (u32 j = j0; j < j1; j++) {
-        uint4 v = dist_word(p, row, j);
-        for (u32 e = 0; e < 8; e++) w += weight(p, d_of(v, e));
-    }
-    const u64 before = block_excl_scan(s.seg64, w);
-    const u64 total = s.seg64[SWG - 1];
     const u64 st = ((const u64*)p.steps)[row];
     const u64 rnd = philox_u64((u32)st, (u32)(st >> 32), row, 0u, p.seed_lo, p.seed_hi);
-    const u64 u = __umul64hi(total, rnd);
-    if (tid == 0) s.first = 0xffffffffu;
-    __syncthreads();
-    if (u >= before && u < before + w) {
-        u64 left = u - before;
-        u32 found = 0xffffffffu;
-        for (u32 j = j0; j < j1 && found == 0xffffffffu; j++) {
-            uint4 v = dist_word(p, row, j);
-            for (u32 e = 0; e < 8; e++) {
-                u64 we = weight(p, d_of(v, e));
-                if (found == 0xffffffffu) {
-                    if (left < we) {
-                        found = j * 8 + e;
-                    } else {
-                        left -= we;
-                    }
-                }
-            }
-        }
-        atomicMin(&s.first, found);
-    }
-    __syncthreads();
-    u32 res = s.first;
-    __syncthreads();
-    return res;
+    return token_at<u64>(
+        s, s.seg64, p, row, [&](u32 d) { return (u64)weight(p, d); },
+        [&](u64 total) { return __umul64hi(total, rnd); });
 }
 
 extern "C" __global__ void __launch_bounds__(SWG) sample_select(const SampleParams p) {
