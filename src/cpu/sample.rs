@@ -215,10 +215,11 @@ pub fn sample_row(logits: &[f32], p: &SampleParams, step: u64, row: u32) -> Resu
         });
     }
     let sc = p.scale();
-    let mut cand: Vec<(u32, u32)> = s
+    let ds: Vec<u32> = s.iter().map(|&v| distance(m, v, sc)).collect();
+    let mut cand: Vec<(u32, u32)> = ds
         .iter()
         .enumerate()
-        .map(|(i, &v)| (distance(m, v, sc), i as u32))
+        .map(|(i, &d)| (d, i as u32))
         .filter(|&(d, _)| weight(d) > 0)
         .collect();
     cand.sort_unstable();
@@ -250,8 +251,8 @@ pub fn sample_row(logits: &[f32], p: &SampleParams, step: u64, row: u32) -> Resu
     if p.draws_in_index_order(s.len()) {
         // Every candidate is kept (no top-k cut, top-p 1): index order.
         debug_assert_eq!(kept as u64, n);
-        for (i, &v) in s.iter().enumerate() {
-            cum += weight(distance(m, v, sc)) as u64;
+        for (i, &d) in ds.iter().enumerate() {
+            cum += weight(d) as u64;
             if u < cum {
                 token = i as u32;
                 break;

@@ -520,16 +520,19 @@ impl Sampler {
         Ok(())
     }
 
-    /// Whether `prepare` writes bucket lists for `select`'s general path:
-    /// with top-p alone or a top-k past the fast path's capacity (not
-    /// the plain draw of temperature alone), on rows of at most 256 blocks (the shader's
-    /// LC_BLOCKS).
-    pub fn uses_buckets(&self) -> bool {
+    /// Whether the parameters send every row to `select`'s general path:
+    /// top-p alone, or a top-k past the fast path's capacity (not greedy,
+    /// not the plain draw of temperature alone).
+    fn takes_general_path(&self) -> bool {
         let p = &self.params;
-        !p.is_greedy()
-            && !self.draws_plain()
-            && (p.top_k == 0 || p.top_k > FAST_CAP)
-            && self.nbs <= 256
+        !p.is_greedy() && !self.draws_plain() && (p.top_k == 0 || p.top_k > FAST_CAP)
+    }
+
+    /// Whether `prepare` writes bucket lists for `select`'s general path:
+    /// where the parameters take it, on rows of at most 256 blocks (the
+    /// shader's LC_BLOCKS).
+    pub fn uses_buckets(&self) -> bool {
+        self.takes_general_path() && self.nbs <= 256
     }
 
     /// Whether the parameters take the plain draw (temperature alone:
@@ -708,7 +711,7 @@ impl Sampler {
         let Some(w) = &self.prewarm else {
             return;
         };
-        if !self.prewarm_covers_params() {
+        if self.takes_general_path() {
             return;
         }
         let greedy = self.params.is_greedy();
@@ -732,12 +735,7 @@ impl Sampler {
     /// parameters: enabled, and `select` can take a short path (greedy, a
     /// top-k of at most 512, or the plain draw of temperature alone).
     pub fn prewarm_applies(&self) -> bool {
-        self.prewarm.is_some() && self.prewarm_covers_params()
-    }
-
-    fn prewarm_covers_params(&self) -> bool {
-        let p = &self.params;
-        p.is_greedy() || (p.top_k != 0 && p.top_k <= FAST_CAP) || self.draws_plain()
+        self.prewarm.is_some() && !self.takes_general_path()
     }
 
     /// The tokens the pre-warm's `select` wrote (tests: with `diag` 7, the
