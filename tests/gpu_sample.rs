@@ -484,7 +484,7 @@ fn temperature_alone_takes_the_plain_draw() {
     ];
     for p in &plain {
         assert!(p.draws_in_index_order(n));
-        let got = diag_tokens(&ctx, &x, rows, n, p, SamplerTuning { diag: 7, ..t0 });
+        let got = paths(&ctx, &x, rows, n, p, t0);
         assert_eq!(got, vec![3; rows], "{p:?}");
         check(&ctx, &x, rows, n, p, 6, t0);
     }
@@ -525,7 +525,7 @@ fn temperature_alone_takes_the_plain_draw() {
         params(1.0, 0, 0.9999, 47),
     ] {
         assert!(!p.draws_in_index_order(n));
-        let got = diag_tokens(&ctx, &x, rows, n, &p, SamplerTuning { diag: 7, ..t0 });
+        let got = paths(&ctx, &x, rows, n, &p, t0);
         assert!(got.iter().all(|&g| g < 3), "{p:?}: {got:?}");
     }
     // A top-k at least the candidates but below n cuts nothing either, yet
@@ -537,7 +537,7 @@ fn temperature_alone_takes_the_plain_draw() {
     }
     let p = params(1.0, (n * 3 / 4) as u32, 1.0, 49);
     assert!(!p.draws_in_index_order(n));
-    let got = diag_tokens(&ctx, &xz, rows, n, &p, SamplerTuning { diag: 7, ..t0 });
+    let got = paths(&ctx, &xz, rows, n, &p, t0);
     assert_eq!(got, vec![2, 2, 0, 2], "{got:?}");
     check(&ctx, &xz, rows, n, &p, 4, t0);
     // More blocks than owners (512): owners of two blocks each.
@@ -546,10 +546,7 @@ fn temperature_alone_takes_the_plain_draw() {
     x[514 * block + 3] = 16.0;
     x[block / 2] = 16.0;
     let p = params(1.0, 0, 1.0, 48);
-    assert_eq!(
-        diag_tokens(&ctx, &x, 1, n, &p, SamplerTuning { diag: 7, ..t0 }),
-        vec![3]
-    );
+    assert_eq!(paths(&ctx, &x, 1, n, &p, t0), vec![3]);
     check(&ctx, &x, 1, n, &p, 8, t0);
 }
 
@@ -590,7 +587,8 @@ fn bench_kernels_times_the_sampler_stages() {
 }
 
 /// The path `select` takes for each row (`diag` 7: 0 the blocks' local
-/// lists, 1 the fast path over the row's distances, 2 the general path).
+/// lists, 1 the fast path over the row's distances, 2 the general path,
+/// 3 the plain draw).
 fn paths(
     ctx: &GpuContext,
     x: &[f32],
