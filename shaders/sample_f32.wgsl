@@ -623,17 +623,22 @@ fn bucket_starts(lid: u32) {
     workgroupBarrier();
 }
 
-// This invocation's tokens into the block's bucket lists. `word0`: its first
-// distance word (the others are read back from `dist`, its own writes).
+// Word j of `row`'s distances, this `prepare` invocation's k-th: k = 0 from
+// the register `word0`, the others read back from `dist` (its own writes).
+fn own_word(row: u32, j: u32, k: u32, word0: vec4<u32>) -> vec4<u32> {
+    if (k == 0u) {
+        return word0;
+    }
+    return dist[min(row * p.ld_d + j, arrayLength(&dist) - 1u)];
+}
+
+// This invocation's tokens into the block's bucket lists (`word0`: its
+// first distance word).
 fn bucket_scatter(row: u32, blk: u32, lid: u32, word0: vec4<u32>) {
-    let nd1 = arrayLength(&dist) - 1u;
     for (var k = 0u; k < PW; k++) {
         let j = (blk * PW + k) * PWG + lid;
         if (j < p.ld_d) {
-            var v = word0;
-            if (k != 0u) {
-                v = dist[min(row * p.ld_d + j, nd1)];
-            }
+            let v = own_word(row, j, k, word0);
             let l0 = (k * PWG + lid) * 8u;
             for (var t = 0u; t < 8u; t++) {
                 let d = word_d(v, t);
@@ -904,14 +909,10 @@ fn local_list(row: u32, blk: u32, lid: u32, store: bool, word0: vec4<u32>) {
     if (through > LCAP) {
         return;
     }
-    let nd1 = arrayLength(&dist) - 1u;
     for (var k = 0u; k < PW; k++) {
         let j = (blk * PW + k) * PWG + lid;
         if (j < p.ld_d) {
-            var v = word0;
-            if (k != 0u) {
-                v = dist[min(row * p.ld_d + j, nd1)];
-            }
+            let v = own_word(row, j, k, word0);
             lc_word(v, j * 8u, cl);
         }
     }
