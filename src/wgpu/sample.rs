@@ -725,12 +725,6 @@ impl Sampler {
         }
     }
 
-    /// Whether [`Sampler::enable_prewarm`] ran (then [`Sampler::encode_prewarm`]
-    /// records the pre-warm wherever it applies).
-    pub fn prewarm_enabled(&self) -> bool {
-        self.prewarm.is_some()
-    }
-
     /// Whether [`Sampler::encode_prewarm`] records anything for the current
     /// parameters: enabled, and `select` can take a short path (greedy, a
     /// top-k of at most 512, or the plain draw of temperature alone).
