@@ -20,8 +20,10 @@
 // A second kernel (gemv_rans_reduce.wgsl) adds the partials of each row in
 // column order and applies scale and bias: results are the same run to run.
 //
-// All loops are bounded by constants or clamped sizes; indices are clamped;
-// a tile that does not end as §4 requires sets err[0].
+// All loops are bounded by constants or clamped sizes; indices are clamped,
+// except the coded step's word reads, which stay inside the zeros the host
+// puts after the stream (`coded_word`); a tile that does not end as §4
+// requires sets err[0].
 //
 // Bindings: 0 stream (u16 words in u32), 1 index (offset, meta per tile),
 // 2 luts (4 tables × 4096), 3 x (f32 or packed f16, zero-padded to whole
@@ -34,11 +36,12 @@ override X_HALF: bool = false;
 // A work list of full-width NONE / PLANAR tiles only (the host sends the
 // others to a non-FUSED dispatch): no tile buffer; each step group's 16
 // products of a row are added in the fixed order of a butterfly (lanes ^ 1,
-// 2, 4, 8), done as a reduce-scatter over blocks of 4 groups (the same
-// additions; DIAG 32: each group's butterfly on its own), by
-// subgroupShuffleXor on subgroups of ≥ 32 lanes, elsewhere through workgroup
-// memory (the same bits); lane l keeps rows 2·(l mod 16) + l div 16 and that
-// + 32 in two registers. See `fused_band`.
+// 2, 4, 8), by subgroupShuffleXor on subgroups of ≥ 32 lanes, elsewhere
+// through workgroup memory (the same bits); lane l keeps rows
+// 2·(l mod 16) + l div 16 and that + 32 in two registers. Tiles of 64 full
+// rows are decoded by the coded step until their tails (`fused_step_coded`:
+// no per-step count or tail tests), the rest by `fused_step`. See
+// `fused_band`.
 override FUSED: bool = false;
 // FUSED only, the fast decoder's two forms (rans_fast.wgsl):
 // ILP 2: each decoder takes two tiles a round and decodes them step by step
@@ -56,8 +59,10 @@ override TILE_WORDS: u32 = 4096u;
 override BAL_WORDS: u32 = 12u;
 override SUM_WORDS: u32 = 1u;
 // Diagnostics only (wrong results; `bench kernels --stages`): 2 no decode
-// loop, 4 no rebuild, 8 no multiply, 16 no staging; 32 (right results,
-// FUSED): the row sums group by group (the order's reference form).
+// loop, 4 no rebuild, 8 no multiply, 16 no staging; 64 (right results): count the workgroups resident at once in err[2]
+// (err[1] the running count; `bench kernels --stages`); 128 (right results,
+// FUSED): every tile through the general step (`fused_step`), none through
+// the coded one.
 override DIAG: u32 = 0u;
 
 struct Params {
@@ -72,7 +77,9 @@ struct Params {
     groups_x: u32,
     ngroups: u32,   // chunks in the work list
     rows_pad: u32,  // tiles_y · 64: the pitch of partials
-    _p2: u32,
+    // FUSED: the first full_groups chunks hold full tiles only (64×64: every
+    // lane has 128 symbols), decoded by `fused_step_coded` until the tails.
+    full_groups: u32,
 }
 
 @group(0) @binding(0) var<storage, read> stream: array<u32>;
@@ -100,9 +107,13 @@ var<workgroup> fsum: array<f32, SUM_WORDS>;
 var<private> f_dec: u32;
 var<private> f_start: vec2<u32>;
 var<private> f_count: vec2<u32>;
-// FUSED: slot and tail masks.
+// FUSED: slot and tail masks, this lane's mask of lower lanes.
 var<private> f_mask: u32;
 var<private> f_tmask: u32;
+var<private> f_lt: u32;
+// FUSED: this lane's two row sums (`fused_group`); .x tile 0, .y tile 1.
+var<private> f_acc0: vec2<f32>;
+var<private> f_acc1: vec2<f32>;
 // FUSED without wide subgroups: the buffer of the last lane exchange.
 var<private> f_par: u32;
 
@@ -175,14 +186,6 @@ fn xor_lanes(v: f32, m: u32, lane: u32) -> f32 {
     fsum[min(base + lane, SUM_WORDS - 1u)] = v;
     workgroupBarrier();
     return fsum[min(base + (lane ^ m), SUM_WORDS - 1u)];
-}
-
-// FUSED: the butterfly's last three steps (2, 4, 8) on the values `keep` of
-// this lane and `send` of lane ^ 2.
-fn sum_rest(keep: f32, send: f32, lane: u32) -> f32 {
-    var s = keep + xor_lanes(send, 2u, lane);
-    s += xor_lanes(s, 4u, lane);
-    return s + xor_lanes(s, 8u, lane);
 }
 
 // FUSED: entry i of the work list as a tile of this decoder: (first word,
@@ -298,6 +301,32 @@ fn fused_step(j: u32, lane: u32, xq: vec2<u32>, s: u32, step: u32, nl: u32, rl: 
     return vec3<u32>(xs, xq.y + countOneBits(m), sym);
 }
 
+// FUSED: word k of tile j of the round, whose first word is at u16 index
+// kb of `stream` (DIRECT; staged: kb unused). No end test: a step reads
+// past its tile's end only in a corrupt tile, and `fused_finish` flags it.
+fn coded_word(j: u32, kb: u32, k: u32) -> u32 {
+    if (DIRECT) {
+        // No clamp: kb ≤ nwords, and k ≤ 70 state-code words + 126 steps ×
+        // 32 + 31, within the zeros the host puts after the stream
+        // (STREAM_PAD_U32 in gemv_rans.rs).
+        let i = kb + k;
+        return (stream[i >> 1u] >> ((i & 1u) << 4u)) & 0xffffu;
+    }
+    return fused_word(j, k);
+}
+
+// FUSED: `fused_step` for a table-coded step of a full tile (every lane
+// has 128 symbols; s < 128 − the tail): no symbol-count or tail tests, the
+// word read by every lane and kept where needed.
+fn fused_step_coded(j: u32, lane: u32, xq: vec2<u32>, step: u32, kb: u32) -> vec3<u32> {
+    let e = wlut[xq.x & f_mask];
+    let xs = (((e >> 8u) & 0xfffu) + 1u) * (xq.x >> p.prob_bits) + (e >> 20u);
+    let need = xs < RANS_L;
+    let m = ballot32(f_dec * ILP + j, lane, need, step);
+    let w = coded_word(j, kb, xq.y + countOneBits(m & f_lt));
+    return vec3<u32>(select(xs, (xs << 16u) | w, need), xq.y + countOneBits(m), e & 0xffu);
+}
+
 // FUSED: the product of this lane's 4 symbols (packed) of step group g of a
 // tile (meta mt) with its x values; 0 if it has none.
 fn fused_dot(word: u32, mt: u32, g: u32, lane: u32, cnt: u32, xr: vec4<u32>) -> f32 {
@@ -309,6 +338,26 @@ fn fused_dot(word: u32, mt: u32, g: u32, lane: u32, cnt: u32, xr: vec4<u32>) -> 
         wv = add_bytes(wv, planar_pred(mt, 2u * g + lane / 16u, 4u * (lane % 16u)));
     }
     return dot(i8x4(wv), x_val(xr));
+}
+
+// FUSED: step group g's products v (.x tile 0, .y tile 1) into the row
+// sums: each row's 16 products added by a butterfly over lanes ^ 1, 2, 4, 8
+// (its fixed order); lane l keeps rows 2·(l mod 16) + l div 16 and that +
+// 32. Uniform control flow.
+fn fused_group(g: u32, lane: u32, v: vec2<f32>) {
+    var sm = v;
+    for (var m = 1u; m < 16u; m <<= 1u) {
+        sm.x += xor_lanes(sm.x, m, lane);
+        if (ILP > 1u) {
+            sm.y += xor_lanes(sm.y, m, lane);
+        }
+    }
+    if (g == lane % 16u) {
+        f_acc0 = sm;
+    }
+    if (g == 16u + lane % 16u) {
+        f_acc1 = sm;
+    }
 }
 
 // FUSED: the end conditions (§4) of a tile; its 64 row sums to partials.
@@ -349,6 +398,7 @@ fn fused_band(group: u32, lid: u32, dec: u32, lane: u32) {
     f_dec = dec;
     f_mask = ((1u << p.prob_bits) - 1u) & 4095u;
     f_tmask = (1u << p.tail_bits) - 1u;
+    f_lt = (1u << lane) - 1u;
     workgroupBarrier();
     let ntiles = p.tiles_x * p.tiles_y;
     let ntail = 16u / p.tail_bits;
@@ -391,11 +441,33 @@ fn fused_band(group: u32, lid: u32, dec: u32, lane: u32) {
             xvb = x_raw((min(tb.w, ntiles - 1u) % p.tiles_x) * 64u + 4u * (lane % 16u));
         }
         let rlb = min(ntail, nlb);
-        var acc0 = vec2<f32>(0.0);
-        var acc1 = vec2<f32>(0.0);
-        var hold = vec2<f32>(0.0);
-        var pair = vec2<f32>(0.0);
-        for (var g = 0u; g < select(32u, 0u, (DIAG & 2u) != 0u); g++) {
+        f_acc0 = vec2<f32>(0.0);
+        f_acc1 = vec2<f32>(0.0);
+        // Full tiles (the first full_groups chunks): the table-coded groups
+        // by `fused_step_coded`, the rest (tails, short tiles) by `fused_step`.
+        let gfast = select(0u, (128u - ntail) / 4u, group < p.full_groups && (DIAG & 130u) == 0u);
+        for (var g = 0u; g < gfast; g++) {
+            var wa = 0u;
+            var wb = 0u;
+            for (var u = 0u; u < 4u; u++) {
+                let ra = fused_step_coded(0u, lane, xa, step, ta.x);
+                xa = ra.xy;
+                wa |= ra.z << (8u * u);
+                if (ILP > 1u) {
+                    let rb = fused_step_coded(1u, lane, xb, step, tb.x);
+                    xb = rb.xy;
+                    wb |= rb.z << (8u * u);
+                }
+                step++;
+            }
+            var v = vec2<f32>(0.0);
+            v.x = fused_dot(wa, ta.z, g, lane, 4u, xva);
+            if (ILP > 1u) {
+                v.y = fused_dot(wb, tb.z, g, lane, 4u, xvb);
+            }
+            fused_group(g, lane, v);
+        }
+        for (var g = gfast; g < select(32u, 0u, (DIAG & 2u) != 0u); g++) {
             var wa = 0u;
             var wb = 0u;
             for (var u = 0u; u < 4u; u++) {
@@ -415,62 +487,11 @@ fn fused_band(group: u32, lid: u32, dec: u32, lane: u32) {
             if (ILP > 1u) {
                 v.y = fused_dot(wb, tb.z, g, lane, min(nlb - min(4u * g, nlb), 4u), xvb);
             }
-            if ((DIAG & 32u) != 0u) {
-                // Each group's butterfly on its own (the reference form).
-                let s1x = v.x + xor_lanes(v.x, 1u, lane);
-                var sm = vec2<f32>(sum_rest(s1x, s1x, lane), 0.0);
-                if (ILP > 1u) {
-                    let s1y = v.y + xor_lanes(v.y, 1u, lane);
-                    sm.y = sum_rest(s1y, s1y, lane);
-                }
-                if (g == lane % 16u) {
-                    acc0 = sm;
-                }
-                if (g == 16u + lane % 16u) {
-                    acc1 = sm;
-                }
-            } else {
-                // The butterfly of each group's 16 products, as a reduce-
-                // scatter over blocks of 4 groups: the same additions (each
-                // lane's own value plus its partner's), 5 exchanges a block
-                // instead of 16. Groups 2i, 2i + 1: even lanes keep the
-                // first, odd lanes the second; then lanes with bit 1 clear
-                // keep the block's first pair, the others its second pair.
-                // Lane l ends with group 4·(g div 4) + (l mod 4).
-                let odd = (lane & 1u) != 0u;
-                if ((g & 1u) == 0u) {
-                    hold = v;
-                } else {
-                    let keep = select(hold, v, odd);
-                    let send = select(v, hold, odd);
-                    var s1 = vec2<f32>(keep.x + xor_lanes(send.x, 1u, lane), 0.0);
-                    if (ILP > 1u) {
-                        s1.y = keep.y + xor_lanes(send.y, 1u, lane);
-                    }
-                    if ((g & 2u) == 0u) {
-                        pair = s1;
-                    } else {
-                        let hi = (lane & 2u) != 0u;
-                        let k2 = select(pair, s1, hi);
-                        let n2 = select(s1, pair, hi);
-                        var sm = vec2<f32>(sum_rest(k2.x, n2.x, lane), 0.0);
-                        if (ILP > 1u) {
-                            sm.y = sum_rest(k2.y, n2.y, lane);
-                        }
-                        let gl = (g & ~3u) | (lane & 3u);
-                        if (gl == lane % 16u) {
-                            acc0 = sm;
-                        }
-                        if (gl == 16u + lane % 16u) {
-                            acc1 = sm;
-                        }
-                    }
-                }
-            }
+            fused_group(g, lane, v);
         }
-        fused_finish(ta, lane, xa.x, xa.y, acc0.x, acc1.x);
+        fused_finish(ta, lane, xa.x, xa.y, f_acc0.x, f_acc1.x);
         if (ILP > 1u) {
-            fused_finish(tb, lane, xb.x, xb.y, acc0.y, acc1.y);
+            fused_finish(tb, lane, xb.x, xb.y, f_acc0.y, f_acc1.y);
         }
     }
 }
@@ -478,7 +499,16 @@ fn fused_band(group: u32, lid: u32, dec: u32, lane: u32) {
 // Named as the band kernel's so that the shared entry points call it.
 fn gemv_band(group: u32, lid: u32, dec: u32, lane: u32) {
     if (FUSED) {
+        if ((DIAG & 64u) != 0u && lid == 0u) {
+            atomicMax(&err[2], atomicAdd(&err[1], 1u) + 1u);
+        }
         fused_band(group, lid, dec, lane);
+        if ((DIAG & 64u) != 0u) {
+            workgroupBarrier();
+            if (lid == 0u) {
+                atomicSub(&err[1], 1u);
+            }
+        }
         return;
     }
     let g_ok = group < p.ngroups;

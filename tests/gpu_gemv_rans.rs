@@ -144,6 +144,17 @@ fn check_q(
         g.execute(&ctx.device, &ctx.queue);
         let y = g.read_y(ctx).unwrap();
         g.check_stream(ctx).unwrap();
+        let peak = g.resident_peak(ctx).unwrap();
+        if diag & 64 != 0 && g.fused {
+            // the probe counted this run's workgroups in and out: at least one
+            // was resident, and the count was cleared after the last run
+            assert!(peak >= 1, "{label}: occupancy probe read {peak}");
+        } else {
+            assert_eq!(
+                peak, 0,
+                "{label}: the probe's words are written without DIAG 64"
+            );
+        }
         for i in 0..rows {
             let bb = b.as_ref().map_or(0.0, |v| v[i] as f64);
             let bound = want.bound(i, bb);
@@ -171,8 +182,10 @@ fn check_q(
             ),
         }
     }
+    // the codes (≤ 1 byte each here), 64 KiB of decode tables, the tile
+    // index, scales, bias and 8.4 KB of zeros after the stream
     assert!(
-        cw.bytes < (rows * cols) as u64 + 70_000,
+        cw.bytes < (rows * cols) as u64 + 80_000,
         "device bytes {} for {} codes",
         cw.bytes,
         rows * cols
@@ -448,8 +461,8 @@ fn fused_forms(ctx: &GpuContext, limit: u32, wide: bool) -> Vec<RansGemvTuning> 
 /// (asked for where subgroups are narrower than 32 lanes, whose row sums go
 /// through workgroup memory in the butterfly's order): right against the CPU
 /// reference, and the same y bit for bit from every form and path, and with
-/// the row sums added group by group (DIAG 32) instead of by the
-/// reduce-scatter. Shapes
+/// the tiles of 64 full rows through the general step instead of the coded
+/// one (DIAG 128). Shapes
 /// with a short bottom band, a short last column (its tiles go to the side
 /// dispatch), several decode tables, PLANAR tiles, f16 x.
 #[test]
@@ -483,9 +496,14 @@ fn compressed_gemv_fused_forms_agree_bit_for_bit() {
         for path in paths(&ctx) {
             let wide = RansGemvTuning::fused_on(&ctx, path);
             let forms = fused_forms(&ctx, limit, wide);
-            // DIAG 32: the first form with its row sums added group by group
-            // (the order's reference form; the same bits)
-            let runs = forms.iter().map(|&t| (t, 0)).chain([(forms[0], 32)]);
+            // DIAG 128: every form with the full tiles through the general
+            // step too, no coded-step loop; DIAG 64: the occupancy probe
+            // (results unchanged)
+            let runs = forms.iter().flat_map(|&t| [(t, 0), (t, 128)]).chain([
+                (forms[0], 64),
+                (forms[0], 256),
+                (forms[0], 512),
+            ]);
             for (t, diag) in runs {
                 // the same x and bias each time
                 let mut r = Rng(7);

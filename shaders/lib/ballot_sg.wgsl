@@ -9,12 +9,18 @@
 // ballot_wg.wgsl). Must be called in uniform control flow.
 
 override SG_WIDE: bool = true;
+// Subgroups of exactly 32 lanes (the host knows: minimum = maximum = 32,
+// e.g. NVIDIA): a decoder is a whole subgroup, its mask the ballot's first word.
+override SG32: bool = false;
 
 var<private> SG_SIZE: u32;
 var<workgroup> bal: array<atomic<u32>, BAL_WORDS>;
 
 fn ballot32(dec: u32, lane: u32, need: bool, step: u32) -> u32 {
     let b = subgroupBallot(need);
+    if (SG32) {
+        return b.x;
+    }
     if (SG_WIDE) {
         return b[(SG_LANE / 32u) & 3u];
     }

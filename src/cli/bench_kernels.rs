@@ -494,29 +494,6 @@ fn bench_rans(b: &mut Bench<'_>, rows: usize, cols: usize) -> crate::Result<()> 
             } else {
                 format!("FAIL (rel L2 {e:.1e}{same})")
             };
-            if fused_bits.as_ref().is_some_and(|(first, _)| *first == v) && !b.a.no_sweep {
-                // The first FUSED variant with its row sums added group by
-                // group (DIAG 32): the order's reference form, the same bits.
-                let (r, st) = timed(32)?;
-                let yr = r.read_y(ctx)?;
-                let er = rel_l2(&yr, &want.y);
-                let bits: Vec<u32> = yr.iter().map(|v| v.to_bits()).collect();
-                let fb = &fused_bits.as_ref().map(|f| &f.1);
-                let same = fb.is_some_and(|f| *f == bits);
-                let okr = er < 1e-5 && r.check_stream(ctx).is_ok() && same;
-                b.record(
-                    &name,
-                    format!("{v} groupwise sums"),
-                    st,
-                    bytes,
-                    false,
-                    format!(
-                        "{} (rel L2 {er:.1e}, bits {} {v})",
-                        if okr { "ok" } else { "FAIL" },
-                        if same { "=" } else { "differ from" }
-                    ),
-                );
-            }
             b.record(&name, v.clone(), st, bytes, pi == 0 && ti == 0, check);
             // Each stage's share: the same kernel with stages dropped.
             if pi == 0 && ti == 0 && b.a.stages {
@@ -528,17 +505,23 @@ fn bench_rans(b: &mut Bench<'_>, rows: usize, cols: usize) -> crate::Result<()> 
                     (16, "no staging"),
                     (4 | 8 | 16, "decode only"),
                     (2 | 4 | 8 | 16, "no stage at all"),
+                    (128, "general steps only (no coded-step loop)"),
+                    (64, "occupancy probe"),
                 ] {
                     let (g, st) = timed(diag)?;
                     let _ = g.check_stream(ctx);
-                    b.record(
-                        &name,
-                        format!("{v} {what}"),
-                        st,
-                        bytes,
-                        false,
-                        "stage share (not a result)".into(),
-                    );
+                    let mut note = String::from("stage share (not a result)");
+                    if diag & (64 | 128) != 0 {
+                        // right results: the same bits as the real kernel?
+                        let bits: Vec<u32> = g.read_y(ctx)?.iter().map(|v| v.to_bits()).collect();
+                        let same = fused_bits.as_ref().is_some_and(|(_, fb)| *fb == bits);
+                        note = format!("{note}; bits {}", if same { "same" } else { "DIFFER" });
+                    }
+                    if diag == 64 && g.fused {
+                        let peak = g.resident_peak(ctx)?;
+                        note = format!("{note}; at most {peak} workgroups resident at once");
+                    }
+                    b.record(&name, format!("{v} {what}"), st, bytes, false, note);
                 }
             }
         }

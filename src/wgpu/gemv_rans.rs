@@ -148,8 +148,8 @@ impl RansGemvTuning {
         // r2), 565.1 (r1), 571.8 (nw16 r2); nw16 r2 direct 569.9; nw8 r2
         // direct 1005.7; staged ILP 2 1781 and 2068.
         let fast = [
-            (32, 256, 2, 1, true),
             (32, 256, 1, 1, true),
+            (32, 256, 2, 1, true),
             (32, 256, 4, 1, true),
             (32, 256, 1, 2, true),
             (32, 256, 2, 2, true),
@@ -504,7 +504,9 @@ impl CompressedWeights {
             .chunks(2)
             .map(|c| c[0] as u32 | (*c.get(1).unwrap_or(&0) as u32) << 16)
             .collect();
-        words.push(0);
+        // Zero words past the end: a FUSED coded step of a corrupt last tile
+        // reads at most 128 steps × 32 words past its first body word.
+        words.resize(words.len() + STREAM_PAD_U32, 0);
         let lim = ctx.limits.max_storage_buffer_binding_size;
         if (words.len() * 4) as u64 > lim {
             return Err(Error::Gpu(format!(
@@ -620,6 +622,13 @@ impl CompressedWeights {
     }
 }
 
+/// u32 words of zeros after a stream on the device. The FUSED kernel's
+/// coded steps read their words unclamped (`coded_word`): a tile starts at
+/// u16 word ≤ nwords, and its reads stay below its state codes (≤ 8 + 62
+/// words) + 126 coded steps × 32 words + 31, even in a corrupt stream.
+const STREAM_PAD_U32: usize = (4096 + 70 + 32) / 2 + 1;
+const _: () = assert!(2 * STREAM_PAD_U32 >= 8 + 62 + 126 * 32 + 32);
+
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
 struct Params {
@@ -634,7 +643,8 @@ struct Params {
     groups_x: u32,
     ngroups: u32,
     rows_pad: u32,
-    _p: u32,
+    /// FUSED: the leading chunks of full-height tiles (`work_list`).
+    full_groups: u32,
 }
 
 /// The tuning of the non-FUSED side dispatch (the tiles FUSED does not take).
@@ -656,21 +666,35 @@ struct TilePass {
 }
 
 /// The tile kernel's work list: `list` by decode table, in chunks of
-/// nw · ilp · rounds tiles of one table (0xffffffff: none).
-fn work_list(w: &CompressedWeights, chunk: usize, list: &[u32]) -> Vec<u32> {
+/// nw · ilp · rounds tiles of one table (0xffffffff: none), and how many
+/// chunks lead that hold full-height tiles only (64 rows; with `fused`, the
+/// FUSED kernel's coded steps take them: `Params::full_groups`). Without
+/// `fused`: 0, the list in table order alone.
+fn work_list(w: &CompressedWeights, chunk: usize, list: &[u32], fused: bool) -> (Vec<u32>, u32) {
+    let full_h = |t: u32| fused && (t / w.tiles_x + 1) * 64 <= w.rows as u32;
     let mut work = Vec::new();
+    let mut short = Vec::new();
     for table in 0..4u8 {
-        let l: Vec<u32> = list
-            .iter()
-            .copied()
-            .filter(|&i| w.tile_tables[i as usize] == table)
-            .collect();
-        for c in l.chunks(chunk) {
-            work.extend_from_slice(c);
-            work.resize(work.len() + chunk - c.len(), u32::MAX);
+        let of = |full: bool| -> Vec<u32> {
+            list.iter()
+                .copied()
+                .filter(|&i| w.tile_tables[i as usize] == table && full_h(i) == full)
+                .collect()
+        };
+        for (l, out) in [(of(true), &mut work), (of(false), &mut short)] {
+            for c in l.chunks(chunk) {
+                out.extend_from_slice(c);
+                out.resize(out.len() + chunk - c.len(), u32::MAX);
+            }
         }
     }
-    work
+    let full = if fused {
+        (work.len() / chunk) as u32
+    } else {
+        0
+    };
+    work.extend_from_slice(&short);
+    (work, full)
 }
 
 /// Options of a compressed GEMV.
@@ -785,8 +809,15 @@ impl RansGemv {
             )));
         }
         let x_half = opts.x_dtype == VecDtype::F16;
+        // Subgroups of exactly 32 lanes: ballots take the first word (SG32).
+        let sg32 = sg_wide == Some(true)
+            && ctx.info.subgroup_min_size == 32
+            && ctx.info.subgroup_max_size == 32;
         let consts_for = |t: &RansGemvTuning, f: bool| {
             let mut c = t.constants_with(x_half, w.has_scale, w.has_bias, sg_wide, f);
+            if sg32 {
+                c.push(("SG32", 1.0));
+            }
             if opts.diag != 0 {
                 c.push(("DIAG", opts.diag as f64));
             }
@@ -809,7 +840,7 @@ impl RansGemv {
         let err = ctx.buffer("gemv_rans.err", 16, U::STORAGE | U::COPY_SRC | U::COPY_DST)?;
         ctx.queue.write_buffer(&err, 0, &[0u8; 16]);
         let rows_pad = w.tiles_y * 64;
-        let params_for = |ngroups: u32, gx: u32| Params {
+        let params_for = |ngroups: u32, full_groups: u32, gx: u32| Params {
             rows: w.rows as u32,
             cols: w.cols as u32,
             tiles_x: w.tiles_x,
@@ -821,7 +852,7 @@ impl RansGemv {
             groups_x: gx,
             ngroups,
             rows_pad,
-            _p: 0,
+            full_groups,
         };
         let mut reduce = None;
         let mut extra = Vec::new();
@@ -850,7 +881,7 @@ impl RansGemv {
                             k: &Kernel|
              -> Result<(wgpu::BindGroup, (u32, u32), wgpu::Buffer)> {
                 let chunk = (t.nw * t.rounds * t.ilp_in(f)) as usize;
-                let work = work_list(w, chunk, list);
+                let (work, full_groups) = work_list(w, chunk, list, f);
                 let ngroups = (work.len() / chunk) as u32;
                 let (gx, gy) = grid(ctx, ngroups)?;
                 let wb = ctx.create_buffer(
@@ -862,8 +893,11 @@ impl RansGemv {
                     ctx.queue.write_buffer(&wb, 0, bytemuck::cast_slice(&work));
                 }
                 let params = ctx.create_buffer("gemv_rans.params", 48, U::UNIFORM | U::COPY_DST)?;
-                ctx.queue
-                    .write_buffer(&params, 0, bytemuck::bytes_of(&params_for(ngroups, gx)));
+                ctx.queue.write_buffer(
+                    &params,
+                    0,
+                    bytemuck::bytes_of(&params_for(ngroups, full_groups, gx)),
+                );
                 let bind = k.bind_group(
                     &ctx.device,
                     "gemv_rans_tiles",
@@ -918,8 +952,11 @@ impl RansGemv {
         } else {
             let (gx, gy) = grid(ctx, w.tiles_y)?;
             let params = ctx.create_buffer("gemv_rans.params", 48, U::UNIFORM | U::COPY_DST)?;
-            ctx.queue
-                .write_buffer(&params, 0, bytemuck::bytes_of(&params_for(w.tiles_y, gx)));
+            ctx.queue.write_buffer(
+                &params,
+                0,
+                bytemuck::bytes_of(&params_for(w.tiles_y, 0, gx)),
+            );
             let bind = kernel.bind_group(
                 &ctx.device,
                 "gemv_rans",
@@ -1010,6 +1047,16 @@ impl RansGemv {
     pub fn read_y(&self, ctx: &GpuContext) -> Result<Vec<f32>> {
         let b = ctx.read_buffer(&self.y, 0, (self.rows * 4) as u64)?;
         Ok(bytemuck::cast_slice(&b).to_vec())
+    }
+
+    /// With `diag` 64 (FUSED): the most workgroups of the main dispatch
+    /// resident at once since the buffer was last cleared (an occupancy
+    /// probe: each workgroup counts itself in on entry and out at its end);
+    /// clears the count. Otherwise 0.
+    pub fn resident_peak(&self, ctx: &GpuContext) -> Result<u32> {
+        let b = ctx.read_buffer(&self.err, 8, 4)?;
+        ctx.queue.write_buffer(&self.err, 4, &[0u8; 8]);
+        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
     }
 
     /// An error if any tile failed §4's end conditions since the last check

@@ -215,6 +215,10 @@ pub fn all_variants() -> Vec<(KernelSource, Vec<Constants>)> {
                 ] {
                     if path == ReducePath::Subgroup {
                         combos.push(t.constants(xh, sc, bias, Some(true)));
+                        // subgroups of exactly 32 lanes
+                        let mut c32 = t.constants(xh, sc, bias, Some(true));
+                        c32.push(("SG32", 1.0));
+                        combos.push(c32);
                         combos.push(t.constants(xh, sc, bias, Some(false)));
                         if tiles {
                             // the non-FUSED side dispatch on wide subgroups
