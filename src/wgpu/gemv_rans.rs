@@ -142,11 +142,11 @@ impl RansGemvTuning {
             (8, 1792, 1),
         ];
         // The fast decoder's forms: (nw, capw, rounds, ilp, direct). Direct
-        // ones stage nothing (capw unused). H100 (session 3): nw32 r2 direct
-        // 447.8 µs (the default on wide subgroups: 2.26× faster than the
-        // staged nw8 r2 at 1011.2, the same bits); with ILP 2 559.1 (nw32
-        // r2), 565.1 (r1), 571.8 (nw16 r2); nw16 r2 direct 569.9; nw8 r2
-        // direct 1005.7; staged ILP 2 1781 and 2068.
+        // ones stage nothing (capw unused). H100 with the coded step
+        // (session 10, run 56): nw32 r1 direct 288.3 µs (the default on wide
+        // subgroups), r2 293.4, r4 300.6; ILP 2 358.2 (nw32 r1), 380.1
+        // (nw32 r2), 345.5 (nw16 r2); nw16 r2 direct 418; nw8 r2 direct 782;
+        // staged 860-1500. Before it (session 3): nw32 r2 direct 447.8.
         let fast = [
             (32, 256, 1, 1, true),
             (32, 256, 2, 1, true),
