@@ -22,7 +22,7 @@
 //
 // All loops are bounded by constants or clamped sizes; indices are clamped,
 // except the coded step's word reads, which stay inside the zeros the host
-// puts after the stream (`coded_word`); a tile that does not end as §4
+// puts after the stream (`fused_step_coded`); a tile that does not end as §4
 // requires sets err[0].
 //
 // Bindings: 0 stream (u16 words in u32), 1 index (offset, meta per tile),
@@ -301,20 +301,6 @@ fn fused_step(j: u32, lane: u32, xq: vec2<u32>, s: u32, step: u32, nl: u32, rl: 
     return vec3<u32>(xs, xq.y + countOneBits(m), sym);
 }
 
-// FUSED: word k of tile j of the round, whose first word is at u16 index
-// kb of `stream` (DIRECT; staged: kb unused). No end test: a step reads
-// past its tile's end only in a corrupt tile, and `fused_finish` flags it.
-fn coded_word(j: u32, kb: u32, k: u32) -> u32 {
-    if (DIRECT) {
-        // No clamp: kb ≤ nwords, and k ≤ 70 state-code words + 126 steps ×
-        // 32 + 31, within the zeros the host puts after the stream
-        // (STREAM_PAD_U32 in gemv_rans.rs).
-        let i = kb + k;
-        return (stream[i >> 1u] >> ((i & 1u) << 4u)) & 0xffffu;
-    }
-    return fused_word(j, k);
-}
-
 // FUSED: `fused_step` for a table-coded step of a full tile (every lane
 // has 128 symbols; s < 128 − the tail): no symbol-count or tail tests, the
 // word read by every lane and kept where needed.
@@ -323,8 +309,22 @@ fn fused_step_coded(j: u32, lane: u32, xq: vec2<u32>, step: u32, kb: u32) -> vec
     let xs = (((e >> 8u) & 0xfffu) + 1u) * (xq.x >> p.prob_bits) + (e >> 20u);
     let need = xs < RANS_L;
     let m = ballot32(f_dec * ILP + j, lane, need, step);
-    let w = coded_word(j, kb, xq.y + countOneBits(m & f_lt));
-    return vec3<u32>(select(xs, (xs << 16u) | w, need), xq.y + countOneBits(m), e & 0xffu);
+    let k = xq.y + countOneBits(m & f_lt);
+    var xn: u32;
+    if (DIRECT) {
+        // Word k of the tile starting at u16 index kb of `stream`, merged as
+        // a funnel shift: (xs : its u32 shifted to put the word on top) >> 16
+        // (4 µs faster than shift and mask on the H100, run 58). No end
+        // test: only a corrupt tile reads past its end, and `fused_finish`
+        // flags it. No clamp: kb ≤ nwords, and k ≤ 70 state-code words +
+        // 126 steps × 32 + 31, within the zeros the host puts after the
+        // stream (STREAM_PAD_U32 in gemv_rans.rs).
+        let i = kb + k;
+        xn = (xs << 16u) | ((stream[i >> 1u] << ((~i & 1u) << 4u)) >> 16u);
+    } else {
+        xn = (xs << 16u) | fused_word(j, k);
+    }
+    return vec3<u32>(select(xs, xn, need), xq.y + countOneBits(m), e & 0xffu);
 }
 
 // FUSED: the product of this lane's 4 symbols (packed) of step group g of a

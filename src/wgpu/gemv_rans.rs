@@ -623,7 +623,7 @@ impl CompressedWeights {
 }
 
 /// u32 words of zeros after a stream on the device. The FUSED kernel's
-/// coded steps read their words unclamped (`coded_word`): a tile starts at
+/// coded steps read their words unclamped (`fused_step_coded`): a tile starts at
 /// u16 word ≤ nwords, and its reads stay below its state codes (≤ 8 + 62
 /// words) + 126 coded steps × 32 words + 31, even in a corrupt stream.
 const STREAM_PAD_U32: usize = (4096 + 70 + 32) / 2 + 1;
