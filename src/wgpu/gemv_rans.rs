@@ -504,8 +504,8 @@ impl CompressedWeights {
             .chunks(2)
             .map(|c| c[0] as u32 | (*c.get(1).unwrap_or(&0) as u32) << 16)
             .collect();
-        // Zero words past the end: a FUSED coded step of a corrupt last tile
-        // reads at most 128 steps × 32 words past its first body word.
+        // Zero words past the end, as far as the FUSED kernel's unclamped
+        // coded reads can reach in a corrupt last tile (STREAM_PAD_U32).
         words.resize(words.len() + STREAM_PAD_U32, 0);
         let lim = ctx.limits.max_storage_buffer_binding_size;
         if (words.len() * 4) as u64 > lim {
