@@ -7,7 +7,7 @@
 mod common;
 
 use common::{Rng, ctx, poison, run_wcodec};
-use wcodec::cpu::sample::{SampleParams, distance, sample_row, weight};
+use wcodec::cpu::sample::{SampleParams, distance, ranked, sample_row, token_at};
 use wcodec::wgpu::context::GpuContext;
 use wcodec::wgpu::sample::{Sampler, SamplerOptions, SamplerTuning};
 
@@ -493,22 +493,12 @@ fn temperature_alone_takes_the_plain_draw() {
     let p = plain[0];
     let row = &x[..n];
     let m = row.iter().copied().fold(f32::MIN, f32::max);
-    let mut cand: Vec<(u32, u32)> = row
-        .iter()
-        .enumerate()
-        .map(|(i, &v)| (distance(m, v, p.scale()), i as u32))
-        .filter(|&(d, _)| weight(d) > 0)
-        .collect();
-    cand.sort_unstable();
+    let ds: Vec<u32> = row.iter().map(|&v| distance(m, v, p.scale())).collect();
+    let cand = ranked(&ds);
     let differs = (0..20u64)
         .filter(|&st| {
             let t = sample_row(row, &p, st, 0).unwrap();
-            let mut cum = 0u64;
-            let v1 = cand.iter().find(|&&(d, _)| {
-                cum += weight(d) as u64;
-                t.u < cum
-            });
-            v1.unwrap().1 != t.token
+            token_at(cand.iter().copied(), t.u).unwrap() != t.token
         })
         .count();
     assert!(differs > 15, "{differs}");

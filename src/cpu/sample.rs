@@ -195,6 +195,33 @@ pub struct Trace {
     pub token: u32,
 }
 
+/// Steps 4–5: a row's candidates (tokens of weight > 0) as (distance,
+/// index), in (d, index) order.
+pub fn ranked(ds: &[u32]) -> Vec<(u32, u32)> {
+    let mut cand: Vec<(u32, u32)> = ds
+        .iter()
+        .enumerate()
+        .map(|(i, &d)| (d, i as u32))
+        .filter(|&(d, _)| weight(d) > 0)
+        .collect();
+    cand.sort_unstable();
+    cand
+}
+
+/// Step 8's search: the index of the first (distance, index) pair of
+/// `order`, laid out end to end with its weight, whose interval holds `u`;
+/// None when `u` is past them all.
+pub fn token_at(order: impl IntoIterator<Item = (u32, u32)>, u: u64) -> Option<u32> {
+    let mut cum = 0u64;
+    order
+        .into_iter()
+        .find(|&(d, _)| {
+            cum += weight(d) as u64;
+            u < cum
+        })
+        .map(|(_, i)| i)
+}
+
 /// Sample one row (`step` and `row` select the random draw).
 pub fn sample_row(logits: &[f32], p: &SampleParams, step: u64, row: u32) -> Result<Trace> {
     p.check()?;
@@ -216,13 +243,7 @@ pub fn sample_row(logits: &[f32], p: &SampleParams, step: u64, row: u32) -> Resu
     }
     let sc = p.scale();
     let ds: Vec<u32> = s.iter().map(|&v| distance(m, v, sc)).collect();
-    let mut cand: Vec<(u32, u32)> = ds
-        .iter()
-        .enumerate()
-        .map(|(i, &d)| (d, i as u32))
-        .filter(|&(d, _)| weight(d) > 0)
-        .collect();
-    cand.sort_unstable();
+    let cand = ranked(&ds);
     let n = cand.len() as u64;
     let k = if p.top_k == 0 {
         n
@@ -246,27 +267,14 @@ pub fn sample_row(logits: &[f32], p: &SampleParams, step: u64, row: u32) -> Resu
     let w = cum;
     let r = crate::rng::sample_u64(p.seed, step, row);
     let u = ((w as u128 * r as u128) >> 64) as u64;
-    let mut cum = 0u64;
-    let mut token = cand[kept - 1].1;
-    if p.draws_in_index_order(s.len()) {
+    let token = if p.draws_in_index_order(s.len()) {
         // Every candidate is kept (no top-k cut, top-p 1): index order.
         debug_assert_eq!(kept as u64, n);
-        for (i, &d) in ds.iter().enumerate() {
-            cum += weight(d) as u64;
-            if u < cum {
-                token = i as u32;
-                break;
-            }
-        }
+        token_at(ds.iter().enumerate().map(|(i, &d)| (d, i as u32)), u)
     } else {
-        for &(d, i) in &cand[..kept] {
-            cum += weight(d) as u64;
-            if u < cum {
-                token = i;
-                break;
-            }
-        }
+        token_at(cand[..kept].iter().copied(), u)
     }
+    .unwrap_or(cand[kept - 1].1);
     Ok(Trace {
         greedy: false,
         candidates: n,
