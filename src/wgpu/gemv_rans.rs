@@ -688,11 +688,8 @@ fn work_list(w: &CompressedWeights, chunk: usize, list: &[u32], fused: bool) -> 
             }
         }
     }
-    let full = if fused {
-        (work.len() / chunk) as u32
-    } else {
-        0
-    };
+    // (without `fused` every tile is in `short`: no leading full chunks)
+    let full = (work.len() / chunk) as u32;
     work.extend_from_slice(&short);
     (work, full)
 }
