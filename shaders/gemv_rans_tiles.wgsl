@@ -296,7 +296,7 @@ fn fused_step(j: u32, lane: u32, xq: vec2<u32>, s: u32, step: u32, nl: u32, rl: 
     }
     let m = ballot32(f_dec * ILP + j, lane, need, step);
     if (need) {
-        xs = (xs << 16u) | fused_word(j, xq.y + countOneBits(m & ((1u << lane) - 1u)));
+        xs = (xs << 16u) | fused_word(j, xq.y + countOneBits(m & f_lt));
     }
     return vec3<u32>(xs, xq.y + countOneBits(m), sym);
 }
