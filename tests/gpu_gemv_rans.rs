@@ -499,11 +499,10 @@ fn compressed_gemv_fused_forms_agree_bit_for_bit() {
             // DIAG 128: every form with the full tiles through the general
             // step too, no coded-step loop; DIAG 64: the occupancy probe
             // (results unchanged)
-            let runs = forms.iter().flat_map(|&t| [(t, 0), (t, 128)]).chain([
-                (forms[0], 64),
-                (forms[0], 256),
-                (forms[0], 512),
-            ]);
+            let runs = forms
+                .iter()
+                .flat_map(|&t| [(t, 0), (t, 128)])
+                .chain([(forms[0], 64)]);
             for (t, diag) in runs {
                 // the same x and bias each time
                 let mut r = Rng(7);
