@@ -441,3 +441,123 @@ fn a_full_disk_fails_cleanly() {
         .collect();
     assert_eq!(left.len(), 1, "left behind: {left:?}");
 }
+
+/// `bench decode --dump-inputs` writes the exact bytes it times (checked by
+/// their xxh3 against the manifest), and `--peers` quotes a peer only when it
+/// was measured on those bytes: a wrong checksum, an unverified decode or a
+/// malformed file is an error naming the file.
+#[test]
+fn bench_decode_dumps_its_inputs_and_checks_peers_against_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = wcodec(
+        &[
+            "bench",
+            "decode",
+            "--sizes",
+            "64K,32K",
+            "--dump-inputs",
+            "in",
+        ],
+        dir.path(),
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("in/manifest.json")).unwrap())
+            .unwrap();
+    let m = manifest.as_array().unwrap();
+    // int8 and bf16 (the default kinds), sizes sorted
+    let got: Vec<(String, u64)> = m
+        .iter()
+        .map(|e| {
+            (
+                e["kind"].as_str().unwrap().to_string(),
+                e["bytes"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("int8".to_string(), 32768),
+            ("int8".to_string(), 65536),
+            ("bf16".to_string(), 32768),
+            ("bf16".to_string(), 65536)
+        ]
+    );
+    let mut peers = Vec::new();
+    for e in m {
+        let bytes = std::fs::read(dir.path().join("in").join(e["file"].as_str().unwrap())).unwrap();
+        assert_eq!(bytes.len() as u64, e["bytes"].as_u64().unwrap());
+        let h = wcodec::codec::checksum_string(wcodec::codec::checksum(&bytes));
+        assert_eq!(e["xxh3"].as_str().unwrap(), h);
+        // weights, not a constant
+        let distinct = bytes.iter().collect::<std::collections::HashSet<_>>().len();
+        assert!(distinct > 20, "{} distinct bytes", distinct);
+        peers.push(serde_json::json!({
+            "kind": e["kind"], "bytes": e["bytes"], "xxh3": h,
+            "codec": "peer ANS |u1", "primary": true,
+            "compressed_bytes": bytes.len() / 2, "ratio": 2.0,
+            "decode_ms": 0.125, "decode_gbs": 123.0, "verified": true,
+        }));
+    }
+    let write = |name: &str, v: &serde_json::Value| {
+        std::fs::write(dir.path().join(name), serde_json::to_vec(v).unwrap()).unwrap()
+    };
+    // a malformed file, an unverified decode, a checksum of other bytes
+    let mut unverified = peers.clone();
+    unverified[1]["verified"] = false.into();
+    let mut other = peers.clone();
+    other[2]["xxh3"] = "xxh3-64:0123456789abcdef".into();
+    write("unverified.json", &serde_json::Value::Array(unverified));
+    write("other.json", &serde_json::Value::Array(other));
+    std::fs::write(dir.path().join("bad.json"), b"{\"kind\": 3").unwrap();
+    for (file, want) in [
+        ("bad.json", "not the JSON of scripts/peers_nvcomp.py"),
+        ("unverified.json", "did not match its input"),
+        ("other.json", "xxh3-64:0123456789abcdef"),
+        ("missing.json", "missing.json"),
+    ] {
+        let o = wcodec(
+            &[
+                "bench",
+                "decode",
+                "--sizes",
+                "64K,32K",
+                "--reps",
+                "2",
+                "--wall-reps",
+                "1",
+                "--peers",
+                file,
+            ],
+            dir.path(),
+        );
+        let t = text(&o);
+        // other.json fails at its input only where a GPU ran the bench
+        if file == "other.json" && t.contains("GPU adapter") {
+            continue;
+        }
+        assert!(!o.status.success(), "{file}: {t}");
+        assert!(t.contains(want) && t.contains(file), "{file}: {t}");
+    }
+    write("peers.json", &serde_json::Value::Array(peers));
+    let Some(_gpu) = common::ctx() else { return };
+    let o = wcodec(
+        &[
+            "bench",
+            "decode",
+            "--sizes",
+            "64K,32K",
+            "--reps",
+            "2",
+            "--wall-reps",
+            "1",
+            "--peers",
+            "peers.json",
+        ],
+        dir.path(),
+    );
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    assert_eq!(t.matches("123 (2.0000), measured here").count(), 4, "{t}");
+}

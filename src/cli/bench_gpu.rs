@@ -94,6 +94,18 @@ pub struct DecodeBenchArgs {
     /// Also write the JSON to this file.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Write the raw bytes of every int8 and bf16 input (exactly the bytes
+    /// the timed run decodes, for the same --sizes) to this directory, with
+    /// `manifest.json` (kind, bytes, file, xxh3-64), and exit without timing
+    /// anything: the inputs of `scripts/peers_nvcomp.py`.
+    #[arg(long)]
+    pub dump_inputs: Option<PathBuf>,
+    /// nvCOMP measured on the same bytes in this run: the JSON written by
+    /// `scripts/peers_nvcomp.py`. Each of its entries must carry the
+    /// xxh3-64 of this run's input of its kind and size. Without it the
+    /// table quotes CODEC.md's H100 figures.
+    #[arg(long)]
+    pub peers: Option<PathBuf>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -148,6 +160,91 @@ fn context(adapter: Option<usize>) -> anyhow::Result<GpuContext> {
     Ok(GpuContext::new(&opts)?)
 }
 
+/// One nvCOMP measurement from `scripts/peers_nvcomp.py`.
+#[derive(serde::Deserialize, Serialize, Clone, Debug)]
+struct PeerEntry {
+    kind: String,
+    bytes: u64,
+    xxh3: String,
+    /// e.g. "nvCOMP 6.0.0 ANS |u1".
+    codec: String,
+    /// The entry the table quotes for its input (the script marks one per
+    /// input: `|u1` for int8, `<f2` for bf16, nvCOMP's float mode).
+    primary: bool,
+    compressed_bytes: u64,
+    ratio: f64,
+    /// Median GPU time of one decode (CUDA events), and output GB/s.
+    decode_ms: f64,
+    decode_gbs: f64,
+    /// The decode matched the input byte for byte.
+    verified: bool,
+}
+
+/// The peers file, checked: readable, JSON of the right form, every
+/// entry verified and of sane figures.
+fn read_peers(path: &std::path::Path) -> anyhow::Result<Vec<PeerEntry>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the peers file {}", path.display()))?;
+    let v: Vec<PeerEntry> = serde_json::from_str(&text).with_context(|| {
+        format!(
+            "{}: not the JSON of scripts/peers_nvcomp.py",
+            path.display()
+        )
+    })?;
+    for e in &v {
+        if !e.verified {
+            bail!(
+                "{}: {} {} {}: the peer's decode did not match its input",
+                path.display(),
+                e.codec,
+                e.kind,
+                e.bytes
+            );
+        }
+        if !(e.decode_gbs.is_finite() && e.decode_gbs > 0.0 && e.ratio.is_finite() && e.ratio > 0.0)
+        {
+            bail!(
+                "{}: {} {} {}: decode_gbs {} / ratio {} are not positive numbers",
+                path.display(),
+                e.codec,
+                e.kind,
+                e.bytes,
+                e.decode_gbs,
+                e.ratio
+            );
+        }
+    }
+    Ok(v)
+}
+
+/// The peers file's primary entry for this input, after checking that it
+/// was measured on the same bytes.
+fn measured_peer<'a>(
+    peers: &'a [PeerEntry],
+    path: &std::path::Path,
+    kind: &str,
+    data: &[u8],
+) -> anyhow::Result<Option<&'a PeerEntry>> {
+    let Some(e) = peers
+        .iter()
+        .find(|e| e.primary && e.kind == kind && e.bytes == data.len() as u64)
+    else {
+        return Ok(None);
+    };
+    let ours = crate::codec::checksum_string(crate::codec::checksum(data));
+    if e.xxh3 != ours {
+        bail!(
+            "{}: {} {} {}: measured on bytes of {} but this run's input is {ours} (dump and bench with the same --sizes)",
+            path.display(),
+            e.codec,
+            kind,
+            e.bytes,
+            e.xxh3
+        );
+    }
+    Ok(Some(e))
+}
+
 /// nvCOMP's figures on the H100 (CODEC.md §10) and the targets.
 fn peer(kind: &str, bytes: u64) -> (Option<f64>, Option<f64>, Option<f64>) {
     // (nvCOMP GB/s, nvCOMP ratio, target GB/s)
@@ -189,6 +286,9 @@ struct DecodeResult {
     wall_no_readback_ms: f64,
     nvcomp_gbs: Option<f64>,
     nvcomp_ratio: Option<f64>,
+    /// Where the nvCOMP figures come from: CODEC.md, or measured in this
+    /// run on the same bytes (`--peers`).
+    nvcomp_source: Option<String>,
     target_gbs: Option<f64>,
     meets_target: Option<bool>,
     variants: Vec<String>,
@@ -352,12 +452,75 @@ fn lossy_tile_counts(file: &WcodecFile) -> (usize, usize, usize, Vec<(String, us
     (n, tr, pr, by)
 }
 
-pub(crate) fn make_input(kind: &str, bytes: u64, layout: &str, seed: u64) -> anyhow::Result<Input> {
-    let (dtype, data) = match kind {
+/// The raw bytes of an int8 or bf16 input of `bytes` bytes.
+fn raw_input(kind: &str, bytes: u64, seed: u64) -> anyhow::Result<(DType, Vec<u8>)> {
+    Ok(match kind {
         "int8" => (DType::I8, int8_weights(bytes as usize, seed)),
         "bf16" => (DType::BF16, bf16_weights(bytes as usize / 2, seed)),
         _ => bail!("unknown kind {kind:?}: expected int8, bf16 or lossy"),
-    };
+    })
+}
+
+/// The seed of input `si` (in the sorted sizes) of `size` bytes: the dump
+/// and the timed run draw the same bytes.
+fn input_seed(size: u64, si: usize) -> u64 {
+    0x5eed + size + si as u64
+}
+
+#[derive(Serialize)]
+struct DumpEntry {
+    kind: String,
+    bytes: u64,
+    file: String,
+    xxh3: String,
+}
+
+/// `--dump-inputs`: every int8 / bf16 input's bytes and a manifest.
+fn dump_inputs(
+    dir: &std::path::Path,
+    kinds: &[String],
+    sizes: &[u64],
+    say: &dyn Fn(String),
+) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut manifest = Vec::new();
+    for kind in kinds {
+        if kind == "lossy" {
+            say("dump: the lossy kind has no raw peer input; skipped".into());
+            continue;
+        }
+        for (si, &size) in sizes.iter().enumerate() {
+            let (_, data) = raw_input(kind, size, input_seed(size, si))?;
+            let file = format!("{kind}_{size}.bin");
+            let path = dir.join(&file);
+            crate::io::atomic::write_atomic(&path, |w| {
+                w.write_all(&data).map_err(|e| crate::Error::io(&path, e))
+            })?;
+            let xxh3 = crate::codec::checksum_string(crate::codec::checksum(&data));
+            say(format!(
+                "dump: {} ({} bytes, {xxh3})",
+                path.display(),
+                data.len()
+            ));
+            manifest.push(DumpEntry {
+                kind: kind.clone(),
+                bytes: data.len() as u64,
+                file,
+                xxh3,
+            });
+        }
+    }
+    let path = dir.join("manifest.json");
+    let body = serde_json::to_vec_pretty(&manifest)?;
+    crate::io::atomic::write_atomic(&path, |w| {
+        w.write_all(&body).map_err(|e| crate::Error::io(&path, e))
+    })?;
+    say(format!("dump: {}", path.display()));
+    Ok(())
+}
+
+pub(crate) fn make_input(kind: &str, bytes: u64, layout: &str, seed: u64) -> anyhow::Result<Input> {
+    let (dtype, data) = raw_input(kind, bytes, seed)?;
     let n = data.len() / dtype.size();
     let shape = if layout == "1d" || n % 4096 != 0 {
         vec![n]
@@ -597,6 +760,24 @@ fn decode(a: &DecodeBenchArgs, quiet: bool) -> anyhow::Result<()> {
 }
 
 fn decode_run(a: &DecodeBenchArgs, quiet: bool) -> anyhow::Result<()> {
+    let mut sizes: Vec<u64> = a
+        .sizes
+        .iter()
+        .map(|s| parse_size(s))
+        .collect::<anyhow::Result<_>>()?;
+    sizes.sort();
+    if let Some(dir) = &a.dump_inputs {
+        let say = |s: String| {
+            if !quiet {
+                println!("{s}");
+            }
+        };
+        return dump_inputs(dir, &a.kinds, &sizes, &say);
+    }
+    let peers = match &a.peers {
+        Some(p) => Some((p.clone(), read_peers(p)?)),
+        None => None,
+    };
     let mut ctx = context(a.adapter)?;
     let mut tune = Tuning::from_env()?;
     if let Some(p) = &a.path {
@@ -621,19 +802,13 @@ fn decode_run(a: &DecodeBenchArgs, quiet: bool) -> anyhow::Result<()> {
     let mut results = Vec::new();
     let mut probes = Vec::new();
     let mut sweep = Vec::new();
-    let mut sizes: Vec<u64> = a
-        .sizes
-        .iter()
-        .map(|s| parse_size(s))
-        .collect::<anyhow::Result<_>>()?;
-    sizes.sort();
     let mut kinds = a.kinds.clone();
     if a.lossy && !kinds.iter().any(|k| k == "lossy") {
         kinds.push("lossy".into());
     }
     for kind in &kinds {
         for (si, &size) in sizes.iter().enumerate() {
-            let seed = 0x5eed + size + si as u64;
+            let seed = input_seed(size, si);
             // the lossy kind: the int8 file of this size first (its size and speed)
             let mut int8_ref = None;
             let inp = if kind == "lossy" {
@@ -695,7 +870,28 @@ fn decode_run(a: &DecodeBenchArgs, quiet: bool) -> anyhow::Result<()> {
                 ));
             }
             let traffic_gbs = (bytes + input_bytes) as f64 / gpu_ms / 1e6;
-            let (nvcomp_gbs, nvcomp_ratio, target_gbs) = peer(kind, bytes);
+            let (mut nvcomp_gbs, mut nvcomp_ratio, target_gbs) = peer(kind, bytes);
+            let mut nvcomp_source = nvcomp_gbs.map(|_| "CODEC.md (H100)".to_string());
+            if let Some((path, v)) = &peers {
+                if let Some(e) = measured_peer(v, path, kind, &inp.data)? {
+                    nvcomp_gbs = Some(e.decode_gbs);
+                    nvcomp_ratio = Some(e.ratio);
+                    nvcomp_source = Some(format!("measured in this run: {}", e.codec));
+                    say(format!(
+                        "  {}: ratio {:.4}, decode {:.3} ms = {:.1} GB/s (same bytes, {})",
+                        e.codec, e.ratio, e.decode_ms, e.decode_gbs, e.xxh3
+                    ));
+                }
+                for e in v
+                    .iter()
+                    .filter(|e| !e.primary && e.kind == *kind && e.bytes == bytes)
+                {
+                    say(format!(
+                        "  also {}: ratio {:.4}, decode {:.1} GB/s",
+                        e.codec, e.ratio, e.decode_gbs
+                    ));
+                }
+            }
             let r = DecodeResult {
                 kind: kind.clone(),
                 layout: a.layout.clone(),
@@ -717,6 +913,7 @@ fn decode_run(a: &DecodeBenchArgs, quiet: bool) -> anyhow::Result<()> {
                 wall_no_readback_ms,
                 nvcomp_gbs,
                 nvcomp_ratio,
+                nvcomp_source,
                 target_gbs,
                 meets_target: target_gbs.map(|t| gpu_gbs >= t),
                 variants,
@@ -738,10 +935,14 @@ fn decode_run(a: &DecodeBenchArgs, quiet: bool) -> anyhow::Result<()> {
                 100.0 * r.fraction_of_copy,
                 match (nvcomp_gbs, target_gbs) {
                     (Some(n), Some(t)) => format!(
-                        "; nvCOMP {n:.0} GB/s, target {t:.0} GB/s: {}",
+                        "; nvCOMP {n:.0} GB/s ({}), target {t:.0} GB/s: {}",
+                        r.nvcomp_source.as_deref().unwrap_or("?"),
                         if gpu_gbs >= t { "met" } else { "NOT met" }
                     ),
-                    (Some(n), None) => format!("; nvCOMP {n:.0} GB/s"),
+                    (Some(n), None) => format!(
+                        "; nvCOMP {n:.0} GB/s ({})",
+                        r.nvcomp_source.as_deref().unwrap_or("?")
+                    ),
                     _ => String::new(),
                 },
                 r.wall_gbs,
@@ -867,21 +1068,12 @@ fn decode_run(a: &DecodeBenchArgs, quiet: bool) -> anyhow::Result<()> {
     if !quiet && !a.json {
         println!();
         println!(
-            "{:<5} {:>9} {:>7} {:>9} {:>8} {:>8} {:>7} {:>9} {:>9} {:>7}",
-            "kind",
-            "size",
-            "ratio",
-            "GPU ms",
-            "GB/s",
-            "target",
-            "% copy",
-            "floor ms",
-            "wall ms",
-            "nvCOMP"
+            "{:<5} {:>9} {:>7} {:>9} {:>8} {:>8} {:>7} {:>9} {:>9}  nvCOMP GB/s (ratio)",
+            "kind", "size", "ratio", "GPU ms", "GB/s", "target", "% copy", "floor ms", "wall ms",
         );
         for r in &report.results {
             println!(
-                "{:<5} {:>9} {:>7.4} {:>9.3} {:>8.1} {:>8} {:>6.0}% {:>9.3} {:>9.1} {:>7}",
+                "{:<5} {:>9} {:>7.4} {:>9.3} {:>8.1} {:>8} {:>6.0}% {:>9.3} {:>9.1}  {}",
                 r.kind,
                 crate::cli::human(r.output_bytes),
                 r.ratio,
@@ -894,7 +1086,20 @@ fn decode_run(a: &DecodeBenchArgs, quiet: bool) -> anyhow::Result<()> {
                 100.0 * r.fraction_of_copy,
                 r.copy_floor_ms,
                 r.wall_ms,
-                r.nvcomp_gbs.map_or("-".into(), |n| format!("{n:.0}"))
+                match (r.nvcomp_gbs, r.nvcomp_ratio) {
+                    (Some(n), Some(q)) => format!(
+                        "{n:.0} ({q:.4}){}",
+                        if r.nvcomp_source
+                            .as_deref()
+                            .is_some_and(|s| s.starts_with("measured"))
+                        {
+                            ", measured here"
+                        } else {
+                            ", CODEC.md"
+                        }
+                    ),
+                    _ => "-".into(),
+                }
             );
         }
         if !report.probes.is_empty() {
