@@ -366,7 +366,8 @@ impl Live {
                                 let t = owner[job];
                                 match &mut cur {
                                     Some((ct, bytes)) if *ct == t => {
-                                        bytes.extend_from_slice(&piece)
+                                        bytes.extend_from_slice(&piece);
+                                        stream.recycle(piece);
                                     }
                                     _ => {
                                         if let Some((ct, bytes)) = cur.take() {

@@ -767,6 +767,55 @@ fn safetensors_match_the_cpu() {
     }
 }
 
+/// `decode_to_safetensors` over many chunks (4 MiB of input each), where
+/// the stream hands the writer pieces of more than 1 MiB and reuses their
+/// memory once written (`CanonStream::recycle`): the same file as the CPU.
+#[test]
+fn safetensors_match_the_cpu_across_many_chunks() {
+    let Some(ctx) = ctx() else { return };
+    let mut rng = Rng(10);
+    let ts: Vec<_> = [(1024usize, 5000usize), (700, 4096), (2048, 3000)]
+        .iter()
+        .enumerate()
+        .map(|(i, &(rows, cols))| {
+            enc(
+                &format!("w{i}"),
+                DType::I8,
+                &[rows, cols],
+                &rng.laplace_i8(rows * cols, 12.0 + 4.0 * i as f64),
+                &EncodeOptions::default(),
+            )
+        })
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("m.wcodec");
+    wcodec::format::write_file(&src, None, &ts).unwrap();
+    let file = WcodecFile::open(&src).unwrap();
+    let b = dir.path().join("cpu.safetensors");
+    wcodec::cpu::decode::decode_to_safetensors(&file, &b, &Default::default(), &|_| {}).unwrap();
+    let want = std::fs::read(&b).unwrap();
+    for path in paths(&ctx) {
+        let a = dir.path().join("gpu.safetensors");
+        let opts = GpuDecodeOptions {
+            tuning: Tuning {
+                path: Some(path),
+                ..Default::default()
+            },
+            staging_bytes: 4 << 20,
+            poison: true,
+            ..Default::default()
+        };
+        let mut dec = GpuDecoder::new(&ctx, opts).unwrap();
+        let rep = decode_to_safetensors(&mut dec, &file, &a, None, &|_| {}).unwrap();
+        assert!(rep.chunks >= 4, "{} chunks", rep.chunks);
+        assert!(
+            std::fs::read(&a).unwrap() == want,
+            "{path:?}: the files differ"
+        );
+        std::fs::remove_file(&a).unwrap();
+    }
+}
+
 /// The fast kernel (shaders/rans_fast.wgsl) on the tiles it takes, mixed
 /// with tiles it leaves to the general kernel in the same planes: full
 /// 64x64 and 1x4096 tiles, NONE and PLANAR among LEFT/TOP/AVG, several

@@ -1152,6 +1152,7 @@ impl<'c> GpuDecoder<'c> {
             let mut s = CanonStream::new(self, file)?;
             while let Some((job, piece, _)) = s.next_piece()? {
                 hashes.feed(job, &piece)?;
+                s.recycle(piece);
             }
             hashes.finish()?;
         }
@@ -1479,6 +1480,20 @@ enum ChunkOut<'a> {
     Staged(&'a wgpu::Buffer),
 }
 
+/// A vector of `len` bytes, from the recycled ones in `spare` where one is
+/// large enough (its pages already touched).
+fn spare_vec(spare: &mut Vec<Vec<u8>>, len: usize) -> Vec<u8> {
+    match spare.iter().position(|v| v.capacity() >= len) {
+        Some(i) => {
+            let mut v = spare.swap_remove(i);
+            v.clear();
+            v.resize(len, 0);
+            v
+        }
+        None => vec![0u8; len],
+    }
+}
+
 /// The canonical bytes of every tensor (quant: int8 codes, then scales),
 /// in file order, piece by piece: a pull-based decode with two chunks in
 /// flight, so memory stays at a few chunks whatever the file's size.
@@ -1496,6 +1511,8 @@ pub struct CanonStream<'d, 'c, 'f> {
     staged_size: u64,
     flight: VecDeque<InFlight>,
     ready: VecDeque<(usize, Vec<u8>, bool)>,
+    /// Pieces given back by the consumer ([`recycle`](Self::recycle)).
+    spare: Vec<Vec<u8>>,
     t_start: Instant,
 }
 
@@ -1542,6 +1559,7 @@ impl<'d, 'c, 'f> CanonStream<'d, 'c, 'f> {
             next_chunk: 0,
             flight: VecDeque::new(),
             ready: VecDeque::new(),
+            spare: Vec::new(),
             t_start: Instant::now(),
         })
     }
@@ -1617,26 +1635,28 @@ impl<'d, 'c, 'f> CanonStream<'d, 'c, 'f> {
         if !f.done.load(Ordering::Acquire) {
             return Err(Error::Gpu("a readback never completed".into()));
         }
-        let bytes = {
-            let view = f
-                .readback
-                .slice(0..f.size)
-                .get_mapped_range()
-                .map_err(|e| Error::Gpu(format!("reading back: {e}")))?;
-            view.to_vec()
-        };
-        f.readback.unmap();
+        // Straight from the mapped range into the pieces (recycled vectors
+        // where the consumer gives them back): a whole-chunk copy into fresh
+        // memory first cost more than the decode (page faults, see
+        // `context::copy_out`).
+        let view = f
+            .readback
+            .slice(0..f.size)
+            .get_mapped_range()
+            .map_err(|e| Error::Gpu(format!("reading back: {e}")))?;
         let c = &self.chunks[f.chunk];
         let staged = (f.size - self.err_bytes) as usize;
-        let words: &[u32] = bytemuck::cast_slice(&bytes[staged..]);
+        let words: Vec<u32> = bytemuck::pod_collect_to_vec(&view[staged..]);
         self.dec
-            .check_errors(self.file, &self.jobs, std::slice::from_ref(c), words)?;
+            .check_errors(self.file, &self.jobs, std::slice::from_ref(c), &words)?;
         for (pi, p) in c.parts.iter().enumerate() {
             match p {
                 Part::Seg { job, out, .. } => {
                     let pc = &f.placed[pi];
                     let a = (pc.region + out.start - pc.base) as usize;
-                    let piece = bytes[a..a + (out.end - out.start) as usize].to_vec();
+                    let len = (out.end - out.start) as usize;
+                    let mut piece = spare_vec(&mut self.spare, len);
+                    crate::wgpu::context::copy_out(&view[a..a + len], &mut piece);
                     self.ready
                         .push_back((*job, piece, self.last_chunk[*job] == f.chunk));
                 }
@@ -1650,7 +1670,31 @@ impl<'d, 'c, 'f> CanonStream<'d, 'c, 'f> {
                 }
             }
         }
+        drop(view);
+        f.readback.unmap();
         Ok(())
+    }
+
+    /// Give a piece from [`next_piece`](Self::next_piece) back once it is
+    /// written: a later piece reuses its memory.
+    pub fn recycle(&mut self, piece: Vec<u8>) {
+        const KEEP: usize = 2;
+        if piece.capacity() >= 1 << 20 {
+            if self.spare.len() == KEEP {
+                // keep the largest
+                if let Some((i, _)) = self
+                    .spare
+                    .iter()
+                    .enumerate()
+                    .min_by_key(|(_, v)| v.capacity())
+                    .filter(|(_, v)| v.capacity() < piece.capacity())
+                {
+                    self.spare[i] = piece;
+                }
+            } else {
+                self.spare.push(piece);
+            }
+        }
     }
 
     /// The next piece: (job, bytes, whether it is the job's last piece).
@@ -1855,18 +1899,19 @@ pub fn decode_to_safetensors(
     let mut held: Option<(usize, Vec<u8>, bool)> = None;
     write_streaming(out, file.header.metadata.as_ref(), &outs, |i, w| {
         let (t, k) = owner[i];
-        let mut next =
-            |held: &mut Option<(usize, Vec<u8>, bool)>| -> Result<Option<(usize, Vec<u8>, bool)>> {
-                match held.take() {
-                    Some(p) => Ok(Some(p)),
-                    None => stream.next_piece(),
-                }
-            };
+        let next = |stream: &mut CanonStream<'_, '_, '_>,
+                    held: &mut Option<(usize, Vec<u8>, bool)>|
+         -> Result<Option<(usize, Vec<u8>, bool)>> {
+            match held.take() {
+                Some(p) => Ok(Some(p)),
+                None => stream.next_piece(),
+            }
+        };
         if straight[t] {
             // the pieces of the k-th canonical job of tensor t
             let mut seen_job = None;
             loop {
-                let Some((job, piece, last)) = next(&mut held)? else {
+                let Some((job, piece, last)) = next(&mut stream, &mut held)? else {
                     return Err(Error::Gpu(format!(
                         "the GPU stream ended before tensor {}",
                         outs[i].name
@@ -1882,6 +1927,7 @@ pub fn decode_to_safetensors(
                 hasher.feed(job, &piece)?;
                 w.write_all(&piece).map_err(|e| Error::io(out, e))?;
                 on_tensor(piece.len());
+                stream.recycle(piece);
                 if last {
                     break;
                 }
@@ -1890,13 +1936,14 @@ pub fn decode_to_safetensors(
         } else {
             if k == 0 {
                 let mut canon_bytes = Vec::new();
-                while let Some((job, piece, last)) = next(&mut held)? {
+                while let Some((job, piece, last)) = next(&mut stream, &mut held)? {
                     if tensor_of[job] != t {
                         held = Some((job, piece, last));
                         break;
                     }
                     hasher.feed(job, &piece)?;
                     canon_bytes.extend_from_slice(&piece);
+                    stream.recycle(piece);
                 }
                 hasher.finish()?;
                 rendered = render(&file.tensors[t], canon_bytes, dtype).into();
