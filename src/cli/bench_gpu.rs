@@ -103,7 +103,7 @@ pub struct DecodeBenchArgs {
     /// nvCOMP measured on the same bytes in this run: the JSON written by
     /// `scripts/peers_nvcomp.py`. Each of its entries must carry the
     /// xxh3-64 of this run's input of its kind and size. Without it the
-    /// table quotes CODEC.md's H100 figures.
+    /// table quotes nvCOMP 6.0.0's H100 figures from run 62 (BENCHMARKS.md).
     #[arg(long)]
     pub peers: Option<PathBuf>,
 }
@@ -245,14 +245,24 @@ fn measured_peer<'a>(
     Ok(Some(e))
 }
 
-/// nvCOMP's figures on the H100 (CODEC.md §10) and the targets.
+/// Where the quoted nvCOMP figures come from when no `--peers` file is given.
+const QUOTED_PEER: &str = "nvCOMP 6.0.0 ANS, H100, BENCHMARKS.md run 62";
+
+/// nvCOMP 6.0.0's ANS on this benchmark's inputs on the H100 (run 62,
+/// scripts/peers_nvcomp.py: int8 as `|u1`, bf16 in its `<f2` float mode; the
+/// figures CODEC.md §10 gave, 151-528 GB/s, were an older nvCOMP's), and the
+/// issue's targets.
 fn peer(kind: &str, bytes: u64) -> (Option<f64>, Option<f64>, Option<f64>) {
     // (nvCOMP GB/s, nvCOMP ratio, target GB/s)
     match (kind, bytes) {
-        ("int8", b) if b == 1 << 30 => (Some(505.0), Some(1.058), Some(550.0)),
-        ("int8", b) if b == 256 << 20 => (Some(417.0), Some(1.058), None),
-        ("int8", b) if b == 16 << 20 => (Some(151.0), Some(1.058), Some(160.0)),
-        ("bf16", b) if b == 1 << 30 => (Some(528.0), Some(1.235), Some(550.0)),
+        ("int8", b) if b == 1 << 30 => (Some(983.5), Some(1.0583), Some(550.0)),
+        ("int8", b) if b == 256 << 20 => (Some(756.0), Some(1.0583), None),
+        ("int8", b) if b == 128 << 20 => (Some(646.5), Some(1.0583), None),
+        ("int8", b) if b == 16 << 20 => (Some(178.7), Some(1.0583), Some(160.0)),
+        ("bf16", b) if b == 1 << 30 => (Some(1331.1), Some(1.4439), Some(550.0)),
+        ("bf16", b) if b == 256 << 20 => (Some(975.5), Some(1.4439), None),
+        ("bf16", b) if b == 128 << 20 => (Some(776.7), Some(1.4440), None),
+        ("bf16", b) if b == 16 << 20 => (Some(215.1), Some(1.4440), None),
         _ => (None, None, None),
     }
 }
@@ -286,7 +296,7 @@ struct DecodeResult {
     wall_no_readback_ms: f64,
     nvcomp_gbs: Option<f64>,
     nvcomp_ratio: Option<f64>,
-    /// Where the nvCOMP figures come from: CODEC.md, or measured in this
+    /// Where the nvCOMP figures come from: quoted from run 62, or measured in this
     /// run on the same bytes (`--peers`).
     nvcomp_source: Option<String>,
     target_gbs: Option<f64>,
@@ -871,7 +881,7 @@ fn decode_run(a: &DecodeBenchArgs, quiet: bool) -> anyhow::Result<()> {
             }
             let traffic_gbs = (bytes + input_bytes) as f64 / gpu_ms / 1e6;
             let (mut nvcomp_gbs, mut nvcomp_ratio, target_gbs) = peer(kind, bytes);
-            let mut nvcomp_source = nvcomp_gbs.map(|_| "CODEC.md (H100)".to_string());
+            let mut nvcomp_source = nvcomp_gbs.map(|_| QUOTED_PEER.to_string());
             if let Some((path, v)) = &peers {
                 if let Some(e) = measured_peer(v, path, kind, &inp.data)? {
                     nvcomp_gbs = Some(e.decode_gbs);
@@ -1095,7 +1105,7 @@ fn decode_run(a: &DecodeBenchArgs, quiet: bool) -> anyhow::Result<()> {
                         {
                             ", measured here"
                         } else {
-                            ", CODEC.md"
+                            ", quoted (run 62)"
                         }
                     ),
                     _ => "-".into(),
