@@ -109,7 +109,7 @@ struct Params {
     xparts: u32,     // EXTMAX: partials per row in binding 8
     buckets: u32,    // 1: bucket lists (see the header); honoured for nbs ≤ LC_BLOCKS
     plain: u32,      // 1: temperature alone, the draw in index order ("plain draw" below)
-    pad2: u32,
+    _pad: u32,
 }
 
 @group(0) @binding(0) var<storage, read> logits: array<f32>;

@@ -14,7 +14,7 @@ struct Params {
     nb: u32,       // blocks per row
     c: f32,        // log2(e) / T
     inv_t: f32,    // 1 / T (log-softmax: (x − M) / T − ln S without overflowing early)
-    _p1: u32,
+    _p: u32,
 }
 
 @group(0) @binding(0) var<storage, read> logits: array<f32>;

@@ -647,6 +647,16 @@ struct Params {
     full_groups: u32,
 }
 
+/// The reduction pass's uniform (`gemv_rans_reduce.wgsl`).
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct ReduceParams {
+    rows: u32,
+    tiles_x: u32,
+    rows_pad: u32,
+    groups_x: u32,
+}
+
 /// The tuning of the non-FUSED side dispatch (the tiles FUSED does not take).
 pub const fn tuning_side() -> RansGemvTuning {
     tuning(1, 1024, 4)
@@ -922,10 +932,14 @@ impl RansGemv {
             }
             let rk = ctx.kernel(&reduce_source(), &reduce_constants(w.has_scale, w.has_bias))?;
             let (rx, ry) = grid(ctx, (w.rows as u32).div_ceil(256))?;
-            let rp = [w.rows as u32, w.tiles_x, rows_pad, rx];
+            let rp = ReduceParams {
+                rows: w.rows as u32,
+                tiles_x: w.tiles_x,
+                rows_pad,
+                groups_x: rx,
+            };
             let rparams = ctx.create_buffer("gemv_rans.rparams", 16, U::UNIFORM | U::COPY_DST)?;
-            ctx.queue
-                .write_buffer(&rparams, 0, bytemuck::cast_slice(&rp));
+            ctx.queue.write_buffer(&rparams, 0, bytemuck::bytes_of(&rp));
             let rbind = rk.bind_group(
                 &ctx.device,
                 "gemv_rans_reduce",
@@ -1065,5 +1079,33 @@ impl RansGemv {
             return Err(Error::Gpu("compressed GEMV: a tile of the stream is corrupt (docs/FORMAT.md §4 end conditions)".into()));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod layout_tests {
+    use super::*;
+    use crate::wgpu::layout::{check_struct, rust_fields};
+
+    /// `Params` as the band and tile kernels declare it (the band kernel
+    /// pads the last three), `ReduceParams` as the reduction pass does.
+    #[test]
+    fn uniforms_match_their_wgsl() {
+        let fields = rust_fields!(Params: rows, cols, tiles_x, tiles_y, prob_bits, tail_bits,
+            tail_base, nwords, groups_x, ngroups, rows_pad, full_groups);
+        let size = std::mem::size_of::<Params>();
+        for path in [ReducePath::Subgroup, ReducePath::Workgroup] {
+            check_struct(&source(path, true).source, "Params", &fields, size).unwrap();
+            // the band kernel reads the first nine
+            let band: Vec<_> = fields
+                .iter()
+                .enumerate()
+                .map(|(i, &(n, o, k))| (if i < 9 { n } else { "_pad" }, o, k))
+                .collect();
+            check_struct(&source(path, false).source, "Params", &band, size).unwrap();
+        }
+        let fields = rust_fields!(ReduceParams: rows, tiles_x, rows_pad, groups_x);
+        let size = std::mem::size_of::<ReduceParams>();
+        check_struct(&reduce_source().source, "Params", &fields, size).unwrap();
     }
 }

@@ -16,6 +16,8 @@ pub mod gemv_gen;
 pub mod gemv_rans;
 pub mod head;
 pub mod kernels;
+#[cfg(test)]
+pub(crate) mod layout;
 pub mod plan;
 pub mod sample;
 pub mod shaders;

@@ -213,7 +213,7 @@ struct Params {
     xparts: u32,
     buckets: u32,
     plain: u32,
-    pad: u32,
+    _pad: u32,
 }
 
 /// Options of a sampler.
@@ -514,7 +514,7 @@ impl Sampler {
             xparts: self.xparts,
             buckets: self.uses_buckets() as u32,
             plain: self.draws_plain() as u32,
-            pad: 0,
+            _pad: 0,
         };
         queue.write_buffer(&self.uniform, 0, bytemuck::bytes_of(&u));
         Ok(())
@@ -825,5 +825,24 @@ mod tests {
             src.contains(&format!("const CAP: u32 = {}u;", super::FAST_CAP)),
             "sample_f32.wgsl's CAP differs from FAST_CAP"
         );
+    }
+}
+
+#[cfg(test)]
+mod layout_tests {
+    use super::*;
+    use crate::wgpu::layout::{check_struct, rust_fields};
+
+    #[test]
+    fn params_match_the_wgsl() {
+        let fields = rust_fields!(Params: n, rows, ld_in, vec_ok, nbs, ld_d, scale, top_k, p_fixed,
+            seed_lo, seed_hi, greedy, xparts, buckets, plain, _pad);
+        check_struct(
+            &source("prepare").source,
+            "Params",
+            &fields,
+            std::mem::size_of::<Params>(),
+        )
+        .unwrap();
     }
 }

@@ -392,3 +392,18 @@ impl Softmax {
         Ok(bytemuck::cast_slice(&b).to_vec())
     }
 }
+
+#[cfg(test)]
+mod layout_tests {
+    use super::*;
+    use crate::wgpu::layout::{check_struct, rust_fields};
+
+    #[test]
+    fn params_match_the_wgsl() {
+        let fields = rust_fields!(Params: n, rows, ld_in, ld_out, nb, c, inv_t, _p);
+        let size = std::mem::size_of::<Params>();
+        for src in [source("stats"), source_sg("stats")] {
+            check_struct(&src.source, "Params", &fields, size).unwrap();
+        }
+    }
+}
