@@ -80,6 +80,20 @@ pub(crate) fn check_struct(
     Ok(())
 }
 
+/// The value of the module-scope `const NAME: u32 = …u;` in `src`.
+pub(crate) fn wgsl_const_u32(src: &str, name: &str) -> Result<u32, String> {
+    let module = naga::front::wgsl::parse_str(src).map_err(|e| e.emit_to_string(src))?;
+    let (_, c) = module
+        .constants
+        .iter()
+        .find(|(_, c)| c.name.as_deref() == Some(name))
+        .ok_or_else(|| format!("no const {name} in the source"))?;
+    match module.global_expressions[c.init] {
+        naga::Expression::Literal(naga::Literal::U32(v)) => Ok(v),
+        ref e => Err(format!("const {name} is not a u32 literal: {e:?}")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -107,6 +121,8 @@ mod tests {
             assert!(check_struct(bad, "P", &fields, 8).is_err(), "{bad}");
         }
         assert!(check_struct(ok, "P", &fields, 12).is_err());
+        assert_eq!(wgsl_const_u32("const N: u32 = 7u;", "N"), Ok(7));
+        assert!(wgsl_const_u32("const N: u32 = 7u;", "M").is_err());
         let _ = Two { a: 0, b: 0.0 }.a;
     }
 }

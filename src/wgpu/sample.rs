@@ -270,6 +270,10 @@ pub struct Sampler {
 /// general path.
 const FAST_CAP: u32 = 512;
 
+/// Rows of at most this many `prepare` blocks get bucket and local lists
+/// (LC_BLOCKS in sample_f32.wgsl; a unit test checks they agree).
+const LC_BLOCKS: u32 = 256;
+
 /// Workgroups of a pre-warm's `select` (and of its `prepare` when greedy).
 /// H100 head (50257×2560 f16, top-k 50 + top-p 0.9, GPU µs, against
 /// 119.6-120.2 without): one `prepare` block and
@@ -529,10 +533,9 @@ impl Sampler {
     }
 
     /// Whether `prepare` writes bucket lists for `select`'s general path:
-    /// where the parameters take it, on rows of at most 256 blocks (the
-    /// shader's LC_BLOCKS).
+    /// where the parameters take it, on rows of at most LC_BLOCKS blocks.
     pub fn uses_buckets(&self) -> bool {
-        self.takes_general_path() && self.nbs <= 256
+        self.takes_general_path() && self.nbs <= LC_BLOCKS
     }
 
     /// Whether the parameters take the plain draw (temperature alone:
@@ -817,13 +820,16 @@ impl Sampler {
 
 #[cfg(test)]
 mod tests {
-    /// FAST_CAP mirrors the shader's fast-path capacity.
+    use crate::wgpu::layout::wgsl_const_u32;
+
+    /// FAST_CAP and LC_BLOCKS mirror the shader's constants.
     #[test]
-    fn fast_cap_is_the_shaders_cap() {
-        let src = include_str!("../../shaders/sample_f32.wgsl");
-        assert!(
-            src.contains(&format!("const CAP: u32 = {}u;", super::FAST_CAP)),
-            "sample_f32.wgsl's CAP differs from FAST_CAP"
+    fn constants_are_the_shaders() {
+        let src = super::source("prepare").source;
+        assert_eq!(wgsl_const_u32(&src, "CAP"), Ok(super::FAST_CAP));
+        assert_eq!(
+            wgsl_const_u32(&src, "LC_BLOCKS"),
+            Ok(super::LC_BLOCKS)
         );
     }
 }
