@@ -816,6 +816,74 @@ fn safetensors_match_the_cpu_across_many_chunks() {
     }
 }
 
+/// A decode to a file that fails (a corrupt stream in the first of several
+/// chunks, the next chunk's readback still in flight) and a stream dropped
+/// after one piece leave the context usable: no readback buffer goes back
+/// to the pool mapped (`InFlight`'s drop), and a clean decode on the same
+/// context then writes the CPU's file. Regression: the next decode failed
+/// with "a submission index that has not been returned" or "still mapped".
+#[test]
+fn failed_and_abandoned_streams_leave_the_context_usable() {
+    let Some(ctx) = ctx() else { return };
+    let mut rng = Rng(11);
+    let ts: Vec<_> = (0..3)
+        .map(|i| {
+            enc(
+                &format!("w{i}"),
+                DType::I8,
+                &[1024, 4096],
+                &rng.laplace_i8(1024 * 4096, 14.0),
+                &EncodeOptions::default(),
+            )
+        })
+        .collect();
+    let clean = wcodec::format::writer::to_bytes(None, &ts).unwrap();
+    let file = WcodecFile::from_bytes(clean.clone()).unwrap();
+    let PlaneInfo::Rans { stream, .. } = &file.tensors[0].planes[0] else {
+        panic!("w0 is not rANS-coded")
+    };
+    let mut bad = clean.clone();
+    for k in 0..64 {
+        let pos = stream.start + (stream.len() / 64) * k + (rng.next() as usize % 16);
+        bad[pos] ^= 0x5a;
+    }
+    let bad = WcodecFile::from_bytes(bad).unwrap();
+    assert!(
+        decode_tensor(&bad, 0).is_err(),
+        "the CPU accepts the corrupted w0"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let want = dir.path().join("cpu.safetensors");
+    wcodec::cpu::decode::decode_to_safetensors(&file, &want, &Default::default(), &|_| {}).unwrap();
+    let want = std::fs::read(&want).unwrap();
+    let opts = GpuDecodeOptions {
+        staging_bytes: 4 << 20,
+        ..Default::default()
+    };
+    let out = dir.path().join("gpu.safetensors");
+    for round in 0..2 {
+        let mut dec = GpuDecoder::new(&ctx, opts.clone()).unwrap();
+        let e = decode_to_safetensors(&mut dec, &bad, &out, None, &|_| {}).unwrap_err();
+        assert!(e.to_string().contains("w0"), "round {round}: {e}");
+        assert!(
+            !out.exists(),
+            "round {round}: a failed decode left its output"
+        );
+        {
+            let mut s = CanonStream::new(&mut dec, &file).unwrap();
+            let (job, piece, _) = s.next_piece().unwrap().unwrap();
+            assert!(job == 0 && !piece.is_empty());
+        }
+        let rep = decode_to_safetensors(&mut dec, &file, &out, None, &|_| {}).unwrap();
+        assert!(rep.chunks >= 4, "{} chunks", rep.chunks);
+        assert!(
+            std::fs::read(&out).unwrap() == want,
+            "round {round}: the files differ"
+        );
+        std::fs::remove_file(&out).unwrap();
+    }
+}
+
 /// The fast kernel (shaders/rans_fast.wgsl) on the tiles it takes, mixed
 /// with tiles it leaves to the general kernel in the same planes: full
 /// 64x64 and 1x4096 tiles, NONE and PLANAR among LEFT/TOP/AVG, several

@@ -352,6 +352,14 @@ impl std::ops::Deref for PooledBuffer {
     }
 }
 
+impl PooledBuffer {
+    /// Keep this buffer out of the pool: it is destroyed when dropped (a
+    /// buffer whose mapping state is unknown must not be handed out again).
+    pub fn discard(&mut self) {
+        self.buffer.take();
+    }
+}
+
 impl Drop for PooledBuffer {
     fn drop(&mut self) {
         if let (Some(b), Ok(mut p)) = (self.buffer.take(), self.pool.lock()) {
@@ -814,7 +822,7 @@ impl GpuContext {
         if padded == 0 {
             return Ok(Vec::new());
         }
-        let staging = self.buffer(
+        let mut staging = self.buffer(
             "readback",
             padded,
             wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
@@ -826,9 +834,17 @@ impl GpuContext {
             });
         enc.copy_buffer_to_buffer(src, offset, &staging, 0, padded);
         self.queue.submit([enc.finish()]);
-        let mut out = map_read(self, &staging, padded)?;
-        out.truncate(size as usize);
-        Ok(out)
+        match map_read(self, &staging, padded) {
+            Ok(mut out) => {
+                out.truncate(size as usize);
+                Ok(out)
+            }
+            Err(e) => {
+                // its mapping may still resolve: never hand it out again
+                staging.discard();
+                Err(e)
+            }
+        }
     }
 }
 

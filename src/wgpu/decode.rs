@@ -1483,7 +1483,16 @@ enum ChunkOut<'a> {
 /// A vector of `len` bytes, from the recycled ones in `spare` where one is
 /// large enough (its pages already touched).
 fn spare_vec(spare: &mut Vec<Vec<u8>>, len: usize) -> Vec<u8> {
-    match spare.iter().position(|v| v.capacity() >= len) {
+    // pieces of 1 MiB or more only (small ones are cheap to allocate), the
+    // smallest spare that fits, at most twice the piece: a piece its consumer
+    // keeps (a tensor's bytes) must not pin a much larger allocation
+    let fit = spare
+        .iter()
+        .enumerate()
+        .filter(|(_, v)| len >= 1 << 20 && v.capacity() >= len && v.capacity() <= 2 * len)
+        .min_by_key(|(_, v)| v.capacity())
+        .map(|(i, _)| i);
+    match fit {
         Some(i) => {
             let mut v = spare.swap_remove(i);
             v.clear();
@@ -1523,6 +1532,20 @@ struct InFlight {
     done: Arc<AtomicBool>,
     size: u64,
     sub: wgpu::SubmissionIndex,
+    /// The readback was read and unmapped: it may go back to the pool.
+    idle: bool,
+}
+
+impl Drop for InFlight {
+    /// A readback not drained to the end (an error, or a stream dropped
+    /// early) may be mapped, or become mapped when its pending mapping
+    /// resolves: it is destroyed instead of pooled, so that no later user of
+    /// the context gets a mapped buffer.
+    fn drop(&mut self) {
+        if !self.idle {
+            self.readback.discard();
+        }
+    }
 }
 
 impl<'d, 'c, 'f> CanonStream<'d, 'c, 'f> {
@@ -1614,11 +1637,12 @@ impl<'d, 'c, 'f> CanonStream<'d, 'c, 'f> {
             done,
             size: rb_size,
             sub,
+            idle: false,
         });
         Ok(())
     }
 
-    fn drain(&mut self, f: InFlight) -> Result<()> {
+    fn drain(&mut self, mut f: InFlight) -> Result<()> {
         let ctx = self.dec.ctx;
         for _ in 0..10_000 {
             if f.done.load(Ordering::Acquire) {
@@ -1635,6 +1659,16 @@ impl<'d, 'c, 'f> CanonStream<'d, 'c, 'f> {
         if !f.done.load(Ordering::Acquire) {
             return Err(Error::Gpu("a readback never completed".into()));
         }
+        // The mapping is done: whatever happens below, unmap afterwards so
+        // the buffer goes back to the pool idle.
+        let read = self.read_chunk(&f);
+        f.readback.unmap();
+        f.idle = true;
+        read
+    }
+
+    /// The pieces of a drained readback `f` (mapped) into `ready`.
+    fn read_chunk(&mut self, f: &InFlight) -> Result<()> {
         // Straight from the mapped range into the pieces (recycled vectors
         // where the consumer gives them back): a whole-chunk copy into fresh
         // memory first cost more than the decode (page faults, see
@@ -1670,8 +1704,6 @@ impl<'d, 'c, 'f> CanonStream<'d, 'c, 'f> {
                 }
             }
         }
-        drop(view);
-        f.readback.unmap();
         Ok(())
     }
 

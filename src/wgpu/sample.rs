@@ -827,10 +827,7 @@ mod tests {
     fn constants_are_the_shaders() {
         let src = super::source("prepare").source;
         assert_eq!(wgsl_const_u32(&src, "CAP"), Ok(super::FAST_CAP));
-        assert_eq!(
-            wgsl_const_u32(&src, "LC_BLOCKS"),
-            Ok(super::LC_BLOCKS)
-        );
+        assert_eq!(wgsl_const_u32(&src, "LC_BLOCKS"), Ok(super::LC_BLOCKS));
     }
 }
 
