@@ -938,7 +938,11 @@ impl RansGemv {
                 rows_pad,
                 groups_x: rx,
             };
-            let rparams = ctx.create_buffer("gemv_rans.rparams", 16, U::UNIFORM | U::COPY_DST)?;
+            let rparams = ctx.create_buffer(
+                "gemv_rans.rparams",
+                std::mem::size_of::<ReduceParams>() as u64,
+                U::UNIFORM | U::COPY_DST,
+            )?;
             ctx.queue.write_buffer(&rparams, 0, bytemuck::bytes_of(&rp));
             let rbind = rk.bind_group(
                 &ctx.device,

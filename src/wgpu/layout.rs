@@ -56,6 +56,17 @@ pub(crate) fn check_struct(
             _ => None,
         })
         .ok_or_else(|| format!("no struct {name} in the source"))?;
+    // the struct is what the shader's uniform binding holds
+    let uniform = module
+        .global_variables
+        .iter()
+        .find(|(_, g)| g.space == naga::AddressSpace::Uniform)
+        .map(|(_, g)| module.types[g.ty].name.as_deref() == Some(name));
+    if uniform != Some(true) {
+        return Err(format!(
+            "the source's uniform binding does not hold a {name}"
+        ));
+    }
     if members.len() != fields.len() || span as usize != size {
         return Err(format!(
             "{name}: WGSL has {} members in {span} bytes, Rust {} fields in {size} bytes",
@@ -108,7 +119,7 @@ mod tests {
     #[test]
     fn check_struct_catches_drift() {
         let fields = rust_fields!(Two: a, b);
-        let ok = "struct P { a: u32, b: f32, }";
+        let ok = "struct P { a: u32, b: f32, }\n@group(0) @binding(0) var<uniform> p: P;";
         assert_eq!(check_struct(ok, "P", &fields, 8), Ok(()));
         for bad in [
             "struct P { a: u32, }",
@@ -118,8 +129,13 @@ mod tests {
             "struct P { a: u32, c: f32, }",
             "struct Q { a: u32, b: f32, }",
         ] {
-            assert!(check_struct(bad, "P", &fields, 8).is_err(), "{bad}");
+            let ty = if bad.contains("struct Q") { "Q" } else { "P" };
+            let src = format!("{bad}\n@group(0) @binding(0) var<uniform> p: {ty};");
+            assert!(check_struct(&src, "P", &fields, 8).is_err(), "{bad}");
         }
+        // the right struct, but not the one bound as the uniform
+        let unbound = "struct P { a: u32, b: f32, }\nstruct Q { a: u32, }\n@group(0) @binding(0) var<uniform> q: Q;";
+        assert!(check_struct(unbound, "P", &fields, 8).is_err());
         assert!(check_struct(ok, "P", &fields, 12).is_err());
         assert_eq!(wgsl_const_u32("const N: u32 = 7u;", "N"), Ok(7));
         assert!(wgsl_const_u32("const N: u32 = 7u;", "M").is_err());
