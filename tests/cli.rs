@@ -511,13 +511,8 @@ fn bench_decode_dumps_its_inputs_and_checks_peers_against_them() {
     write("unverified.json", &serde_json::Value::Array(unverified));
     write("other.json", &serde_json::Value::Array(other));
     std::fs::write(dir.path().join("bad.json"), b"{\"kind\": 3").unwrap();
-    for (file, want) in [
-        ("bad.json", "not the JSON of scripts/peers_nvcomp.py"),
-        ("unverified.json", "did not match its input"),
-        ("other.json", "xxh3-64:0123456789abcdef"),
-        ("missing.json", "missing.json"),
-    ] {
-        let o = wcodec(
+    let bench = |peers: &str| {
+        wcodec(
             &[
                 "bench",
                 "decode",
@@ -528,10 +523,18 @@ fn bench_decode_dumps_its_inputs_and_checks_peers_against_them() {
                 "--wall-reps",
                 "1",
                 "--peers",
-                file,
+                peers,
             ],
             dir.path(),
-        );
+        )
+    };
+    for (file, want) in [
+        ("bad.json", "not the JSON of scripts/peers_nvcomp.py"),
+        ("unverified.json", "did not match its input"),
+        ("other.json", "xxh3-64:0123456789abcdef"),
+        ("missing.json", "missing.json"),
+    ] {
+        let o = bench(file);
         let t = text(&o);
         // other.json fails at its input only where a GPU ran the bench
         if file == "other.json" && t.contains("GPU adapter") {
@@ -542,21 +545,7 @@ fn bench_decode_dumps_its_inputs_and_checks_peers_against_them() {
     }
     write("peers.json", &serde_json::Value::Array(peers));
     let Some(_gpu) = common::ctx() else { return };
-    let o = wcodec(
-        &[
-            "bench",
-            "decode",
-            "--sizes",
-            "64K,32K",
-            "--reps",
-            "2",
-            "--wall-reps",
-            "1",
-            "--peers",
-            "peers.json",
-        ],
-        dir.path(),
-    );
+    let o = bench("peers.json");
     let t = text(&o);
     assert!(o.status.success(), "{t}");
     assert_eq!(t.matches("123 (2.0000), measured here").count(), 4, "{t}");

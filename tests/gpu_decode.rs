@@ -767,14 +767,10 @@ fn safetensors_match_the_cpu() {
     }
 }
 
-/// `decode_to_safetensors` over many chunks (4 MiB of input each), where
-/// the stream hands the writer pieces of more than 1 MiB and reuses their
-/// memory once written (`CanonStream::recycle`): the same file as the CPU.
-#[test]
-fn safetensors_match_the_cpu_across_many_chunks() {
-    let Some(ctx) = ctx() else { return };
-    let mut rng = Rng(10);
-    let ts: Vec<_> = [(1024usize, 5000usize), (700, 4096), (2048, 3000)]
+/// A .wcodec (its bytes) of int8 tensors `w0`, `w1`, … of these shapes,
+/// Laplace-distributed with growing scales.
+fn int8_file(rng: &mut Rng, shapes: &[(usize, usize)]) -> Vec<u8> {
+    let ts: Vec<_> = shapes
         .iter()
         .enumerate()
         .map(|(i, &(rows, cols))| {
@@ -782,18 +778,34 @@ fn safetensors_match_the_cpu_across_many_chunks() {
                 &format!("w{i}"),
                 DType::I8,
                 &[rows, cols],
-                &rng.laplace_i8(rows * cols, 12.0 + 4.0 * i as f64),
+                &rng.laplace_i8(rows * cols, 12.0 + 2.0 * i as f64),
                 &EncodeOptions::default(),
             )
         })
         .collect();
+    wcodec::format::writer::to_bytes(None, &ts).unwrap()
+}
+
+/// The CPU path's safetensors of `file` (written in `dir`), as bytes.
+fn cpu_safetensors(file: &WcodecFile, dir: &std::path::Path) -> Vec<u8> {
+    let p = dir.join("cpu.safetensors");
+    wcodec::cpu::decode::decode_to_safetensors(file, &p, &Default::default(), &|_| {}).unwrap();
+    let b = std::fs::read(&p).unwrap();
+    std::fs::remove_file(&p).unwrap();
+    b
+}
+
+/// `decode_to_safetensors` over many chunks (4 MiB of input each), where
+/// the stream hands the writer pieces of more than 1 MiB and reuses their
+/// memory once written (`CanonStream::recycle`): the same file as the CPU.
+#[test]
+fn safetensors_match_the_cpu_across_many_chunks() {
+    let Some(ctx) = ctx() else { return };
+    let mut rng = Rng(10);
+    let clean = int8_file(&mut rng, &[(1024, 5000), (700, 4096), (2048, 3000)]);
+    let file = WcodecFile::from_bytes(clean).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let src = dir.path().join("m.wcodec");
-    wcodec::format::write_file(&src, None, &ts).unwrap();
-    let file = WcodecFile::open(&src).unwrap();
-    let b = dir.path().join("cpu.safetensors");
-    wcodec::cpu::decode::decode_to_safetensors(&file, &b, &Default::default(), &|_| {}).unwrap();
-    let want = std::fs::read(&b).unwrap();
+    let want = cpu_safetensors(&file, dir.path());
     for path in paths(&ctx) {
         let a = dir.path().join("gpu.safetensors");
         let opts = GpuDecodeOptions {
@@ -826,18 +838,7 @@ fn safetensors_match_the_cpu_across_many_chunks() {
 fn failed_and_abandoned_streams_leave_the_context_usable() {
     let Some(ctx) = ctx() else { return };
     let mut rng = Rng(11);
-    let ts: Vec<_> = (0..3)
-        .map(|i| {
-            enc(
-                &format!("w{i}"),
-                DType::I8,
-                &[1024, 4096],
-                &rng.laplace_i8(1024 * 4096, 14.0),
-                &EncodeOptions::default(),
-            )
-        })
-        .collect();
-    let clean = wcodec::format::writer::to_bytes(None, &ts).unwrap();
+    let clean = int8_file(&mut rng, &[(1024, 4096); 3]);
     let file = WcodecFile::from_bytes(clean.clone()).unwrap();
     let PlaneInfo::Rans { stream, .. } = &file.tensors[0].planes[0] else {
         panic!("w0 is not rANS-coded")
@@ -853,9 +854,7 @@ fn failed_and_abandoned_streams_leave_the_context_usable() {
         "the CPU accepts the corrupted w0"
     );
     let dir = tempfile::tempdir().unwrap();
-    let want = dir.path().join("cpu.safetensors");
-    wcodec::cpu::decode::decode_to_safetensors(&file, &want, &Default::default(), &|_| {}).unwrap();
-    let want = std::fs::read(&want).unwrap();
+    let want = cpu_safetensors(&file, dir.path());
     let opts = GpuDecodeOptions {
         staging_bytes: 4 << 20,
         ..Default::default()

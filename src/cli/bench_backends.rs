@@ -17,7 +17,7 @@ use anyhow::{Context, bail};
 use serde::Serialize;
 
 use crate::backend::Backend;
-use crate::cli::bench_gpu::{make_input, parse_size, time_resident};
+use crate::cli::bench_gpu::{make_input, parse_sizes, time_resident};
 use crate::cli::bench_infer::{copy_bandwidth, quantize_rows, time_passes, to_f16};
 use crate::cpu::gemv::{Weights, gemv_f64, rel_l2};
 use crate::cpu::sample::{SampleParams, sample_row};
@@ -212,12 +212,7 @@ pub fn run(a: &BackendsBench, quiet: bool) -> anyhow::Result<()> {
     }
 
     // ---- decode
-    let mut sizes: Vec<u64> = a
-        .sizes
-        .iter()
-        .map(|s| parse_size(s))
-        .collect::<anyhow::Result<_>>()?;
-    sizes.sort();
+    let sizes = parse_sizes(&a.sizes)?;
     let tune = Tuning::from_env()?;
     for kind in ["int8", "bf16"] {
         for (si, &bytes) in sizes.iter().enumerate() {

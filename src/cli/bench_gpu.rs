@@ -773,13 +773,18 @@ fn decode(a: &DecodeBenchArgs, quiet: bool) -> anyhow::Result<()> {
         .map_err(|_| anyhow::anyhow!("the decode benchmark panicked"))?
 }
 
-fn decode_run(a: &DecodeBenchArgs, quiet: bool) -> anyhow::Result<()> {
-    let mut sizes: Vec<u64> = a
-        .sizes
+/// `--sizes` as bytes, smallest first.
+pub(crate) fn parse_sizes(sizes: &[String]) -> anyhow::Result<Vec<u64>> {
+    let mut v: Vec<u64> = sizes
         .iter()
         .map(|s| parse_size(s))
         .collect::<anyhow::Result<_>>()?;
-    sizes.sort();
+    v.sort();
+    Ok(v)
+}
+
+fn decode_run(a: &DecodeBenchArgs, quiet: bool) -> anyhow::Result<()> {
+    let sizes = parse_sizes(&a.sizes)?;
     if let Some(dir) = &a.dump_inputs {
         let say = |s: String| {
             if !quiet {
