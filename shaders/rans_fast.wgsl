@@ -105,8 +105,17 @@ fn coded_step(x: u32, mask: u32, pb: u32, kq: u32, s: u32, lconst: u32, j: u32) 
     let xn = (((e >> 8u) & 0xfffu) + 1u) * (x >> pb) + (e >> 20u);
     let need = xn < 0x10000u;
     let pc = prefix(need, s, j);
-    let w = word_at(kq + pc.x);
-    return vec3<u32>(e & 0xffu, select(xn, (xn << 16u) | w, need), pc.y);
+    return vec3<u32>(e & 0xffu, select(xn, merge_word(xn, kq + pc.x), need), pc.y);
+}
+
+// The state xn with the u16 word at index k shifted in: (xn << 16) | word.
+// DIRECT: a funnel shift of the word's u32, shifted to put the word on
+// top, without masking (as the compressed GEMV's coded step, 9c90435).
+fn merge_word(xn: u32, k: u32) -> u32 {
+    if (PROBE == 3u || DIRECT == 1u) {
+        return (xn << 16u) | ((inp_at(k >> 1u) << ((~k & 1u) << 4u)) >> 16u);
+    }
+    return (xn << 16u) | word_at(k);
 }
 
 // PLANAR: add the prediction to the four symbols of tile symbols k0..k0+3
