@@ -802,7 +802,7 @@ impl<'c> GpuDecoder<'c> {
                     "a chunk's layout overruns its {len}-byte staging buffer"
                 )));
             }
-            parallel_copy(whole.as_raw_ptr(), len, &jobs);
+            crate::wgpu::context::parallel_copy(whole.as_raw_ptr(), len, &jobs);
         }
         let scratch = if scratch_words > 0 {
             Some(ctx.buffer(
@@ -1995,49 +1995,4 @@ pub fn decode_to_safetensors(
 /// Read back a decoded tensor's bytes (tests, tools).
 pub fn read_tensor(ctx: &GpuContext, t: &GpuTensor) -> Result<Vec<u8>> {
     ctx.read_buffer(&t.buffer, 0, t.bytes)
-}
-
-/// A raw destination shared by the threads of [`parallel_copy`]; each writes
-/// a disjoint range.
-#[derive(Clone, Copy)]
-struct Dest(std::ptr::NonNull<[u8]>);
-// SAFETY: the pointer is only written through at disjoint ranges, while the
-// mapping that owns it is held by the caller.
-unsafe impl Send for Dest {}
-unsafe impl Sync for Dest {}
-
-impl Dest {
-    fn ptr(self) -> *mut u8 {
-        self.0.as_ptr() as *mut u8
-    }
-}
-
-/// Copy `jobs` (destination offset, bytes) into the mapped range at `dst`
-/// (`len` bytes), splitting large pieces so that several threads write at
-/// once: one thread copies into write-combined staging memory at about
-/// 7 GB/s on the H100's host, far below what the bus takes.
-/// The destination ranges must be disjoint and inside `len` (checked by the caller).
-fn parallel_copy(dst: std::ptr::NonNull<[u8]>, len: usize, jobs: &[(usize, &[u8])]) {
-    use rayon::prelude::*;
-    const PIECE: usize = 1 << 20;
-    let d = Dest(dst);
-    let mut work: Vec<(usize, &[u8])> = Vec::with_capacity(jobs.len());
-    for &(at, src) in jobs {
-        debug_assert!(at + src.len() <= len);
-        for (i, part) in src.chunks(PIECE).enumerate() {
-            work.push((at + i * PIECE, part));
-        }
-    }
-    let copy = |&(at, src): &(usize, &[u8])| {
-        // SAFETY: `at + src.len() <= len` (checked by the caller); the ranges
-        // of `work` are disjoint, and `dst` stays mapped for this call.
-        unsafe {
-            std::ptr::copy_nonoverlapping(src.as_ptr(), d.ptr().add(at), src.len());
-        }
-    };
-    if len < 4 * PIECE {
-        work.iter().for_each(copy);
-    } else {
-        work.par_iter().for_each(copy);
-    }
 }
