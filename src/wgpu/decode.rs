@@ -1480,8 +1480,8 @@ enum ChunkOut<'a> {
     Staged(&'a wgpu::Buffer),
 }
 
-/// A vector of `len` bytes, from the recycled ones in `spare` where one is
-/// large enough (its pages already touched).
+/// A vector of `len` bytes to be overwritten whole, from the recycled ones
+/// in `spare` where one is large enough (its pages already touched).
 fn spare_vec(spare: &mut Vec<Vec<u8>>, len: usize) -> Vec<u8> {
     // pieces of 1 MiB or more only (small ones are cheap to allocate), the
     // smallest spare that fits, at most twice the piece: a piece its consumer
@@ -1494,8 +1494,9 @@ fn spare_vec(spare: &mut Vec<Vec<u8>>, len: usize) -> Vec<u8> {
         .map(|(i, _)| i);
     match fit {
         Some(i) => {
+            // its old bytes stay: the caller overwrites all `len` of them
+            // (copy_out), so only a longer piece's tail is zeroed
             let mut v = spare.swap_remove(i);
-            v.clear();
             v.resize(len, 0);
             v
         }
